@@ -1,0 +1,174 @@
+"""The storage seam: a narrow set of coarse operations.
+
+The domain calls only these; SQLite and PostgreSQL implement them with the
+same SQL where they can (store/sql.py) and a dialect object where they
+cannot. Every operation is one transaction.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+
+from .records import (
+    AccountRow,
+    ApiKeyRow,
+    EventTypeRow,
+    Page,
+    PageQuery,
+    SchemaVersionRow,
+    SinkRow,
+    SubscribedEventRow,
+    SubscriptionRow,
+)
+
+
+class Store(abc.ABC):
+    dialect: str
+
+    @abc.abstractmethod
+    async def open(self) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def migrate(self) -> list[str]:
+        """Apply pending migrations; return the names applied."""
+
+    @abc.abstractmethod
+    async def ping(self) -> bool: ...
+
+    # accounts and keys
+    @abc.abstractmethod
+    async def create_account(self, row: AccountRow) -> None: ...
+
+    @abc.abstractmethod
+    async def get_account(self, sid: str) -> AccountRow | None: ...
+
+    @abc.abstractmethod
+    async def count_accounts(self) -> int: ...
+
+    @abc.abstractmethod
+    async def list_accounts(
+        self, root_sid: str, friendly_name: str | None, status: str | None, q: PageQuery
+    ) -> Page: ...
+
+    @abc.abstractmethod
+    async def update_account(self, sid: str, friendly_name: str | None, status: str | None, now: str) -> None: ...
+
+    @abc.abstractmethod
+    async def set_account_token(self, sid: str, token_hash: str, token_sealed: str) -> None: ...
+
+    @abc.abstractmethod
+    async def create_api_key(self, row: ApiKeyRow) -> None: ...
+
+    @abc.abstractmethod
+    async def get_api_key(self, sid: str) -> ApiKeyRow | None: ...
+
+    @abc.abstractmethod
+    async def list_api_keys(self, account_sid: str, q: PageQuery) -> Page: ...
+
+    @abc.abstractmethod
+    async def update_api_key(self, sid: str, friendly_name: str, now: str) -> None: ...
+
+    @abc.abstractmethod
+    async def delete_api_key(self, sid: str) -> bool: ...
+
+    # catalogue
+    @abc.abstractmethod
+    async def sync_builtin_catalog(
+        self, types: Sequence[EventTypeRow], versions: Sequence[SchemaVersionRow]
+    ) -> None: ...
+
+    @abc.abstractmethod
+    async def list_event_types(self, owner_sid: str, schema_id: str | None, q: PageQuery) -> Page: ...
+
+    @abc.abstractmethod
+    async def get_event_type(self, owner_sid: str, type_: str) -> EventTypeRow | None: ...
+
+    @abc.abstractmethod
+    async def put_event_type(self, row: EventTypeRow) -> None:
+        """Insert or update an operator-registered type (never a built-in)."""
+
+    @abc.abstractmethod
+    async def list_schema_versions(self, owner_sid: str, schema_id: str, q: PageQuery) -> Page: ...
+
+    @abc.abstractmethod
+    async def get_schema_version(self, owner_sid: str, schema_id: str, version: int | None) -> SchemaVersionRow | None:
+        """``version=None`` means the latest."""
+
+    @abc.abstractmethod
+    async def add_schema_version(self, row: SchemaVersionRow) -> SchemaVersionRow:
+        """Append the next version of an operator schema (version chosen here)."""
+
+    @abc.abstractmethod
+    async def all_schema_versions(self) -> list[SchemaVersionRow]: ...
+
+    # sinks
+    @abc.abstractmethod
+    async def create_sink(self, row: SinkRow, limit: int) -> None: ...
+
+    @abc.abstractmethod
+    async def get_sink(self, account_sid: str, sid: str) -> SinkRow | None: ...
+
+    @abc.abstractmethod
+    async def list_sinks(self, account_sid: str, in_use: bool | None, status: str | None, q: PageQuery) -> Page: ...
+
+    @abc.abstractmethod
+    async def update_sink(self, account_sid: str, sid: str, description: str, now: str) -> SinkRow | None: ...
+
+    @abc.abstractmethod
+    async def delete_sink(self, account_sid: str, sid: str) -> bool:
+        """Delete unless a subscription uses it (raises Conflict)."""
+
+    @abc.abstractmethod
+    async def record_sink_test(self, sink_sid: str, test_id: str, now: str) -> None: ...
+
+    @abc.abstractmethod
+    async def sink_test_exists(self, sink_sid: str, test_id: str) -> bool: ...
+
+    # subscriptions
+    @abc.abstractmethod
+    async def create_subscription(
+        self,
+        row: SubscriptionRow,
+        types: Sequence[SubscribedEventRow],
+        limit: int,
+        one_per_sink: bool,
+    ) -> None: ...
+
+    @abc.abstractmethod
+    async def get_subscription(self, account_sid: str, sid: str) -> SubscriptionRow | None: ...
+
+    @abc.abstractmethod
+    async def list_subscriptions(self, account_sid: str, sink_sid: str | None, q: PageQuery) -> Page: ...
+
+    @abc.abstractmethod
+    async def update_subscription(
+        self, account_sid: str, sid: str, description: str | None, now: str
+    ) -> SubscriptionRow | None: ...
+
+    @abc.abstractmethod
+    async def delete_subscription(self, account_sid: str, sid: str) -> bool: ...
+
+    @abc.abstractmethod
+    async def list_subscribed_events(self, subscription_sid: str, q: PageQuery) -> Page: ...
+
+    @abc.abstractmethod
+    async def get_subscribed_event(self, subscription_sid: str, type_: str) -> SubscribedEventRow | None: ...
+
+    @abc.abstractmethod
+    async def add_subscribed_event(self, row: SubscribedEventRow, now: str) -> None:
+        """Raises Conflict when the type is already in the subscription."""
+
+    @abc.abstractmethod
+    async def update_subscribed_event(self, subscription_sid: str, type_: str, version: int, now: str) -> bool: ...
+
+    @abc.abstractmethod
+    async def delete_subscribed_event(self, subscription_sid: str, type_: str, now: str) -> bool:
+        """Refuses (Conflict) to remove the last type of a subscription."""
+
+    @abc.abstractmethod
+    async def reset(self) -> None:
+        """Delete all account data (tests only); keeps the catalogue."""

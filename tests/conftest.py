@@ -1,0 +1,138 @@
+"""Shared fixtures: a real server (uvicorn on a free port) per storage
+backend, on SQLite and on a real PostgreSQL.
+
+PostgreSQL comes from EVENTSTREAMS_TEST_PG_URL (default: the local
+cluster, postgres@127.0.0.1:5432). A test that cannot reach it fails; it
+never skips.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+import uuid
+from collections.abc import Coroutine, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psycopg
+import pytest
+import uvicorn
+from twilio.rest import Client
+
+from eventstreams.api.app import create_app
+from eventstreams.config import Settings
+
+T = TypeVar("T")
+PG_ADMIN = os.environ.get("EVENTSTREAMS_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+BACKENDS = ["sqlite", "postgres"]
+
+
+def pg_database(name: str) -> str:
+    """Create an empty database ``name`` and return its URL."""
+    with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN.rsplit("/", 1)[0]
+    return f"{base}/{name}"
+
+
+def drop_pg_database(name: str) -> None:
+    with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def database_url(backend: str, tmp: Path) -> tuple[str, str | None]:
+    if backend == "sqlite":
+        return f"sqlite:///{tmp}/eventstreams.db", None
+    name = f"es_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    return pg_database(name), name
+
+
+@dataclass
+class Server:
+    url: str
+    app: Any
+    settings: Settings
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    @property
+    def services(self) -> Any:
+        return self.app.state.services
+
+    def call(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine on the server's event loop (the store lives there)."""
+        return asyncio.run_coroutine_threadsafe(coro, self.app.state.loop).result(30)
+
+    def new_account(self, name: str = "Test", parent: str | None = None) -> tuple[str, str]:
+        row, token = self.call(self.services.accounts.create(name, parent_sid=parent))
+        return row.sid, token
+
+    def client(self, sid: str, token: str, account_sid: str | None = None) -> Client:
+        c = Client(sid, token, account_sid)
+        c.events.base_url = self.url
+        c.api.base_url = self.url
+        return c
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(15)
+
+
+def start_server(settings: Settings) -> Server:
+    app = create_app(settings, announce=False)
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("test server did not start")
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    return Server(url, app, settings, server, thread)
+
+
+def make_settings(url: str, tmp: Path, **overrides: Any) -> Settings:
+    base = Settings(
+        database_url=url,
+        data_dir=tmp,
+        allow_private_destinations=True,
+        secret_key=None,
+    )
+    return Settings(**{**base.__dict__, **overrides})
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    tmp = tmp_path_factory.mktemp(backend)
+    url, pg_name = database_url(backend, tmp)
+    srv = start_server(make_settings(url, tmp))
+    # base_url must be the real port, known only after start
+    object.__setattr__(srv.services, "settings", Settings(**{**srv.settings.__dict__, "base_url": srv.url}))
+    srv.services.control.settings = srv.services.settings
+    yield srv
+    srv.stop()
+    if pg_name:
+        drop_pg_database(pg_name)
+
+
+@pytest.fixture
+def account(server: Server) -> tuple[str, str]:
+    return server.new_account()
+
+
+@pytest.fixture
+def client(server: Server, account: tuple[str, str]) -> Client:
+    return server.client(*account)
