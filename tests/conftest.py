@@ -136,3 +136,24 @@ def account(server: Server) -> tuple[str, str]:
 @pytest.fixture
 def client(server: Server, account: tuple[str, str]) -> Client:
     return server.client(*account)
+
+
+def twilio_error(fn: Any) -> tuple[int, int | None]:
+    """Call ``fn`` expecting the twilio library to raise; return (status, code).
+
+    Fetch/create raise TwilioRestException; list pages raise a plain
+    TwilioException carrying the response.
+    """
+    import json as _json
+
+    from twilio.base.exceptions import TwilioException, TwilioRestException
+
+    try:
+        fn()
+    except TwilioRestException as exc:
+        return exc.status, exc.code
+    except TwilioException as exc:
+        response = exc.args[1]
+        body = _json.loads(response.text)
+        return int(response.status_code), body.get("code")
+    raise AssertionError("expected the twilio client to raise")
