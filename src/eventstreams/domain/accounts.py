@@ -42,9 +42,14 @@ class Accounts:
     async def create(
         self, friendly_name: str, parent_sid: str | None = None, sid: str | None = None, token: str | None = None
     ) -> tuple[AccountRow, str]:
-        now = clock.iso(clock.now())
         token = token or new_token()
-        row = AccountRow(
+        row = self._new_row(friendly_name, parent_sid, sid, token)
+        await self.store.create_account(row)
+        return row, token
+
+    def _new_row(self, friendly_name: str, parent_sid: str | None, sid: str | None, token: str) -> AccountRow:
+        now = clock.iso(clock.now())
+        return AccountRow(
             sid=sid or new_sid("AC"),
             parent_sid=parent_sid,
             friendly_name=friendly_name,
@@ -54,8 +59,6 @@ class Accounts:
             date_created=now,
             date_updated=now,
         )
-        await self.store.create_account(row)
-        return row, token
 
     async def ensure_first(self, sid: str | None, token: str | None) -> tuple[AccountRow, str] | None:
         """Create the first account on start. Returns (row, token) only when
@@ -64,16 +67,19 @@ class Accounts:
             canon = normalize_sid("AC", sid)
             if canon is None or not token:
                 raise ValueError("EVENTSTREAMS_ACCOUNT_SID must be AC + 32 hex and needs EVENTSTREAMS_AUTH_TOKEN")
-            existing = await self.store.get_account(canon)
-            if existing is None:
-                await self.create("Main account", sid=canon, token=token)
-            elif not verify_secret(token, existing.token_hash):
-                # The environment is the source of truth for the first account's token.
-                await self._set_token(existing, token)
+            if not await self.store.create_first_account(self._new_row("Main account", None, canon, token), False):
+                existing = await self.store.get_account(canon)
+                if existing is not None and not verify_secret(token, existing.token_hash):
+                    # The environment is the source of truth for the first account's token.
+                    await self._set_token(existing, token)
             return None
         if await self.store.count_accounts() > 0:
             return None
-        return await self.create("Main account")
+        token = new_token()
+        row = self._new_row("Main account", None, None, token)
+        if await self.store.create_first_account(row, True):
+            return row, token
+        return None
 
     async def _set_token(self, row: AccountRow, token: str) -> None:
         await self.store.set_account_token(row.sid, hash_secret(token), self.box.seal(token))

@@ -44,6 +44,11 @@ class Store(abc.ABC):
     async def create_account(self, row: AccountRow) -> None: ...
 
     @abc.abstractmethod
+    async def create_first_account(self, row: AccountRow, only_if_empty: bool) -> bool:
+        """Insert ``row`` unless it exists (or, with ``only_if_empty``, unless
+        any account exists). Safe when several processes start together."""
+
+    @abc.abstractmethod
     async def get_account(self, sid: str) -> AccountRow | None: ...
 
     @abc.abstractmethod

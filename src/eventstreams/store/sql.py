@@ -144,6 +144,23 @@ class SQLStore(Store):
             write=True,
         )
 
+    async def create_first_account(self, row: AccountRow, only_if_empty: bool) -> bool:
+        def go(tx: Tx) -> bool:
+            self._lock_migrations(tx)
+            if only_if_empty and tx.one("SELECT sid FROM accounts LIMIT 1"):
+                return False
+            if tx.one("SELECT sid FROM accounts WHERE sid = :sid", sid=row.sid):
+                return False
+            tx.run(
+                "INSERT INTO accounts (sid, parent_sid, friendly_name, status, token_hash, token_sealed,"
+                " date_created, date_updated) VALUES (:sid, :parent_sid, :friendly_name, :status,"
+                " :token_hash, :token_sealed, :date_created, :date_updated)",
+                **_asdict(row),
+            )
+            return True
+
+        return await self._run(go, write=True)
+
     async def get_account(self, sid: str) -> AccountRow | None:
         r = await self._run(lambda tx: tx.one("SELECT * FROM accounts WHERE sid = :sid", sid=sid))
         return AccountRow(**r) if r else None

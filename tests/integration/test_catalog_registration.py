@@ -1,0 +1,113 @@
+"""Operators register their own event types and schema versions (API and CLI)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import requests
+
+from tests.conftest import Server
+
+SCHEMA_V1 = {
+    "$schema": "http://json-schema.org/draft-07/schema#",
+    "type": "object",
+    "properties": {"orderId": {"type": "string"}},
+    "required": ["orderId"],
+}
+
+
+def test_register_schema_and_type_via_api(server: Server, account: tuple[str, str]) -> None:
+    auth = account
+    r = requests.post(
+        f"{server.url}/v1/Catalog/Schemas/Shop.Order/Versions", data={"Schema": json.dumps(SCHEMA_V1)}, auth=auth, timeout=5
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["schema_version"] == 1 and r.json()["raw"] == f"{server.url}/schemas/Shop.Order/1"
+    v2 = {**SCHEMA_V1, "properties": {**SCHEMA_V1["properties"], "total": {"type": "number"}}}
+    r = requests.post(
+        f"{server.url}/v1/Catalog/Schemas/Shop.Order/Versions", data={"Schema": json.dumps(v2)}, auth=auth, timeout=5
+    )
+    assert r.json()["schema_version"] == 2
+    r = requests.post(
+        f"{server.url}/v1/Catalog/Types",
+        data={"Type": "com.example.shop.order.created", "SchemaId": "Shop.Order", "Description": "Order created"},
+        auth=auth,
+        timeout=5,
+    )
+    assert r.status_code == 201, r.text
+    client = server.client(*auth)
+    t = client.events.v1.event_types("com.example.shop.order.created").fetch()
+    assert (t.schema_id, t.status, t.description) == ("Shop.Order", "available", "Order created")
+    assert client.events.v1.schemas("Shop.Order").fetch().latest_version == 2
+    raw = requests.get(f"{server.url}/schemas/Shop.Order/2", auth=auth, timeout=5).json()
+    assert raw["properties"]["total"] == {"type": "number"}
+    # subscribable like any Twilio type
+    sink = client.events.v1.sinks.create(
+        description="d", sink_type="segment", sink_configuration={"write_key": "k"}
+    )
+    sub = client.events.v1.subscriptions.create(
+        description="d", sink_sid=sink.sid, types=[{"type": "com.example.shop.order.created", "schema_version": 1}]
+    )
+    assert client.events.v1.subscriptions(sub.sid).subscribed_events.list()[0].schema_version == 1
+    # other accounts don't see it, and cannot hijack the schema id
+    other = server.new_account()
+    r = requests.get(f"{server.url}/v1/Types/com.example.shop.order.created", auth=other, timeout=5)
+    assert r.status_code == 404
+    r = requests.post(
+        f"{server.url}/v1/Catalog/Schemas/Shop.Order/Versions", data={"Schema": json.dumps(SCHEMA_V1)}, auth=other, timeout=5
+    )
+    assert r.status_code == 409
+    # Twilio's namespace and schemas are reserved
+    r = requests.post(
+        f"{server.url}/v1/Catalog/Types",
+        data={"Type": "com.twilio.fake", "SchemaId": "Shop.Order", "Description": "x"},
+        auth=auth,
+        timeout=5,
+    )
+    assert r.status_code == 400 and "reserved" in r.json()["message"]
+    r = requests.post(
+        f"{server.url}/v1/Catalog/Schemas/Messaging.MessageStatus/Versions",
+        data={"Schema": json.dumps(SCHEMA_V1)},
+        auth=auth,
+        timeout=5,
+    )
+    assert r.status_code == 409
+    r = requests.post(
+        f"{server.url}/v1/Catalog/Schemas/Shop.Bad/Versions", data={"Schema": '{"type": 12}'}, auth=auth, timeout=5
+    )
+    assert r.status_code == 400 and "not a valid JSON Schema" in r.json()["message"]
+
+
+def test_cli_register_schema_and_type(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "EVENTSTREAMS_DATABASE_URL": f"sqlite:///{tmp_path}/cli.db",
+        "EVENTSTREAMS_DATA_DIR": str(tmp_path),
+    }
+    cli = [sys.executable, "-m", "eventstreams.cli.main"]
+
+    def run(*args: str) -> dict[str, object]:
+        out = subprocess.run([*cli, *args], env=env, capture_output=True, text=True, timeout=60, check=True)
+        return json.loads(out.stdout)  # type: ignore[no-any-return]
+
+    acct = run("accounts", "create", "--friendly-name", "ops")
+    schema = tmp_path / "s.json"
+    schema.write_text(json.dumps(SCHEMA_V1))
+    assert run("catalog", "register-schema", "--account", str(acct["sid"]), "Ops.Thing", str(schema)) == {
+        "id": "Ops.Thing",
+        "schema_version": 1,
+    }
+    out = run(
+        "catalog", "register-type", "--account", str(acct["sid"]), "--schema-id", "Ops.Thing",
+        "--description", "A thing", "com.example.ops.thing",
+    )  # fmt: skip
+    assert out == {"type": "com.example.ops.thing", "schema_id": "Ops.Thing", "status": "available"}
+    bad = subprocess.run(
+        [*cli, "catalog", "register-type", "--account", str(acct["sid"]), "--schema-id", "Nope", "--description", "x", "com.example.x"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert bad.returncode != 0 and "does not exist" in bad.stderr
