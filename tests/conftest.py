@@ -105,6 +105,12 @@ def make_settings(url: str, tmp: Path, **overrides: Any) -> Settings:
         data_dir=tmp,
         allow_private_destinations=True,
         secret_key=None,
+        # Short delays so retry, dead-letter and the 4-hour window run in seconds here.
+        retry_first_delay=0.05,
+        retry_max_delay=0.4,
+        retry_max_age=3.0,
+        delivery_timeout=1.0,
+        poll_interval=0.2,
     )
     return Settings(**{**base.__dict__, **overrides})
 
@@ -157,3 +163,91 @@ def twilio_error(fn: Any) -> tuple[int, int | None]:
         body = _json.loads(response.text)
         return int(response.status_code), body.get("code")
     raise AssertionError("expected the twilio client to raise")
+
+
+class Receiver:
+    """A real HTTP server recording what sinks send. ``plan[path]`` is a list of
+    (status, delay_seconds) consumed per request; when empty, 200 at once."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading as _t
+
+        self.requests: list[dict[str, Any]] = []
+        self.plan: dict[str, list[tuple[int, float]]] = {}
+        self.lock = _t.Lock()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _handle(self) -> None:
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n) if n else b""
+                path = self.path.split("?")[0]
+                with outer.lock:
+                    steps = outer.plan.get(path) or []
+                    status, delay = steps.pop(0) if steps else (200, 0.0)
+                    outer.requests.append(
+                        {"method": self.command, "path": self.path, "headers": dict(self.headers), "body": body,
+                         "status": status}
+                    )  # fmt: skip
+                if delay:
+                    time.sleep(delay)
+                payload = b"ok" if status < 400 else b"nope"
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except OSError:
+                    pass
+
+            do_POST = _handle  # noqa: N815
+            do_GET = _handle  # noqa: N815
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = _t.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def events(self, path: str | None = None, status: int | None = 200) -> list[dict[str, Any]]:
+        """Every CloudEvent received (arrays flattened), optionally by path and response status."""
+        import json as _json
+
+        out: list[dict[str, Any]] = []
+        with self.lock:
+            reqs = list(self.requests)
+        for r in reqs:
+            if path is not None and r["path"].split("?")[0] != path:
+                continue
+            if status is not None and r["status"] != status:
+                continue
+            if r["method"] != "POST":
+                continue
+            doc = _json.loads(r["body"])
+            out.extend(doc if isinstance(doc, list) else [doc])
+        return out
+
+    def wait_for(self, predicate: Any, timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(0.02)
+        raise AssertionError("condition not met in time")
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.close()

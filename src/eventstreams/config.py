@@ -16,6 +16,12 @@ def _bool(value: str | None, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _float(value: str | None, default: float) -> float:
+    if value is None or value.strip() == "":
+        return default
+    return float(value)
+
+
 def _int(value: str | None, default: int) -> int:
     if value is None or value.strip() == "":
         return default
@@ -37,6 +43,20 @@ class Settings:
     allow_private_destinations: bool = False
     sqlite_synchronous: str = "NORMAL"
     pg_pool_size: int = 8
+    delivery: bool = True
+    dedupe_window_s: float = 86400.0
+    publish_max_events: int = 1000
+    publish_max_bytes: int = 5 * 1024 * 1024
+    retry_first_delay: float = 1.0
+    retry_max_delay: float = 300.0
+    retry_max_age: float = 4 * 3600.0
+    delivery_timeout: float = 5.0
+    sink_max_in_flight: int = 32
+    log_retention_s: float = 7 * 86400.0
+    error_retention_s: float = 23 * 86400.0
+    event_retention_s: float = 7 * 86400.0
+    alert_webhook_url: str | None = None
+    poll_interval: float = 1.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -56,6 +76,20 @@ class Settings:
             allow_private_destinations=_bool(g("EVENTSTREAMS_ALLOW_PRIVATE_DESTINATIONS"), False),
             sqlite_synchronous=(g("EVENTSTREAMS_SQLITE_SYNCHRONOUS") or "NORMAL").upper(),
             pg_pool_size=_int(g("EVENTSTREAMS_PG_POOL_SIZE"), cls.pg_pool_size),
+            delivery=_bool(g("EVENTSTREAMS_DELIVERY"), True),
+            dedupe_window_s=_float(g("EVENTSTREAMS_DEDUPE_WINDOW_SECONDS"), cls.dedupe_window_s),
+            publish_max_events=_int(g("EVENTSTREAMS_PUBLISH_MAX_EVENTS"), cls.publish_max_events),
+            publish_max_bytes=_int(g("EVENTSTREAMS_PUBLISH_MAX_BYTES"), cls.publish_max_bytes),
+            retry_first_delay=_float(g("EVENTSTREAMS_RETRY_FIRST_DELAY"), cls.retry_first_delay),
+            retry_max_delay=_float(g("EVENTSTREAMS_RETRY_MAX_DELAY"), cls.retry_max_delay),
+            retry_max_age=_float(g("EVENTSTREAMS_RETRY_MAX_AGE"), cls.retry_max_age),
+            delivery_timeout=_float(g("EVENTSTREAMS_DELIVERY_TIMEOUT"), cls.delivery_timeout),
+            sink_max_in_flight=_int(g("EVENTSTREAMS_SINK_MAX_IN_FLIGHT"), cls.sink_max_in_flight),
+            log_retention_s=_float(g("EVENTSTREAMS_LOG_RETENTION_SECONDS"), cls.log_retention_s),
+            error_retention_s=_float(g("EVENTSTREAMS_ERROR_RETENTION_SECONDS"), cls.error_retention_s),
+            event_retention_s=_float(g("EVENTSTREAMS_EVENT_RETENTION_SECONDS"), cls.event_retention_s),
+            alert_webhook_url=g("EVENTSTREAMS_ALERT_WEBHOOK_URL") or None,
+            poll_interval=_float(g("EVENTSTREAMS_POLL_INTERVAL"), cls.poll_interval),
         )
 
     def public_base_url(self) -> str:

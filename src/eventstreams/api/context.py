@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 
+from ..catalog.runtime import Catalog
 from ..config import Settings
 from ..crypto import Box
 from ..domain.accounts import Accounts, Principal
 from ..domain.control import ControlPlane
 from ..store.base import Store
+
+if TYPE_CHECKING:
+    from ..delivery.publish import Publisher
+    from ..delivery.service import DeliveryService
 
 ACT_AS_HEADER = "x-eventstreams-account"
 
@@ -22,6 +28,9 @@ class Services:
     box: Box
     accounts: Accounts
     control: ControlPlane
+    catalog: Catalog
+    publisher: Publisher
+    delivery: DeliveryService | None = None
 
     @property
     def base(self) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ from ..store.records import Page, PageQuery
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 50
 PAGING = frozenset({"PageSize", "Page", "PageToken"})
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 class JSON(Response):
@@ -38,6 +40,10 @@ def _pairs(raw: bytes, where: str) -> list[tuple[str, str]]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise bad_request(f"The {where} is not valid UTF-8 (byte {exc.start})") from None
+    bad = _BAD_ESCAPE.search(text)
+    if bad is not None:
+        snippet = text[bad.start() : bad.start() + 3]
+        raise bad_request(f"The {where} has invalid percent-encoding {snippet!r} at offset {bad.start()}")
     try:
         pairs = parse_qsl(text, keep_blank_values=True, errors="strict", max_num_fields=1000)
     except (UnicodeDecodeError, ValueError) as exc:

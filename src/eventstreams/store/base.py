@@ -12,10 +12,17 @@ from collections.abc import Sequence
 
 from .records import (
     AccountRow,
+    AlertRow,
     ApiKeyRow,
+    DeliveryResult,
+    ErrorReport,
     EventTypeRow,
+    LeasedDelivery,
+    LogEntry,
+    NewEvent,
     Page,
     PageQuery,
+    PublishOutcome,
     SchemaVersionRow,
     SinkRow,
     SubscribedEventRow,
@@ -23,7 +30,7 @@ from .records import (
 )
 
 
-class Store(abc.ABC):
+class ControlStore(abc.ABC):
     dialect: str
 
     @abc.abstractmethod
@@ -177,3 +184,92 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def reset(self) -> None:
         """Delete all account data (tests only); keeps the catalogue."""
+
+
+class DeliveryStore(abc.ABC):
+    """The delivery half of the seam: events in, leased deliveries out."""
+
+    @abc.abstractmethod
+    async def publish_events(
+        self, account_sid: str, events: Sequence[NewEvent], now_ms: int, dedupe_window_ms: int
+    ) -> PublishOutcome:
+        """Store new events (dropping ids seen within the dedupe window) and one
+        delivery per subscribed sink, in one transaction."""
+
+    @abc.abstractmethod
+    async def enqueue_for_sink(self, account_sid: str, sink_sid: str, events: Sequence[NewEvent], now_ms: int) -> int:
+        """Store events for one sink only (sink test events), no dedupe."""
+
+    @abc.abstractmethod
+    async def lease_deliveries(
+        self, sink_sid: str, now_ms: int, limit: int, lease: str, lease_ms: int
+    ) -> list[LeasedDelivery]: ...
+
+    @abc.abstractmethod
+    async def complete_deliveries(
+        self,
+        results: Sequence[DeliveryResult],
+        logs: Sequence[LogEntry],
+        errors: Sequence[ErrorReport],
+        now_ms: int,
+        alert_every_ms: int,
+    ) -> list[AlertRow]:
+        """Apply outcomes (only where the lease is still ours), write logs,
+        update alert grouping; return alerts raised."""
+
+    @abc.abstractmethod
+    async def release_leases(self) -> int:
+        """Make every leased delivery due now (single-process SQLite start-up)."""
+
+    @abc.abstractmethod
+    async def next_due(self, sink_sid: str) -> int | None: ...
+
+    @abc.abstractmethod
+    async def delivery_sinks(self) -> list[SinkRow]:
+        """Sinks with a subscription or with pending deliveries."""
+
+    @abc.abstractmethod
+    async def sink_subscribed_versions(self, sink_sid: str) -> dict[str, int]:
+        """type -> schema_version of the sink's subscriptions."""
+
+    @abc.abstractmethod
+    async def pending_count(self, account_sid: str, sink_sid: str) -> int: ...
+
+    @abc.abstractmethod
+    async def list_dead_letters(self, account_sid: str, sink_sid: str | None, q: PageQuery) -> Page: ...
+
+    @abc.abstractmethod
+    async def replay_dead_letters(
+        self, account_sid: str, sink_sid: str | None, event_ids: Sequence[str] | None, now_ms: int
+    ) -> tuple[int, list[str]]:
+        """Re-enqueue dead letters (all of a sink's, or those events); returns (count, sinks)."""
+
+    @abc.abstractmethod
+    async def replay_events(
+        self,
+        account_sid: str,
+        sink_sid: str,
+        event_ids: Sequence[str] | None,
+        since_ms: int | None,
+        until_ms: int | None,
+        now_ms: int,
+    ) -> int:
+        """Re-enqueue stored events for a sink: by id, or those received in a
+        time range whose type the sink's subscription includes."""
+
+    @abc.abstractmethod
+    async def list_delivery_log(self, account_sid: str, sink_sid: str | None, q: PageQuery) -> Page: ...
+
+    @abc.abstractmethod
+    async def list_alerts(self, account_sid: str, q: PageQuery) -> Page: ...
+
+    @abc.abstractmethod
+    async def get_alert(self, account_sid: str, sid: str) -> AlertRow | None: ...
+
+    @abc.abstractmethod
+    async def prune(self, now_ms: int, keep: dict[str, int]) -> dict[str, int]:
+        """Delete expired rows; ``keep`` maps log/errors/dedupe/events to ages in ms."""
+
+
+class Store(ControlStore, DeliveryStore):
+    """Everything the service stores; one implementation per dialect."""

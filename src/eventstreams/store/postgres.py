@@ -17,7 +17,10 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+from .records import NewEvent
 from .sql import SQLStore, Tx
+
+NOTIFY_CHANNEL = "eventstreams_deliveries"
 
 T = TypeVar("T")
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
@@ -93,3 +96,49 @@ class PostgresStore(SQLStore):
 
     def _lock_migrations(self, tx: Tx) -> None:
         tx.all("SELECT pg_advisory_xact_lock(727274) AS locked")
+
+    # -- dialect hooks (see SQLDeliveryMixin)
+    _SKIP_LOCKED = "FOR UPDATE SKIP LOCKED"
+
+    def _in(self, column: str, name: str) -> str:
+        return f"{column} = ANY(:{name})"
+
+    def _list(self, values: Sequence[Any]) -> Any:
+        return list(values)
+
+    def _insert_events(self, tx: Tx, account_sid: str, events: Sequence[NewEvent], now_ms: int) -> list[int]:
+        if not events:
+            return []
+        rows = tx.all(
+            "INSERT INTO events (account_sid, id, type, schema_version, received_at, time, payload)"
+            " SELECT :a, u.id, u.type, u.v, :now, u.time, u.payload"
+            " FROM unnest(:ids::text[], :types::text[], :vs::int[], :times::text[], :payloads::text[])"
+            " WITH ORDINALITY AS u(id, type, v, time, payload, n) ORDER BY u.n RETURNING seq",
+            a=account_sid,
+            now=now_ms,
+            ids=[e.id for e in events],
+            types=[e.type for e in events],
+            vs=[e.schema_version for e in events],
+            times=[e.time for e in events],
+            payloads=[e.payload for e in events],
+        )
+        return [int(r["seq"]) for r in rows]
+
+    def _claim_ids(self, tx: Tx, account_sid: str, ids: Sequence[str], now_ms: int, cutoff_ms: int) -> set[str]:
+        if not ids:
+            return set()
+        rows = tx.all(
+            "INSERT INTO event_ids (account_sid, id, received_at) SELECT :a, u, :now FROM unnest(:ids::text[]) AS u"
+            " ON CONFLICT (account_sid, id) DO UPDATE SET received_at = excluded.received_at"
+            " WHERE event_ids.received_at < :cutoff RETURNING id",
+            a=account_sid,
+            now=now_ms,
+            ids=list(ids),
+            cutoff=cutoff_ms,
+        )
+        return {r["id"] for r in rows}
+
+    def _notify(self, tx: Tx, sinks: Sequence[str]) -> None:
+        if sinks:
+            # Delivered at commit, to every process LISTENing (workers on other machines).
+            tx.all("SELECT pg_notify(:ch, :p) AS n", ch=NOTIFY_CHANNEL, p=",".join(sinks)[:7900])

@@ -99,3 +99,121 @@ class PageQuery:
 class Page:
     items: list[Any] = field(default_factory=list)
     has_more: bool = False
+
+
+@dataclass(slots=True)
+class NewEvent:
+    """A validated event ready to store; ``payload`` is the CloudEvent JSON."""
+
+    id: str
+    type: str
+    schema_version: int | None
+    time: str
+    payload: str
+
+
+@dataclass(slots=True)
+class PublishOutcome:
+    stored: list[str]
+    duplicates: list[str]
+    woken_sinks: list[str]
+
+
+@dataclass(slots=True)
+class LeasedDelivery:
+    id: int
+    sink_sid: str
+    account_sid: str
+    event_seq: int
+    attempts: int
+    first_attempt_at: int | None
+    event_id: str
+    type: str
+    schema_version: int | None
+    payload: str
+    lease: str
+
+
+@dataclass(slots=True)
+class DeliveryResult:
+    """What became of one leased delivery.
+
+    kind: ``delivered`` and ``skipped`` remove it; ``retry`` reschedules it at
+    ``due_at``; ``dead`` moves it to the dead letters.
+    """
+
+    delivery: LeasedDelivery
+    kind: str
+    due_at: int | None = None
+    code: int | None = None
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class LogEntry:
+    account_sid: str
+    sink_sid: str
+    at: int
+    outcome: str
+    event_ids: list[str]
+    attempt: int
+    code: int | None = None
+    http_status: int | None = None
+    detail: str | None = None
+
+
+@dataclass(slots=True)
+class AlertRow:
+    sid: str
+    account_sid: str
+    sink_sid: str
+    error_code: int
+    log_level: str
+    alert_text: str
+    http_status: int | None
+    response_body: str | None
+    request_url: str | None
+    error_count: int
+    created_at: int
+
+
+@dataclass(slots=True)
+class ErrorReport:
+    """Delivery errors of one sink in one recorded chunk, for alert grouping."""
+
+    account_sid: str
+    sink_sid: str
+    count: int
+    code: int
+    http_status: int | None
+    detail: str | None
+    request_url: str | None
+
+
+@dataclass(slots=True)
+class DeadLetterRow:
+    id: int
+    account_sid: str
+    sink_sid: str
+    event_seq: int
+    event_id: str
+    type: str
+    attempts: int
+    last_code: int | None
+    last_error: str | None
+    dead_at: int
+
+
+@dataclass(slots=True)
+class LogRow:
+    id: int
+    account_sid: str
+    sink_sid: str
+    at: int
+    outcome: str
+    event_count: int
+    event_ids: str
+    attempt: int
+    code: int | None
+    http_status: int | None
+    detail: str | None

@@ -16,10 +16,19 @@ from .base import Store
 from .errors import Conflict, LimitReached
 from .records import (
     AccountRow,
+    AlertRow,
     ApiKeyRow,
+    DeadLetterRow,
+    DeliveryResult,
+    ErrorReport,
     EventTypeRow,
+    LeasedDelivery,
+    LogEntry,
+    LogRow,
+    NewEvent,
     Page,
     PageQuery,
+    PublishOutcome,
     SchemaVersionRow,
     SinkRow,
     SubscribedEventRow,
@@ -99,7 +108,441 @@ _TYPE_COLS = (
 )
 
 
-class SQLStore(Store):
+class SQLDeliveryMixin(abc.ABC):
+    """Delivery operations; the dialect hooks are the few places SQLite and
+    PostgreSQL differ (list parameters, RETURNING from bulk inserts, locking, NOTIFY)."""
+
+    @abc.abstractmethod
+    async def _run(self, fn: Callable[[Tx], T], write: bool = False) -> T: ...
+
+    @abc.abstractmethod
+    def _in(self, column: str, name: str) -> str:
+        """SQL testing ``column`` against the list parameter ``name``."""
+
+    @abc.abstractmethod
+    def _list(self, values: Sequence[Any]) -> Any:
+        """Encode a Python list for a parameter used with ``_in``."""
+
+    @abc.abstractmethod
+    def _insert_events(self, tx: Tx, account_sid: str, events: Sequence[NewEvent], now_ms: int) -> list[int]:
+        """Insert events, return their seqs in order."""
+
+    @abc.abstractmethod
+    def _claim_ids(self, tx: Tx, account_sid: str, ids: Sequence[str], now_ms: int, cutoff_ms: int) -> set[str]:
+        """Record ids for dedupe; return those not seen since ``cutoff_ms``."""
+
+    def _notify(self, tx: Tx, sinks: Sequence[str]) -> None:  # noqa: B027 - optional hook
+        """Wake workers in other processes (PostgreSQL NOTIFY; nothing on SQLite)."""
+
+    _SKIP_LOCKED = ""
+
+    def _fan_out(self, tx: Tx, account_sid: str, seqs: list[int], now_ms: int) -> list[str]:
+        if not seqs:
+            return []
+        tx.run(
+            "INSERT INTO deliveries (sink_sid, account_sid, event_seq, due_at)"
+            " SELECT s.sink_sid, e.account_sid, e.seq, :now FROM events e"
+            " JOIN subscribed_events se ON se.account_sid = e.account_sid AND se.type = e.type"
+            " JOIN subscriptions s ON s.sid = se.subscription_sid"
+            f" WHERE {self._in('e.seq', 'seqs')}",
+            now=now_ms,
+            seqs=self._list(seqs),
+        )
+        rows = tx.all(
+            "SELECT DISTINCT s.sink_sid FROM subscribed_events se JOIN subscriptions s ON s.sid = se.subscription_sid"
+            f" WHERE se.account_sid = :a AND {self._in('se.type', 'types')}",
+            a=account_sid,
+            types=self._list(sorted({e for e in self._types_of(tx, seqs)})),
+        )
+        return [r["sink_sid"] for r in rows]
+
+    def _types_of(self, tx: Tx, seqs: list[int]) -> list[str]:
+        return [
+            r["type"]
+            for r in tx.all(f"SELECT DISTINCT type FROM events WHERE {self._in('seq', 'seqs')}", seqs=self._list(seqs))
+        ]
+
+    async def publish_events(
+        self, account_sid: str, events: Sequence[NewEvent], now_ms: int, dedupe_window_ms: int
+    ) -> PublishOutcome:
+        def go(tx: Tx) -> PublishOutcome:
+            fresh = self._claim_ids(tx, account_sid, [e.id for e in events], now_ms, now_ms - dedupe_window_ms)
+            new = [e for e in events if e.id in fresh]
+            dup = [e.id for e in events if e.id not in fresh]
+            seqs = self._insert_events(tx, account_sid, new, now_ms)
+            sinks = self._fan_out(tx, account_sid, seqs, now_ms)
+            self._notify(tx, sinks)
+            return PublishOutcome([e.id for e in new], dup, sinks)
+
+        return await self._run(go, write=True)
+
+    async def enqueue_for_sink(self, account_sid: str, sink_sid: str, events: Sequence[NewEvent], now_ms: int) -> int:
+        def go(tx: Tx) -> int:
+            seqs = self._insert_events(tx, account_sid, events, now_ms)
+            tx.many(
+                "INSERT INTO deliveries (sink_sid, account_sid, event_seq, due_at) VALUES (:s, :a, :q, :now)",
+                [{"s": sink_sid, "a": account_sid, "q": q, "now": now_ms} for q in seqs],
+            )
+            self._notify(tx, [sink_sid])
+            return len(seqs)
+
+        return await self._run(go, write=True)
+
+    async def lease_deliveries(
+        self, sink_sid: str, now_ms: int, limit: int, lease: str, lease_ms: int
+    ) -> list[LeasedDelivery]:
+        def go(tx: Tx) -> list[LeasedDelivery]:
+            rows = tx.all(
+                "UPDATE deliveries SET due_at = :until, leased_by = :lease WHERE id IN ("
+                " SELECT id FROM deliveries WHERE sink_sid = :s AND due_at <= :now ORDER BY due_at LIMIT :n"
+                f" {self._SKIP_LOCKED})"
+                " RETURNING id, sink_sid, account_sid, event_seq, attempts, first_attempt_at",
+                until=now_ms + lease_ms,
+                lease=lease,
+                s=sink_sid,
+                now=now_ms,
+                n=limit,
+            )
+            if not rows:
+                return []
+            events = {
+                r["seq"]: r
+                for r in tx.all(
+                    f"SELECT seq, id, type, schema_version, payload FROM events WHERE {self._in('seq', 'seqs')}",
+                    seqs=self._list([r["event_seq"] for r in rows]),
+                )
+            }
+            out = []
+            for r in sorted(rows, key=lambda r: int(r["id"])):
+                e = events.get(r["event_seq"])
+                if e is None:  # event pruned under us: nothing left to deliver
+                    continue
+                out.append(
+                    LeasedDelivery(
+                        id=int(r["id"]),
+                        sink_sid=r["sink_sid"],
+                        account_sid=r["account_sid"],
+                        event_seq=int(r["event_seq"]),
+                        attempts=int(r["attempts"]),
+                        first_attempt_at=r["first_attempt_at"],
+                        event_id=e["id"],
+                        type=e["type"],
+                        schema_version=e["schema_version"],
+                        payload=e["payload"],
+                        lease=lease,
+                    )
+                )
+            return out
+
+        return await self._run(go, write=True)
+
+    async def complete_deliveries(
+        self,
+        results: Sequence[DeliveryResult],
+        logs: Sequence[LogEntry],
+        errors: Sequence[ErrorReport],
+        now_ms: int,
+        alert_every_ms: int,
+    ) -> list[AlertRow]:
+        import json as _json
+
+        from ..ids import new_sid
+
+        gone = [r for r in results if r.kind in ("delivered", "skipped")]
+        retry = [r for r in results if r.kind == "retry"]
+        dead = [r for r in results if r.kind == "dead"]
+
+        def go(tx: Tx) -> list[AlertRow]:
+            if gone:
+                tx.many(
+                    "DELETE FROM deliveries WHERE id = :id AND leased_by = :lease",
+                    [{"id": r.delivery.id, "lease": r.delivery.lease} for r in gone],
+                )
+            if retry:
+                tx.many(
+                    "UPDATE deliveries SET attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, :f),"
+                    " due_at = :due, leased_by = NULL, last_code = :c, last_error = :e"
+                    " WHERE id = :id AND leased_by = :lease",
+                    [
+                        {
+                            "f": r.delivery.first_attempt_at or now_ms,
+                            "due": r.due_at,
+                            "c": r.code,
+                            "e": r.error,
+                            "id": r.delivery.id,
+                            "lease": r.delivery.lease,
+                        }
+                        for r in retry
+                    ],
+                )
+            if dead:
+                rows = [{"id": r.delivery.id, "lease": r.delivery.lease, "eid": r.delivery.event_id,
+                         "t": r.delivery.type, "c": r.code, "e": r.error, "now": now_ms} for r in dead]  # fmt: skip
+                tx.many(
+                    "INSERT INTO dead_letters (account_sid, sink_sid, event_seq, event_id, type, attempts, last_code,"
+                    " last_error, dead_at) SELECT d.account_sid, d.sink_sid, d.event_seq, :eid, :t, d.attempts + 1,"
+                    " :c, :e, :now FROM deliveries d WHERE d.id = :id AND d.leased_by = :lease",
+                    rows,
+                )
+                tx.many("DELETE FROM deliveries WHERE id = :id AND leased_by = :lease", rows)
+            if logs:
+                tx.many(
+                    "INSERT INTO delivery_log (account_sid, sink_sid, at, outcome, event_count, event_ids, attempt,"
+                    " code, http_status, detail) VALUES (:a, :s, :at, :o, :n, :ids, :att, :c, :h, :d)",
+                    [
+                        {
+                            "a": g.account_sid,
+                            "s": g.sink_sid,
+                            "at": g.at,
+                            "o": g.outcome,
+                            "n": len(g.event_ids),
+                            "ids": _json.dumps(g.event_ids),
+                            "att": g.attempt,
+                            "c": g.code,
+                            "h": g.http_status,
+                            "d": g.detail,
+                        }
+                        for g in logs
+                    ],
+                )
+            alerts = []
+            for err in errors:
+                alert = self._group_alert(tx, err, now_ms, alert_every_ms, new_sid("NO"))
+                if alert is not None:
+                    alerts.append(alert)
+            return alerts
+
+        return await self._run(go, write=True)
+
+    def _group_alert(self, tx: Tx, err: ErrorReport, now_ms: int, every_ms: int, sid: str) -> AlertRow | None:
+        """Twilio's cadence: alert on the first error, then every 20 minutes or
+        when the error count reaches 10, 100, 1,000, ..."""
+        st = tx.one("SELECT * FROM sink_alert_state WHERE sink_sid = :s", s=err.sink_sid)
+        if st is None:
+            total, since, threshold, fire = err.count, err.count, 10, True
+        else:
+            total = int(st["total_errors"]) + err.count
+            since = int(st["errors_since_alert"]) + err.count
+            threshold = int(st["next_threshold"])
+            fire = now_ms - int(st["last_alert_at"]) >= every_ms or total >= threshold
+        if fire:
+            while threshold <= total:
+                threshold *= 10
+        params = {
+            "s": err.sink_sid,
+            "a": err.account_sid,
+            "t": total,
+            "e": 0 if fire else since,
+            "l": now_ms if fire else (int(st["last_alert_at"]) if st else now_ms),
+            "n": threshold,
+        }
+        if st is None:
+            tx.run(
+                "INSERT INTO sink_alert_state (sink_sid, account_sid, total_errors, errors_since_alert, last_alert_at,"
+                " next_threshold) VALUES (:s, :a, :t, :e, :l, :n)",
+                **params,
+            )
+        else:
+            tx.run(
+                "UPDATE sink_alert_state SET total_errors = :t, errors_since_alert = :e, last_alert_at = :l,"
+                " next_threshold = :n WHERE sink_sid = :s",
+                **params,
+            )
+        if not fire:
+            return None
+        status = f" (HTTP {err.http_status})" if err.http_status is not None else ""
+        text = (
+            f"Sink {err.sink_sid}: delivery error {err.code}{status}: {err.detail or ''}".strip()
+            + f" [{since} error(s) since the last alert, {total} in total]"
+        )
+        row = AlertRow(
+            sid=sid,
+            account_sid=err.account_sid,
+            sink_sid=err.sink_sid,
+            error_code=err.code,
+            log_level="error" if err.code not in (91302, 91304) else "warning",
+            alert_text=text[:2000],
+            http_status=err.http_status,
+            response_body=err.detail,
+            request_url=err.request_url,
+            error_count=since,
+            created_at=now_ms,
+        )
+        tx.run(
+            "INSERT INTO alerts (sid, account_sid, sink_sid, error_code, log_level, alert_text, http_status,"
+            " response_body, request_url, error_count, created_at) VALUES (:sid, :account_sid, :sink_sid,"
+            " :error_code, :log_level, :alert_text, :http_status, :response_body, :request_url, :error_count,"
+            " :created_at)",
+            **_asdict(row),
+        )
+        return row
+
+    async def release_leases(self) -> int:
+        return await self._run(
+            lambda tx: tx.run("UPDATE deliveries SET due_at = 0, leased_by = NULL WHERE leased_by IS NOT NULL"),
+            write=True,
+        )
+
+    async def next_due(self, sink_sid: str) -> int | None:
+        r = await self._run(
+            lambda tx: tx.one("SELECT MIN(due_at) AS d FROM deliveries WHERE sink_sid = :s", s=sink_sid)
+        )
+        return int(r["d"]) if r and r["d"] is not None else None
+
+    async def delivery_sinks(self) -> list[SinkRow]:
+        rows = await self._run(
+            lambda tx: tx.all(
+                _SINK_SELECT + " WHERE EXISTS (SELECT 1 FROM subscriptions x WHERE x.sink_sid = s.sid)"
+                " OR EXISTS (SELECT 1 FROM deliveries d WHERE d.sink_sid = s.sid)"
+            )
+        )
+        return [_sink(r) for r in rows]
+
+    async def sink_subscribed_versions(self, sink_sid: str) -> dict[str, int]:
+        rows = await self._run(
+            lambda tx: tx.all(
+                "SELECT se.type, se.schema_version FROM subscribed_events se"
+                " JOIN subscriptions s ON s.sid = se.subscription_sid WHERE s.sink_sid = :s",
+                s=sink_sid,
+            )
+        )
+        return {r["type"]: int(r["schema_version"]) for r in rows}
+
+    async def pending_count(self, account_sid: str, sink_sid: str) -> int:
+        r = await self._run(
+            lambda tx: tx.one(
+                "SELECT COUNT(*) AS n FROM deliveries WHERE sink_sid = :s AND account_sid = :a",
+                s=sink_sid,
+                a=account_sid,
+            )
+        )
+        return int(r["n"]) if r else 0
+
+    async def list_dead_letters(self, account_sid: str, sink_sid: str | None, q: PageQuery) -> Page:
+        where = ["account_sid = :a"]
+        params: dict[str, Any] = {"a": account_sid}
+        if sink_sid is not None:
+            where.append("sink_sid = :s")
+            params["s"] = sink_sid
+
+        def go(tx: Tx) -> Page:
+            rows, more = _keyset(tx, "SELECT * FROM dead_letters", where, params, ["id"], q)
+            return Page([DeadLetterRow(**r) for r in rows], more)
+
+        return await self._run(go)
+
+    async def replay_dead_letters(
+        self, account_sid: str, sink_sid: str | None, event_ids: Sequence[str] | None, now_ms: int
+    ) -> tuple[int, list[str]]:
+        where = ["account_sid = :a"]
+        params: dict[str, Any] = {"a": account_sid}
+        if sink_sid is not None:
+            where.append("sink_sid = :s")
+            params["s"] = sink_sid
+        if event_ids is not None:
+            where.append(self._in("event_id", "ids"))
+            params["ids"] = self._list(list(event_ids))
+        cond = " AND ".join(where)
+
+        def go(tx: Tx) -> tuple[int, list[str]]:
+            rows = tx.all(f"SELECT id, sink_sid, account_sid, event_seq FROM dead_letters WHERE {cond}", **params)
+            tx.many(
+                "INSERT INTO deliveries (sink_sid, account_sid, event_seq, due_at) VALUES (:s, :a, :q, :now)",
+                [{"s": r["sink_sid"], "a": r["account_sid"], "q": r["event_seq"], "now": now_ms} for r in rows],
+            )
+            tx.many("DELETE FROM dead_letters WHERE id = :id", [{"id": r["id"]} for r in rows])
+            sinks = sorted({r["sink_sid"] for r in rows})
+            self._notify(tx, sinks)
+            return len(rows), sinks
+
+        return await self._run(go, write=True)
+
+    async def replay_events(
+        self,
+        account_sid: str,
+        sink_sid: str,
+        event_ids: Sequence[str] | None,
+        since_ms: int | None,
+        until_ms: int | None,
+        now_ms: int,
+    ) -> int:
+        where = ["e.account_sid = :a"]
+        params: dict[str, Any] = {"a": account_sid, "s": sink_sid, "now": now_ms}
+        if event_ids is not None:
+            where.append(self._in("e.id", "ids"))
+            params["ids"] = self._list(list(event_ids))
+        else:
+            where.append(
+                "e.type IN (SELECT se.type FROM subscribed_events se JOIN subscriptions x"
+                " ON x.sid = se.subscription_sid WHERE x.sink_sid = :s)"
+            )
+        if since_ms is not None:
+            where.append("e.received_at >= :since")
+            params["since"] = since_ms
+        if until_ms is not None:
+            where.append("e.received_at < :until")
+            params["until"] = until_ms
+        cond = " AND ".join(where)
+
+        def go(tx: Tx) -> int:
+            n = tx.run(
+                "INSERT INTO deliveries (sink_sid, account_sid, event_seq, due_at)"
+                f" SELECT :s, e.account_sid, e.seq, :now FROM events e WHERE {cond}",
+                **params,
+            )
+            self._notify(tx, [sink_sid])
+            return n
+
+        return await self._run(go, write=True)
+
+    async def list_delivery_log(self, account_sid: str, sink_sid: str | None, q: PageQuery) -> Page:
+        where = ["account_sid = :a"]
+        params: dict[str, Any] = {"a": account_sid}
+        if sink_sid is not None:
+            where.append("sink_sid = :s")
+            params["s"] = sink_sid
+
+        def go(tx: Tx) -> Page:
+            rows, more = _keyset(tx, "SELECT * FROM delivery_log", where, params, ["id"], q)
+            return Page([LogRow(**r) for r in rows], more)
+
+        return await self._run(go)
+
+    async def list_alerts(self, account_sid: str, q: PageQuery) -> Page:
+        def go(tx: Tx) -> Page:
+            rows, more = _keyset(
+                tx, "SELECT * FROM alerts", ["account_sid = :a"], {"a": account_sid}, ["created_at", "sid"], q
+            )
+            return Page([AlertRow(**r) for r in rows], more)
+
+        return await self._run(go)
+
+    async def get_alert(self, account_sid: str, sid: str) -> AlertRow | None:
+        r = await self._run(
+            lambda tx: tx.one("SELECT * FROM alerts WHERE sid = :s AND account_sid = :a", s=sid, a=account_sid)
+        )
+        return AlertRow(**r) if r else None
+
+    async def prune(self, now_ms: int, keep: dict[str, int]) -> dict[str, int]:
+        def go(tx: Tx) -> dict[str, int]:
+            out = {
+                "delivery_log": tx.run("DELETE FROM delivery_log WHERE at < :t", t=now_ms - keep["log"]),
+                "alerts": tx.run("DELETE FROM alerts WHERE created_at < :t", t=now_ms - keep["errors"]),
+                "dead_letters": tx.run("DELETE FROM dead_letters WHERE dead_at < :t", t=now_ms - keep["errors"]),
+                "event_ids": tx.run("DELETE FROM event_ids WHERE received_at < :t", t=now_ms - keep["dedupe"]),
+            }
+            out["events"] = tx.run(
+                "DELETE FROM events WHERE received_at < :t"
+                " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = events.seq)"
+                " AND NOT EXISTS (SELECT 1 FROM dead_letters x WHERE x.event_seq = events.seq)",
+                t=now_ms - keep["events"],
+            )
+            return out
+
+        return await self._run(go, write=True)
+
+
+class SQLStore(SQLDeliveryMixin, Store):
     @abc.abstractmethod
     async def _run(self, fn: Callable[[Tx], T], write: bool = False) -> T: ...
 
@@ -589,7 +1032,21 @@ class SQLStore(Store):
         await self._run(go, write=True)
 
     def _reset_tables(self) -> list[str]:
-        return ["subscribed_events", "subscriptions", "sink_tests", "sinks", "api_keys", "accounts"]
+        return [
+            "deliveries",
+            "dead_letters",
+            "delivery_log",
+            "alerts",
+            "sink_alert_state",
+            "event_ids",
+            "events",
+            "subscribed_events",
+            "subscriptions",
+            "sink_tests",
+            "sinks",
+            "api_keys",
+            "accounts",
+        ]
 
 
 def _asdict(obj: Any) -> dict[str, Any]:

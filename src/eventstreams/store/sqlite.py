@@ -8,12 +8,14 @@ other processes (the CLI) read while we write.
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .records import NewEvent
 from .sql import SQLStore, Tx
 
 T = TypeVar("T")
@@ -101,3 +103,42 @@ class SqliteStore(SQLStore):
     async def _run(self, fn: Callable[[Tx], T], write: bool = False) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, self._tx_sync, fn, write)
+
+    # -- dialect hooks (see SQLDeliveryMixin)
+    def _in(self, column: str, name: str) -> str:
+        return f"{column} IN (SELECT value FROM json_each(:{name}))"
+
+    def _list(self, values: Sequence[Any]) -> Any:
+        return json.dumps(list(values))
+
+    def _insert_events(self, tx: Tx, account_sid: str, events: Sequence[NewEvent], now_ms: int) -> list[int]:
+        if not events:
+            return []
+        # One writer: rowids allocated in this transaction are contiguous after the current max.
+        top = tx.one("SELECT COALESCE(MAX(seq), 0) AS m FROM events")
+        first = int(top["m"]) + 1 if top else 1
+        assert isinstance(tx, _SqliteTx)
+        tx.conn.executemany(
+            "INSERT INTO events (seq, account_sid, id, type, schema_version, received_at, time, payload)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (first + i, account_sid, e.id, e.type, e.schema_version, now_ms, e.time, e.payload)
+                for i, e in enumerate(events)
+            ],
+        )
+        return list(range(first, first + len(events)))
+
+    def _claim_ids(self, tx: Tx, account_sid: str, ids: Sequence[str], now_ms: int, cutoff_ms: int) -> set[str]:
+        if not ids:
+            return set()
+        rows = tx.all(
+            "INSERT INTO event_ids (account_sid, id, received_at)"
+            " SELECT :a, value, :now FROM json_each(:ids) WHERE true"
+            " ON CONFLICT (account_sid, id) DO UPDATE SET received_at = excluded.received_at"
+            " WHERE event_ids.received_at < :cutoff RETURNING id",
+            a=account_sid,
+            now=now_ms,
+            ids=json.dumps(list(ids)),
+            cutoff=cutoff_ms,
+        )
+        return {r["id"] for r in rows}

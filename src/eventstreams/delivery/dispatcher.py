@@ -1,0 +1,352 @@
+"""The dispatcher: one worker per sink leases due deliveries, sends them
+through the sink's sender, and records what happened.
+
+Isolation: every sink has its own task(s), sender (connection pool) and
+throttle, so a hung or failing endpoint only ever holds its own slots.
+Wake-ups: publishers call ``wake()`` in-process after commit; other
+processes hear PostgreSQL NOTIFY; polling is only the fallback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from .. import clock
+from ..catalog import SCHEMA_HOST
+from ..catalog.runtime import Catalog
+from ..crypto import Box
+from ..sinks import UnsupportedSink, create_sender
+from ..sinks.base import OutgoingEvent, SinkContext, SinkSender
+from ..store.base import Store
+from ..store.records import AlertRow, DeliveryResult, ErrorReport, LeasedDelivery, LogEntry, SinkRow
+from .policy import Action, Outcome, OutcomeKind, RetryPolicy, error_code, is_throttle_signal
+from .throttle import Throttle
+
+log = logging.getLogger("eventstreams.delivery")
+
+
+@dataclass
+class DispatcherConfig:
+    chunk: int = 500  # deliveries leased per round trip
+    pipelines: int = 2  # concurrent lease→send→record loops per sink
+    lease_ms: int = 60_000  # must exceed the longest send of a chunk
+    poll_interval: float = 1.0  # fallback when no wake-up arrives
+    refresh_interval: float = 2.0  # how often the set of sinks is re-read
+    timeout: float = 5.0
+    max_in_flight: int = 32
+    alert_every_ms: int = 20 * 60 * 1000
+    allow_private: bool = False
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+class _ThrottlePacer:
+    def __init__(self, throttle: Throttle) -> None:
+        self.throttle = throttle
+
+    async def wait(self, n_events: int) -> None:
+        delay = self.throttle.acquire(n_events, time.monotonic())
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    def observe(self, outcome: Outcome) -> None:
+        now = time.monotonic()
+        if is_throttle_signal(outcome):
+            self.throttle.record_error(now)
+        elif outcome.kind is OutcomeKind.SUCCESS:
+            self.throttle.record_success(now)
+
+
+class SinkWorker:
+    def __init__(self, dispatcher: Dispatcher, row: SinkRow, sender: SinkSender, versions: dict[str, int], owner: str):
+        self.d = dispatcher
+        self.row = row
+        self.sender = sender
+        self.versions = versions
+        self.owner = owner
+        self.throttle = Throttle()
+        self.pacer = _ThrottlePacer(self.throttle)
+        self.wakeup = asyncio.Event()
+        self.tasks: list[asyncio.Task[None]] = []
+        self._n = 0
+
+    def start(self) -> None:
+        for i in range(self.d.config.pipelines):
+            self.tasks.append(asyncio.create_task(self._loop(i), name=f"sink-{self.row.sid}-{i}"))
+
+    async def stop(self) -> None:
+        for t in self.tasks:
+            t.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.sender.close()
+
+    def wake(self) -> None:
+        self.wakeup.set()
+
+    async def _loop(self, lane: int) -> None:
+        cfg = self.d.config
+        while True:
+            try:
+                self._n += 1
+                lease = f"{self.d.worker_id}:{self.row.sid}:{lane}:{self._n}"
+                now_ms = int(clock.now() * 1000)
+                batch = await self.d.store.lease_deliveries(self.row.sid, now_ms, cfg.chunk, lease, cfg.lease_ms)
+                if not batch:
+                    await self._idle()
+                    continue
+                await self._deliver(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a store hiccup must not kill the sink's worker; leases expire and retry
+                log.exception("sink %s: delivery round failed", self.row.sid)
+                await asyncio.sleep(cfg.poll_interval)
+
+    async def _idle(self) -> None:
+        self.wakeup.clear()
+        due = await self.d.store.next_due(self.row.sid)
+        wait = self.d.config.poll_interval
+        if due is not None:
+            wait = min(wait, max(0.0, due / 1000 - clock.now()))
+        if wait <= 0:
+            return
+        try:
+            await asyncio.wait_for(self.wakeup.wait(), wait)
+        except TimeoutError:
+            pass
+
+    def _outgoing(self, d: LeasedDelivery) -> OutgoingEvent | str:
+        """The event as this sink subscribed to it, or the reason it is skipped."""
+        wanted = self.versions.get(d.type)
+        if wanted is None or d.schema_version is None or wanted == d.schema_version:
+            return OutgoingEvent(d.event_id, d.type, d.payload.encode())
+        target = self.d.projections.get((self.owner, d.type, wanted))
+        if target is None:
+            return f"schema version {wanted} of {d.type} is unavailable"
+        compiled, builtin = target
+        event = orjson.loads(d.payload)
+        data = compiled.project(event.get("data") or {})
+        problem = compiled.first_error(data)
+        if problem is not None:
+            return (
+                f"published as {compiled.schema_id} v{d.schema_version}, subscribed to v{wanted};"
+                f" not valid against v{wanted} after projection: {problem}"
+            )
+        event["data"] = data
+        event["dataschema"] = (
+            f"{SCHEMA_HOST}/{compiled.schema_id}/{wanted}"
+            if builtin
+            else f"{self.d.base_url}/schemas/{compiled.schema_id}/{wanted}"
+        )
+        return OutgoingEvent(d.event_id, d.type, orjson.dumps(event))
+
+    async def _deliver(self, batch: list[LeasedDelivery]) -> None:
+        await self.d.ensure_projections(self.owner, self.versions, batch)
+        sendable: list[tuple[LeasedDelivery, OutgoingEvent]] = []
+        results: list[DeliveryResult] = []
+        logs: list[LogEntry] = []
+        now = clock.now()
+        now_ms = int(now * 1000)
+        for d in batch:
+            out = self._outgoing(d)
+            if isinstance(out, str):
+                results.append(DeliveryResult(d, "skipped", error=out))
+                logs.append(
+                    LogEntry(d.account_sid, d.sink_sid, now_ms, "skipped", [d.event_id], d.attempts + 1, detail=out)
+                )
+            else:
+                sendable.append((d, out))
+        outcomes: list[Outcome] = []
+        if sendable:
+            try:
+                outcomes = await self.sender.send([e for _, e in sendable], self.pacer)
+            except Exception as exc:  # a sender bug: retry like Twilio's 91304 rather than lose events
+                log.exception("sink %s: sender raised", self.row.sid)
+                outcomes = [Outcome.internal(f"{type(exc).__name__}: {exc}")] * len(sendable)
+        now = clock.now()
+        now_ms = int(now * 1000)
+        delivered: list[str] = []
+        failed: dict[tuple[str, int, int | None, str], list[str]] = defaultdict(list)
+        errors = 0
+        first_error: tuple[int, int | None, str] | None = None
+        for (d, ev), outcome in zip(sendable, outcomes, strict=True):
+            first_at = (d.first_attempt_at or now_ms) / 1000
+            decision = self.d.config.retry.decide(outcome, d.attempts + 1, first_at, now)
+            if decision.action is Action.DELIVERED:
+                results.append(DeliveryResult(d, "delivered"))
+                delivered.append(ev.id)
+                continue
+            code = decision.error_code or error_code(outcome)
+            detail = decision.reason or outcome.describe()
+            errors += 1
+            if first_error is None:
+                first_error = (code, outcome.status, outcome.message or detail)
+            if decision.action is Action.RETRY:
+                due = int((decision.retry_at or now) * 1000)
+                results.append(DeliveryResult(d, "retry", due_at=due, code=code, error=detail))
+                failed[("failed", code, outcome.status, detail)].append(ev.id)
+            else:
+                results.append(DeliveryResult(d, "dead", code=code, error=detail))
+                failed[("dead", code, outcome.status, detail)].append(ev.id)
+        if delivered:
+            logs.append(LogEntry(self.row.account_sid, self.row.sid, now_ms, "delivered", delivered, 1))
+        for (kind, code, status, detail), ids in failed.items():
+            logs.append(LogEntry(self.row.account_sid, self.row.sid, now_ms, kind, ids, 1, code, status, detail))
+        reports = []
+        if first_error is not None:
+            code, status, detail = first_error
+            dest = self.row_destination()
+            reports.append(ErrorReport(self.row.account_sid, self.row.sid, errors, code, status, detail, dest))
+        alerts = await self.d.store.complete_deliveries(results, logs, reports, now_ms, self.d.config.alert_every_ms)
+        self.d.metrics["delivered"] += len(delivered)
+        self.d.metrics["failed"] += errors
+        self.d.metrics["skipped"] += sum(1 for r in results if r.kind == "skipped")
+        for alert in alerts:
+            self.d.alert(alert)
+
+    def row_destination(self) -> str | None:
+        return None
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        store: Store,
+        box: Box,
+        catalog: Catalog,
+        config: DispatcherConfig,
+        base_url: str = "",
+        alert_hook: Any = None,
+    ) -> None:
+        self.store = store
+        self.box = box
+        self.catalog = catalog
+        self.config = config
+        self.base_url = base_url
+        self.alert_hook = alert_hook
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.workers: dict[str, SinkWorker] = {}
+        self.projections: dict[tuple[str, str, int], Any] = {}
+        self.metrics: dict[str, int] = defaultdict(int)
+        self._refresh = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._fingerprints: dict[str, tuple[str, ...]] = {}
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def start(self, release_leases: bool) -> None:
+        if release_leases:
+            n = await self.store.release_leases()
+            if n:
+                log.info("released %d leases left by a previous run", n)
+        await self._sync()
+        self._task = asyncio.create_task(self._refresh_loop(), name="dispatcher-refresh")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await asyncio.gather(*(w.stop() for w in self.workers.values()), return_exceptions=True)
+        self.workers.clear()
+
+    def wake(self, sinks: Iterable[str]) -> None:
+        unknown = False
+        for sid in sinks:
+            w = self.workers.get(sid)
+            if w is None:
+                unknown = True
+            else:
+                w.wake()
+        if unknown:
+            self._refresh.set()
+
+    def alert(self, alert: AlertRow) -> None:
+        log.warning("alert %s: %s", alert.sid, alert.alert_text)
+        if self.alert_hook is not None:
+            task = asyncio.create_task(self.alert_hook(alert))
+            self._background.add(task)  # keep a reference until it finishes
+            task.add_done_callback(self._background.discard)
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._refresh.wait(), self.config.refresh_interval)
+            except TimeoutError:
+                pass
+            self._refresh.clear()
+            try:
+                await self._sync()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # keep refreshing: a transient store error must not stop delivery
+                log.exception("dispatcher refresh failed")
+
+    async def _sync(self) -> None:
+        rows = await self.store.delivery_sinks()
+        seen = set()
+        for row in rows:
+            seen.add(row.sid)
+            versions = await self.store.sink_subscribed_versions(row.sid)
+            fp = (row.configuration_sealed, row.status, *sorted(f"{t}={v}" for t, v in versions.items()))
+            current = self.workers.get(row.sid)
+            if current is not None and self._fingerprints.get(row.sid) == fp:
+                continue
+            if current is not None:
+                if current.row.configuration_sealed == row.configuration_sealed:
+                    current.versions = versions  # subscription change only: keep the sender and throttle
+                    self._fingerprints[row.sid] = fp
+                    continue
+                await current.stop()
+                del self.workers[row.sid]
+            worker = await self._make_worker(row, versions)
+            if worker is not None:
+                self.workers[row.sid] = worker
+                self._fingerprints[row.sid] = fp
+                worker.start()
+        for sid in list(self.workers):
+            if sid not in seen:
+                await self.workers.pop(sid).stop()
+                self._fingerprints.pop(sid, None)
+
+    async def _make_worker(self, row: SinkRow, versions: dict[str, int]) -> SinkWorker | None:
+        account = await self.store.get_account(row.account_sid)
+        if account is None:
+            return None
+        ctx = SinkContext(
+            sid=row.sid,
+            account_sid=row.account_sid,
+            sink_type=row.sink_type,
+            configuration=orjson.loads(self.box.open(row.configuration_sealed)),
+            auth_token=self.box.open(account.token_sealed),
+            signing_secret=self.box.open(row.signing_secret_sealed),
+            allow_private=self.config.allow_private,
+            timeout=self.config.timeout,
+            max_in_flight=self.config.max_in_flight,
+        )
+        try:
+            sender = create_sender(ctx)
+        except UnsupportedSink as exc:
+            log.info("sink %s: %s; its deliveries wait", row.sid, exc)
+            return None
+        return SinkWorker(self, row, sender, versions, account.parent_sid or account.sid)
+
+    async def ensure_projections(self, owner: str, versions: dict[str, int], batch: list[LeasedDelivery]) -> None:
+        for d in batch:
+            wanted = versions.get(d.type)
+            if wanted is None or d.schema_version is None or wanted == d.schema_version:
+                continue
+            key = (owner, d.type, wanted)
+            if key in self.projections:
+                continue
+            etype = await self.catalog.event_type(owner, d.type)
+            compiled = await self.catalog.schema(owner, etype.schema_id, wanted) if etype else None
+            if compiled is not None and etype is not None:
+                self.projections[key] = (compiled, etype.owner_sid is None)

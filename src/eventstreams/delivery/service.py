@@ -1,0 +1,149 @@
+"""Delivery wiring for a process: the dispatcher, cross-process wake-ups
+(PostgreSQL LISTEN), retention pruning and the optional alert webhook."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import Any
+
+import aiohttp
+import orjson
+
+from .. import clock
+from ..catalog.runtime import Catalog
+from ..config import Settings
+from ..crypto import Box
+from ..store.base import Store
+from ..store.records import AlertRow
+from .dispatcher import Dispatcher, DispatcherConfig
+from .policy import RetryPolicy
+
+log = logging.getLogger("eventstreams.delivery")
+PRUNE_EVERY = 300.0
+
+
+def dispatcher_config(settings: Settings) -> DispatcherConfig:
+    return DispatcherConfig(
+        poll_interval=settings.poll_interval,
+        timeout=settings.delivery_timeout,
+        max_in_flight=settings.sink_max_in_flight,
+        allow_private=settings.allow_private_destinations,
+        retry=RetryPolicy(
+            first_delay=settings.retry_first_delay,
+            max_delay=settings.retry_max_delay,
+            max_age=settings.retry_max_age,
+        ),
+    )
+
+
+def alert_view(a: AlertRow, base: str) -> dict[str, Any]:
+    """Monitor Alerts resource shape (monitor.twilio.com/v1/Alerts)."""
+    date = clock.iso(a.created_at / 1000)
+    return {
+        "account_sid": a.account_sid,
+        "alert_text": a.alert_text,
+        "api_version": "v1",
+        "date_created": date,
+        "date_generated": date,
+        "date_updated": date,
+        "error_code": str(a.error_code),
+        "log_level": a.log_level,
+        "more_info": f"https://www.twilio.com/docs/errors/{a.error_code}",
+        "request_method": "POST",
+        "request_url": a.request_url,
+        "request_variables": None,
+        "resource_sid": a.sink_sid,
+        "response_body": a.response_body,
+        "response_headers": None,
+        "sid": a.sid,
+        "url": f"{base}/v1/Alerts/{a.sid}",
+        "request_headers": None,
+        "service_sid": None,
+    }
+
+
+class DeliveryService:
+    def __init__(self, settings: Settings, store: Store, box: Box, catalog: Catalog) -> None:
+        self.settings = settings
+        self.store = store
+        self.dispatcher = Dispatcher(
+            store, box, catalog, dispatcher_config(settings), settings.public_base_url(), self._post_alert
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+        self._listener: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    async def start(self) -> None:
+        # On SQLite this process is the only deliverer, so leases left by a crash are ours to release.
+        await self.dispatcher.start(release_leases=self.store.dialect == "sqlite")
+        self._tasks.append(asyncio.create_task(self._prune_loop(), name="prune"))
+        if self.store.dialect == "postgres":
+            self._listen(asyncio.get_running_loop())
+
+    async def stop(self) -> None:
+        self._stop.set()
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.dispatcher.stop()
+        if self._listener is not None:
+            self._listener.join(5)
+
+    def _listen(self, loop: asyncio.AbstractEventLoop) -> None:
+        import psycopg
+
+        from ..store.postgres import NOTIFY_CHANNEL
+
+        url = self.settings.database_url
+
+        def run() -> None:
+            while not self._stop.is_set():
+                try:
+                    with psycopg.connect(url, autocommit=True) as conn:
+                        conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                        while not self._stop.is_set():
+                            for n in conn.notifies(timeout=1.0):
+                                sinks = [s for s in n.payload.split(",") if s]
+                                loop.call_soon_threadsafe(self.dispatcher.wake, sinks)
+                except Exception:  # reconnect: polling covers the gap
+                    log.exception("LISTEN connection lost; retrying")
+                    self._stop.wait(1.0)
+
+        self._listener = threading.Thread(target=run, name="pg-listen", daemon=True)
+        self._listener.start()
+
+    async def prune_once(self) -> dict[str, int]:
+        s = self.settings
+        keep = {
+            "log": int(s.log_retention_s * 1000),
+            "errors": int(s.error_retention_s * 1000),
+            "dedupe": int(s.dedupe_window_s * 1000),
+            "events": int(max(s.event_retention_s, s.dedupe_window_s) * 1000),
+        }
+        return await self.store.prune(int(clock.now() * 1000), keep)
+
+    async def _prune_loop(self) -> None:
+        while True:
+            try:
+                counts = await self.prune_once()
+                if any(counts.values()):
+                    log.info("pruned %s", counts)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # retention is best effort; try again next round
+                log.exception("prune failed")
+            await asyncio.sleep(PRUNE_EVERY)
+
+    async def _post_alert(self, alert: AlertRow) -> None:
+        url = self.settings.alert_webhook_url
+        if not url:
+            return
+        body = orjson.dumps(alert_view(alert, self.settings.public_base_url()))
+        try:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+                async with session.post(url, data=body, headers={"Content-Type": "application/json"}) as r:
+                    await r.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("alert webhook %s failed: %s", url, exc)
