@@ -417,7 +417,7 @@ class WebhookSender(SinkSender):
         except (ValueError, UnicodeError) as exc:
             # A payload that is not a JSON object can never be delivered as GET.
             return Outcome.dropped(f"cannot encode event for GET: {exc}")
-        except Exception as exc:  # e.g. RecursionError on absurdly nested JSON; send() must not raise
+        except Exception as exc:  # noqa: BLE001 - e.g. RecursionError on deeply nested JSON; send() must not raise
             return Outcome.internal(f"cannot build request: {type(exc).__name__}: {exc}")
         async with self._slots:
             await pacer.wait(request.n_events)
