@@ -9,6 +9,7 @@ never skips.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import threading
 import time
@@ -188,12 +189,19 @@ class Receiver:
                 n = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(n) if n else b""
                 path = self.path.split("?")[0]
+                parsed: list[Any] = []
+                if self.command == "POST" and body:
+                    try:
+                        doc = json.loads(body)
+                        parsed = doc if isinstance(doc, list) else [doc]
+                    except ValueError:
+                        parsed = []
                 with outer.lock:
                     steps = outer.plan.get(path) or []
                     status, delay = steps.pop(0) if steps else (200, 0.0)
                     outer.requests.append(
                         {"method": self.command, "path": self.path, "headers": dict(self.headers), "body": body,
-                         "status": status}
+                         "status": status, "events": parsed}
                     )  # fmt: skip
                 if delay:
                     time.sleep(delay)
@@ -206,8 +214,8 @@ class Receiver:
                 except OSError:
                     pass
 
-            do_POST = _handle  # noqa: N815
-            do_GET = _handle  # noqa: N815
+            do_POST = _handle
+            do_GET = _handle
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
@@ -217,8 +225,6 @@ class Receiver:
 
     def events(self, path: str | None = None, status: int | None = 200) -> list[dict[str, Any]]:
         """Every CloudEvent received (arrays flattened), optionally by path and response status."""
-        import json as _json
-
         out: list[dict[str, Any]] = []
         with self.lock:
             reqs = list(self.requests)
@@ -227,10 +233,7 @@ class Receiver:
                 continue
             if status is not None and r["status"] != status:
                 continue
-            if r["method"] != "POST":
-                continue
-            doc = _json.loads(r["body"])
-            out.extend(doc if isinstance(doc, list) else [doc])
+            out.extend(r["events"])
         return out
 
     def wait_for(self, predicate: Any, timeout: float = 15.0) -> None:
@@ -238,7 +241,7 @@ class Receiver:
         while time.monotonic() < deadline:
             if predicate():
                 return
-            time.sleep(0.02)
+            time.sleep(0.1)
         raise AssertionError("condition not met in time")
 
     def close(self) -> None:

@@ -57,6 +57,7 @@ class Settings:
     event_retention_s: float = 7 * 86400.0
     alert_webhook_url: str | None = None
     poll_interval: float = 1.0
+    lease_s: float = 60.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -90,6 +91,7 @@ class Settings:
             event_retention_s=_float(g("EVENTSTREAMS_EVENT_RETENTION_SECONDS"), cls.event_retention_s),
             alert_webhook_url=g("EVENTSTREAMS_ALERT_WEBHOOK_URL") or None,
             poll_interval=_float(g("EVENTSTREAMS_POLL_INTERVAL"), cls.poll_interval),
+            lease_s=_float(g("EVENTSTREAMS_LEASE_SECONDS"), cls.lease_s),
         )
 
     def public_base_url(self) -> str:

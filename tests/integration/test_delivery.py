@@ -40,7 +40,9 @@ def publish(server: Server, auth: tuple[str, str], events: list[dict[str, Any]])
     )
 
 
-def webhook(client: Client, receiver: Receiver, path: str, batch: bool, types: list[dict[str, Any]] | None = None) -> str:
+def webhook(
+    client: Client, receiver: Receiver, path: str, batch: bool, types: list[dict[str, Any]] | None = None
+) -> str:
     sink = client.events.v1.sinks.create(
         description=path,
         sink_type="webhook",
@@ -138,7 +140,9 @@ def test_bad_requests(server: Server, account: tuple[str, str]) -> None:
     assert r.status_code == 400 and "not valid JSON" in r.json()["message"]
     r = requests.post(url, data="{}", headers={"Content-Type": "text/plain"}, auth=account, timeout=5)
     assert r.status_code == 415
-    r = requests.post(url, data="{}", headers={"Content-Type": "application/cloudevents-batch+json"}, auth=account, timeout=5)
+    r = requests.post(
+        url, data="{}", headers={"Content-Type": "application/cloudevents-batch+json"}, auth=account, timeout=5
+    )
     assert r.status_code == 400 and "JSON array" in r.json()["message"]
     r = publish(server, account, [event(i) for i in range(1001)])
     assert r.status_code == 413
@@ -185,7 +189,10 @@ def test_4xx_dead_letters_at_once_and_replay(server: Server, account: tuple[str,
     assert len(receiver.requests) == 2  # no retry of a 4xx
     # replay one by id, then the rest
     r = requests.post(
-        f"{server.url}/v1/Sinks/{sink}/Replay", data={"DeadLetters": "true", "EventId": dead[0]["event_id"]}, auth=account, timeout=5
+        f"{server.url}/v1/Sinks/{sink}/Replay",
+        data={"DeadLetters": "true", "EventId": dead[0]["event_id"]},
+        auth=account,
+        timeout=5,
     )
     assert r.status_code == 201 and r.json()["replayed"] == 1
     receiver.wait_for(lambda: len(receiver.events("/gone")) == 1)
@@ -213,7 +220,12 @@ def test_replay_by_id_and_time_range(server: Server, account: tuple[str, str], r
     sink = webhook(server.client(*account), receiver, "/replay", batch=True)
     publish(server, account, [event(i) for i in range(5)])
     receiver.wait_for(lambda: len(receiver.events("/replay")) == 5)
-    r = requests.post(f"{server.url}/v1/Sinks/{sink}/Replay", data={"EventId": [f"EZ{1:032x}", f"EZ{2:032x}"]}, auth=account, timeout=5)
+    r = requests.post(
+        f"{server.url}/v1/Sinks/{sink}/Replay",
+        data={"EventId": [f"EZ{1:032x}", f"EZ{2:032x}"]},
+        auth=account,
+        timeout=5,
+    )
     assert r.json()["replayed"] == 2
     receiver.wait_for(lambda: len(receiver.events("/replay")) == 7)
     since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60))
@@ -238,15 +250,32 @@ def test_schema_version_projection_and_skip(server: Server, account: tuple[str, 
     s1 = {"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "string"}}, "required": ["a", "b"]}
     s2 = {"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "string"}}, "required": ["a"]}
     for doc in (s1, s2):
-        requests.post(f"{server.url}/v1/Catalog/Schemas/T.Proj/Versions", data={"Schema": json.dumps(doc)}, auth=account, timeout=5)
+        requests.post(
+            f"{server.url}/v1/Catalog/Schemas/T.Proj/Versions",
+            data={"Schema": json.dumps(doc)},
+            auth=account,
+            timeout=5,
+        )
     requests.post(
-        f"{server.url}/v1/Catalog/Types", data={"Type": "com.example.proj", "SchemaId": "T.Proj", "Description": "d"}, auth=account, timeout=5
+        f"{server.url}/v1/Catalog/Types",
+        data={"Type": "com.example.proj", "SchemaId": "T.Proj", "Description": "d"},
+        auth=account,
+        timeout=5,
     )
     sink = webhook(client, receiver, "/proj", batch=False, types=[{"type": "com.example.proj", "schema_version": 1}])
     base = {"specversion": "1.0", "type": "com.example.proj", "source": "/x"}
-    publish(server, account, [{**base, "id": "ok", "data": {"a": "1", "b": "2"}}, {**base, "id": "lacks-b", "data": {"a": "1"}}])
+    publish(
+        server,
+        account,
+        [{**base, "id": "ok", "data": {"a": "1", "b": "2"}}, {**base, "id": "lacks-b", "data": {"a": "1"}}],
+    )
     log_url = f"{server.url}/v1/Sinks/{sink}/Deliveries"
-    receiver.wait_for(lambda: {x["outcome"] for x in requests.get(log_url, auth=account, timeout=5).json()["deliveries"]} == {"delivered", "skipped"})
+    receiver.wait_for(
+        lambda: (
+            {x["outcome"] for x in requests.get(log_url, auth=account, timeout=5).json()["deliveries"]}
+            == {"delivered", "skipped"}
+        )
+    )
     log = requests.get(log_url, auth=account, timeout=5).json()["deliveries"]
     skipped = next(x for x in log if x["outcome"] == "skipped")
     assert skipped["event_ids"] == ["lacks-b"] and '"b" is a required property' in skipped["detail"]

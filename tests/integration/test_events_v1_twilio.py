@@ -10,7 +10,7 @@ import requests
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
-from tests.conftest import Server
+from tests.conftest import Receiver, Server
 
 WEBHOOK = {"destination": "https://example.com/hook", "method": "POST", "batch_events": True}
 
@@ -196,10 +196,12 @@ def test_sink_limit_100(client: Client) -> None:
     assert len(client.events.v1.sinks.list(page_size=1000)) == 100
 
 
-def test_sink_test_and_validate(client: Client) -> None:
-    sink = make_sink(client)
+def test_sink_test_and_validate(client: Client, receiver: Receiver) -> None:
+    sink = make_sink(client, destination=receiver.url + "/test")
     assert client.events.v1.sinks(sink.sid).sink_test.create().result == "submitted"
-    test_id = _last_test_id(client, sink.sid)
+    # the test id reaches the sink inside com.twilio.eventstreams.test-event
+    receiver.wait_for(lambda: len(receiver.events("/test")) == 1)
+    test_id = receiver.events("/test")[0]["data"]["test_id"]
     assert client.events.v1.sinks(sink.sid).sink_validate.create(test_id=test_id).result == "valid"
     with pytest.raises(TwilioRestException) as e:
         client.events.v1.sinks(sink.sid).sink_validate.create(test_id="00000000-0000-4000-8000-000000000000")
@@ -207,29 +209,10 @@ def test_sink_test_and_validate(client: Client) -> None:
     with pytest.raises(TwilioRestException) as e:
         client.events.v1.sinks(sink.sid).sink_validate.create(test_id="not-a-uuid")
     assert err(e) == (400, 91005)
-
-
-def _last_test_id(client: Client, sink_sid: str) -> str:
-    """The test id reaches the sink inside the test event; until delivery
-    exists we read it where the server recorded it."""
-    from tests.conftest import Server as _S  # noqa: F401
-
-    srv = _current_server[0]
-    store = srv.services.store
-
-    async def get() -> str:
-        rows = await store._run(lambda tx: tx.all("SELECT test_id FROM sink_tests WHERE sink_sid = :s", s=sink_sid))
-        return str(rows[-1]["test_id"])
-
-    return srv.call(get())
-
-
-_current_server: list[Server] = []
-
-
-@pytest.fixture(autouse=True)
-def _remember(server: Server) -> None:
-    _current_server[:] = [server]
+    other = make_sink(client, destination=receiver.url + "/other")
+    with pytest.raises(TwilioRestException) as e:  # a test id belongs to its sink
+        client.events.v1.sinks(other.sid).sink_validate.create(test_id=test_id)
+    assert err(e) == (400, 91004)
 
 
 def test_subscription_lifecycle(client: Client, server: Server) -> None:

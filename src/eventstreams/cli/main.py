@@ -60,6 +60,118 @@ def serve(host: str | None, port: int | None) -> None:
 
 
 @main.command()
+def worker() -> None:
+    """Run delivery only (no HTTP API). Start several against one PostgreSQL to scale out."""
+    import signal
+
+    from ..api.app import build_services, start_delivery
+
+    settings = Settings.from_env()
+    if settings.database_url.startswith("sqlite"):
+        click.echo("note: on SQLite `eventstreams serve` already delivers; run workers with PostgreSQL", err=True)
+
+    async def go() -> None:
+        svc = await build_services(settings)
+        await start_delivery(svc)
+        assert svc.delivery is not None
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        logging.getLogger("eventstreams").info("worker %s delivering", svc.delivery.dispatcher.worker_id)
+        await stop.wait()
+        await svc.delivery.stop()
+        await svc.store.close()
+
+    asyncio.run(go())
+
+
+@main.command()
+@click.option("--account", "account_sid", required=True, help="Account SID the events belong to.")
+@click.argument("source", type=click.File("rb"), default="-")
+def publish(account_sid: str, source: Any) -> None:
+    """Publish CloudEvents from a JSON file (an event or an array; default stdin)."""
+    from ..embedded import EventStreams
+
+    try:
+        doc = json.loads(source.read())
+    except ValueError as exc:
+        raise click.ClickException(f"not valid JSON: {exc}") from None
+    events = doc if isinstance(doc, list) else [doc]
+
+    async def go() -> dict[str, Any]:
+        es = await EventStreams.open(Settings.from_env())
+        try:
+            return (await es.publish(account_sid, events)).view()
+        except LookupError as exc:
+            raise click.ClickException(str(exc)) from None
+        finally:
+            await es.close()
+
+    result = asyncio.run(go())
+    _out(result)
+    if result["rejected"]:
+        sys.exit(1)
+
+
+@main.command("dead-letters")
+@click.option("--account", "account_sid", required=True)
+@click.option("--sink", "sink_sid", default=None, help="Only this sink.")
+def dead_letters(account_sid: str, sink_sid: str | None) -> None:
+    """List dead-lettered deliveries with their last error."""
+    from ..store.records import PageQuery
+
+    async def go(svc: Any) -> list[dict[str, Any]]:
+        from ..api.delivery import dead_letter_view
+
+        out: list[dict[str, Any]] = []
+        q = PageQuery(size=1000)
+        while True:
+            page = await svc.store.list_dead_letters(account_sid, sink_sid, q)
+            out += [dead_letter_view(d) for d in page.items]
+            if not page.has_more:
+                return out
+            q = PageQuery(size=1000, after=(page.items[-1].id,))
+
+    _out(_run(go))
+
+
+@main.command()
+@click.option("--account", "account_sid", required=True)
+@click.option("--sink", "sink_sid", required=True)
+@click.option("--dead-letters", "dead", is_flag=True, help="Replay the sink's dead letters.")
+@click.option("--event-id", "event_ids", multiple=True, help="Replay these events (repeatable).")
+@click.option("--since", default=None, help="Replay events received at or after this ISO time.")
+@click.option("--until", default=None, help="... and before this ISO time.")
+def replay(
+    account_sid: str, sink_sid: str, dead: bool, event_ids: tuple[str, ...], since: str | None, until: str | None
+) -> None:
+    """Deliver again to one sink: dead letters, chosen events or a time range."""
+    from .. import clock
+    from ..api.delivery import _time_ms
+    from ..errors import TwilioError
+
+    async def go(svc: Any) -> dict[str, Any]:
+        try:
+            lo, hi = _time_ms("--since", since), _time_ms("--until", until)
+        except TwilioError as exc:
+            raise click.ClickException(exc.message) from None
+        if await svc.store.get_sink(account_sid, sink_sid) is None:
+            raise click.ClickException(f"no sink {sink_sid} in account {account_sid}")
+        now_ms = int(clock.now() * 1000)
+        ids = list(event_ids) or None
+        if dead:
+            n, _ = await svc.store.replay_dead_letters(account_sid, sink_sid, ids, now_ms)
+        elif ids or lo is not None or hi is not None:
+            n = await svc.store.replay_events(account_sid, sink_sid, ids, lo, hi, now_ms)
+        else:
+            raise click.ClickException("say what to replay: --dead-letters, --event-id or --since/--until")
+        return {"sink_sid": sink_sid, "replayed": n}
+
+    _out(_run(go))
+
+
+@main.command()
 def migrate() -> None:
     """Apply pending schema migrations and load the built-in catalogue."""
     from ..store import open_store

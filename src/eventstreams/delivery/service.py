@@ -27,6 +27,7 @@ PRUNE_EVERY = 300.0
 def dispatcher_config(settings: Settings) -> DispatcherConfig:
     return DispatcherConfig(
         poll_interval=settings.poll_interval,
+        lease_ms=int(settings.lease_s * 1000),
         timeout=settings.delivery_timeout,
         max_in_flight=settings.sink_max_in_flight,
         allow_private=settings.allow_private_destinations,
