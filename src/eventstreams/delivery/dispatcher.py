@@ -186,7 +186,10 @@ class SinkWorker:
                 delivered.append(ev.id)
                 continue
             code = decision.error_code or error_code(outcome)
-            detail = decision.reason or outcome.describe()
+            # the response excerpt always; the policy's reason when it ended the delivery
+            detail = outcome.describe()
+            if decision.reason and outcome.describe() not in decision.reason:
+                detail = f"{detail} ({decision.reason})"
             errors += 1
             if first_error is None:
                 first_error = (code, outcome.status, outcome.message or detail)

@@ -1,0 +1,145 @@
+"""Embedding API, CLI, alert webhook and retention pruning."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+import eventstreams
+from eventstreams.catalog import builtin_examples
+from eventstreams.config import Settings
+from tests.conftest import Receiver, Server, make_settings, start_server
+
+DATA = builtin_examples()["Messaging.MessageStatus"][1]
+TYPE = "com.twilio.messaging.message.delivered"
+
+
+def _event(i: str) -> dict[str, object]:
+    return {"specversion": "1.0", "type": TYPE, "source": "/t", "id": i, "data": DATA}
+
+
+def _sink(server: Server, account: tuple[str, str], receiver: Receiver, path: str) -> str:
+    client = server.client(*account)
+    sink = client.events.v1.sinks.create(
+        description="d",
+        sink_type="webhook",
+        sink_configuration={"destination": receiver.url + path, "method": "POST", "batch_events": True},
+    )
+    client.events.v1.subscriptions.create(description="d", sink_sid=sink.sid, types=[{"type": TYPE}])
+    return str(sink.sid)
+
+
+def test_embedded_publish_reaches_the_server_dispatcher(
+    server: Server, account: tuple[str, str], receiver: Receiver
+) -> None:
+    _sink(server, account, receiver, "/embedded")
+
+    def run() -> eventstreams.embedded.PublishResult:  # another thread: asyncio.run inside
+        return eventstreams.publish(
+            [_event("emb-1"), _event("emb-2"), {"type": "x"}], account_sid=account[0], settings=server.settings
+        )
+
+    result = run()
+    assert result.accepted == ["emb-1", "emb-2"] and result.rejected[0].index == 2
+    # stored by another "process" (no wake-up reaches the server): found by polling
+    receiver.wait_for(lambda: {e["id"] for e in receiver.events("/embedded")} == {"emb-1", "emb-2"})
+    with pytest.raises(LookupError):
+        eventstreams.publish(_event("x"), account_sid="AC" + "0" * 32, settings=server.settings)
+
+
+def test_cli_publish_dead_letters_and_replay(server: Server, account: tuple[str, str], receiver: Receiver) -> None:
+    sink = _sink(server, account, receiver, "/cli")
+    receiver.plan["/cli"] = [(400, 0)]
+    env = {
+        **os.environ,
+        "EVENTSTREAMS_DATABASE_URL": server.settings.database_url,
+        "EVENTSTREAMS_DATA_DIR": str(server.settings.data_dir),
+    }
+    cli = [sys.executable, "-m", "eventstreams.cli.main"]
+    out = subprocess.run(
+        [*cli, "publish", "--account", account[0]], input=json.dumps(_event("cli-1")), env=env,
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert json.loads(out.stdout)["accepted"] == ["cli-1"]
+
+    def dead() -> list[dict[str, object]]:
+        r = subprocess.run(
+            [*cli, "dead-letters", "--account", account[0], "--sink", sink], env=env, capture_output=True, text=True,
+            timeout=60, check=True,
+        )  # fmt: skip
+        return json.loads(r.stdout)  # type: ignore[no-any-return]
+
+    receiver.wait_for(lambda: len(dead()) == 1, timeout=20)
+    assert dead()[0]["event_id"] == "cli-1" and dead()[0]["error_code"] == 91305
+    r = subprocess.run(
+        [*cli, "replay", "--account", account[0], "--sink", sink, "--dead-letters"], env=env, capture_output=True,
+        text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert json.loads(r.stdout) == {"sink_sid": sink, "replayed": 1}
+    receiver.wait_for(lambda: [e["id"] for e in receiver.events("/cli")] == ["cli-1"])
+    bad = subprocess.run(
+        [*cli, "publish", "--account", account[0]], input="{nope", env=env, capture_output=True, text=True, timeout=60
+    )
+    assert bad.returncode != 0 and "not valid JSON" in bad.stderr
+
+
+def test_alert_webhook_and_retention(tmp_path: Path) -> None:
+    hook = Receiver()
+    target = Receiver()
+    settings = make_settings(f"sqlite:///{tmp_path}/a.db", tmp_path, alert_webhook_url=hook.url + "/alerts")
+    srv = start_server(settings)
+    try:
+        sid, token = srv.new_account()
+        client = srv.client(sid, token)
+        sink = client.events.v1.sinks.create(
+            description="d", sink_type="webhook",
+            sink_configuration={"destination": target.url + "/x", "method": "POST", "batch_events": False},
+        )  # fmt: skip
+        client.events.v1.subscriptions.create(description="d", sink_sid=sink.sid, types=[{"type": TYPE}])
+        target.plan["/x"] = [(502, 0)]
+        requests.post(f"{srv.url}/v1/Events", json=_event("al-1"), auth=(sid, token), timeout=5).raise_for_status()
+        hook.wait_for(lambda: len(hook.events("/alerts")) == 1)
+        alert = hook.events("/alerts")[0]
+        assert alert["resource_sid"] == sink.sid and alert["error_code"] == "91306" and alert["account_sid"] == sid
+        target.wait_for(lambda: len(target.events("/x")) == 1)
+        # retention: everything older than the windows goes, pending work stays
+        store = srv.services.store
+        future = int((srv.services.delivery.settings.log_retention_s + 30 * 86400) * 1000)
+        import time as _t
+
+        counts = srv.call(
+            store.prune(int(_t.time() * 1000) + future, {"log": 0, "errors": 0, "dedupe": 0, "events": 0})
+        )
+        assert (
+            counts["delivery_log"] >= 2 and counts["alerts"] == 1 and counts["events"] == 1 and counts["event_ids"] == 1
+        )
+        assert (
+            requests.get(f"{srv.url}/v1/Sinks/{sink.sid}/Deliveries", auth=(sid, token), timeout=5).json()["deliveries"]
+            == []
+        )
+        # the id may be published again once its dedupe window has passed
+        r = requests.post(f"{srv.url}/v1/Events", json=_event("al-1"), auth=(sid, token), timeout=5)
+        assert r.json()["accepted"] == ["al-1"]
+    finally:
+        srv.stop()
+        hook.close()
+        target.close()
+
+
+def test_settings_from_env() -> None:
+    s = Settings.from_env(
+        {
+            "EVENTSTREAMS_RETRY_MAX_AGE": "60",
+            "EVENTSTREAMS_DEDUPE_WINDOW_SECONDS": "10",
+            "EVENTSTREAMS_DELIVERY": "false",
+        }
+    )
+    assert (s.retry_max_age, s.dedupe_window_s, s.delivery) == (60.0, 10.0, False)
+    assert asyncio.iscoroutinefunction(eventstreams.EventStreams.open)
