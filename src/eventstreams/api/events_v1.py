@@ -129,7 +129,7 @@ async def list_schema_versions(request: Request) -> Response:
 
 
 def _version(raw: str) -> int:
-    if not raw.isdigit() or len(raw) > 9:
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 9:  # isdigit alone accepts "¹"
         raise not_found(f"Schema version {raw!r} was not found (versions are positive integers)")
     return int(raw)
 

@@ -118,6 +118,11 @@ class Publisher:
                 raise InvalidEvent(f"extension attribute {key!r} must be a string, integer or boolean")
         if "subject" in raw and not isinstance(raw["subject"], str):
             raise InvalidEvent("subject must be a string")
+        for name, text in (("type", type_), ("source", source), ("id", event_id)):
+            if "\x00" in text:  # JSON may escape NUL; no database column should hold one
+                raise InvalidEvent(f"{name} must not contain NUL characters")
+        if len(type_) > 255:
+            raise InvalidEvent("type is longer than 255 characters")
         etype = await self.catalog.event_type(owner, type_)
         if etype is None:
             raise InvalidEvent(f"unknown event type {type_!r}")

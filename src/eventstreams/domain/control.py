@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import re
+
+import orjson
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -183,8 +185,9 @@ class ControlPlane:
         if configuration is None or configuration == "":
             raise TwilioError(SINK_CREATE_FAILED, "Sink could not be created: SinkConfiguration is required", 400)
         try:
-            raw = json.loads(configuration)
-        except ValueError as exc:
+            # orjson: refuses lone surrogates and nesting deeper than 1024 (json.loads would recurse)
+            raw = orjson.loads(configuration)
+        except orjson.JSONDecodeError as exc:
             raise TwilioError(
                 SINK_CREATE_FAILED, f"Sink could not be created: SinkConfiguration is not valid JSON ({exc})", 400
             ) from None
@@ -274,6 +277,8 @@ class ControlPlane:
     async def _resolve_type(self, p: Principal, type_: Any, version: Any, where: str) -> tuple[str, int]:
         if not isinstance(type_, str) or not type_:
             raise bad_request(f"Missing required input parameter {where}.type")
+        if "\x00" in type_ or len(type_) > 255:
+            raise TwilioError(TYPE_NOT_FOUND, f"Event type not found: {where}.type is not a valid type name", 400)
         row = await self.store.get_event_type(p.catalog_owner, type_)
         if row is None:
             raise TwilioError(TYPE_NOT_FOUND, f"Event type not found: {type_} (Type not found in the system)", 400)
@@ -311,8 +316,8 @@ class ControlPlane:
         for i, raw in enumerate(types):
             where = f"event_types[{i}]"
             try:
-                obj = json.loads(raw)
-            except ValueError:
+                obj = orjson.loads(raw)
+            except orjson.JSONDecodeError:
                 raise bad_request(f"Types[{i}] is not a JSON object: {raw[:80]!r}") from None
             if not isinstance(obj, dict):
                 raise bad_request(
