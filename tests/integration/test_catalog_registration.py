@@ -23,7 +23,10 @@ SCHEMA_V1 = {
 def test_register_schema_and_type_via_api(server: Server, account: tuple[str, str]) -> None:
     auth = account
     r = requests.post(
-        f"{server.url}/v1/Catalog/Schemas/Shop.Order/Versions", data={"Schema": json.dumps(SCHEMA_V1)}, auth=auth, timeout=5
+        f"{server.url}/v1/Catalog/Schemas/Shop.Order/Versions",
+        data={"Schema": json.dumps(SCHEMA_V1)},
+        auth=auth,
+        timeout=5,
     )
     assert r.status_code == 201, r.text
     assert r.json()["schema_version"] == 1 and r.json()["raw"] == f"{server.url}/schemas/Shop.Order/1"
@@ -46,9 +49,7 @@ def test_register_schema_and_type_via_api(server: Server, account: tuple[str, st
     raw = requests.get(f"{server.url}/schemas/Shop.Order/2", auth=auth, timeout=5).json()
     assert raw["properties"]["total"] == {"type": "number"}
     # subscribable like any Twilio type
-    sink = client.events.v1.sinks.create(
-        description="d", sink_type="segment", sink_configuration={"write_key": "k"}
-    )
+    sink = client.events.v1.sinks.create(description="d", sink_type="segment", sink_configuration={"write_key": "k"})
     sub = client.events.v1.subscriptions.create(
         description="d", sink_sid=sink.sid, types=[{"type": "com.example.shop.order.created", "schema_version": 1}]
     )
@@ -58,7 +59,10 @@ def test_register_schema_and_type_via_api(server: Server, account: tuple[str, st
     r = requests.get(f"{server.url}/v1/Types/com.example.shop.order.created", auth=other, timeout=5)
     assert r.status_code == 404
     r = requests.post(
-        f"{server.url}/v1/Catalog/Schemas/Shop.Order/Versions", data={"Schema": json.dumps(SCHEMA_V1)}, auth=other, timeout=5
+        f"{server.url}/v1/Catalog/Schemas/Shop.Order/Versions",
+        data={"Schema": json.dumps(SCHEMA_V1)},
+        auth=other,
+        timeout=5,
     )
     assert r.status_code == 409
     # Twilio's namespace and schemas are reserved

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import json
 import re
-
-import orjson
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from jsonschema import SchemaError
 from jsonschema.validators import validator_for
 
