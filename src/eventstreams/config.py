@@ -58,6 +58,8 @@ class Settings:
     alert_webhook_url: str | None = None
     poll_interval: float = 1.0
     lease_s: float = 60.0
+    aws_endpoint_url: str | None = None
+    segment_endpoint: str = "https://api.segment.io"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -92,6 +94,8 @@ class Settings:
             alert_webhook_url=g("EVENTSTREAMS_ALERT_WEBHOOK_URL") or None,
             poll_interval=_float(g("EVENTSTREAMS_POLL_INTERVAL"), cls.poll_interval),
             lease_s=_float(g("EVENTSTREAMS_LEASE_SECONDS"), cls.lease_s),
+            aws_endpoint_url=g("EVENTSTREAMS_AWS_ENDPOINT_URL") or None,
+            segment_endpoint=g("EVENTSTREAMS_SEGMENT_ENDPOINT") or cls.segment_endpoint,
         )
 
     def public_base_url(self) -> str:

@@ -47,6 +47,8 @@ class DispatcherConfig:
     max_in_flight: int = 32
     alert_every_ms: int = 20 * 60 * 1000
     allow_private: bool = False
+    aws_endpoint_url: str | None = None
+    segment_endpoint: str = "https://api.segment.io"
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
 
@@ -333,6 +335,11 @@ class Dispatcher:
             allow_private=self.config.allow_private,
             timeout=self.config.timeout,
             max_in_flight=self.config.max_in_flight,
+            extra={
+                "aws_endpoint_url": self.config.aws_endpoint_url,
+                "segment_endpoint": self.config.segment_endpoint,
+                "schema_lookup": self._schema_lookup(account.parent_sid or account.sid),
+            },
         )
         try:
             sender = create_sender(ctx)
@@ -340,6 +347,16 @@ class Dispatcher:
             log.info("sink %s: %s; its deliveries wait", row.sid, exc)
             return None
         return SinkWorker(self, row, sender, versions, account.parent_sid or account.sid)
+
+    def _schema_lookup(self, owner: str) -> Any:
+        """``await lookup(schema_id, version)`` -> the JSON Schema document, for
+        senders that read schema annotations (Segment's ``identityType``)."""
+
+        async def lookup(schema_id: str, version: int) -> dict[str, Any] | None:
+            compiled = await self.catalog.schema(owner, schema_id, version)
+            return compiled.document if compiled is not None else None
+
+        return lookup
 
     async def ensure_projections(self, owner: str, versions: dict[str, int], batch: list[LeasedDelivery]) -> None:
         for d in batch:

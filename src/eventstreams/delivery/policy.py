@@ -99,6 +99,12 @@ class Outcome:
     status: int | None = None
     retry_after: str | None = None
     message: str = ""
+    #: a sink-specific error code (e.g. Kinesis 93101-93104) replacing the generic mapping
+    code: int | None = None
+    #: overrides the retry rule of ``kind`` (e.g. Kinesis "stream not found" is never retried)
+    retryable: bool | None = None
+    #: this failure should tighten the sink's throttle (e.g. Kinesis throughput exceeded)
+    throttle: bool = False
 
     def __post_init__(self) -> None:
         if self.kind is OutcomeKind.HTTP_STATUS and self.status is None:
@@ -180,6 +186,8 @@ def error_code(outcome: Outcome) -> int:
     kind = outcome.kind
     if kind is OutcomeKind.SUCCESS:
         raise ValueError("a successful delivery has no error code")
+    if outcome.code is not None:
+        return outcome.code
     if kind is OutcomeKind.HTTP_STATUS:
         status = outcome.status
         assert status is not None  # enforced in Outcome.__post_init__
@@ -206,6 +214,10 @@ def is_retryable(outcome: Outcome) -> bool:
     errors are retried; other 4xx, 1xx/3xx, dropped events and successes are not.
     """
     kind = outcome.kind
+    if kind is OutcomeKind.SUCCESS:
+        return False
+    if outcome.retryable is not None:
+        return outcome.retryable
     if kind is OutcomeKind.HTTP_STATUS:
         status = outcome.status
         assert status is not None
@@ -224,7 +236,7 @@ def is_throttle_signal(outcome: Outcome) -> bool:
     Twilio throttles on 429 and 5xx; 91302 also mentions slow sinks, so a
     timeout counts too (our choice).
     """
-    if outcome.kind is OutcomeKind.TIMEOUT:
+    if outcome.kind is OutcomeKind.TIMEOUT or outcome.throttle:
         return True
     if outcome.kind is OutcomeKind.HTTP_STATUS:
         status = outcome.status

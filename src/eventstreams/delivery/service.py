@@ -31,6 +31,8 @@ def dispatcher_config(settings: Settings) -> DispatcherConfig:
         timeout=settings.delivery_timeout,
         max_in_flight=settings.sink_max_in_flight,
         allow_private=settings.allow_private_destinations,
+        aws_endpoint_url=settings.aws_endpoint_url,
+        segment_endpoint=settings.segment_endpoint,
         retry=RetryPolicy(
             first_delay=settings.retry_first_delay,
             max_delay=settings.retry_max_delay,

@@ -27,4 +27,12 @@ def create_sender(ctx: SinkContext) -> SinkSender:
         from .webhook import WebhookSender
 
         return WebhookSender(ctx)
+    if ctx.sink_type == "kinesis":
+        from .kinesis import KinesisSender
+
+        return KinesisSender(ctx)
+    if ctx.sink_type == "segment":
+        from .segment import SegmentSender
+
+        return SegmentSender(ctx)
     raise UnsupportedSink(ctx.sink_type)
