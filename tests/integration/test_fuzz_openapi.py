@@ -31,7 +31,7 @@ from schemathesis.checks import not_a_server_error
 
 from tests.conftest import Server
 
-MAX_EXAMPLES = {GenerationMode.POSITIVE: 20, GenerationMode.NEGATIVE: 20}
+MAX_EXAMPLES = {GenerationMode.POSITIVE: 12, GenerationMode.NEGATIVE: 12}
 FUZZ = settings(
     derandomize=True,
     database=None,
@@ -177,7 +177,7 @@ def test_raw_fuzz_no_server_errors(server: Server, backend: str, capsys: Any) ->
     session.auth = (sid, token)
     started = time.monotonic()
 
-    @settings(FUZZ, max_examples=300)
+    @settings(FUZZ, max_examples=200)
     @given(
         op=st.sampled_from(ops),
         segments=st.lists(_segment(), min_size=3, max_size=3),

@@ -480,7 +480,7 @@ def test_create_sender_registry() -> None:
     ctx = SinkContext("DG1", "AC1", "webhook", {"destination": "https://example.com/h", "method": "GET"}, "t", SECRET)
     assert isinstance(create_sender(ctx), WebhookSender)
     with pytest.raises(UnsupportedSink):
-        create_sender(SinkContext("DG1", "AC1", "kinesis", {"arn": "x"}, "t", SECRET))
+        create_sender(SinkContext("DG1", "AC1", "email", {"to": "x"}, "t", SECRET))
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import clock
+from ..bridge import api as bridge
 from ..catalog import SCHEMA_HOST, builtin_schema_versions, builtin_types
 from ..catalog.runtime import Catalog
 from ..config import Settings
@@ -176,6 +177,7 @@ def create_app(settings: Settings, svc: Services | None = None, announce: bool =
             Route("/openapi.json", openapi, methods=["GET"]),
             *events_v1.routes,
             *delivery.routes,
+            *bridge.routes,
             *accounts.routes,
         ],
         exception_handlers={TwilioError: on_twilio_error, HTTPException: on_http_error, Exception: on_crash},

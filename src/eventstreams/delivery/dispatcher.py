@@ -181,6 +181,14 @@ class SinkWorker:
         errors = 0
         first_error: tuple[int, int | None, str] | None = None
         for (d, ev), outcome in zip(sendable, outcomes, strict=True):
+            if outcome.kind is OutcomeKind.SKIPPED:
+                results.append(DeliveryResult(d, "skipped", error=outcome.message))
+                logs.append(
+                    LogEntry(
+                        d.account_sid, d.sink_sid, now_ms, "skipped", [ev.id], d.attempts + 1, detail=outcome.message
+                    )
+                )
+                continue
             first_at = (d.first_attempt_at or now_ms) / 1000
             decision = self.d.config.retry.decide(outcome, d.attempts + 1, first_at, now)
             if decision.action is Action.DELIVERED:
@@ -299,27 +307,35 @@ class Dispatcher:
         seen = set()
         for row in rows:
             seen.add(row.sid)
-            versions = await self.store.sink_subscribed_versions(row.sid)
-            fp = (row.configuration_sealed, row.status, *sorted(f"{t}={v}" for t, v in versions.items()))
-            current = self.workers.get(row.sid)
-            if current is not None and self._fingerprints.get(row.sid) == fp:
-                continue
-            if current is not None:
-                if current.row.configuration_sealed == row.configuration_sealed:
-                    current.versions = versions  # subscription change only: keep the sender and throttle
-                    self._fingerprints[row.sid] = fp
-                    continue
-                await current.stop()
-                del self.workers[row.sid]
-            worker = await self._make_worker(row, versions)
-            if worker is not None:
-                self.workers[row.sid] = worker
-                self._fingerprints[row.sid] = fp
-                worker.start()
+            try:
+                await self._sync_one(row)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # one broken sink must not keep the others from delivering
+                log.exception("sink %s: cannot start its worker", row.sid)
         for sid in list(self.workers):
             if sid not in seen:
                 await self.workers.pop(sid).stop()
                 self._fingerprints.pop(sid, None)
+
+    async def _sync_one(self, row: SinkRow) -> None:
+        versions = await self.store.sink_subscribed_versions(row.sid)
+        fp = (row.configuration_sealed, row.status, *sorted(f"{t}={v}" for t, v in versions.items()))
+        current = self.workers.get(row.sid)
+        if current is not None and self._fingerprints.get(row.sid) == fp:
+            return
+        if current is not None:
+            if current.row.configuration_sealed == row.configuration_sealed:
+                current.versions = versions  # subscription change only: keep the sender and throttle
+                self._fingerprints[row.sid] = fp
+                return
+            await current.stop()
+            del self.workers[row.sid]
+        worker = await self._make_worker(row, versions)
+        if worker is not None:
+            self.workers[row.sid] = worker
+            self._fingerprints[row.sid] = fp
+            worker.start()
 
     async def _make_worker(self, row: SinkRow, versions: dict[str, int]) -> SinkWorker | None:
         account = await self.store.get_account(row.account_sid)

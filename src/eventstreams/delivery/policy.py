@@ -79,6 +79,7 @@ class OutcomeKind(enum.Enum):
     TLS_ERROR = "tls_error"  # handshake / certificate failure
     INTERNAL = "internal"  # our fault, worth retrying
     DROPPED = "dropped"  # our fault, event discarded
+    SKIPPED = "skipped"  # deliberately not sent (e.g. Segment needs an identity): logged, no alert, no dead letter
 
 
 def _bound(text: str) -> str:
@@ -184,8 +185,8 @@ def error_code(outcome: Outcome) -> int:
     Raises ``ValueError`` for a success, which has no error code.
     """
     kind = outcome.kind
-    if kind is OutcomeKind.SUCCESS:
-        raise ValueError("a successful delivery has no error code")
+    if kind in (OutcomeKind.SUCCESS, OutcomeKind.SKIPPED):
+        raise ValueError("a successful or skipped delivery has no error code")
     if outcome.code is not None:
         return outcome.code
     if kind is OutcomeKind.HTTP_STATUS:
@@ -214,7 +215,7 @@ def is_retryable(outcome: Outcome) -> bool:
     errors are retried; other 4xx, 1xx/3xx, dropped events and successes are not.
     """
     kind = outcome.kind
-    if kind is OutcomeKind.SUCCESS:
+    if kind in (OutcomeKind.SUCCESS, OutcomeKind.SKIPPED):
         return False
     if outcome.retryable is not None:
         return outcome.retryable

@@ -185,6 +185,19 @@ class ControlStore(abc.ABC):
     async def reset(self) -> None:
         """Delete all account data (tests only); keeps the catalogue."""
 
+    # Twilio callback bridge (rows: account_sid, twilio_account_sid, token_sealed, date_created, date_updated)
+    @abc.abstractmethod
+    async def put_bridge_credentials(
+        self, account_sid: str, twilio_account_sid: str, token_sealed: str, now: str
+    ) -> bool:
+        """Create or replace; True when created."""
+
+    @abc.abstractmethod
+    async def get_bridge_credentials(self, account_sid: str) -> dict[str, str] | None: ...
+
+    @abc.abstractmethod
+    async def delete_bridge_credentials(self, account_sid: str) -> bool: ...
+
 
 class DeliveryStore(abc.ABC):
     """The delivery half of the seam: events in, leased deliveries out."""

@@ -1022,6 +1022,51 @@ class SQLStore(SQLDeliveryMixin, Store):
 
         return await self._run(go, write=True)
 
+    # -- Twilio callback bridge
+    async def put_bridge_credentials(
+        self, account_sid: str, twilio_account_sid: str, token_sealed: str, now: str
+    ) -> bool:
+        def go(tx: Tx) -> bool:
+            n = tx.run(
+                "UPDATE bridge_credentials SET twilio_account_sid = :t, token_sealed = :s, date_updated = :now"
+                " WHERE account_sid = :a",
+                t=twilio_account_sid,
+                s=token_sealed,
+                now=now,
+                a=account_sid,
+            )
+            if n:
+                return False
+            tx.run(
+                "INSERT INTO bridge_credentials (account_sid, twilio_account_sid, token_sealed, date_created,"
+                " date_updated) VALUES (:a, :t, :s, :now, :now)"
+                " ON CONFLICT (account_sid) DO UPDATE SET twilio_account_sid = excluded.twilio_account_sid,"
+                " token_sealed = excluded.token_sealed, date_updated = excluded.date_updated",
+                t=twilio_account_sid,
+                s=token_sealed,
+                now=now,
+                a=account_sid,
+            )
+            return True
+
+        return await self._run(go, write=True)
+
+    async def get_bridge_credentials(self, account_sid: str) -> dict[str, str] | None:
+        r = await self._run(
+            lambda tx: tx.one(
+                "SELECT account_sid, twilio_account_sid, token_sealed, date_created, date_updated"
+                " FROM bridge_credentials WHERE account_sid = :a",
+                a=account_sid,
+            )
+        )
+        return {k: str(v) for k, v in r.items()} if r else None
+
+    async def delete_bridge_credentials(self, account_sid: str) -> bool:
+        n = await self._run(
+            lambda tx: tx.run("DELETE FROM bridge_credentials WHERE account_sid = :a", a=account_sid), write=True
+        )
+        return n > 0
+
     async def reset(self) -> None:
         def go(tx: Tx) -> None:
             for table in self._reset_tables():
