@@ -351,7 +351,7 @@ async def test_all_without_identity_makes_no_request(segment: SegmentDouble) -> 
         assert await sender.send([], pacer) == []
     finally:
         await sender.close()
-    assert outcomes[0].kind is OutcomeKind.DROPPED
+    assert outcomes[0].kind is OutcomeKind.SKIPPED
     assert segment.requests == [] and pacer.waits == []
 
 
