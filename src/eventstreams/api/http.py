@@ -199,6 +199,26 @@ def paging(params: Params) -> Paging:
     return Paging(size, page, token or None, q)
 
 
+def _links(
+    filters: list[tuple[str, str]], pg: Paging, page: Page, sort_key: Callable[[Any], Sequence[Any]], prefix: str
+) -> tuple[Callable[[int, str | None], str], str | None, str | None]:
+    """The page-URL builder and the previous/next URLs (None at either end)."""
+
+    def url(page_no: int, token: str | None) -> str:
+        qs = [*filters, ("PageSize", str(pg.size)), ("Page", str(page_no))]
+        if token:
+            qs.append(("PageToken", token))
+        return f"{prefix}?{urlencode(qs)}"
+
+    backwards = pg.q.before is not None
+    items = page.items
+    has_next = bool(items) and (backwards or page.has_more)
+    has_prev = bool(items) and ((backwards and page.has_more) or (not backwards and pg.page > 0))
+    prev = url(max(pg.page - 1, 0), _enc("b", sort_key(items[0]))) if has_prev else None
+    nxt = url(pg.page + 1, _enc("a", sort_key(items[-1]))) if has_next else None
+    return url, prev, nxt
+
+
 def page_meta(
     base: str,
     path: str,
@@ -208,23 +228,14 @@ def page_meta(
     key: str,
     sort_key: Callable[[Any], Sequence[Any]],
 ) -> dict[str, Any]:
-    def url(page_no: int, token: str | None) -> str:
-        qs = [*filters, ("PageSize", str(pg.size)), ("Page", str(page_no))]
-        if token:
-            qs.append(("PageToken", token))
-        return f"{base}{path}?{urlencode(qs)}"
-
-    backwards = pg.q.before is not None
-    items = page.items
-    has_next = bool(items) and (backwards or page.has_more)
-    has_prev = bool(items) and ((backwards and page.has_more) or (not backwards and pg.page > 0))
+    url, prev, nxt = _links(filters, pg, page, sort_key, f"{base}{path}")
     return {
         "page": pg.page,
         "page_size": pg.size,
         "first_page_url": url(0, None),
-        "previous_page_url": url(max(pg.page - 1, 0), _enc("b", sort_key(items[0]))) if has_prev else None,
+        "previous_page_url": prev,
         "url": url(pg.page, pg.token),
-        "next_page_url": url(pg.page + 1, _enc("a", sort_key(items[-1]))) if has_next else None,
+        "next_page_url": nxt,
         "key": key,
     }
 
@@ -238,26 +249,16 @@ def legacy_meta(
     sort_key: Callable[[Any], Sequence[Any]],
 ) -> dict[str, Any]:
     """The 2010-04-01 envelope: relative ``*_uri`` fields, start and end."""
-
-    def uri(page_no: int, token: str | None) -> str:
-        qs = [*filters, ("PageSize", str(pg.size)), ("Page", str(page_no))]
-        if token:
-            qs.append(("PageToken", token))
-        return f"{path}?{urlencode(qs)}"
-
-    backwards = pg.q.before is not None
-    items = page.items
-    has_next = bool(items) and (backwards or page.has_more)
-    has_prev = bool(items) and ((backwards and page.has_more) or (not backwards and pg.page > 0))
+    uri, prev, nxt = _links(filters, pg, page, sort_key, path)
     start = pg.page * pg.size
     return {
         "first_page_uri": uri(0, None),
-        "end": start + max(len(items) - 1, 0),
-        "previous_page_uri": uri(max(pg.page - 1, 0), _enc("b", sort_key(items[0]))) if has_prev else None,
+        "end": start + max(len(page.items) - 1, 0),
+        "previous_page_uri": prev,
         "uri": uri(pg.page, pg.token),
         "page_size": pg.size,
         "start": start,
-        "next_page_uri": uri(pg.page + 1, _enc("a", sort_key(items[-1]))) if has_next else None,
+        "next_page_uri": nxt,
         "page": pg.page,
         key: [],
     }

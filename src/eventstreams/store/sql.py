@@ -418,7 +418,7 @@ class SQLDeliveryMixin(abc.ABC):
         )
         return int(r["n"]) if r else 0
 
-    async def list_dead_letters(self, account_sid: str, sink_sid: str | None, q: PageQuery) -> Page:
+    async def _list_by_sink(self, table: str, row: Any, account_sid: str, sink_sid: str | None, q: PageQuery) -> Page:
         where = ["account_sid = :a"]
         params: dict[str, Any] = {"a": account_sid}
         if sink_sid is not None:
@@ -426,10 +426,13 @@ class SQLDeliveryMixin(abc.ABC):
             params["s"] = sink_sid
 
         def go(tx: Tx) -> Page:
-            rows, more = _keyset(tx, "SELECT * FROM dead_letters", where, params, ["id"], q)
-            return Page([DeadLetterRow(**r) for r in rows], more)
+            rows, more = _keyset(tx, f"SELECT * FROM {table}", where, params, ["id"], q)
+            return Page([row(**r) for r in rows], more)
 
         return await self._run(go)
+
+    async def list_dead_letters(self, account_sid: str, sink_sid: str | None, q: PageQuery) -> Page:
+        return await self._list_by_sink("dead_letters", DeadLetterRow, account_sid, sink_sid, q)
 
     async def replay_dead_letters(
         self, account_sid: str, sink_sid: str | None, event_ids: Sequence[str] | None, now_ms: int
@@ -496,17 +499,7 @@ class SQLDeliveryMixin(abc.ABC):
         return await self._run(go, write=True)
 
     async def list_delivery_log(self, account_sid: str, sink_sid: str | None, q: PageQuery) -> Page:
-        where = ["account_sid = :a"]
-        params: dict[str, Any] = {"a": account_sid}
-        if sink_sid is not None:
-            where.append("sink_sid = :s")
-            params["s"] = sink_sid
-
-        def go(tx: Tx) -> Page:
-            rows, more = _keyset(tx, "SELECT * FROM delivery_log", where, params, ["id"], q)
-            return Page([LogRow(**r) for r in rows], more)
-
-        return await self._run(go)
+        return await self._list_by_sink("delivery_log", LogRow, account_sid, sink_sid, q)
 
     async def list_alerts(self, account_sid: str, q: PageQuery) -> Page:
         def go(tx: Tx) -> Page:
