@@ -28,6 +28,8 @@ class CompiledSchema:
     validator: Any
 
     def first_error(self, data: Any) -> str | None:
+        if self.validator.is_valid(data):  # the common case, without building an error iterator
+            return None
         for err in self.validator.iter_errors(data):
             path = "/".join(str(p) for p in err.instance_path)
             return f"{'data/' + path if path else 'data'}: {err.message}"

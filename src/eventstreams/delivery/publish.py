@@ -87,7 +87,41 @@ class Publisher:
         self.on_stored = on_stored
         self.base_url = base_url
 
-    async def _prepare(self, owner: str, raw: Any, now: float) -> NewEvent:
+    async def _resolve(
+        self, owner: str, type_: str, dataschema: Any, cache: dict[tuple[str, Any], Any]
+    ) -> tuple[Any, int, str]:
+        """(compiled schema, version, dataschema URL) for a type, once per request."""
+        key = (type_, dataschema)
+        hit = cache.get(key)
+        if hit is not None:
+            return hit  # type: ignore[no-any-return]
+        etype = await self.catalog.event_type(owner, type_)
+        if etype is None:
+            raise InvalidEvent(f"unknown event type {type_!r}")
+        if etype.status == "discontinued":
+            raise InvalidEvent(f"event type {type_} is discontinued")
+        version: int | None
+        if dataschema is not None:
+            m = _DATASCHEMA.search(dataschema) if isinstance(dataschema, str) else None
+            if m is None:
+                raise InvalidEvent("dataschema must be a URI ending in /<SchemaId>/<version>")
+            if m.group(1) != etype.schema_id:
+                raise InvalidEvent(f"dataschema names {m.group(1)} but {type_} uses {etype.schema_id}")
+            version = int(m.group(2))
+        else:
+            version = await self.catalog.latest_version(owner, etype.schema_id)
+            if version is None:
+                raise InvalidEvent(f"{etype.schema_id} has no schema version")
+        compiled = await self.catalog.schema(owner, etype.schema_id, version)
+        if compiled is None:
+            raise InvalidEvent(f"{etype.schema_id} has no version {version}")
+        out = (compiled, version, self.schema_url(etype.owner_sid is None, etype.schema_id, version))
+        cache[key] = out
+        return out
+
+    async def _prepare(
+        self, owner: str, raw: Any, now_iso: str, cache: dict[tuple[str, Any], Any]
+    ) -> NewEvent:
         if not isinstance(raw, dict):
             raise InvalidEvent("an event must be a JSON object")
         if raw.get("specversion") != "1.0":
@@ -103,7 +137,7 @@ class Publisher:
             event_id = new_event_id()
         elif not isinstance(event_id, str) or not event_id or len(event_id) > MAX_ID:
             raise InvalidEvent(f"id must be a non-empty string of at most {MAX_ID} characters")
-        time_ = _check_time(raw["time"]) if "time" in raw else clock.iso_ms(now)
+        time_ = _check_time(raw["time"]) if "time" in raw else now_iso
         if "data_base64" in raw:
             raise InvalidEvent("data_base64 is not supported: data must be a JSON object")
         ctype = raw.get("datacontenttype", "application/json")
@@ -123,38 +157,18 @@ class Publisher:
                 raise InvalidEvent(f"{name} must not contain NUL characters")
         if len(type_) > 255:
             raise InvalidEvent("type is longer than 255 characters")
-        etype = await self.catalog.event_type(owner, type_)
-        if etype is None:
-            raise InvalidEvent(f"unknown event type {type_!r}")
-        if etype.status == "discontinued":
-            raise InvalidEvent(f"event type {type_} is discontinued")
-        version: int | None
-        if "dataschema" in raw:
-            ds = raw["dataschema"]
-            m = _DATASCHEMA.search(ds) if isinstance(ds, str) else None
-            if m is None:
-                raise InvalidEvent("dataschema must be a URI ending in /<SchemaId>/<version>")
-            if m.group(1) != etype.schema_id:
-                raise InvalidEvent(f"dataschema names {m.group(1)} but {type_} uses {etype.schema_id}")
-            version = int(m.group(2))
-        else:
-            version = await self.catalog.latest_version(owner, etype.schema_id)
-            if version is None:
-                raise InvalidEvent(f"{etype.schema_id} has no schema version")
-        compiled = await self.catalog.schema(owner, etype.schema_id, version)
-        if compiled is None:
-            raise InvalidEvent(f"{etype.schema_id} has no version {version}")
+        compiled, version, schema_url = await self._resolve(owner, type_, raw.get("dataschema"), cache)
         data = raw.get("data")
         if not isinstance(data, dict):
             raise InvalidEvent("data is required and must be a JSON object")
         problem = compiled.first_error(data)
         if problem is not None:
-            raise InvalidEvent(f"not valid against {etype.schema_id} v{version}: {problem}")
+            raise InvalidEvent(f"not valid against {compiled.schema_id} v{version}: {problem}")
         event = dict(raw)
         event["id"] = event_id
         event["time"] = time_
         event["datacontenttype"] = "application/json"
-        event["dataschema"] = self.schema_url(etype.owner_sid is None, etype.schema_id, version)
+        event["dataschema"] = schema_url
         return NewEvent(event_id, type_, version, time_, orjson.dumps(event).decode())
 
     def schema_url(self, builtin: bool, schema_id: str, version: int) -> str:
@@ -166,9 +180,11 @@ class Publisher:
         result = PublishResult()
         ready: list[NewEvent] = []
         seen: set[str] = set()
+        now_iso = clock.iso_ms(now)
+        cache: dict[tuple[str, Any], Any] = {}
         for i, raw in enumerate(raws):
             try:
-                ev = await self._prepare(owner, raw, now)
+                ev = await self._prepare(owner, raw, now_iso, cache)
             except InvalidEvent as exc:
                 rid = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
                 result.rejected.append(Rejection(i, rid, str(exc)))

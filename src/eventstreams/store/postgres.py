@@ -109,19 +109,25 @@ class PostgresStore(SQLStore):
     def _insert_events(self, tx: Tx, account_sid: str, events: Sequence[NewEvent], now_ms: int) -> list[int]:
         if not events:
             return []
-        rows = tx.all(
+        assert isinstance(tx, _PgTx)
+        # %(x)b: binary arrays. Text arrays make psycopg escape every quote of every JSON payload
+        # in Python (measured: 43 ms vs 4.7 ms per 100-event insert; docs/benchmarks.md).
+        rows = tx.conn.execute(
             "INSERT INTO events (account_sid, id, type, schema_version, received_at, time, payload)"
-            " SELECT :a, u.id, u.type, u.v, :now, u.time, u.payload"
-            " FROM unnest(:ids::text[], :types::text[], :vs::int[], :times::text[], :payloads::text[])"
+            " SELECT %(a)s, u.id, u.type, u.v, %(now)s, u.time, u.payload FROM unnest("
+            "%(ids)b::text[], %(types)b::text[], %(vs)s::int[], %(times)b::text[], %(payloads)b::text[])"
             " WITH ORDINALITY AS u(id, type, v, time, payload, n) ORDER BY u.n RETURNING seq",
-            a=account_sid,
-            now=now_ms,
-            ids=[e.id for e in events],
-            types=[e.type for e in events],
-            vs=[e.schema_version for e in events],
-            times=[e.time for e in events],
-            payloads=[e.payload for e in events],
-        )
+            {
+                "a": account_sid,
+                "now": now_ms,
+                "ids": [e.id for e in events],
+                "types": [e.type for e in events],
+                "vs": [e.schema_version for e in events],
+                "times": [e.time for e in events],
+                "payloads": [e.payload for e in events],
+            },
+            prepare=False,
+        ).fetchall()
         return [int(r["seq"]) for r in rows]
 
     def _claim_ids(self, tx: Tx, account_sid: str, ids: Sequence[str], now_ms: int, cutoff_ms: int) -> set[str]:

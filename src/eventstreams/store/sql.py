@@ -136,7 +136,7 @@ class SQLDeliveryMixin(abc.ABC):
 
     _SKIP_LOCKED = ""
 
-    def _fan_out(self, tx: Tx, account_sid: str, seqs: list[int], now_ms: int) -> list[str]:
+    def _fan_out(self, tx: Tx, account_sid: str, seqs: list[int], now_ms: int, types: list[str]) -> list[str]:
         if not seqs:
             return []
         tx.run(
@@ -152,15 +152,9 @@ class SQLDeliveryMixin(abc.ABC):
             "SELECT DISTINCT s.sink_sid FROM subscribed_events se JOIN subscriptions s ON s.sid = se.subscription_sid"
             f" WHERE se.account_sid = :a AND {self._in('se.type', 'types')}",
             a=account_sid,
-            types=self._list(sorted({e for e in self._types_of(tx, seqs)})),
+            types=self._list(types),
         )
         return [r["sink_sid"] for r in rows]
-
-    def _types_of(self, tx: Tx, seqs: list[int]) -> list[str]:
-        return [
-            r["type"]
-            for r in tx.all(f"SELECT DISTINCT type FROM events WHERE {self._in('seq', 'seqs')}", seqs=self._list(seqs))
-        ]
 
     async def publish_events(
         self, account_sid: str, events: Sequence[NewEvent], now_ms: int, dedupe_window_ms: int
@@ -170,7 +164,7 @@ class SQLDeliveryMixin(abc.ABC):
             new = [e for e in events if e.id in fresh]
             dup = [e.id for e in events if e.id not in fresh]
             seqs = self._insert_events(tx, account_sid, new, now_ms)
-            sinks = self._fan_out(tx, account_sid, seqs, now_ms)
+            sinks = self._fan_out(tx, account_sid, seqs, now_ms, sorted({e.type for e in new}))
             self._notify(tx, sinks)
             return PublishOutcome([e.id for e in new], dup, sinks)
 
@@ -253,10 +247,14 @@ class SQLDeliveryMixin(abc.ABC):
         dead = [r for r in results if r.kind == "dead"]
 
         def go(tx: Tx) -> list[AlertRow]:
-            if gone:
-                tx.many(
-                    "DELETE FROM deliveries WHERE id = :id AND leased_by = :lease",
-                    [{"id": r.delivery.id, "lease": r.delivery.lease} for r in gone],
+            by_lease: dict[str, list[int]] = {}
+            for r in gone:
+                by_lease.setdefault(r.delivery.lease, []).append(r.delivery.id)
+            for lease, ids in by_lease.items():  # one statement per lease, not one per row
+                tx.run(
+                    f"DELETE FROM deliveries WHERE leased_by = :lease AND {self._in('id', 'ids')}",
+                    lease=lease,
+                    ids=self._list(ids),
                 )
             if retry:
                 tx.many(

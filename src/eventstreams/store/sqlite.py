@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import queue
 import sqlite3
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -54,14 +55,44 @@ def sqlite_path(url: str) -> str:
     return rest[1:] if rest.startswith("/") else rest
 
 
+class _Job:
+    __slots__ = ("fn", "future", "loop", "write")
+
+    def __init__(self, fn: Callable[[Tx], Any], write: bool, loop: asyncio.AbstractEventLoop) -> None:
+        self.fn = fn
+        self.write = write
+        self.loop = loop
+        self.future: asyncio.Future[Any] = loop.create_future()
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.cancelled():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
 class SqliteStore(SQLStore):
+    """One connection on one thread, with group commit.
+
+    Operations queued while a transaction runs are taken together into the
+    next one (up to ``GROUP``), each inside its own SAVEPOINT so it still
+    succeeds or fails alone; callers are answered only after the COMMIT, so
+    an acknowledged publish is durable. One BEGIN/COMMIT then serves many
+    concurrent requests instead of one each.
+    """
+
     dialect = "sqlite"
+    GROUP = 64
 
     def __init__(self, url: str, synchronous: str = "NORMAL") -> None:
         self.path = sqlite_path(url)
         self.synchronous = synchronous
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._conn: sqlite3.Connection | None = None
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
 
     def _connect(self) -> sqlite3.Connection:
         if self.path != ":memory:":
@@ -77,32 +108,68 @@ class SqliteStore(SQLStore):
         return conn
 
     async def open(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._conn = await loop.run_in_executor(self._pool, self._connect)
+        self._conn = await asyncio.to_thread(self._connect)
+        self._thread = threading.Thread(target=self._serve, name="sqlite-store", daemon=True)
+        self._thread.start()
 
     async def close(self) -> None:
-        conn = self._conn
-        self._conn = None
+        if self._thread is not None:
+            self._queue.put(None)
+            await asyncio.to_thread(self._thread.join)
+            self._thread = None
+        conn, self._conn = self._conn, None
         if conn is not None:
-            await asyncio.get_running_loop().run_in_executor(self._pool, conn.close)
-        self._pool.shutdown(wait=True)
+            conn.close()
 
-    def _tx_sync(self, fn: Callable[[Tx], T], write: bool) -> T:
+    def _serve(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            jobs = [job]
+            while len(jobs) < self.GROUP:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._queue.put(None)  # finish this group, then stop
+                    break
+                jobs.append(more)
+            self._transaction(jobs)
+
+    def _transaction(self, jobs: list[_Job]) -> None:
         conn = self._conn
-        if conn is None:
-            raise RuntimeError("store is not open")
-        conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        assert conn is not None
+        done: list[tuple[_Job, Any, BaseException | None]] = []
         try:
-            result = fn(_SqliteTx(conn))
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        return result
+            conn.execute("BEGIN IMMEDIATE" if any(j.write for j in jobs) else "BEGIN")
+            for job in jobs:
+                conn.execute("SAVEPOINT op")
+                try:
+                    result = job.fn(_SqliteTx(conn))
+                except Exception as exc:  # noqa: BLE001 - this operation fails alone; the others still commit
+                    conn.execute("ROLLBACK TO op")
+                    conn.execute("RELEASE op")
+                    done.append((job, None, exc))
+                else:
+                    conn.execute("RELEASE op")
+                    done.append((job, result, None))
+            conn.execute("COMMIT")
+        except Exception as exc:  # noqa: BLE001 - BEGIN/COMMIT failed (disk full, I/O): nothing committed
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            done = [(job, None, exc) for job in jobs]
+        for job, result, error in done:
+            job.loop.call_soon_threadsafe(_settle, job.future, result, error)
 
     async def _run(self, fn: Callable[[Tx], T], write: bool = False) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self._tx_sync, fn, write)
+        if self._thread is None:
+            raise RuntimeError("store is not open")
+        job = _Job(fn, write, asyncio.get_running_loop())
+        self._queue.put(job)
+        result: T = await job.future
+        return result
 
     # -- dialect hooks (see SQLDeliveryMixin)
     def _in(self, column: str, name: str) -> str:
