@@ -112,7 +112,7 @@ def test_fuzz_no_server_errors(server: Server, backend: str, mode: GenerationMod
     assert not failures, "\n\n".join(failures)
     assert not any(s >= 500 for s in seen)
     # the fuzz must get past authentication and parsing, not just bounce off them
-    assert sum(n for s, n in seen.items() if s < 300) >= 20, dict(seen)
+    assert sum(n for s, n in seen.items() if s < 300) >= 10, dict(seen)
 
 
 # -- a raw Hypothesis fuzz next to schemathesis: schemathesis keeps path

@@ -89,6 +89,36 @@ _EXTENSIONS: dict[str, Any] = {
             "responses": {**_json_ok("201", "schema version"), "400": _ERROR},
         }
     },
+    "/v1/Bridge/Credentials": {
+        "get": {"operationId": "FetchBridgeCredentials", "responses": _json_ok("200", "bridge status and URLs")},
+        "post": {
+            "operationId": "UpdateBridgeCredentials",
+            "description": "eventstreams extension: the Twilio account and auth token the callback bridge checks.",
+            "requestBody": _form(
+                {"TwilioAccountSid": {"type": "string"}, "TwilioAuthToken": {"type": "string"}},
+                ["TwilioAccountSid", "TwilioAuthToken"],
+            ),
+            "responses": {**_json_ok("201", "configured"), "400": _ERROR},
+        },
+        "delete": {"operationId": "DeleteBridgeCredentials", "responses": {"204": {"description": "removed"}}},
+    },
+    **{
+        f"/bridge/{{AccountSid}}/{kind}": {
+            "post": {
+                "operationId": f"Bridge{name}",
+                "description": "Twilio callback target (authenticated by X-Twilio-Signature, not Basic auth).",
+                "security": [],
+                "parameters": [_ac_param("AccountSid")],
+                "requestBody": _form({"AccountSid": {"type": "string"}}, []),
+                "responses": {"200": {"description": "accepted"}, "400": _ERROR, "403": _ERROR, "404": _ERROR},
+            }
+        }
+        for kind, name in (
+            ("messaging/status", "MessageStatus"),
+            ("messaging/inbound", "InboundMessage"),
+            ("voice/status", "CallStatus"),
+        )
+    },
     "/2010-04-01/Accounts.json": {
         "get": {
             "operationId": "ListAccount",

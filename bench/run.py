@@ -1,0 +1,667 @@
+"""Benchmarks: real ``eventstreams serve`` processes on SQLite and PostgreSQL,
+a real webhook receiver in its own process, an aiohttp keep-alive client.
+
+    python -m bench.run [--backend sqlite|postgres|both] [--quick] [--profile] [--only a,b]
+                        [--json FILE] [--write-docs]
+
+Scenarios (each on a fresh server and database):
+
+publish     batches of 100 ~700-byte events from N concurrent keep-alive connections for a fixed
+            time, one subscribed webhook sink (the dispatcher delivers meanwhile) -> events/s committed
+e2e-batch   publish a fixed number, time until the receiver has them all (batch_events=true)
+e2e-single  the same with batch_events=false (one request per event), compared with what wrk
+            reaches against the same receiver with the same request size
+latency     10 events every 10 ms (1,000 events/s) -> publish->receipt p50/p99
+backlog     the sink's receiver is not running (connection refused) while events accumulate;
+            serve RSS sampled throughout; then the receiver starts and the drain rate is measured
+fanout      100 sinks (each its own subscription, distinct paths) on one type -> deliveries/s
+
+No timing assertions: it reports, it does not fail on a missed target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from .harness import (
+    ROOT,
+    Api,
+    EventFactory,
+    Profiler,
+    Receiver,
+    Server,
+    cpu_seconds,
+    postgres_pids,
+    receiver_get,
+    receiver_post,
+    rss_mb,
+    wrk,
+)
+
+PROFILE_DIR = Path(tempfile.gettempdir()) / "es-bench-profiles"
+TARGETS = {
+    "publish": ("events/s", 50_000, "sqlite"),
+    "e2e-batch": ("events/s", 20_000, None),
+    "e2e-single": ("events/s", 5_000, None),
+    "latency-p50": ("ms", 10, None),
+    "latency-p99": ("ms", 50, None),
+    "backlog-rss": ("MB", 500, None),
+}
+
+
+@dataclass(frozen=True)
+class Sizes:
+    publish_seconds: float
+    publish_concurrency: int
+    e2e_batch_events: int
+    e2e_single_events: int
+    latency_seconds: float
+    backlog_events: int
+    backlog_publish_cap_s: float  # stop accumulating after this long even if short of backlog_events
+    drain_cap_s: float
+    fanout_events: int
+    wrk_seconds: int
+    wait_cap_s: float
+
+
+FULL = Sizes(15, 8, 200_000, 50_000, 20, 1_000_000, 75, 75, 2_000, 5, 120)
+QUICK = Sizes(3, 8, 20_000, 5_000, 5, 100_000, 8, 20, 200, 2, 25)
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+class Ctx:
+    def __init__(self, backend: str, sizes: Sizes, workdir: Path, profile: bool, run_id: str) -> None:
+        self.backend = backend
+        self.sizes = sizes
+        self.workdir = workdir
+        self.profile = profile
+        self.run_id = run_id
+        self.receiver: Receiver | None = None
+        self.session: aiohttp.ClientSession | None = None
+        self.profiles: dict[str, list[str]] = {}
+        self._factory_n = 0
+
+    def factory(self) -> EventFactory:
+        self._factory_n += 1
+        # ids unique across scenarios and runs: run id + factory number + counter
+        return EventFactory(f"{self.run_id}{self._factory_n:02x}")
+
+
+class Meter:
+    """CPU seconds of the server, the receiver and PostgreSQL over a window."""
+
+    def __init__(self, server: Server, receiver: Receiver | None) -> None:
+        self.pids = {"serve": server.pid, "client": os.getpid()}
+        if receiver is not None and receiver.proc is not None:
+            self.pids["receiver"] = receiver.proc.pid
+        self.pg = server.backend == "postgres"
+        self.pg0 = {p: cpu_seconds(p) for p in postgres_pids()} if self.pg else {}
+        self.t0 = time.monotonic()
+        self.c0 = self._sample()
+        self.m0 = machine_busy()
+
+    def _sample(self) -> dict[str, float]:
+        out = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        if self.pg:  # backends started during the window count from 0
+            out["postgres"] = sum(cpu_seconds(p) - self.pg0.get(p, 0.0) for p in postgres_pids())
+        return out
+
+    def stop(self) -> dict[str, float]:
+        wall = max(1e-9, time.monotonic() - self.t0)
+        c1 = self._sample()
+        out = {f"cpu_{k}_pct": round(100 * (c1[k] - self.c0.get(k, 0)) / wall) for k in c1 if k != "postgres"}
+        if "postgres" in c1:
+            out["cpu_postgres_pct"] = round(100 * c1["postgres"] / wall)
+        # everything busy on the machine (200 = both cores): the rest is other tenants' load
+        m1 = machine_busy()
+        out["cpu_machine_pct"] = round(100 * (m1 - self.m0) / wall)
+        out["cpu_others_pct"] = max(
+            0, out["cpu_machine_pct"] - sum(v for k, v in out.items() if k not in ("cpu_machine_pct",))
+        )
+        return out
+
+
+def machine_busy() -> float:
+    """Busy CPU seconds of the whole machine so far (all cores, /proc/stat)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+async def publish_events(
+    api: Api, factory: EventFactory, total: int | None, concurrency: int, seconds: float | None, batch: int = 100
+) -> tuple[int, float]:
+    """Publish ``total`` events (or for ``seconds``) in batches from ``concurrency`` tasks.
+    Returns (accepted, elapsed seconds)."""
+    remaining = [total if total is not None else 1 << 62]
+    accepted = [0]
+    t0 = time.perf_counter()
+    end = t0 + seconds if seconds is not None else None
+
+    async def worker() -> None:
+        while remaining[0] > 0 and (end is None or time.perf_counter() < end):
+            n = min(batch, remaining[0])
+            remaining[0] -= n
+            got = await api.publish(factory.batch(n))
+            accepted[0] += got  # not `+= await`: that reads the counter before awaiting
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return accepted[0], time.perf_counter() - t0
+
+
+async def wait_received(
+    session: aiohttp.ClientSession, receiver: Receiver, target: int, cap_s: float, stall_s: float = 20
+) -> dict[str, Any]:
+    """Poll the receiver until it counted ``target`` events (or gave up)."""
+    t_end = time.monotonic() + cap_s
+    last, last_change = -1, time.monotonic()
+    while True:
+        st = await receiver_get(session, f"{receiver.url}/_stats")
+        if st["events"] >= target:
+            return dict(st)
+        if st["events"] != last:
+            last, last_change = st["events"], time.monotonic()
+        if time.monotonic() > t_end or time.monotonic() - last_change > stall_s:
+            st["incomplete"] = True
+            return dict(st)
+        await asyncio.sleep(0.05)
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    k = min(len(values) - 1, max(0, round(p / 100 * (len(values) - 1))))
+    return values[k]
+
+
+async def with_server(
+    ctx: Ctx, name: str, env: dict[str, str], body: Callable[[Server, Api], Awaitable[dict[str, Any]]]
+) -> dict[str, Any]:
+    server = Server(ctx.backend, ctx.workdir, env).start()
+    assert ctx.session is not None and ctx.receiver is not None
+    await receiver_post(ctx.session, f"{ctx.receiver.url}/_reset")
+    await receiver_post(ctx.session, f"{ctx.receiver.url}/_status?code=200")
+    api = Api(server, ctx.session)
+    prof = Profiler(server.pid, PROFILE_DIR / f"{ctx.backend}-{name}.txt") if ctx.profile else None
+    try:
+        result = await body(server, api)
+        result["rss_mb_end"] = round(rss_mb(server.pid))
+        if result.get("incomplete"):
+            print(f"  {name} incomplete; serve log tail:\n{server.log_tail(12)}", file=sys.stderr)
+        if api.errors:
+            result["publish_errors"] = dict(api.errors)
+        return result
+    except Exception as exc:  # report and carry on with the next scenario
+        print(f"  {name} failed: {type(exc).__name__}: {exc}\n{server.log_tail()}", file=sys.stderr)
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    finally:
+        if prof is not None:
+            ctx.profiles[name] = prof.finish()
+        server.stop()
+
+
+# -- scenarios ------------------------------------------------------------------------------
+
+
+async def sc_publish(ctx: Ctx) -> dict[str, Any]:
+    s = ctx.sizes
+
+    async def body(server: Server, api: Api) -> dict[str, Any]:
+        assert ctx.receiver is not None and ctx.session is not None
+        await api.webhook(ctx.receiver.url + "/pub", batch=True)
+        f = ctx.factory()
+        await publish_events(api, f, 2_000, 4, None)  # warm-up: caches, connections
+        await receiver_post(ctx.session, f"{ctx.receiver.url}/_reset")
+        m = Meter(server, ctx.receiver)
+        n, dt = await publish_events(api, f, None, s.publish_concurrency, s.publish_seconds)
+        st = await receiver_get(ctx.session, f"{ctx.receiver.url}/_stats")
+        return {
+            "events_per_s": round(n / dt),
+            "events": n,
+            "seconds": round(dt, 1),
+            "concurrency": s.publish_concurrency,
+            "delivered_meanwhile_per_s": round(st["events"] / dt),
+            **m.stop(),
+        }
+
+    return await with_server(ctx, "publish", {}, body)
+
+
+async def sc_publish_nodelivery(ctx: Ctx) -> dict[str, Any]:
+    s = ctx.sizes
+
+    async def body(server: Server, api: Api) -> dict[str, Any]:
+        assert ctx.receiver is not None
+        await api.webhook(ctx.receiver.url + "/pub", batch=True)
+        f = ctx.factory()
+        await publish_events(api, f, 2_000, 4, None)
+        m = Meter(server, ctx.receiver)
+        n, dt = await publish_events(api, f, None, s.publish_concurrency, s.publish_seconds)
+        return {"events_per_s": round(n / dt), "events": n, "seconds": round(dt, 1), **m.stop()}
+
+    return await with_server(ctx, "publish-nodelivery", {"EVENTSTREAMS_DELIVERY": "false"}, body)
+
+
+async def _e2e(ctx: Ctx, name: str, batch: bool, total: int) -> dict[str, Any]:
+    s = ctx.sizes
+
+    async def body(server: Server, api: Api) -> dict[str, Any]:
+        assert ctx.receiver is not None and ctx.session is not None
+        await api.webhook(ctx.receiver.url + "/e2e", batch=batch)
+        f = ctx.factory()
+        m = Meter(server, ctx.receiver)
+        t0_ns = time.time_ns()
+        n, pub_dt = await publish_events(api, f, total, 4, None)
+        st = await wait_received(ctx.session, ctx.receiver, n, s.wait_cap_s)
+        dt = (st["last_ns"] - t0_ns) / 1e9
+        out = {
+            "events_per_s": round(st["events"] / dt),
+            "events": st["events"],
+            "published": n,
+            "seconds": round(dt, 1),
+            "publish_phase_events_per_s": round(n / pub_dt),
+            "requests": st["requests"],
+            **m.stop(),
+        }
+        if st.get("incomplete"):
+            out["incomplete"] = f"received {st['events']} of {n}"
+        return out
+
+    result = await with_server(ctx, name, {}, body)
+    if not batch and "error" not in result and ctx.receiver is not None:
+        one = EventFactory("ffffff").one()
+        await receiver_post(ctx.session, f"{ctx.receiver.url}/_reset")  # type: ignore[arg-type]
+        rps = wrk(ctx.receiver.url + "/wrk", one, 32, s.wrk_seconds, ctx.workdir)
+        if rps is not None:
+            result["wrk_receiver_req_per_s"] = round(rps)
+            result["ratio_to_wrk"] = round(result["events_per_s"] / rps, 3)
+    return result
+
+
+async def sc_e2e_batch(ctx: Ctx) -> dict[str, Any]:
+    return await _e2e(ctx, "e2e-batch", True, ctx.sizes.e2e_batch_events)
+
+
+async def sc_e2e_single(ctx: Ctx) -> dict[str, Any]:
+    return await _e2e(ctx, "e2e-single", False, ctx.sizes.e2e_single_events)
+
+
+async def sc_latency(ctx: Ctx) -> dict[str, Any]:
+    s = ctx.sizes
+
+    async def body(server: Server, api: Api) -> dict[str, Any]:
+        assert ctx.receiver is not None and ctx.session is not None
+        await api.webhook(ctx.receiver.url + "/lat", batch=True)
+        f = ctx.factory()
+        await publish_events(api, f, 500, 2, None, batch=10)  # warm-up
+        await wait_received(ctx.session, ctx.receiver, 500, 20)
+        await receiver_post(ctx.session, f"{ctx.receiver.url}/_reset")
+        m = Meter(server, ctx.receiver)
+        tasks: list[asyncio.Task[int]] = []
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        ticks = int(s.latency_seconds * 100)
+        late = 0
+        for i in range(ticks):
+            at = start + i * 0.01
+            delay = at - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            elif delay < -0.005:
+                late += 1
+            tasks.append(asyncio.create_task(api.publish(f.batch(10))))
+        sent = sum(await asyncio.gather(*tasks))
+        st = await wait_received(ctx.session, ctx.receiver, sent, 30)
+        lat_ms = [v / 1000 for v in await receiver_get(ctx.session, f"{ctx.receiver.url}/_latency")]
+        return {
+            "rate_events_per_s": round(sent / s.latency_seconds),
+            "events": sent,
+            "received": st["events"],
+            "p50_ms": round(pct(lat_ms, 50), 1),
+            "p90_ms": round(pct(lat_ms, 90), 1),
+            "p99_ms": round(pct(lat_ms, 99), 1),
+            "max_ms": round(max(lat_ms), 1) if lat_ms else None,
+            "mean_ms": round(statistics.fmean(lat_ms), 1) if lat_ms else None,
+            "late_ticks": late,
+            **m.stop(),
+        }
+
+    return await with_server(ctx, "latency", {}, body)
+
+
+async def sc_backlog(ctx: Ctx) -> dict[str, Any]:
+    s = ctx.sizes
+    env = {"EVENTSTREAMS_RETRY_FIRST_DELAY": "0.5", "EVENTSTREAMS_RETRY_MAX_DELAY": "2"}
+
+    async def body(server: Server, api: Api) -> dict[str, Any]:
+        assert ctx.session is not None
+        down = Receiver(log_dir=ctx.workdir)  # not started yet: connection refused
+        await api.webhook(down.url + "/backlog", batch=True)
+        rss: list[tuple[float, float]] = []
+        t_start = time.monotonic()
+        stop = asyncio.Event()
+
+        async def sample() -> None:
+            while not stop.is_set():
+                rss.append((time.monotonic() - t_start, rss_mb(server.pid)))
+                await asyncio.sleep(0.5)
+
+        sampler = asyncio.create_task(sample())
+        try:
+            f = ctx.factory()
+            m = Meter(server, None)
+            n, pub_dt = await publish_events(api, f, s.backlog_events, 4, s.backlog_publish_cap_s)
+            pub_cpu = m.stop()
+            rss_at_peak_backlog = rss_mb(server.pid)
+            down.start()
+            m2 = Meter(server, down)
+            t0_ns = time.time_ns()
+            st = await wait_received(ctx.session, down, n, s.drain_cap_s, stall_s=30)
+            drain_dt = ((st["last_ns"] or time.time_ns()) - t0_ns) / 1e9
+            drain_cpu = m2.stop()
+        finally:
+            stop.set()
+            await sampler
+            down.close()
+        out = {
+            "backlog_events": n,
+            "accumulate_events_per_s": round(n / pub_dt),
+            "accumulate_seconds": round(pub_dt, 1),
+            "accumulate_cpu": pub_cpu,
+            "rss_mb_max": round(max(v for _, v in rss)),
+            "rss_mb_at_full_backlog": round(rss_at_peak_backlog),
+            "drain_events_per_s": round(st["events"] / drain_dt) if drain_dt > 0 else None,
+            "drained": st["events"],
+            "drain_seconds": round(drain_dt, 1),
+            "drain_cpu": drain_cpu,
+            "rss_samples": [(round(t, 1), round(v)) for t, v in rss[:: max(1, len(rss) // 40)]],
+        }
+        if st.get("incomplete"):
+            out["incomplete"] = f"drained {st['events']} of {n} within {s.drain_cap_s}s"
+        return out
+
+    return await with_server(ctx, "backlog", env, body)
+
+
+async def sc_fanout(ctx: Ctx) -> dict[str, Any]:
+    s = ctx.sizes
+    sinks = 100
+
+    async def body(server: Server, api: Api) -> dict[str, Any]:
+        assert ctx.receiver is not None and ctx.session is not None
+        for i in range(sinks):
+            await api.webhook(f"{ctx.receiver.url}/fan/{i}", batch=True, description=f"fan {i}")
+        await asyncio.sleep(2.5)  # let the dispatcher's refresh pick all sinks up
+        f = ctx.factory()
+        m = Meter(server, ctx.receiver)
+        t0_ns = time.time_ns()
+        n, pub_dt = await publish_events(api, f, s.fanout_events, 4, None)
+        target = n * sinks
+        st = await wait_received(ctx.session, ctx.receiver, target, s.wait_cap_s)
+        dt = (st["last_ns"] - t0_ns) / 1e9
+        per_path = list(st["paths"].values())
+        out = {
+            "deliveries_per_s": round(st["events"] / dt),
+            "deliveries": st["events"],
+            "events": n,
+            "sinks": sinks,
+            "seconds": round(dt, 1),
+            "publish_phase_events_per_s": round(n / pub_dt),
+            "min_per_sink": min(per_path) if per_path else 0,
+            "max_per_sink": max(per_path) if per_path else 0,
+            **m.stop(),
+        }
+        if st.get("incomplete"):
+            out["incomplete"] = f"received {st['events']} of {target}"
+        return out
+
+    return await with_server(ctx, "fanout", {}, body)
+
+
+SCENARIOS: dict[str, Callable[[Ctx], Awaitable[dict[str, Any]]]] = {
+    "publish": sc_publish,
+    "publish-nodelivery": sc_publish_nodelivery,
+    "e2e-batch": sc_e2e_batch,
+    "e2e-single": sc_e2e_single,
+    "latency": sc_latency,
+    "backlog": sc_backlog,
+    "fanout": sc_fanout,
+}
+
+
+# -- reporting ------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, str]:
+    def sh(cmd: str) -> str:
+        try:
+            return subprocess.run(
+                cmd, shell=True, capture_output=True, text=True, timeout=10, check=False
+            ).stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+
+    model = re.sub(r"\s+", " ", sh("lscpu | sed -n 's/^Model name:\\s*//p'"))
+    mem = sh("free -g | awk '/^Mem:/{print $2}'")
+    disk = sh("df -h / | awk 'NR==2{print $2\" \"$1}'")
+    rot = sh(
+        "cat /sys/block/$(lsblk -no pkname $(df / --output=source | tail -1) 2>/dev/null || echo vda)/queue/rotational"
+    )
+    pg = sh(f"{sys.executable} -c \"import psycopg;print(psycopg.connect('postgresql://postgres@127.0.0.1:5432/test')"
+            ".execute('show server_version').fetchone()[0])\"")  # fmt: skip
+    import sqlite3
+
+    return {
+        "cpu": f"{model}, {sh('nproc')} cores",
+        "ram": f"{mem} GB",
+        "disk": f"{disk} ({'rotational' if rot == '1' else 'SSD/virtual'} per /sys: rotational={rot or '?'})",
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "postgres": pg,
+    }
+
+
+def verdict(key: str, value: float | None, backend: str, lower_is_better: bool = False) -> str:
+    unit, target, only = TARGETS[key]
+    if value is None:
+        return "n/a"
+    if only is not None and only != backend:
+        return f"({'≤' if lower_is_better else '≥'} {target:,} {unit} applies to {only})"
+    ok = value <= target if lower_is_better else value >= target
+    return f"{'met' if ok else 'MISSED'} ({'≤' if lower_is_better else '≥'} {target:,} {unit})"
+
+
+def rows(results: dict[str, dict[str, dict[str, Any]]]) -> list[tuple[str, ...]]:
+    backends = list(results)
+
+    def g(b: str, sc: str, k: str) -> Any:
+        return results[b].get(sc, {}).get(k)
+
+    def fmt(v: Any) -> str:
+        if v is None:
+            return "-"
+        if isinstance(v, float):
+            return f"{v:,.1f}"
+        if isinstance(v, int):
+            return f"{v:,}"
+        return str(v)
+
+    spec = [
+        ("1. publish, events/s committed (sink subscribed, delivering)", "publish", "events_per_s", "publish", False),
+        ("   delivered meanwhile, events/s", "publish", "delivered_meanwhile_per_s", None, False),
+        ("   serve CPU % (100 = one core)", "publish", "cpu_serve_pct", None, False),
+        ("1b. publish with the dispatcher off, events/s", "publish-nodelivery", "events_per_s", None, False),
+        ("2a. end-to-end, batch_events=true, events/s", "e2e-batch", "events_per_s", "e2e-batch", False),
+        ("2b. end-to-end, batch_events=false, events/s", "e2e-single", "events_per_s", "e2e-single", False),
+        ("    wrk vs the same receiver, requests/s", "e2e-single", "wrk_receiver_req_per_s", None, False),
+        ("    ratio to wrk", "e2e-single", "ratio_to_wrk", None, False),
+        ("3. latency at 1,000 events/s, p50 ms", "latency", "p50_ms", "latency-p50", True),
+        ("   p99 ms", "latency", "p99_ms", "latency-p99", True),
+        ("4. backlog accumulated, events", "backlog", "backlog_events", None, False),
+        ("   accumulate rate (sink down), events/s", "backlog", "accumulate_events_per_s", None, False),
+        ("   serve RSS max, MB", "backlog", "rss_mb_max", "backlog-rss", True),
+        ("   recovery drain, events/s", "backlog", "drain_events_per_s", None, False),
+        ("5. fan-out 100 sinks, deliveries/s", "fanout", "deliveries_per_s", None, False),
+    ]
+    out = [("scenario", *backends, "target")]
+    for label, sc, key, tkey, lower in spec:
+        vals = [g(b, sc, key) for b in backends]
+        if all(v is None for v in vals) and not any(sc in results[b] for b in backends):
+            continue
+        marks = []
+        for b in backends:
+            inc = results[b].get(sc, {}).get("incomplete") or results[b].get(sc, {}).get("error")
+            marks.append(fmt(g(b, sc, key)) + (" *" if inc else ""))
+        if tkey:
+            target = "; ".join(f"{b}: {verdict(tkey, g(b, sc, key), b, lower)}" for b in backends)
+        elif key == "drain_events_per_s":
+            parts = []
+            for b in backends:
+                ref, val = g(b, "e2e-batch", "events_per_s"), g(b, sc, key)
+                if ref and val is not None:
+                    parts.append(f"{b}: {'met' if val >= ref / 2 else 'MISSED'} (≥ {ref / 2:,.0f} = half of 2a)")
+            target = "; ".join(parts)
+        else:
+            target = ""
+        out.append((label, *marks, target))
+    return out
+
+
+def markdown_table(table: list[tuple[str, ...]]) -> str:
+    head, *body = table
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(r) + " |" for r in body]
+    return "\n".join(lines)
+
+
+def text_table(table: list[tuple[str, ...]]) -> str:
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in table)
+
+
+START, END = "<!-- bench:results:start -->", "<!-- bench:results:end -->"
+
+
+def write_docs(path: Path, command: str, mach: dict[str, str], table: list[tuple[str, ...]], results: Any) -> None:
+    block = [
+        START,
+        f"Generated by `{command}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        "",
+        "Machine: " + "; ".join(f"{k}: {v}" for k, v in mach.items()) + ".",
+        "",
+        markdown_table(table),
+        "",
+        "`*` = incomplete within the scenario's time cap (see the raw results).",
+        "",
+        "<details><summary>Raw results (JSON)</summary>",
+        "",
+        "```json",
+        json.dumps(results, indent=1, default=str),
+        "```",
+        "",
+        "</details>",
+        END,
+    ]
+    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
+    if START in text and END in text:
+        text = text.split(START)[0] + "\n".join(block) + text.split(END, 1)[1]
+    else:
+        text = text.rstrip() + "\n\n" + "\n".join(block) + "\n"
+    path.write_text(text)
+
+
+# -- main -----------------------------------------------------------------------------------
+
+
+async def run_backend(
+    backend: str, sizes: Sizes, only: list[str], workdir: Path, profile: bool
+) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    ctx = Ctx(
+        backend, sizes, workdir, profile, f"{int(time.time()) & 0xFFFFFF:06x}{'5' if backend == 'sqlite' else 'b'}"
+    )
+    ctx.receiver = Receiver(log_dir=workdir).start()
+    results: dict[str, Any] = {}
+    connector = aiohttp.TCPConnector(limit=64, force_close=False)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as session:
+        ctx.session = session
+        try:
+            for name in only:
+                t = time.monotonic()
+                print(f"[{backend}] {name} ...", flush=True)
+                results[name] = await SCENARIOS[name](ctx)
+                short = {k: v for k, v in results[name].items() if k != "rss_samples"}
+                print(f"[{backend}] {name}: {short}  ({time.monotonic() - t:.0f}s)", flush=True)
+        finally:
+            ctx.receiver.close()
+    return results, ctx.profiles
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    ap.add_argument("--quick", action="store_true", help="smaller counts and shorter windows (< 2 minutes)")
+    ap.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated scenarios: " + ",".join(SCENARIOS))
+    ap.add_argument("--profile", action="store_true", help="py-spy every scenario's server process (slower)")
+    ap.add_argument("--json", type=Path, help="write raw results here")
+    ap.add_argument("--write-docs", action="store_true", help="update the generated section of docs/benchmarks.md")
+    args = ap.parse_args(argv)
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    sizes = QUICK if args.quick else FULL
+    if args.profile:
+        PROFILE_DIR.mkdir(exist_ok=True)
+    only = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = [s for s in only if s not in SCENARIOS]
+    if unknown:
+        ap.error(f"unknown scenario(s): {', '.join(unknown)}")
+    backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    command = "python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:])
+    t0 = time.monotonic()
+    results: dict[str, dict[str, Any]] = {}
+    profiles: dict[str, dict[str, list[str]]] = {}
+    with tempfile.TemporaryDirectory(prefix="es-bench-") as tmp:
+        for b in backends:
+            results[b], profiles[b] = asyncio.run(run_backend(b, sizes, only, Path(tmp), args.profile))
+    table = rows(results)
+    print()
+    print(text_table(table))
+    for b, per in profiles.items():
+        for name, lines in per.items():
+            print(f"\n--- profile {b}/{name} (py-spy, serve process; {PROFILE_DIR}/{b}-{name}.txt) ---")
+            print("\n".join(lines))
+    print(f"\ntotal {time.monotonic() - t0:.0f}s")
+    mach = machine()
+    raw = {"command": command, "machine": mach, "results": results, "profiles": profiles}
+    if args.json:
+        args.json.write_text(json.dumps(raw, indent=1, default=str))
+    if args.write_docs:
+        write_docs(ROOT / "docs" / "benchmarks.md", command, mach, table, results)
+
+
+if __name__ == "__main__":
+    main()
