@@ -304,7 +304,7 @@ def test_alerts_first_error_then_grouped(server: Server, account: tuple[str, str
     assert len(alerts) == 1  # the first error alerts; the next two are grouped under it
     a = alerts[0]
     assert a["resource_sid"] == sink and a["error_code"] == "91306" and a["sid"].startswith("NO")
-    assert "HTTP 500" in a["alert_text"]
+    assert "HTTP 500" in a["alert_text"] and a["request_url"] == receiver.url + "/alerting"
     assert requests.get(a["url"], auth=account, timeout=5).json()["sid"] == a["sid"]
     other = server.new_account()
     assert requests.get(f"{server.url}/v1/Alerts", auth=other, timeout=5).json()["alerts"] == []
@@ -322,9 +322,10 @@ def test_hung_sink_does_not_slow_a_healthy_one(server: Server, account: tuple[st
     healthy_done = time.monotonic() - start
     log = requests.get(f"{server.url}/v1/Sinks/{hung}/Deliveries", auth=account, timeout=5).json()["deliveries"]
     # all 200 reached the healthy sink while the hung one delivered nothing (only timeouts);
-    # sharing anything with it would have cost the healthy sink >= 200/32 x 1 s of timeouts
-    assert {x["outcome"] for x in log} <= {"failed", "dead"} and {x["error_code"] for x in log} <= {91308}
-    assert healthy_done < 5.0, healthy_done
+    # sharing its slots would have cost the healthy sink >= 200/32 x 1 s = 7 s of timeouts
+    assert {x["outcome"] for x in log} <= {"failed", "dead"}, log
+    assert {x["error_code"] for x in log} <= {91308}, log
+    assert healthy_done < 6.0, healthy_done
 
 
 def test_concurrent_publishers_lose_nothing(server: Server, account: tuple[str, str], receiver: Receiver) -> None:

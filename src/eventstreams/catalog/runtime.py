@@ -58,7 +58,8 @@ class Catalog:
         if hit is not None and now - hit[0] < TTL:
             return hit[1]
         row = await self.store.get_event_type(owner, type_)
-        self._types[key] = (now, row)
+        if row is not None:  # unknown types are not cached: one registered a moment later works at once
+            self._types[key] = (now, row)
         return row
 
     async def latest_version(self, owner: str, schema_id: str) -> int | None:
@@ -86,7 +87,3 @@ class Catalog:
             self._schemas[(schema_id, version)] = compiled
         self._visible[vis] = True  # schema versions are immutable once published
         return compiled
-
-    def forget(self) -> None:
-        self._types.clear()
-        self._latest.clear()

@@ -39,6 +39,7 @@ log = logging.getLogger("eventstreams.delivery")
 @dataclass
 class DispatcherConfig:
     chunk: int = 500  # deliveries leased per round trip
+    probe: int = 20  # deliveries tried when a paused (down) sink is probed
     pipelines: int = 2  # concurrent lease→send→record loops per sink
     lease_ms: int = 60_000  # must exceed the longest send of a chunk
     poll_interval: float = 1.0  # fallback when no wake-up arrives
@@ -69,10 +70,32 @@ class _ThrottlePacer:
             self.throttle.record_success(now)
 
 
+def destination_of(sink_type: str, configuration: dict[str, Any], segment_default: str) -> str:
+    """Where a sink sends, for error reports and alerts (credentials removed)."""
+    from ..sinks.signing import split_userinfo
+
+    if sink_type == "webhook":
+        return split_userinfo(str(configuration.get("destination", "")))[0]
+    if sink_type == "kinesis":
+        return str(configuration.get("arn", ""))
+    if sink_type == "segment":
+        return str(configuration.get("endpoint") or segment_default)
+    return sink_type
+
+
 class SinkWorker:
-    def __init__(self, dispatcher: Dispatcher, row: SinkRow, sender: SinkSender, versions: dict[str, int], owner: str):
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        row: SinkRow,
+        sender: SinkSender,
+        versions: dict[str, int],
+        owner: str,
+        destination: str | None = None,
+    ):
         self.d = dispatcher
         self.row = row
+        self.destination = destination
         self.sender = sender
         self.versions = versions
         self.owner = owner
@@ -81,6 +104,11 @@ class SinkWorker:
         self.wakeup = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
         self._n = 0
+        # Circuit breaker: after a chunk in which every attempt failed and will be retried, the sink is
+        # treated as down: workers pause (backing off like a retry) and then send a small probe instead
+        # of retrying its whole backlog row by row. The first success closes the breaker.
+        self.paused_until = 0.0
+        self.pause_level = 0
 
     def start(self) -> None:
         for i in range(self.d.config.pipelines):
@@ -99,19 +127,41 @@ class SinkWorker:
         cfg = self.d.config
         while True:
             try:
+                limit = cfg.chunk
+                if self.paused_until > clock.now():
+                    await self._paused()
+                    limit = cfg.probe
                 self._n += 1
                 lease = f"{self.d.worker_id}:{self.row.sid}:{lane}:{self._n}"
                 now_ms = int(clock.now() * 1000)
-                batch = await self.d.store.lease_deliveries(self.row.sid, now_ms, cfg.chunk, lease, cfg.lease_ms)
+                batch = await self.d.store.lease_deliveries(self.row.sid, now_ms, limit, lease, cfg.lease_ms)
                 if not batch:
                     await self._idle()
                     continue
-                await self._deliver(batch)
+                self._breaker(*await self._deliver(batch))
             except asyncio.CancelledError:
                 raise
             except Exception:  # a store hiccup must not kill the sink's worker; leases expire and retry
                 log.exception("sink %s: delivery round failed", self.row.sid)
                 await asyncio.sleep(cfg.poll_interval)
+
+    async def _paused(self) -> None:
+        """Sleep out the pause (publishes do not cut it short), then expire what the window lost."""
+        await asyncio.sleep(max(0.0, self.paused_until - clock.now()))
+        retry = self.d.config.retry
+        now_ms = int(clock.now() * 1000)
+        n = await self.d.store.expire_deliveries(
+            self.row.sid, now_ms - int(retry.max_age * 1000), now_ms, "retry window exhausted while the sink was down"
+        )
+        if n:
+            log.warning("sink %s: %d deliveries dead-lettered, retry window exhausted while down", self.row.sid, n)
+
+    def _breaker(self, delivered: int, retrying: int) -> None:
+        if delivered:
+            self.pause_level, self.paused_until = 0, 0.0
+        elif retrying:
+            self.pause_level += 1
+            self.paused_until = clock.now() + self.d.config.retry.nominal_delay(self.pause_level)
 
     async def _idle(self) -> None:
         self.wakeup.clear()
@@ -151,7 +201,8 @@ class SinkWorker:
         )
         return OutgoingEvent(d.event_id, d.type, orjson.dumps(event))
 
-    async def _deliver(self, batch: list[LeasedDelivery]) -> None:
+    async def _deliver(self, batch: list[LeasedDelivery]) -> tuple[int, int]:
+        """Send one leased chunk and record it; returns (delivered, to be retried)."""
         await self.d.ensure_projections(self.owner, self.versions, batch)
         sendable: list[tuple[LeasedDelivery, OutgoingEvent]] = []
         results: list[DeliveryResult] = []
@@ -189,8 +240,8 @@ class SinkWorker:
                     )
                 )
                 continue
-            first_at = (d.first_attempt_at or now_ms) / 1000
-            decision = self.d.config.retry.decide(outcome, d.attempts + 1, first_at, now)
+            # the retry window runs from when the delivery was created, attempted or not
+            decision = self.d.config.retry.decide(outcome, d.attempts + 1, d.window_start / 1000, now)
             if decision.action is Action.DELIVERED:
                 results.append(DeliveryResult(d, "delivered"))
                 delivered.append(ev.id)
@@ -217,17 +268,16 @@ class SinkWorker:
         reports = []
         if first_error is not None:
             code, status, detail = first_error
-            dest = self.row_destination()
-            reports.append(ErrorReport(self.row.account_sid, self.row.sid, errors, code, status, detail, dest))
+            reports.append(
+                ErrorReport(self.row.account_sid, self.row.sid, errors, code, status, detail, self.destination)
+            )
         alerts = await self.d.store.complete_deliveries(results, logs, reports, now_ms, self.d.config.alert_every_ms)
         self.d.metrics["delivered"] += len(delivered)
         self.d.metrics["failed"] += errors
         self.d.metrics["skipped"] += sum(1 for r in results if r.kind == "skipped")
         for alert in alerts:
             self.d.alert(alert)
-
-    def row_destination(self) -> str | None:
-        return None
+        return len(delivered), sum(1 for r in results if r.kind == "retry")
 
 
 class Dispatcher:
@@ -362,7 +412,8 @@ class Dispatcher:
         except UnsupportedSink as exc:
             log.info("sink %s: %s; its deliveries wait", row.sid, exc)
             return None
-        return SinkWorker(self, row, sender, versions, account.parent_sid or account.sid)
+        dest = destination_of(row.sink_type, ctx.configuration, self.config.segment_endpoint)
+        return SinkWorker(self, row, sender, versions, account.parent_sid or account.sid, dest)
 
     def _schema_lookup(self, owner: str) -> Any:
         """``await lookup(schema_id, version)`` -> the JSON Schema document, for

@@ -119,9 +119,7 @@ class Publisher:
         cache[key] = out
         return out
 
-    async def _prepare(
-        self, owner: str, raw: Any, now_iso: str, cache: dict[tuple[str, Any], Any]
-    ) -> NewEvent:
+    async def _prepare(self, owner: str, raw: Any, now_iso: str, cache: dict[tuple[str, Any], Any]) -> NewEvent:
         if not isinstance(raw, dict):
             raise InvalidEvent("an event must be a JSON object")
         if raw.get("specversion") != "1.0":

@@ -231,6 +231,11 @@ class DeliveryStore(abc.ABC):
         update alert grouping; return alerts raised."""
 
     @abc.abstractmethod
+    async def expire_deliveries(self, sink_sid: str, window_start_before: int, now_ms: int, reason: str) -> int:
+        """Dead-letter the sink's unleased deliveries whose retry window has
+        passed without an attempt (a sink paused as down never tried them)."""
+
+    @abc.abstractmethod
     async def release_leases(self) -> int:
         """Make every leased delivery due now (single-process SQLite start-up)."""
 
@@ -244,9 +249,6 @@ class DeliveryStore(abc.ABC):
     @abc.abstractmethod
     async def sink_subscribed_versions(self, sink_sid: str) -> dict[str, int]:
         """type -> schema_version of the sink's subscriptions."""
-
-    @abc.abstractmethod
-    async def pending_count(self, account_sid: str, sink_sid: str) -> int: ...
 
     @abc.abstractmethod
     async def list_dead_letters(self, account_sid: str, sink_sid: str | None, q: PageQuery) -> Page: ...

@@ -126,7 +126,7 @@ class LeasedDelivery:
     account_sid: str
     event_seq: int
     attempts: int
-    first_attempt_at: int | None
+    window_start: int  # epoch ms the delivery was created (published, tested or replayed)
     event_id: str
     type: str
     schema_version: int | None

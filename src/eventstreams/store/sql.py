@@ -103,6 +103,9 @@ _SINK_SELECT = (
     " s.signing_secret_sealed, s.date_created, s.date_updated,"
     " EXISTS (SELECT 1 FROM subscriptions x WHERE x.sink_sid = s.sid) AS in_use FROM sinks s"
 )
+_INSERT_DELIVERY = (
+    "INSERT INTO deliveries (sink_sid, account_sid, event_seq, due_at, window_start) VALUES (:s, :a, :q, :now, :now)"
+)
 _TYPE_COLS = (
     "type, schema_id, owner_sid, description, status, documentation_url, segment_compatible, date_created, date_updated"
 )
@@ -140,8 +143,8 @@ class SQLDeliveryMixin(abc.ABC):
         if not seqs:
             return []
         tx.run(
-            "INSERT INTO deliveries (sink_sid, account_sid, event_seq, due_at)"
-            " SELECT s.sink_sid, e.account_sid, e.seq, :now FROM events e"
+            "INSERT INTO deliveries (sink_sid, account_sid, event_seq, due_at, window_start)"
+            " SELECT s.sink_sid, e.account_sid, e.seq, :now, :now FROM events e"
             " JOIN subscribed_events se ON se.account_sid = e.account_sid AND se.type = e.type"
             " JOIN subscriptions s ON s.sid = se.subscription_sid"
             f" WHERE {self._in('e.seq', 'seqs')}",
@@ -174,7 +177,7 @@ class SQLDeliveryMixin(abc.ABC):
         def go(tx: Tx) -> int:
             seqs = self._insert_events(tx, account_sid, events, now_ms)
             tx.many(
-                "INSERT INTO deliveries (sink_sid, account_sid, event_seq, due_at) VALUES (:s, :a, :q, :now)",
+                _INSERT_DELIVERY,
                 [{"s": sink_sid, "a": account_sid, "q": q, "now": now_ms} for q in seqs],
             )
             self._notify(tx, [sink_sid])
@@ -190,7 +193,7 @@ class SQLDeliveryMixin(abc.ABC):
                 "UPDATE deliveries SET due_at = :until, leased_by = :lease WHERE id IN ("
                 " SELECT id FROM deliveries WHERE sink_sid = :s AND due_at <= :now ORDER BY due_at LIMIT :n"
                 f" {self._SKIP_LOCKED})"
-                " RETURNING id, sink_sid, account_sid, event_seq, attempts, first_attempt_at",
+                " RETURNING id, sink_sid, account_sid, event_seq, attempts, window_start",
                 until=now_ms + lease_ms,
                 lease=lease,
                 s=sink_sid,
@@ -218,7 +221,7 @@ class SQLDeliveryMixin(abc.ABC):
                         account_sid=r["account_sid"],
                         event_seq=int(r["event_seq"]),
                         attempts=int(r["attempts"]),
-                        first_attempt_at=r["first_attempt_at"],
+                        window_start=int(r["window_start"]),
                         event_id=e["id"],
                         type=e["type"],
                         schema_version=e["schema_version"],
@@ -258,12 +261,11 @@ class SQLDeliveryMixin(abc.ABC):
                 )
             if retry:
                 tx.many(
-                    "UPDATE deliveries SET attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, :f),"
+                    "UPDATE deliveries SET attempts = attempts + 1,"
                     " due_at = :due, leased_by = NULL, last_code = :c, last_error = :e"
                     " WHERE id = :id AND leased_by = :lease",
                     [
                         {
-                            "f": r.delivery.first_attempt_at or now_ms,
                             "due": r.due_at,
                             "c": r.code,
                             "e": r.error,
@@ -375,6 +377,29 @@ class SQLDeliveryMixin(abc.ABC):
         )
         return row
 
+    async def expire_deliveries(self, sink_sid: str, window_start_before: int, now_ms: int, reason: str) -> int:
+        cond = "d.sink_sid = :s AND d.window_start < :cut AND d.leased_by IS NULL"
+
+        def go(tx: Tx) -> int:
+            n = tx.run(
+                "INSERT INTO dead_letters (account_sid, sink_sid, event_seq, event_id, type, attempts, last_code,"
+                " last_error, dead_at) SELECT d.account_sid, d.sink_sid, d.event_seq, e.id, e.type, d.attempts,"
+                " d.last_code, COALESCE(d.last_error || ' (' || :why || ')', :why), :now"
+                f" FROM deliveries d JOIN events e ON e.seq = d.event_seq WHERE {cond}",
+                s=sink_sid,
+                cut=window_start_before,
+                why=reason,
+                now=now_ms,
+            )
+            tx.run(
+                f"DELETE FROM deliveries WHERE id IN (SELECT d.id FROM deliveries d WHERE {cond})",
+                s=sink_sid,
+                cut=window_start_before,
+            )
+            return n
+
+        return await self._run(go, write=True)
+
     async def release_leases(self) -> int:
         return await self._run(
             lambda tx: tx.run("UPDATE deliveries SET due_at = 0, leased_by = NULL WHERE leased_by IS NOT NULL"),
@@ -405,16 +430,6 @@ class SQLDeliveryMixin(abc.ABC):
             )
         )
         return {r["type"]: int(r["schema_version"]) for r in rows}
-
-    async def pending_count(self, account_sid: str, sink_sid: str) -> int:
-        r = await self._run(
-            lambda tx: tx.one(
-                "SELECT COUNT(*) AS n FROM deliveries WHERE sink_sid = :s AND account_sid = :a",
-                s=sink_sid,
-                a=account_sid,
-            )
-        )
-        return int(r["n"]) if r else 0
 
     async def _list_by_sink(self, table: str, row: Any, account_sid: str, sink_sid: str | None, q: PageQuery) -> Page:
         where = ["account_sid = :a"]
@@ -448,7 +463,7 @@ class SQLDeliveryMixin(abc.ABC):
         def go(tx: Tx) -> tuple[int, list[str]]:
             rows = tx.all(f"SELECT id, sink_sid, account_sid, event_seq FROM dead_letters WHERE {cond}", **params)
             tx.many(
-                "INSERT INTO deliveries (sink_sid, account_sid, event_seq, due_at) VALUES (:s, :a, :q, :now)",
+                _INSERT_DELIVERY,
                 [{"s": r["sink_sid"], "a": r["account_sid"], "q": r["event_seq"], "now": now_ms} for r in rows],
             )
             tx.many("DELETE FROM dead_letters WHERE id = :id", [{"id": r["id"]} for r in rows])
@@ -487,8 +502,8 @@ class SQLDeliveryMixin(abc.ABC):
 
         def go(tx: Tx) -> int:
             n = tx.run(
-                "INSERT INTO deliveries (sink_sid, account_sid, event_seq, due_at)"
-                f" SELECT :s, e.account_sid, e.seq, :now FROM events e WHERE {cond}",
+                "INSERT INTO deliveries (sink_sid, account_sid, event_seq, due_at, window_start)"
+                f" SELECT :s, e.account_sid, e.seq, :now, :now FROM events e WHERE {cond}",
                 **params,
             )
             self._notify(tx, [sink_sid])

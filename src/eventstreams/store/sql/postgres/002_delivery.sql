@@ -29,7 +29,7 @@ CREATE TABLE deliveries (
     account_sid TEXT NOT NULL,
     event_seq BIGINT NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
-    first_attempt_at BIGINT,
+    window_start BIGINT NOT NULL, -- retries stop (dead letter) once this is older than the retry window
     due_at BIGINT NOT NULL,
     leased_by TEXT,
     last_code INTEGER,
