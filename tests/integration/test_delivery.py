@@ -359,3 +359,40 @@ def test_concurrent_publishers_lose_nothing(server: Server, account: tuple[str, 
         th.join()
     assert len(accepted) == 3000
     receiver.wait_for(lambda: {e["id"] for e in receiver.events("/concurrent")} == set(accepted), timeout=30)
+
+
+def test_down_sink_is_probed_not_hammered_then_expires(server: Server, account: tuple[str, str]) -> None:
+    """Connection refused: after the first failed chunk the sink is paused and probed with a few
+    deliveries at a time; what its retry window (3 s here) loses is dead-lettered, untried or not."""
+    from tests.e2e.helpers import free_port
+
+    client = server.client(*account)
+    sink = client.events.v1.sinks.create(
+        description="down",
+        sink_type="webhook",
+        sink_configuration={"destination": f"http://127.0.0.1:{free_port()}/x", "method": "POST", "batch_events": False},
+    )
+    client.events.v1.subscriptions.create(description="d", sink_sid=sink.sid, types=[{"type": DELIVERED}])
+    for start in range(0, 2000, 500):
+        assert publish(server, account, [event(i) for i in range(start, start + 500)]).status_code == 201
+    dead_url = f"{server.url}/v1/Sinks/{sink.sid}/DeadLetters?PageSize=1000"
+
+    def dead() -> list[dict[str, Any]]:
+        out, url = [], dead_url
+        while url:
+            body = requests.get(url, auth=account, timeout=5).json()
+            out += body["dead_letters"]
+            url = body["meta"]["next_page_url"]
+        return out
+
+    deadline = time.monotonic() + 30
+    while len(letters := dead()) < 2000 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(letters) == 2000, len(letters)
+    assert {d["error_code"] for d in letters} == {91307} or {d["error_code"] for d in letters} <= {91307, None}
+    assert all("retry window" in (d["error"] or "") for d in letters)
+    log = requests.get(f"{server.url}/v1/Sinks/{sink.sid}/Deliveries?PageSize=1000", auth=account, timeout=5).json()
+    attempted = sum(x["event_count"] for x in log["deliveries"] if x["outcome"] in ("failed", "dead"))
+    # without the breaker each of the 2,000 would be tried at every backoff step (>= 5 times in 3 s)
+    assert attempted < 2000, attempted
+    assert min(d["attempts"] for d in letters) == 0  # some were never tried: expired while the sink was paused

@@ -378,25 +378,44 @@ class SQLDeliveryMixin(abc.ABC):
         return row
 
     async def expire_deliveries(self, sink_sid: str, window_start_before: int, now_ms: int, reason: str) -> int:
-        cond = "d.sink_sid = :s AND d.window_start < :cut AND d.leased_by IS NULL"
-
         def go(tx: Tx) -> int:
-            n = tx.run(
+            # DELETE ... RETURNING first: on PostgreSQL that locks the rows, so a worker leasing them
+            # concurrently skips them instead of delivering (and dead-lettering) them a second time.
+            gone = tx.all(
+                "DELETE FROM deliveries WHERE sink_sid = :s AND window_start < :cut AND leased_by IS NULL"
+                " RETURNING account_sid, sink_sid, event_seq, attempts, last_code, last_error",
+                s=sink_sid,
+                cut=window_start_before,
+            )
+            if not gone:
+                return 0
+            events = {
+                int(r["seq"]): r
+                for r in tx.all(
+                    f"SELECT seq, id, type FROM events WHERE {self._in('seq', 'seqs')}",
+                    seqs=self._list([int(g["event_seq"]) for g in gone]),
+                )
+            }
+            tx.many(
                 "INSERT INTO dead_letters (account_sid, sink_sid, event_seq, event_id, type, attempts, last_code,"
-                " last_error, dead_at) SELECT d.account_sid, d.sink_sid, d.event_seq, e.id, e.type, d.attempts,"
-                " d.last_code, COALESCE(d.last_error || ' (' || :why || ')', :why), :now"
-                f" FROM deliveries d JOIN events e ON e.seq = d.event_seq WHERE {cond}",
-                s=sink_sid,
-                cut=window_start_before,
-                why=reason,
-                now=now_ms,
+                " last_error, dead_at) VALUES (:a, :s, :q, :eid, :t, :n, :c, :e, :now)",
+                [
+                    {
+                        "a": g["account_sid"],
+                        "s": g["sink_sid"],
+                        "q": g["event_seq"],
+                        "eid": events[int(g["event_seq"])]["id"],
+                        "t": events[int(g["event_seq"])]["type"],
+                        "n": g["attempts"],
+                        "c": g["last_code"],
+                        "e": f"{g['last_error']} ({reason})" if g["last_error"] else reason,
+                        "now": now_ms,
+                    }
+                    for g in gone
+                    if int(g["event_seq"]) in events
+                ],
             )
-            tx.run(
-                f"DELETE FROM deliveries WHERE id IN (SELECT d.id FROM deliveries d WHERE {cond})",
-                s=sink_sid,
-                cut=window_start_before,
-            )
-            return n
+            return len(gone)
 
         return await self._run(go, write=True)
 
