@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from eventstreams import clock
 from eventstreams.api.app import build_services
 from eventstreams.config import Settings
 from eventstreams.delivery.publish import Publisher
@@ -50,7 +51,8 @@ async def main_async(batches: int) -> None:
         t = time.perf_counter()
         prepared = []
         for b in raw:
-            prepared.append([await pub._prepare(owner, e, time.time()) for e in b])
+            now_iso, cache = clock.iso_ms(time.time()), {}
+            prepared.append([await pub._prepare(owner, e, now_iso, cache) for e in b])
         prep_us = (time.perf_counter() - t) / (batches * 100) * 1e6
 
         t = time.perf_counter()

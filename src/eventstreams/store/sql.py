@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any, TypeVar
 
+import orjson
+
 from .base import Store
 from .errors import Conflict, LimitReached
 from .records import (
@@ -241,8 +243,6 @@ class SQLDeliveryMixin(abc.ABC):
         now_ms: int,
         alert_every_ms: int,
     ) -> list[AlertRow]:
-        import json as _json
-
         from ..ids import new_sid
 
         gone = [r for r in results if r.kind in ("delivered", "skipped")]
@@ -296,7 +296,7 @@ class SQLDeliveryMixin(abc.ABC):
                             "at": g.at,
                             "o": g.outcome,
                             "n": len(g.event_ids),
-                            "ids": _json.dumps(g.event_ids),
+                            "ids": orjson.dumps(g.event_ids).decode(),
                             "att": g.attempt,
                             "c": g.code,
                             "h": g.http_status,

@@ -8,13 +8,14 @@ other processes (the CLI) read while we write.
 from __future__ import annotations
 
 import asyncio
-import json
 import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
+
+import orjson
 
 from .records import NewEvent
 from .sql import SQLStore, Tx
@@ -176,7 +177,7 @@ class SqliteStore(SQLStore):
         return f"{column} IN (SELECT value FROM json_each(:{name}))"
 
     def _list(self, values: Sequence[Any]) -> Any:
-        return json.dumps(list(values))
+        return orjson.dumps(list(values)).decode()
 
     def _insert_events(self, tx: Tx, account_sid: str, events: Sequence[NewEvent], now_ms: int) -> list[int]:
         if not events:
@@ -205,7 +206,7 @@ class SqliteStore(SQLStore):
             " WHERE event_ids.received_at < :cutoff RETURNING id",
             a=account_sid,
             now=now_ms,
-            ids=json.dumps(list(ids)),
+            ids=orjson.dumps(list(ids)).decode(),
             cutoff=cutoff_ms,
         )
         return {r["id"] for r in rows}
