@@ -174,24 +174,21 @@ def replay(
 @main.command()
 def migrate() -> None:
     """Apply pending schema migrations and load the built-in catalogue."""
+    from ..catalog import builtin_schema_versions, builtin_types
     from ..store import open_store
 
     async def go() -> list[str]:
         store = open_store(Settings.from_env())
         await store.open()
         try:
-            return await store.migrate()
+            applied = await store.migrate()
+            await store.sync_builtin_catalog(builtin_types(), builtin_schema_versions())
+            return applied
         finally:
             await store.close()
 
     applied = asyncio.run(go())
-    # build_services syncs the catalogue too
-    _run(lambda svc: _noop())
     click.echo("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
-
-
-async def _noop() -> None:
-    return None
 
 
 @main.group()

@@ -39,6 +39,7 @@ from ..errors import (
     not_found,
 )
 from ..ids import new_sid, normalize_sid
+from ..sinks.signing import new_standard_webhook_secret
 from ..store.base import Store
 from ..store.errors import Conflict, LimitReached
 from ..store.records import (
@@ -199,7 +200,7 @@ class ControlPlane:
             sink_type=sink_type,
             configuration_sealed=self.box.seal(json.dumps(cfg)),
             status="active",  # Twilio's current behaviour: no validation step needed
-            signing_secret_sealed=self.box.seal(_webhook_secret()),
+            signing_secret_sealed=self.box.seal(new_standard_webhook_secret()),
             date_created=now,
             date_updated=now,
         )
@@ -415,10 +416,3 @@ class ControlPlane:
             raise TwilioError(TYPE_LIST_EMPTY, f"Event type list would be empty: {exc}", 400) from None
         if not ok:
             raise not_found(f"Subscription {sub.sid} does not include event type {type_}")
-
-
-def _webhook_secret() -> str:
-    import base64
-    import secrets
-
-    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
