@@ -87,7 +87,6 @@ import dataclasses
 import hashlib
 import json
 import re
-import ssl
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -102,7 +101,7 @@ from .. import __version__
 from ..delivery.policy import CODE_DROPPED, Outcome, OutcomeKind, classify_http
 from .base import OutgoingEvent, Pacer, SinkContext, SinkSender
 from .destinations import AsyncResolver
-from .webhook import GuardedResolver, _connection_message, _literal_refusal, _read_excerpt
+from .webhook import GuardedResolver, literal_refusal, outcome_for_exception, read_excerpt
 
 __all__ = [
     "DEFAULT_ENDPOINT",
@@ -330,7 +329,7 @@ class SegmentSender(SinkSender):
         self._authorization = "Basic " + base64.b64encode(f"{write_key}:".encode()).decode("ascii")
         self._lookup: SchemaLookup = lookup
         self._identity: dict[tuple[str, int], tuple[tuple[str, ...], ...]] = {}
-        self._refusal = _literal_refusal(self.url, ctx.allow_private)
+        self._refusal = literal_refusal(self.url, ctx.allow_private)
         self._resolver = resolver
         self._slots = asyncio.Semaphore(ctx.max_in_flight)
         self._session: aiohttp.ClientSession | None = None
@@ -510,21 +509,11 @@ class SegmentSender(SinkSender):
         try:
             session = self._get_session()
             async with session.post(URL(self.url), data=body, headers=headers, allow_redirects=False) as resp:
-                excerpt = await _read_excerpt(resp)
+                excerpt = await read_excerpt(resp)
                 outcome = classify_http(resp.status, resp.headers, excerpt)
                 reset = resp.headers.get("X-RateLimit-Reset")
                 if resp.status == 429 and outcome.retry_after is None and reset and reset.strip().isdigit():
                     outcome = dataclasses.replace(outcome, retry_after=reset.strip())
                 return outcome
-        except TimeoutError as exc:
-            return Outcome.timeout(f"no response within {self._ctx.timeout:g}s" + (f": {exc}" if str(exc) else ""))
-        except (aiohttp.ClientSSLError, aiohttp.ServerFingerprintMismatch, ssl.SSLError) as exc:
-            return Outcome.tls_error(f"{type(exc).__name__}: {exc}")
-        except (aiohttp.ClientConnectionError, OSError) as exc:
-            return Outcome.connect_error(_connection_message(exc))
-        except aiohttp.InvalidURL as exc:
-            return Outcome.connect_error(f"segment endpoint URL not usable: {exc}")
-        except aiohttp.ClientResponseError as exc:
-            return Outcome.connect_error(f"invalid HTTP response: {exc.message}")
         except Exception as exc:  # noqa: BLE001 - send() must not raise for one bad request
-            return Outcome.internal(f"{type(exc).__name__}: {exc}")
+            return outcome_for_exception(exc, self._ctx.timeout, "segment endpoint")

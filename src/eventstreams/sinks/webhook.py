@@ -212,7 +212,7 @@ def _append_query(url: str, query: str) -> str:
     return f"{url}&{query}"
 
 
-def _literal_refusal(url: str, allow_private: bool) -> str | None:
+def literal_refusal(url: str, allow_private: bool) -> str | None:
     """Why a literal-IP host is refused (aiohttp skips the resolver for literals)."""
     if allow_private:
         return None
@@ -282,7 +282,7 @@ class _Request:
     body: bytes | None  # None for GET
 
 
-def _connection_message(exc: BaseException) -> str:
+def connection_message(exc: BaseException) -> str:
     """Describe a connection failure, surfacing an SSRF refusal if that was the cause."""
     seen: set[int] = set()
     current: BaseException | None = exc
@@ -295,7 +295,24 @@ def _connection_message(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-async def _read_excerpt(resp: aiohttp.ClientResponse) -> bytes:
+def outcome_for_exception(exc: BaseException, timeout: float, what: str) -> Outcome:
+    """The outcome of a request that raised instead of answering (shared by the HTTP sinks)."""
+    if isinstance(exc, TimeoutError):  # includes aiohttp's ServerTimeoutError
+        return Outcome.timeout(f"no response within {timeout:g}s" + (f": {exc}" if str(exc) else ""))
+    if isinstance(exc, (aiohttp.ClientSSLError, aiohttp.ServerFingerprintMismatch, ssl.SSLError)):
+        return Outcome.tls_error(f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, (aiohttp.ClientConnectionError, OSError)):
+        return Outcome.connect_error(connection_message(exc))
+    if isinstance(exc, aiohttp.InvalidURL):
+        # e.g. aiohttp refuses legacy numeric IPv4 hosts; fixing needs a sink update
+        return Outcome.connect_error(f"{what} URL not usable: {exc}")
+    if isinstance(exc, aiohttp.ClientResponseError):
+        # Unparsable HTTP from the endpoint: its fault and worth retrying, like a dropped connection.
+        return Outcome.connect_error(f"invalid HTTP response: {exc.message}")
+    return Outcome.internal(f"{type(exc).__name__}: {exc}")
+
+
+async def read_excerpt(resp: aiohttp.ClientResponse) -> bytes:
     """Up to :data:`EXCERPT_BYTES` of the body; a failure mid-body keeps what was read."""
     chunks: list[bytes] = []
     remaining = EXCERPT_BYTES
@@ -346,7 +363,7 @@ class WebhookSender(SinkSender):
         self.standard_webhooks = _config_bool(config, "standard_webhooks", True)
         clean, self._authorization = split_userinfo(destination)
         self.url = _wire_url(clean)  # what is requested and signed: no userinfo
-        self._refusal = _literal_refusal(self.url, ctx.allow_private)
+        self._refusal = literal_refusal(self.url, ctx.allow_private)
         self._lookup = resolver
         self._slots = asyncio.Semaphore(ctx.max_in_flight)
         self._session: aiohttp.ClientSession | None = None
@@ -457,19 +474,7 @@ class WebhookSender(SinkSender):
                 headers=headers,
                 allow_redirects=False,
             ) as resp:
-                excerpt = await _read_excerpt(resp)
+                excerpt = await read_excerpt(resp)
                 return classify_http(resp.status, resp.headers, excerpt)
-        except TimeoutError as exc:  # includes aiohttp's ServerTimeoutError
-            return Outcome.timeout(f"no response within {self._ctx.timeout:g}s" + (f": {exc}" if str(exc) else ""))
-        except (aiohttp.ClientSSLError, aiohttp.ServerFingerprintMismatch, ssl.SSLError) as exc:
-            return Outcome.tls_error(f"{type(exc).__name__}: {exc}")
-        except (aiohttp.ClientConnectionError, OSError) as exc:
-            return Outcome.connect_error(_connection_message(exc))
-        except aiohttp.InvalidURL as exc:
-            # e.g. aiohttp refuses legacy numeric IPv4 hosts; fixing needs a sink update
-            return Outcome.connect_error(f"destination URL not usable: {exc}")
-        except aiohttp.ClientResponseError as exc:
-            # Unparsable HTTP from the endpoint: its fault and worth retrying, like a dropped connection.
-            return Outcome.connect_error(f"invalid HTTP response: {exc.message}")
         except Exception as exc:  # noqa: BLE001 - send() must not raise for one bad request
-            return Outcome.internal(f"{type(exc).__name__}: {exc}")
+            return outcome_for_exception(exc, self._ctx.timeout, "destination")
