@@ -184,5 +184,6 @@ def create_app(settings: Settings, svc: Services | None = None, announce: bool =
         middleware=[Middleware(RejectControlCharsInPath)],
         lifespan=lifespan,
     )
+    app.router.redirect_slashes = False  # Twilio answers 404 for a trailing slash; so do we
     app.state.services = svc
     return app
