@@ -164,8 +164,9 @@ def test_workers_share_postgresql_and_take_over_a_killed_one(tmp_path: Path) -> 
         receiver.wait_for(lambda: pub.acked <= _received(receiver), timeout=60)
         ids = [e["id"] for e in receiver.events("/hook")]
         duplicates = len(ids) - len(set(ids))
-        # duplicates are allowed (at-least-once) but only from the killed worker's lost leases
-        assert duplicates <= 500, duplicates
+        # duplicates are allowed (at-least-once) but only from the killed worker's leases: at most
+        # chunk (500) x pipelines (2) deliveries it may have sent without recording them
+        assert duplicates <= 1000, duplicates
         logs = "".join((tmp_path / f"w{i}.log").read_text() for i in range(2))
         assert logs.count("delivering") == 2
     finally:
