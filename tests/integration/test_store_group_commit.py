@@ -1,0 +1,61 @@
+"""SQLite group commit: operations queued together share one transaction but
+succeed or fail alone, and are answered only once committed."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+import pytest
+
+from eventstreams.store.sql import Tx
+from eventstreams.store.sqlite import SqliteStore
+
+
+async def test_one_failing_operation_does_not_sink_its_group(tmp_path: Path) -> None:
+    store = SqliteStore(f"sqlite:///{tmp_path}/g.db")
+    await store.open()
+    try:
+        await store._run(lambda tx: tx.script("CREATE TABLE t (k INTEGER PRIMARY KEY)"), write=True)
+
+        def insert(k: int):  # type: ignore[no-untyped-def]
+            return lambda tx: tx.run("INSERT INTO t (k) VALUES (:k)", k=k)
+
+        def insert_twice(tx: Tx) -> int:
+            tx.run("INSERT INTO t (k) VALUES (100)")
+            return tx.run("INSERT INTO t (k) VALUES (1)")  # conflicts with the first job's row
+
+        # hold the store thread so the next three queue up and are taken as one group
+        gate = threading.Event()
+        blocker = asyncio.ensure_future(store._run(lambda tx: gate.wait(5), write=True))
+        await asyncio.sleep(0.05)
+        jobs = [
+            asyncio.ensure_future(store._run(insert(1), write=True)),
+            asyncio.ensure_future(store._run(insert_twice, write=True)),
+            asyncio.ensure_future(store._run(insert(2), write=True)),
+        ]
+        await asyncio.sleep(0.05)
+        assert store._queue.qsize() == 3
+        gate.set()
+        await blocker
+        results = await asyncio.gather(*jobs, return_exceptions=True)
+        assert results[0] == 1 and results[2] == 1
+        assert isinstance(results[1], Exception) and "UNIQUE" in str(results[1])
+        rows = await store._run(lambda tx: tx.all("SELECT k FROM t ORDER BY k"))
+        assert [r["k"] for r in rows] == [1, 2]  # the failed job's first insert was rolled back with it
+    finally:
+        await store.close()
+    # and it was all committed: a fresh connection sees it
+    again = SqliteStore(f"sqlite:///{tmp_path}/g.db")
+    await again.open()
+    try:
+        assert [r["k"] for r in await again._run(lambda tx: tx.all("SELECT k FROM t ORDER BY k"))] == [1, 2]
+    finally:
+        await again.close()
+
+
+async def test_closed_store_refuses_work(tmp_path: Path) -> None:
+    store = SqliteStore(f"sqlite:///{tmp_path}/c.db")
+    with pytest.raises(RuntimeError):
+        await store._run(lambda tx: tx.all("SELECT 1"))
