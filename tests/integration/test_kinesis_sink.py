@@ -42,6 +42,7 @@ from tests.kinesis_server import (
     free_port,
     read_stream,
 )
+from tests.pacing import RecordingPacer
 
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/twilio-events-kinesis-write"
 DELIVERED = "com.twilio.messaging.message.delivered"
@@ -77,18 +78,6 @@ def kinesis(moto: MotoServer) -> Any:
 @pytest.fixture
 def stream(kinesis: Any) -> str:
     return create_stream(kinesis, shards=3)
-
-
-class RecordingPacer:
-    def __init__(self) -> None:
-        self.waits: list[int] = []
-        self.observed: list[Outcome] = []
-
-    async def wait(self, n_events: int) -> None:
-        self.waits.append(n_events)
-
-    def observe(self, outcome: Outcome) -> None:
-        self.observed.append(outcome)
 
 
 def eid(i: int) -> str:

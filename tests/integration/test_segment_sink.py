@@ -34,6 +34,7 @@ from eventstreams.sinks.segment import (
     split_batches,
 )
 from tests.conftest import Server
+from tests.pacing import RecordingPacer
 from tests.segment_double import SegmentDouble
 
 DELIVERED = "com.twilio.messaging.message.delivered"
@@ -96,18 +97,6 @@ class CountingLookup:
         if (schema_id, version) in self.extra:
             return self.extra[(schema_id, version)]
         return await builtin_schema_lookup(schema_id, version)
-
-
-class RecordingPacer:
-    def __init__(self) -> None:
-        self.waits: list[int] = []
-        self.observed: list[Outcome] = []
-
-    async def wait(self, n_events: int) -> None:
-        self.waits.append(n_events)
-
-    def observe(self, outcome: Outcome) -> None:
-        self.observed.append(outcome)
 
 
 def context(endpoint: str | None, write_key: str = "wk_test_segment", **kw: Any) -> SinkContext:
@@ -504,4 +493,7 @@ def test_end_to_end_through_the_server(server: Server, account: tuple[str, str],
     (skipped,) = [x for x in entries if x["outcome"] == "skipped"]
     assert skipped["event_ids"] == [f"EZ{103:032x}"] and skipped["error_code"] is None
     assert f"{NO_IDENTITY}; {DELIVERED}: field 'to' is empty" in skipped["detail"]
-    assert requests.get(f"{server.url}/v1/Sinks/{sink.sid}/DeadLetters", auth=account, timeout=5).json()["dead_letters"] == []
+    assert (
+        requests.get(f"{server.url}/v1/Sinks/{sink.sid}/DeadLetters", auth=account, timeout=5).json()["dead_letters"]
+        == []
+    )

@@ -30,6 +30,7 @@ from eventstreams.sinks import UnsupportedSink, create_sender
 from eventstreams.sinks.base import NoPacer, OutgoingEvent, SinkContext
 from eventstreams.sinks.signing import new_standard_webhook_secret, validate_twilio_json_signature
 from eventstreams.sinks.webhook import WebhookSender
+from tests.pacing import RecordingPacer
 
 TOKEN = "12345abcdef"
 SECRET = new_standard_webhook_secret()
@@ -100,18 +101,6 @@ async def receiver() -> AsyncIterator[Receiver]:
         yield state
     finally:
         await runner.cleanup()
-
-
-class RecordingPacer:
-    def __init__(self) -> None:
-        self.waits: list[int] = []
-        self.observed: list[Outcome] = []
-
-    async def wait(self, n_events: int) -> None:
-        self.waits.append(n_events)
-
-    def observe(self, outcome: Outcome) -> None:
-        self.observed.append(outcome)
 
 
 def make_event(i: int, **extra: Any) -> OutgoingEvent:
