@@ -36,3 +36,25 @@ def test_alert_cadence(server: Server, account: tuple[str, str]) -> None:
     assert len(errors(100, t0 + 3 * MINUTE + EVERY + 3 * MINUTE)) == 1  # 1,001 crosses 1,000
     listed = server.call(store.list_alerts(account[0], PageQuery(size=50)))
     assert [a.error_count for a in listed.items] == [1, 9, 51, 40, 900]
+
+
+def test_concurrent_first_errors_of_one_sink(server: Server, account: tuple[str, str]) -> None:
+    """Two pipelines recording a sink's first errors at once: one alert, no failed transaction
+    (on PostgreSQL both used to insert the grouping row, and one completion was lost to a lease timeout)."""
+    import asyncio
+
+    store = server.services.store
+    sink = "DG" + "cd" * 16
+    report = ErrorReport(account[0], sink, 1, 91308, None, "timeout", None)  # 8 in all: under 10
+
+    async def both() -> list[object]:
+        return await asyncio.gather(
+            *(store.complete_deliveries([], [], [report], 1_900_000_000_000, EVERY) for _ in range(8)),
+            return_exceptions=True,
+        )
+
+    results = server.call(both())
+    assert not [r for r in results if isinstance(r, BaseException)], results
+    assert sum(len(r) for r in results if isinstance(r, list)) == 1  # one alert: the first error
+    listed = server.call(store.list_alerts(account[0], PageQuery(size=50)))
+    assert [a.sink_sid for a in listed.items].count(sink) == 1

@@ -99,6 +99,7 @@ class PostgresStore(SQLStore):
 
     # -- dialect hooks (see SQLDeliveryMixin)
     _SKIP_LOCKED = "FOR UPDATE SKIP LOCKED"
+    _FOR_UPDATE = " FOR UPDATE"
 
     def _in(self, column: str, name: str) -> str:
         return f"{column} = ANY(:{name})"

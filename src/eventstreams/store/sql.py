@@ -140,6 +140,7 @@ class SQLDeliveryMixin(abc.ABC):
         """Wake workers in other processes (PostgreSQL NOTIFY; nothing on SQLite)."""
 
     _SKIP_LOCKED = ""
+    _FOR_UPDATE = ""  # SQLite's single writer already serialises; PostgreSQL locks the row
 
     def _fan_out(self, tx: Tx, account_sid: str, seqs: list[int], now_ms: int, types: list[str]) -> list[str]:
         if not seqs:
@@ -317,37 +318,33 @@ class SQLDeliveryMixin(abc.ABC):
     def _group_alert(self, tx: Tx, err: ErrorReport, now_ms: int, every_ms: int, sid: str) -> AlertRow | None:
         """Twilio's cadence: alert on the first error, then every 20 minutes or
         when the error count reaches 10, 100, 1,000, ..."""
-        st = tx.one("SELECT * FROM sink_alert_state WHERE sink_sid = :s", s=err.sink_sid)
-        if st is None:
-            total, since, threshold, fire = err.count, err.count, 10, True
-        else:
-            total = int(st["total_errors"]) + err.count
-            since = int(st["errors_since_alert"]) + err.count
-            threshold = int(st["next_threshold"])
-            fire = now_ms - int(st["last_alert_at"]) >= every_ms or total >= threshold
+        # Create the row if missing, then lock it: two pipelines of one sink (or two workers) may
+        # record their first errors at the same moment; they must not both insert (PostgreSQL).
+        tx.run(
+            "INSERT INTO sink_alert_state (sink_sid, account_sid, total_errors, errors_since_alert, last_alert_at,"
+            " next_threshold) VALUES (:s, :a, 0, 0, 0, 10) ON CONFLICT (sink_sid) DO NOTHING",
+            s=err.sink_sid,
+            a=err.account_sid,
+        )
+        st = tx.one(f"SELECT * FROM sink_alert_state WHERE sink_sid = :s{self._FOR_UPDATE}", s=err.sink_sid)
+        assert st is not None
+        first = int(st["total_errors"]) == 0
+        total = int(st["total_errors"]) + err.count
+        since = int(st["errors_since_alert"]) + err.count
+        threshold = int(st["next_threshold"])
+        fire = first or now_ms - int(st["last_alert_at"]) >= every_ms or total >= threshold
         if fire:
             while threshold <= total:
                 threshold *= 10
-        params = {
-            "s": err.sink_sid,
-            "a": err.account_sid,
-            "t": total,
-            "e": 0 if fire else since,
-            "l": now_ms if fire else (int(st["last_alert_at"]) if st else now_ms),
-            "n": threshold,
-        }
-        if st is None:
-            tx.run(
-                "INSERT INTO sink_alert_state (sink_sid, account_sid, total_errors, errors_since_alert, last_alert_at,"
-                " next_threshold) VALUES (:s, :a, :t, :e, :l, :n)",
-                **params,
-            )
-        else:
-            tx.run(
-                "UPDATE sink_alert_state SET total_errors = :t, errors_since_alert = :e, last_alert_at = :l,"
-                " next_threshold = :n WHERE sink_sid = :s",
-                **params,
-            )
+        tx.run(
+            "UPDATE sink_alert_state SET total_errors = :t, errors_since_alert = :e, last_alert_at = :l,"
+            " next_threshold = :n WHERE sink_sid = :s",
+            s=err.sink_sid,
+            t=total,
+            e=0 if fire else since,
+            l=now_ms if fire else int(st["last_alert_at"]),
+            n=threshold,
+        )
         if not fire:
             return None
         status = f" (HTTP {err.http_status})" if err.http_status is not None else ""
