@@ -202,8 +202,10 @@ def test_4xx_dead_letters_at_once_and_replay(server: Server, account: tuple[str,
     assert requests.get(url, auth=account, timeout=5).json()["dead_letters"] == []
 
 
-def test_retry_window_exhausted_dead_letters(server: Server, account: tuple[str, str], receiver: Receiver) -> None:
-    # the test server's window is 3 s (EVENTSTREAMS_RETRY_MAX_AGE); production's is 4 h
+def test_retry_window_exhausted_dead_letters(short_window_server: Server, receiver: Receiver) -> None:
+    # this server's window is 3 s (EVENTSTREAMS_RETRY_MAX_AGE); production's is 4 h
+    server = short_window_server
+    account = server.new_account()
     sink = webhook(server.client(*account), receiver, "/down", batch=True)
     receiver.plan["/down"] = [(503, 0)] * 1000
     publish(server, account, [event(1)])
@@ -361,9 +363,11 @@ def test_concurrent_publishers_lose_nothing(server: Server, account: tuple[str, 
     receiver.wait_for(lambda: {e["id"] for e in receiver.events("/concurrent")} == set(accepted), timeout=30)
 
 
-def test_down_sink_is_probed_not_hammered_then_expires(server: Server, account: tuple[str, str]) -> None:
+def test_down_sink_is_probed_not_hammered_then_expires(short_window_server: Server) -> None:
     """Connection refused: after the first failed chunk the sink is paused and probed with a few
     deliveries at a time; what its retry window (3 s here) loses is dead-lettered, untried or not."""
+    server = short_window_server
+    account = server.new_account()
     from tests.e2e.helpers import free_port
 
     client = server.client(*account)

@@ -55,6 +55,10 @@ __all__ = [
     "parse_retry_after",
 ]
 
+# Jitter draws from a generator of our own: the global one belongs to the embedding application
+# (and property-based test tools check that nothing else moves it).
+_JITTER = random.Random()
+
 #: Longest message/body excerpt kept on an :class:`Outcome` (characters).
 EXCERPT_LIMIT = 512
 
@@ -368,13 +372,14 @@ class RetryPolicy:
         """Jittered backoff before the retry that follows ``attempt``.
 
         The result lies in ``nominal * [1 - jitter, 1 + jitter]``. ``rng``
-        defaults to the process-wide generator; pass a seeded
+        defaults to this module's own generator (never the global one, whose
+        state belongs to the embedding application); pass a seeded
         ``random.Random`` for reproducible tests.
         """
         nominal = self.nominal_delay(attempt)
         if self.jitter == 0:
             return nominal
-        spread = (rng or random).uniform(1 - self.jitter, 1 + self.jitter)
+        spread = (rng or _JITTER).uniform(1 - self.jitter, 1 + self.jitter)
         return nominal * spread
 
     def deadline(self, first_attempt_at: float) -> float:
