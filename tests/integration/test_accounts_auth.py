@@ -135,6 +135,17 @@ def test_api_keys(server: Server, account: tuple[str, str]) -> None:
     assert [k.sid for k in client.api.v2010.accounts(sid).keys.list()] == [key.sid]
     assert client.api.v2010.accounts(sid).keys(key.sid).fetch().friendly_name == "ci"
     assert twilio_error(lambda: server.client(key.sid, "wrong").events.v1.sinks.list())[0] == 401
+    # a Standard key (the only kind the API mints) may not touch Accounts or Keys: no auth token,
+    # no new keys, no subaccounts
+    for attempt in (
+        lambda: keyed.api.v2010.accounts(sid).fetch(),
+        lambda: keyed.api.v2010.accounts.create(friendly_name="via key"),
+        lambda: keyed.api.v2010.accounts(sid).new_keys.create(friendly_name="minted by a key"),
+        lambda: keyed.api.v2010.accounts(sid).keys(key.sid).delete(),
+    ):
+        assert twilio_error(attempt) == (401, 20003)
+    assert [a.sid for a in client.api.v2010.accounts.list()] == [sid]
+    assert [k.sid for k in client.api.v2010.accounts(sid).keys.list()] == [key.sid]
     assert client.api.v2010.accounts(sid).keys(key.sid).delete() is True
     assert twilio_error(lambda: keyed.events.v1.sinks.list())[0] == 401
 

@@ -333,3 +333,95 @@ def test_subscription_limit_100(client: Client) -> None:
         make_sink(client)
     assert e.value.code == 91003  # 100 sinks already, all in use
     assert len(client.events.v1.subscriptions.list()) == 100
+
+
+def test_subscription_limit_100_when_a_sink_may_carry_several(client: Client, server: Server) -> None:
+    # With Twilio's one-subscription-per-sink rule off, the subscription limit is what binds.
+    from dataclasses import replace
+
+    control = server.services.control
+    saved = control.settings
+    control.settings = replace(saved, one_subscription_per_sink=False)
+    try:
+        sink = make_sink(client)
+        for i in range(100):
+            client.events.v1.subscriptions.create(
+                description=f"d{i}", sink_sid=sink.sid, types=[{"type": "com.twilio.messaging.message.sent"}]
+            )
+        with pytest.raises(TwilioRestException) as e:
+            client.events.v1.subscriptions.create(
+                description="one too many", sink_sid=sink.sid, types=[{"type": "com.twilio.messaging.message.sent"}]
+            )
+        assert err(e) == (400, 91003)
+        assert len(client.events.v1.subscriptions.list(sink_sid=sink.sid)) == 100
+    finally:
+        control.settings = saved
+
+
+def test_paging_meta_on_sinks_and_subscriptions_keeps_filters(client: Client, server: Server) -> None:
+    sinks = [make_sink(client) for _ in range(5)]
+    for s in sinks[:3]:
+        client.events.v1.subscriptions.create(
+            description="d", sink_sid=s.sid, types=[{"type": "com.twilio.messaging.message.sent"}]
+        )
+    url = f"{server.url}/v1/Sinks?InUse=true&Status=active&PageSize=2"
+    first = requests.get(url, auth=client.auth, timeout=5).json()
+    meta = first["meta"]
+    assert meta["first_page_url"] == f"{server.url}/v1/Sinks?InUse=true&Status=active&PageSize=2&Page=0"
+    assert meta["previous_page_url"] is None and meta["key"] == "sinks"
+    second = requests.get(meta["next_page_url"], auth=client.auth, timeout=5).json()
+    assert "InUse=true" in meta["next_page_url"] and "Status=active" in meta["next_page_url"]
+    assert second["meta"]["next_page_url"] is None  # 3 sinks in use: 2 + 1
+    seen = [s["sid"] for s in first["sinks"] + second["sinks"]]
+    assert sorted(seen) == sorted(s.sid for s in sinks[:3])
+    back = requests.get(second["meta"]["previous_page_url"], auth=client.auth, timeout=5).json()
+    assert [s["sid"] for s in back["sinks"]] == [s["sid"] for s in first["sinks"]]
+
+    sub_url = f"{server.url}/v1/Subscriptions?SinkSid={sinks[0].sid}&PageSize=1"
+    page = requests.get(sub_url, auth=client.auth, timeout=5).json()
+    assert page["meta"]["first_page_url"] == f"{server.url}/v1/Subscriptions?SinkSid={sinks[0].sid}&PageSize=1&Page=0"
+    assert len(page["subscriptions"]) == 1 and page["meta"]["next_page_url"] is None
+    assert page["subscriptions"][0]["sink_sid"] == sinks[0].sid
+
+
+def test_forged_or_foreign_page_tokens_are_400(client: Client, server: Server) -> None:
+    import base64
+
+    def token(direction: str, *key: object) -> str:
+        raw = json.dumps([direction, *key]).encode()
+        return "P" + direction.upper() + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    make_sink(client)
+    sub_sink = make_sink(client)
+    sub = client.events.v1.subscriptions.create(
+        description="d", sink_sid=sub_sink.sid, types=[{"type": "com.twilio.messaging.message.sent"}]
+    )
+    lists = [
+        "/v1/Types",
+        "/v1/Schemas/Messaging.MessageStatus/Versions",
+        "/v1/Sinks",
+        "/v1/Subscriptions",
+        f"/v1/Subscriptions/{sub.sid}/SubscribedEvents",
+        f"/v1/Sinks/{sub_sink.sid}/Deliveries",
+        f"/v1/Sinks/{sub_sink.sid}/DeadLetters",
+        "/v1/Alerts",
+        "/2010-04-01/Accounts.json",
+        f"/2010-04-01/Accounts/{client.username}/Keys.json",
+    ]
+    forged = [
+        token("a", "x"),  # one text key where a list sorts by two
+        token("a", 1, 2, 3),
+        token("b", "2024-01-01", 7),  # wrong type in the second place
+        token("a", 2**70),  # beyond BIGINT
+        token("a", "a\x00b"),  # NUL cannot be compared in PostgreSQL text
+        token("a", "x", "y", "z", "w"),
+    ]
+    for path in lists:
+        for t in forged:
+            r = requests.get(f"{server.url}{path}", params={"PageToken": t}, auth=client.auth, timeout=5)
+            if r.status_code == 200:
+                continue  # a token of this list's own shape is a valid position, even if made up
+            assert r.status_code == 400 and r.json()["code"] == 91002, (path, t, r.status_code, r.text)
+    # tokens of the right shape still page: they are keyset positions
+    r = requests.get(f"{server.url}/v1/Types", params={"PageToken": token("a", "com.twilio.m")}, auth=client.auth)
+    assert r.status_code == 200 and all(t["type"] > "com.twilio.m" for t in r.json()["types"])

@@ -9,10 +9,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .. import clock
+from ..domain.accounts import Principal
 from ..errors import not_found
 from ..store.records import AccountRow, ApiKeyRow
 from .context import Services, auth
-from .http import JSON, PAGING, form, legacy_meta, paging, query
+from .http import JSON, PAGING, TIME_SID, form, legacy_meta, paging, query
 
 _SUBRESOURCES = (
     "addresses",
@@ -74,14 +75,20 @@ def key_view(k: ApiKeyRow, secret: str | None = None) -> dict[str, Any]:
     return out
 
 
-async def accounts_collection(request: Request) -> Response:
+async def _auth(request: Request) -> tuple[Services, Principal]:
     svc, p = await auth(request)
+    svc.accounts.require_account_credentials(p)
+    return svc, p
+
+
+async def accounts_collection(request: Request) -> Response:
+    svc, p = await _auth(request)
     if request.method == "POST":
         f = await form(request, {"FriendlyName"}, limit=svc.settings.max_body_bytes)
         row, token = await svc.accounts.create_sub(p, f.get("FriendlyName"))
         return JSON(account_view(svc, row, token), status_code=201)
     params = query(request, {"FriendlyName", "Status", *PAGING})
-    pg = paging(params)
+    pg = paging(params, TIME_SID)
     page = await svc.accounts.list(p, params.get("FriendlyName"), params.get("Status"), pg.q)
     filters = [(n, v) for n in ("FriendlyName", "Status") if (v := params.get(n)) is not None]
     meta = legacy_meta("/2010-04-01/Accounts.json", filters, pg, page, "accounts", lambda a: (a.date_created, a.sid))
@@ -90,7 +97,7 @@ async def accounts_collection(request: Request) -> Response:
 
 
 async def account_item(request: Request) -> Response:
-    svc, p = await auth(request)
+    svc, p = await _auth(request)
     sid = _strip(request.path_params["sid"])
     if request.method == "POST":
         f = await form(request, {"FriendlyName", "Status"}, limit=svc.settings.max_body_bytes)
@@ -101,14 +108,14 @@ async def account_item(request: Request) -> Response:
 
 
 async def keys_collection(request: Request) -> Response:
-    svc, p = await auth(request)
+    svc, p = await _auth(request)
     account = await svc.accounts.visible(p, request.path_params["sid"])
     if request.method == "POST":
         f = await form(request, {"FriendlyName"}, limit=svc.settings.max_body_bytes)
         row, secret = await svc.accounts.create_key(account, f.get("FriendlyName"))
         return JSON(key_view(row, secret), status_code=201)
     params = query(request, PAGING)
-    pg = paging(params)
+    pg = paging(params, TIME_SID)
     page = await svc.store.list_api_keys(account.sid, pg.q)
     meta = legacy_meta(
         f"/2010-04-01/Accounts/{account.sid}/Keys.json", [], pg, page, "keys", lambda k: (k.date_created, k.sid)
@@ -118,7 +125,7 @@ async def keys_collection(request: Request) -> Response:
 
 
 async def key_item(request: Request) -> Response:
-    svc, p = await auth(request)
+    svc, p = await _auth(request)
     account = await svc.accounts.visible(p, request.path_params["sid"])
     key = await svc.accounts.key(account, _strip(request.path_params["key"]))
     if request.method == "DELETE":

@@ -17,7 +17,7 @@ from ..delivery.service import alert_view
 from ..errors import TOO_LARGE, TwilioError, bad_request, not_found
 from ..store.records import DeadLetterRow, LogRow
 from .context import auth
-from .http import JSON, PAGING, form, page_meta, paging, query, read_body
+from .http import JSON, NUMBER, NUMBER_SID, PAGING, form, page_meta, paging, query, read_body
 
 _SINGLE = {"application/cloudevents+json", "application/json"}
 _BATCH = "application/cloudevents-batch+json"
@@ -87,7 +87,7 @@ async def dead_letters(request: Request) -> Response:
     svc, p = await auth(request)
     sink = await svc.control.get_sink(p, request.path_params["sid"])
     params = query(request, PAGING)
-    pg = paging(params)
+    pg = paging(params, NUMBER)
     page = await svc.store.list_dead_letters(p.account.sid, sink.row.sid, pg.q)
     meta = page_meta(svc.base, f"/v1/Sinks/{sink.row.sid}/DeadLetters", [], pg, page, "dead_letters", lambda d: (d.id,))
     return JSON({"dead_letters": [dead_letter_view(d) for d in page.items], "meta": meta})
@@ -97,7 +97,7 @@ async def delivery_log(request: Request) -> Response:
     svc, p = await auth(request)
     sink = await svc.control.get_sink(p, request.path_params["sid"])
     params = query(request, PAGING)
-    pg = paging(params)
+    pg = paging(params, NUMBER)
     page = await svc.store.list_delivery_log(p.account.sid, sink.row.sid, pg.q)
     meta = page_meta(svc.base, f"/v1/Sinks/{sink.row.sid}/Deliveries", [], pg, page, "deliveries", lambda g: (g.id,))
     return JSON({"deliveries": [log_view(g) for g in page.items], "meta": meta})
@@ -146,7 +146,7 @@ async def signing_secret(request: Request) -> Response:
 async def list_alerts(request: Request) -> Response:
     svc, p = await auth(request)
     params = query(request, PAGING)
-    pg = paging(params)
+    pg = paging(params, NUMBER_SID)
     page = await svc.store.list_alerts(p.account.sid, pg.q)
     meta = page_meta(svc.base, "/v1/Alerts", [], pg, page, "alerts", lambda a: (a.created_at, a.sid))
     return JSON({"alerts": [alert_view(a, svc.base) for a in page.items], "meta": meta})

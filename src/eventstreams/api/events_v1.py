@@ -13,7 +13,7 @@ from ..domain.control import Sink
 from ..errors import TwilioError, not_found
 from ..store.records import EventTypeRow, SchemaVersionRow, SubscribedEventRow, SubscriptionRow
 from .context import auth
-from .http import JSON, PAGING, Params, form, page_meta, paging, query
+from .http import JSON, NUMBER, PAGING, TEXT, TIME_SID, Params, form, page_meta, paging, query
 
 
 def event_type_view(base: str, t: EventTypeRow) -> dict[str, Any]:
@@ -100,7 +100,7 @@ def _filters(params: Params, names: list[str]) -> list[tuple[str, str]]:
 async def list_types(request: Request) -> Response:
     svc, p = await auth(request)
     params = query(request, {"SchemaId", *PAGING})
-    pg = paging(params)
+    pg = paging(params, TEXT)
     page = await svc.control.list_types(p, params.get("SchemaId"), pg.q)
     meta = page_meta(svc.base, "/v1/Types", _filters(params, ["SchemaId"]), pg, page, "types", lambda t: (t.type,))
     return JSON({"types": [event_type_view(svc.base, t) for t in page.items], "meta": meta})
@@ -121,7 +121,7 @@ async def fetch_schema(request: Request) -> Response:
 async def list_schema_versions(request: Request) -> Response:
     svc, p = await auth(request)
     params = query(request, PAGING)
-    pg = paging(params)
+    pg = paging(params, NUMBER)
     sid = request.path_params["id"]
     page = await svc.control.list_schema_versions(p, sid, pg.q)
     meta = page_meta(svc.base, f"/v1/Schemas/{sid}/Versions", [], pg, page, "schema_versions", lambda v: (v.version,))
@@ -162,7 +162,7 @@ async def create_sink(request: Request) -> Response:
 async def list_sinks(request: Request) -> Response:
     svc, p = await auth(request)
     params = query(request, {"InUse", "Status", *PAGING})
-    pg = paging(params)
+    pg = paging(params, TIME_SID)
     page, sinks = await svc.control.list_sinks(p, params.bool("InUse"), params.get("Status"), pg.q)
     meta = page_meta(
         svc.base,
@@ -222,7 +222,7 @@ async def create_subscription(request: Request) -> Response:
 async def list_subscriptions(request: Request) -> Response:
     svc, p = await auth(request)
     params = query(request, {"SinkSid", *PAGING})
-    pg = paging(params)
+    pg = paging(params, TIME_SID)
     page = await svc.control.list_subscriptions(p, params.get("SinkSid"), pg.q)
     meta = page_meta(
         svc.base,
@@ -258,7 +258,7 @@ async def subscribed_events(request: Request) -> Response:
         row = await svc.control.add_subscribed_event(p, sid, f.get("Type"), f.int("SchemaVersion", 1, 1_000_000))
         return JSON(subscribed_event_view(svc.base, row), status_code=201)
     params = query(request, PAGING)
-    pg = paging(params)
+    pg = paging(params, TEXT)
     page = await svc.control.list_subscribed_events(p, sid, pg.q)
     canon = svc.control.subscription_sid(sid)
     meta = page_meta(

@@ -155,7 +155,12 @@ def _dec(token: str) -> tuple[str, tuple[Any, ...]]:
         raise err from None
     if not isinstance(data, list) or len(data) < 2 or data[0] != token[1].lower():
         raise err
-    if not all(isinstance(x, (str, int)) and not isinstance(x, bool) for x in data[1:]):
+    for x in data[1:]:
+        # what a database column can compare against: no NUL in text, integers within BIGINT
+        if isinstance(x, str) and "\x00" not in x and len(x) <= 256:
+            continue
+        if type(x) is int and -(2**63) <= x < 2**63:
+            continue
         raise err
     return data[0], tuple(data[1:])
 
@@ -168,7 +173,16 @@ class Paging:
     q: PageQuery
 
 
-def paging(params: Params) -> Paging:
+#: Shapes of the keyset keys inside a PageToken, per list (what its sort key is made of).
+TIME_SID: tuple[type, ...] = (str, str)
+TEXT: tuple[type, ...] = (str,)
+NUMBER: tuple[type, ...] = (int,)
+NUMBER_SID: tuple[type, ...] = (int, str)
+
+
+def paging(params: Params, shape: tuple[type, ...]) -> Paging:
+    """Page parameters; a PageToken must carry a key of this list's ``shape`` (a token minted by another
+    list, or forged, is a 400, never a query with unbound or mistyped keys)."""
     def _int(name: str, lo: int, hi: int | None) -> int | None:
         v = params.get(name)
         if v is None:
@@ -190,6 +204,8 @@ def paging(params: Params) -> Paging:
     q = PageQuery(size=size)
     if token:
         direction, key = _dec(token)
+        if len(key) != len(shape) or not all(type(v) is t for v, t in zip(key, shape, strict=True)):
+            raise TwilioError(BAD_PAGINATION, "Incorrect values for pagination: invalid PageToken", 400)
         if direction == "a":
             q.after = key
         else:

@@ -136,6 +136,18 @@ class Accounts:
         return Principal(caller=caller, account=target, key_sid=key_sid)
 
     # -- 2010-04-01 Accounts resource
+    @staticmethod
+    def require_account_credentials(p: Principal) -> None:
+        """Accounts and Keys need the account's own token: our API keys are Twilio's Standard keys,
+        which may not read the auth token, mint keys or manage subaccounts."""
+        if p.key_sid is not None:
+            raise TwilioError(
+                AUTH_FAILED,
+                "Authenticate: API keys cannot access the Accounts or Keys resources; use the account SID and"
+                " auth token",
+                401,
+            )
+
     async def visible(self, p: Principal, sid: str) -> AccountRow:
         canon = normalize_sid("AC", sid)
         row = await self.store.get_account(canon) if canon else None
