@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -143,3 +144,62 @@ def test_settings_from_env() -> None:
     )
     assert (s.retry_max_age, s.dedupe_window_s, s.delivery) == (60.0, 10.0, False)
     assert asyncio.iscoroutinefunction(eventstreams.EventStreams.open)
+
+
+def test_retention_keeps_errors_longer_than_the_delivery_log(backend: str, tmp_path: Path) -> None:
+    """Defaults: delivery log 7 days, error log (failed/dead entries), alerts and dead letters 23 days."""
+    from tests.conftest import database_url, drop_pg_database
+
+    url, pg_name = database_url(backend, tmp_path)
+    target = Receiver()
+    srv = start_server(make_settings(url, tmp_path))
+    try:
+        sid, token = srv.new_account()
+        client = srv.client(sid, token)
+        ok = client.events.v1.sinks.create(
+            description="ok", sink_type="webhook",
+            sink_configuration={"destination": target.url + "/ok", "method": "POST", "batch_events": False},
+        )  # fmt: skip
+        bad = client.events.v1.sinks.create(
+            description="bad", sink_type="webhook",
+            sink_configuration={"destination": target.url + "/bad", "method": "POST", "batch_events": False},
+        )  # fmt: skip
+        for s in (ok, bad):
+            client.events.v1.subscriptions.create(description="d", sink_sid=s.sid, types=[{"type": TYPE}])
+        target.plan["/bad"] = [(410, 0)]  # 4xx: dead-lettered at once, an error entry in the log
+        r = requests.post(f"{srv.url}/v1/Events", json=_event("ret-1"), auth=(sid, token), timeout=5)
+        assert r.json()["accepted"] == ["ret-1"]
+
+        def log(sink: str) -> list[dict[str, object]]:
+            url = f"{srv.url}/v1/Sinks/{sink}/Deliveries"
+            return list(requests.get(url, auth=(sid, token), timeout=5).json()["deliveries"])
+
+        def dead() -> list[dict[str, object]]:
+            url = f"{srv.url}/v1/Sinks/{bad.sid}/DeadLetters"
+            return list(requests.get(url, auth=(sid, token), timeout=5).json()["dead_letters"])
+
+        target.wait_for(lambda: len(log(ok.sid)) == 1 and len(dead()) == 1)
+        assert [x["outcome"] for x in log(bad.sid)] == ["dead"]
+        defaults = Settings()
+        assert (defaults.log_retention_s, defaults.error_retention_s) == (7 * 86400, 23 * 86400)
+        keep = {
+            "log": int(defaults.log_retention_s * 1000),
+            "errors": int(defaults.error_retention_s * 1000),
+            "dedupe": int(defaults.dedupe_window_s * 1000),
+            "events": int(defaults.event_retention_s * 1000),
+        }
+        now_ms = int(time.time() * 1000)
+        day = 86_400_000
+        counts = srv.call(srv.services.store.prune(now_ms + 8 * day, keep))
+        assert counts["delivery_log"] == 1 and counts["alerts"] == 0 and counts["dead_letters"] == 0
+        assert log(ok.sid) == [] and [x["outcome"] for x in log(bad.sid)] == ["dead"] and len(dead()) == 1
+        alerts = requests.get(f"{srv.url}/v1/Alerts", auth=(sid, token), timeout=5).json()["alerts"]
+        assert len(alerts) == 1
+        counts = srv.call(srv.services.store.prune(now_ms + 24 * day, keep))
+        assert counts["delivery_log"] == 1 and counts["alerts"] == 1 and counts["dead_letters"] == 1
+        assert log(bad.sid) == [] and dead() == []
+    finally:
+        srv.stop()
+        target.close()
+        if pg_name:
+            drop_pg_database(pg_name)

@@ -548,7 +548,16 @@ class SQLDeliveryMixin(abc.ABC):
     async def prune(self, now_ms: int, keep: dict[str, int]) -> dict[str, int]:
         def go(tx: Tx) -> dict[str, int]:
             out = {
-                "delivery_log": tx.run("DELETE FROM delivery_log WHERE at < :t", t=now_ms - keep["log"]),
+                # the delivery log is kept for the log window; its error entries (failed, dead) are the
+                # error log and stay for the error window, like Twilio's 7 and 23 days
+                "delivery_log": tx.run(
+                    "DELETE FROM delivery_log WHERE at < :t AND outcome IN ('delivered', 'skipped')",
+                    t=now_ms - keep["log"],
+                )
+                + tx.run(
+                    "DELETE FROM delivery_log WHERE at < :t AND outcome NOT IN ('delivered', 'skipped')",
+                    t=now_ms - keep["errors"],
+                ),
                 "alerts": tx.run("DELETE FROM alerts WHERE created_at < :t", t=now_ms - keep["errors"]),
                 "dead_letters": tx.run("DELETE FROM dead_letters WHERE dead_at < :t", t=now_ms - keep["errors"]),
                 "event_ids": tx.run("DELETE FROM event_ids WHERE received_at < :t", t=now_ms - keep["dedupe"]),
