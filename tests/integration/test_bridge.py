@@ -4,6 +4,7 @@ to a real webhook sink, retries deduplicated, bad signatures refused."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -211,7 +212,28 @@ def test_bad_or_missing_signature_is_403_and_publishes_nothing(
         post(server, account[0], "messaging/status", status_params(), sign_url="https://elsewhere.example.com/x"),
         post(server, account[0], "voice/status", call_params(), token="0" * 32),
         post(server, account[0], "messaging/inbound", status_params(), token=None),
+        # wrong signature on a body of an unknown shape: the signature decides first
+        post(server, account[0], "voice/status", {"AccountSid": TW_ACCOUNT}, token="0" * 32),
     ]
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    for body, headers in [
+        # not valid form encoding: no parameters to sign, so no signature can match (not even the
+        # one over the URL alone)
+        (b"MessageSid=%FF%FE", {**form, "X-Twilio-Signature": "x"}),
+        (b"MessageSid=%FF%FE", {**form, "X-Twilio-Signature": RequestValidator(TW_TOKEN).compute_signature(url, {})}),
+        (b"MessageSid=%FF%FE", form),  # and no signature at all
+        # not a form, signed as if its fields were form parameters (Twilio signs a non-form
+        # request over the URL alone)
+        (
+            json.dumps(status_params()).encode(),
+            {
+                "Content-Type": "application/json",
+                "X-Twilio-Signature": RequestValidator(TW_TOKEN).compute_signature(url, status_params()),
+            },
+        ),
+        (json.dumps(status_params()).encode(), {"Content-Type": "application/json", "X-Twilio-Signature": "x"}),
+    ]:
+        cases.append(requests.post(url, data=body, headers=headers, timeout=5))
     for r in cases:
         assert r.status_code == 403, r.text
         assert r.json()["code"] == 20403 and r.json()["status"] == 403
@@ -262,16 +284,57 @@ def test_unknown_shapes_are_400_with_the_reason(server: Server, account: tuple[s
         timeout=5,
     )
     assert r.status_code == 400 and "application/x-www-form-urlencoded" in r.json()["message"]
-    # bad percent-encoding / invalid UTF-8 are refused cleanly, not 500
-    r = requests.post(
-        server.url + path,
-        data=b"MessageSid=%FF%FE",
-        headers={"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": "x"},
-        timeout=5,
-    )
-    assert r.status_code == 400
+    # correctly signed, but a parameter holds a NUL character
+    r = post(server, account[0], "messaging/status", status_params(Body="a\x00b"))
+    assert r.status_code == 400 and "NUL" in r.json()["message"], r.text
     settle()
     assert receiver.requests == []
+
+
+def inbound_params(**extra: str) -> dict[str, str]:
+    return {
+        "ToCountry": "US",
+        "SmsMessageSid": SM,
+        "NumMedia": "0",
+        "SmsSid": SM,
+        "SmsStatus": "received",
+        "Body": "hi",
+        "To": "+18126097345",
+        "NumSegments": "1",
+        "MessageSid": SM,
+        "AccountSid": TW_ACCOUNT,
+        "From": "+14155550123",
+        "ApiVersion": "2010-04-01",
+        **extra,
+    }
+
+
+def test_callbacks_at_the_wrong_endpoint_are_400(server: Server, account: tuple[str, str], receiver: Receiver) -> None:
+    configure(server, account)
+    subscribe(server, account, receiver, "/wrong-endpoint")
+    # a status callback posted to the incoming-message endpoint
+    r = post(server, account[0], "messaging/inbound", status_params("delivered"))
+    assert r.status_code == 400, r.text
+    assert r.json()["message"].startswith("MessageStatus 'delivered' is a status callback, not an incoming message")
+    legacy = {k: v for k, v in status_params("failed").items() if k != "MessageStatus"}
+    r = post(server, account[0], "messaging/inbound", legacy)
+    assert r.status_code == 400 and "SmsStatus 'failed' is a status callback" in r.json()["message"]
+    # an incoming message posted to the status endpoint (with or without MessageStatus=received)
+    for params in (inbound_params(), inbound_params(MessageStatus="received")):
+        r = post(server, account[0], "messaging/status", params)
+        assert r.status_code == 400, r.text
+        assert r.json()["message"].startswith("This is an incoming message, not a status callback")
+    settle()
+    assert receiver.requests == []
+    # each at its own endpoint is published
+    assert post(server, account[0], "messaging/inbound", inbound_params(MessageStatus="received")).status_code == 200
+    assert post(server, account[0], "messaging/status", status_params("delivered")).status_code == 200
+    receiver.wait_for(lambda: len(receiver.events("/wrong-endpoint")) == 2)
+    settle()
+    assert sorted(e["type"] for e in receiver.events("/wrong-endpoint")) == [
+        "com.twilio.messaging.inbound-message.received",
+        "com.twilio.messaging.message.delivered",
+    ]
 
 
 def test_token_is_stored_encrypted_and_never_returned(server: Server, account: tuple[str, str]) -> None:

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eventstreams.bridge.mapping import (
+    INBOUND_TYPE,
     CallbackError,
     call_status_event,
     callback_time,
@@ -277,6 +278,48 @@ def test_inbound_ids_are_stable_and_fields_required() -> None:
     assert a["id"] == b["id"] != c["id"]
     with pytest.raises(CallbackError, match="missing MessageSid or SmsMessageSid or SmsSid, From"):
         inbound_message_event(ES_ACCOUNT, p(AccountSid=TW_ACCOUNT, To="+1"), URL, NOW)
+
+
+# -- a callback at the wrong endpoint
+
+
+@pytest.mark.parametrize("status", ["queued", "sent", "delivered", "undelivered", "failed", "read", "receiving"])
+def test_status_callback_is_not_an_incoming_message(status: str) -> None:
+    with pytest.raises(
+        CallbackError, match=rf"^MessageStatus '{status}' is a status callback, not an incoming message"
+    ):
+        inbound_message_event(ES_ACCOUNT, status_params(status), URL, NOW)
+
+
+def test_legacy_status_callback_is_not_an_incoming_message() -> None:
+    params = status_params("sent")
+    del params["MessageStatus"]
+    with pytest.raises(CallbackError, match=r"^SmsStatus 'sent' is a status callback, not an incoming message"):
+        inbound_message_event(ES_ACCOUNT, params, URL, NOW)
+    # a contradictory pair is refused whichever field disagrees
+    with pytest.raises(CallbackError, match=r"^SmsStatus 'delivered' is a status callback"):
+        inbound_message_event(ES_ACCOUNT, inbound_params(MessageStatus="received", SmsStatus="delivered"), URL, NOW)
+
+
+def test_incoming_message_with_received_status_is_accepted() -> None:
+    for params in (
+        inbound_params(),  # SmsStatus=received
+        inbound_params(MessageStatus="received"),
+        inbound_params(SmsStatus="RECEIVED", MessageStatus="Received"),
+        inbound_params(SmsStatus=""),  # blank counts as absent
+    ):
+        assert inbound_message_event(ES_ACCOUNT, params, URL, NOW)["type"] == INBOUND_TYPE
+
+
+def test_incoming_message_is_not_a_status_callback() -> None:
+    for params in (inbound_params(), inbound_params(MessageStatus="received")):
+        with pytest.raises(CallbackError, match=r"^This is an incoming message, not a status callback"):
+            message_status_event(ES_ACCOUNT, params, URL, NOW)
+    only_sms_message_sid = status_params("received", SmsMessageSid=SM)
+    with pytest.raises(CallbackError, match="incoming message"):
+        message_status_event(ES_ACCOUNT, only_sms_message_sid, URL, NOW)
+    # a status callback reporting "received" without the incoming-message parameters is still ignored
+    assert message_status_event(ES_ACCOUNT, status_params("received"), URL, NOW) is None
 
 
 # -- voice

@@ -13,9 +13,16 @@ query and every form parameter):
 * ``POST /bridge/{AccountSid}/voice/status``      Voice call StatusCallback
 
 Order of checks: unknown account 404; no bridge credentials, inactive account
-or no signature 403; body not form-encoded 400; wrong signature 403; unknown
-shape 400; callback ``AccountSid`` not the configured Twilio account 403. Only
-then is the event published (a local commit), and 200 is answered.
+or no signature 403; body over 256 KiB 413; wrong signature 403; body not
+form-encoded or with a NUL character 400; unknown shape 400; callback
+``AccountSid`` not the configured Twilio account 403. Only then is the event
+published (a local commit), and 200 is answered.
+
+The signature is checked before anything about the body is judged, so an
+unsigned caller learns nothing beyond 403. A body that does not parse as a form
+has no parameters to sign, so its signature cannot verify: 403. A non-form
+content type is checked as Twilio signs such requests, over the URL alone; only
+when that verifies is it answered 400.
 """
 
 from __future__ import annotations
@@ -131,19 +138,24 @@ def _signed_url(svc: Services, request: Request) -> str:
     return f"{url}?{qs.decode('latin-1')}" if qs else url
 
 
-def _parse_form(body: bytes) -> dict[str, list[str]]:
-    """Lenient: every parameter is kept, names in arrival order, repeated values in order."""
+def _parse_form(body: bytes) -> dict[str, list[str]] | None:
+    """Lenient: every parameter is kept, names in arrival order, repeated values in order.
+    ``None`` when the body is not form encoding (bad UTF-8 or percent-encoding, too many fields)."""
     try:
         text = body.decode("utf-8")
         pairs = parse_qsl(text, keep_blank_values=True, errors="strict", max_num_fields=2000)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise bad_request(f"The callback body is not valid form encoding: {exc}") from None
+    except (UnicodeDecodeError, ValueError):
+        return None
     params: dict[str, list[str]] = {}
     for k, v in pairs:
-        if "\x00" in k or "\x00" in v:
-            raise bad_request(f"Callback parameter {k[:40]!r} contains a NUL character")
         params.setdefault(k, []).append(v)
     return params
+
+
+def _check_nul(params: dict[str, list[str]]) -> None:
+    for k, values in params.items():
+        if "\x00" in k or any("\x00" in v for v in values):
+            raise bad_request(f"Callback parameter {k[:40]!r} contains a NUL character")
 
 
 async def _callback(request: Request, mapper: Mapper, reply: str, reply_type: str) -> Response:
@@ -161,13 +173,20 @@ async def _callback(request: Request, mapper: Mapper, reply: str, reply_type: st
     signature = request.headers.get(TWILIO_SIGNATURE_HEADER)
     if not signature:
         raise _forbidden(f"Missing {TWILIO_SIGNATURE_HEADER}")
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype != "application/x-www-form-urlencoded":
-        raise bad_request(f"A Twilio callback is application/x-www-form-urlencoded (got {ctype or 'no content type'})")
-    params = _parse_form(await read_body(request, MAX_CALLBACK_BYTES))
+    body = await read_body(request, MAX_CALLBACK_BYTES)
     url = _signed_url(svc, request)
-    if not validate_twilio_form_signature(url, params, signature, svc.box.open(creds["token_sealed"])):
+    token = svc.box.open(creds["token_sealed"])
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    is_form = ctype == "application/x-www-form-urlencoded"
+    # Twilio signs a request that is not a form over its URL alone.
+    params = _parse_form(body) if is_form else {}
+    if params is None:
+        raise _forbidden(f"Invalid {TWILIO_SIGNATURE_HEADER} for {url} (the body is not valid form encoding)")
+    if not validate_twilio_form_signature(url, params, signature, token):
         raise _forbidden(f"Invalid {TWILIO_SIGNATURE_HEADER} for {url}")
+    if not is_form:
+        raise bad_request(f"A Twilio callback is application/x-www-form-urlencoded (got {ctype or 'no content type'})")
+    _check_nul(params)
     now = clock.now()
     try:
         event = mapper(account.sid, params, url, now)

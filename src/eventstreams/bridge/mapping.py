@@ -16,7 +16,9 @@ Every event id is derived from the callback itself (account, type, SIDs and
 status), so a retry of the same callback gets the same id and the publisher's
 dedupe window drops it. Statuses Twilio reports but Event Streams has no type
 for (``sending``, ``accepted``, ``queued`` calls, …) map to ``None``: answered
-200 and not published. Anything else unexpected raises :class:`CallbackError`.
+200 and not published. Anything else unexpected raises :class:`CallbackError`,
+including a callback posted to the wrong endpoint (a status callback to the
+inbound one, an incoming message to the status one).
 """
 
 from __future__ import annotations
@@ -85,6 +87,8 @@ _STATUS_TEXT = {
     "Mnc": "mnc",
 }
 _STATUS_INT = {"ErrorCode": "errorCode", "NumSegments": "numberOfSegments"}
+# Parameters of the incoming-message webhook that status callbacks do not carry.
+_INBOUND_ONLY = ("SmsMessageSid", "NumMedia")
 
 
 _INT = re.compile(r"^-?[0-9]{1,9}$")
@@ -184,6 +188,12 @@ def message_status_event(account_sid: str, params: CallbackParams, url: str, now
         },
     )
     status = got["messageStatus"].lower()
+    if status == "received" and any(first(params, name) is not None for name in _INBOUND_ONLY):
+        # An incoming-message webhook pointed here by mistake: ignoring it would hide the
+        # misconfiguration while every incoming message is lost; a 400 shows in Twilio's debugger.
+        raise CallbackError(
+            "This is an incoming message, not a status callback (incoming message webhooks go to /messaging/inbound)"
+        )
     if status in MESSAGE_IGNORED:
         return None
     if status not in MESSAGE_EVENTS:
@@ -215,7 +225,19 @@ def message_status_event(account_sid: str, params: CallbackParams, url: str, now
 
 
 def inbound_message_event(account_sid: str, params: CallbackParams, url: str, now: float) -> dict[str, Any]:
-    """An incoming-message webhook as ``com.twilio.messaging.inbound-message.received``."""
+    """An incoming-message webhook as ``com.twilio.messaging.inbound-message.received``.
+
+    A status callback carries the same SIDs and numbers, so without this check one
+    posted here by mistake would be published as an incoming message. Only the status
+    ``received`` is accepted: incoming webhooks send ``SmsStatus=received`` and, in many
+    captured requests, ``MessageStatus=received`` too."""
+    for name in ("MessageStatus", "SmsStatus"):
+        value = first(params, name)
+        if value is not None and value.lower() != "received":
+            raise CallbackError(
+                f"{name} {value[:40]!r} is a status callback, not an incoming message"
+                " (status callbacks go to /messaging/status)"
+            )
     got = _require(
         params,
         "incoming message webhook",
