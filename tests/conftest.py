@@ -9,6 +9,7 @@ never skips.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import threading
@@ -123,17 +124,26 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-def _session_server(backend: str, tmp_path_factory: pytest.TempPathFactory, **overrides: Any) -> Iterator[Server]:
-    tmp = tmp_path_factory.mktemp(backend)
+@contextlib.contextmanager
+def own_server(backend: str, tmp: Path, **overrides: Any) -> Iterator[Server]:
+    """A server of its own on ``backend`` (a fresh SQLite file or PostgreSQL database), for tests
+    that need settings of their own or must not share state."""
     url, pg_name = database_url(backend, tmp)
     srv = start_server(make_settings(url, tmp, **overrides))
     # base_url must be the real port, known only after start
     object.__setattr__(srv.services, "settings", Settings(**{**srv.settings.__dict__, "base_url": srv.url}))
     srv.services.control.settings = srv.services.settings
-    yield srv
-    srv.stop()
-    if pg_name:
-        drop_pg_database(pg_name)
+    try:
+        yield srv
+    finally:
+        srv.stop()
+        if pg_name:
+            drop_pg_database(pg_name)
+
+
+def _session_server(backend: str, tmp_path_factory: pytest.TempPathFactory, **overrides: Any) -> Iterator[Server]:
+    with own_server(backend, tmp_path_factory.mktemp(backend), **overrides) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="session")

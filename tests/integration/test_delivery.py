@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -13,7 +14,7 @@ from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 from eventstreams.catalog import builtin_examples
-from tests.conftest import Receiver, Server
+from tests.conftest import Receiver, Server, own_server
 
 DELIVERED = "com.twilio.messaging.message.delivered"
 EXAMPLES = builtin_examples()["Messaging.MessageStatus"]
@@ -400,3 +401,24 @@ def test_down_sink_is_probed_not_hammered_then_expires(short_window_server: Serv
     # without the breaker each of the 2,000 would be tried at every backoff step (>= 5 times in 3 s)
     assert attempted < 2000, attempted
     assert min(d["attempts"] for d in letters) == 0  # some were never tried: expired while the sink was paused
+
+
+def test_a_send_longer_than_the_lease_is_not_sent_twice(backend: str, tmp_path: Path, receiver: Receiver) -> None:
+    """Each request takes 2.5 s against a 1 s lease: the worker renews the lease while it sends, so
+    the sink's other pipeline (or another worker) never leases the chunk again."""
+    with own_server(backend, tmp_path, lease_s=1.0, delivery_timeout=10.0) as srv:
+        account = srv.new_account()
+        sink = webhook(srv.client(*account), receiver, "/slow", batch=False)
+        receiver.plan["/slow"] = [(200, 2.5)] * 10
+        publish(srv, account, [event(i) for i in range(10)])
+
+        def log() -> list[dict[str, Any]]:
+            url = f"{srv.url}/v1/Sinks/{sink}/Deliveries"
+            return list(requests.get(url, auth=account, timeout=5).json()["deliveries"])
+
+        # the receiver records a request when it arrives and answers 2.5 s later
+        receiver.wait_for(lambda: sum(x["event_count"] for x in log() if x["outcome"] == "delivered") == 10, 30)
+        time.sleep(1.5)  # room for a second lease to happen and re-send, if it would
+        ids = [e["id"] for e in receiver.events("/slow")]
+        assert sorted(ids) == sorted(f"EZ{i:032x}" for i in range(10))  # each exactly once
+        assert not [x for x in log() if x["outcome"] != "delivered"]

@@ -16,7 +16,7 @@ import requests
 import eventstreams
 from eventstreams.catalog import builtin_examples
 from eventstreams.config import Settings
-from tests.conftest import Receiver, Server, make_settings, start_server
+from tests.conftest import Receiver, Server, make_settings, own_server, start_server
 
 DATA = builtin_examples()["Messaging.MessageStatus"][1]
 TYPE = "com.twilio.messaging.message.delivered"
@@ -146,14 +146,10 @@ def test_settings_from_env() -> None:
     assert asyncio.iscoroutinefunction(eventstreams.EventStreams.open)
 
 
-def test_retention_keeps_errors_longer_than_the_delivery_log(backend: str, tmp_path: Path) -> None:
+def test_retention_keeps_errors_longer_than_the_delivery_log(backend: str, tmp_path: Path, receiver: Receiver) -> None:
     """Defaults: delivery log 7 days, error log (failed/dead entries), alerts and dead letters 23 days."""
-    from tests.conftest import database_url, drop_pg_database
-
-    url, pg_name = database_url(backend, tmp_path)
-    target = Receiver()
-    srv = start_server(make_settings(url, tmp_path))
-    try:
+    target = receiver
+    with own_server(backend, tmp_path) as srv:
         sid, token = srv.new_account()
         client = srv.client(sid, token)
         ok = client.events.v1.sinks.create(
@@ -198,8 +194,3 @@ def test_retention_keeps_errors_longer_than_the_delivery_log(backend: str, tmp_p
         counts = srv.call(srv.services.store.prune(now_ms + 24 * day, keep))
         assert counts["delivery_log"] == 1 and counts["alerts"] == 1 and counts["dead_letters"] == 1
         assert log(bad.sid) == [] and dead() == []
-    finally:
-        srv.stop()
-        target.close()
-        if pg_name:
-            drop_pg_database(pg_name)

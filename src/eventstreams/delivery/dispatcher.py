@@ -10,13 +10,14 @@ processes hear PostgreSQL NOTIFY; polling is only the fallback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -201,6 +202,29 @@ class SinkWorker:
         )
         return OutgoingEvent(d.event_id, d.type, orjson.dumps(event))
 
+    @contextlib.asynccontextmanager
+    async def _lease_kept(self, chunk: list[LeasedDelivery]) -> AsyncIterator[None]:
+        renewer = asyncio.create_task(self._keep_leased(chunk))
+        try:
+            yield
+        finally:
+            renewer.cancel()
+            await asyncio.gather(renewer, return_exceptions=True)
+
+    async def _keep_leased(self, chunk: list[LeasedDelivery]) -> None:
+        """Renew the chunk's lease every third of its length for as long as its send runs: a slow or
+        throttled sink may take longer than one lease, and another worker must not send it again."""
+        lease_ms = self.d.config.lease_ms
+        ids = [d.id for d in chunk]
+        while True:
+            await asyncio.sleep(lease_ms / 3000)
+            try:
+                await self.d.store.extend_lease(ids, chunk[0].lease, int(clock.now() * 1000) + lease_ms)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the next beat tries again; at worst another worker re-sends (at-least-once)
+                log.warning("sink %s: lease renewal failed", self.row.sid, exc_info=True)
+
     async def _deliver(self, batch: list[LeasedDelivery]) -> tuple[int, int]:
         """Send one leased chunk and record it; returns (delivered, to be retried)."""
         await self.d.ensure_projections(self.owner, self.versions, batch)
@@ -220,11 +244,12 @@ class SinkWorker:
                 sendable.append((d, out))
         outcomes: list[Outcome] = []
         if sendable:
-            try:
-                outcomes = await self.sender.send([e for _, e in sendable], self.pacer)
-            except Exception as exc:  # a sender bug: retry like Twilio's 91304 rather than lose events
-                log.exception("sink %s: sender raised", self.row.sid)
-                outcomes = [Outcome.internal(f"{type(exc).__name__}: {exc}")] * len(sendable)
+            async with self._lease_kept([d for d, _ in sendable]):
+                try:
+                    outcomes = await self.sender.send([e for _, e in sendable], self.pacer)
+                except Exception as exc:  # a sender bug: retry like Twilio's 91304 rather than lose events
+                    log.exception("sink %s: sender raised", self.row.sid)
+                    outcomes = [Outcome.internal(f"{type(exc).__name__}: {exc}")] * len(sendable)
         now = clock.now()
         now_ms = int(now * 1000)
         delivered: list[str] = []

@@ -236,6 +236,11 @@ class DeliveryStore(abc.ABC):
         passed without an attempt (a sink paused as down never tried them)."""
 
     @abc.abstractmethod
+    async def extend_lease(self, ids: Sequence[int], lease: str, until_ms: int) -> int:
+        """Push the lease on these deliveries to ``until_ms`` while they are still ``lease``'s
+        (a send that outlasts the lease must not let another worker take them); how many were."""
+
+    @abc.abstractmethod
     async def release_leases(self) -> int:
         """Make every leased delivery due now (single-process SQLite start-up)."""
 

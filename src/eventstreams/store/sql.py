@@ -416,6 +416,17 @@ class SQLDeliveryMixin(abc.ABC):
 
         return await self._run(go, write=True)
 
+    async def extend_lease(self, ids: Sequence[int], lease: str, until_ms: int) -> int:
+        return await self._run(
+            lambda tx: tx.run(
+                f"UPDATE deliveries SET due_at = :until WHERE leased_by = :lease AND {self._in('id', 'ids')}",
+                until=until_ms,
+                lease=lease,
+                ids=self._list(list(ids)),
+            ),
+            write=True,
+        )
+
     async def release_leases(self) -> int:
         return await self._run(
             lambda tx: tx.run("UPDATE deliveries SET due_at = 0, leased_by = NULL WHERE leased_by IS NOT NULL"),
