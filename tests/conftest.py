@@ -190,14 +190,15 @@ def twilio_error(fn: Any) -> tuple[int, int | None]:
 
 class Receiver:
     """A real HTTP server recording what sinks send. ``plan[path]`` is a list of
-    (status, delay_seconds) consumed per request; when empty, 200 at once."""
+    (status, delay_seconds) or (status, delay_seconds, headers) consumed per request; when
+    empty, 200 at once. Each request records its arrival time (``at``, monotonic)."""
 
     def __init__(self) -> None:
         import http.server
         import threading as _t
 
         self.requests: list[dict[str, Any]] = []
-        self.plan: dict[str, list[tuple[int, float]]] = {}
+        self.plan: dict[str, list[tuple[int, float] | tuple[int, float, dict[str, str]]]] = {}
         self.lock = _t.Lock()
         outer = self
 
@@ -220,16 +221,20 @@ class Receiver:
                         parsed = []
                 with outer.lock:
                     steps = outer.plan.get(path) or []
-                    status, delay = steps.pop(0) if steps else (200, 0.0)
+                    step = steps.pop(0) if steps else (200, 0.0)
+                    status, delay = step[0], step[1]
+                    extra: dict[str, str] = step[2] if len(step) > 2 else {}  # type: ignore[misc]
                     outer.requests.append(
                         {"method": self.command, "path": self.path, "headers": dict(self.headers), "body": body,
-                         "status": status, "events": parsed}
+                         "status": status, "events": parsed, "at": time.monotonic()}
                     )  # fmt: skip
                 if delay:
                     time.sleep(delay)
                 payload = b"ok" if status < 400 else b"nope"
                 try:
                     self.send_response(status)
+                    for name, value in extra.items():
+                        self.send_header(name, value)
                     self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()
                     self.wfile.write(payload)

@@ -422,3 +422,19 @@ def test_a_send_longer_than_the_lease_is_not_sent_twice(backend: str, tmp_path: 
         ids = [e["id"] for e in receiver.events("/slow")]
         assert sorted(ids) == sorted(f"EZ{i:032x}" for i in range(10))  # each exactly once
         assert not [x for x in log() if x["outcome"] != "delivered"]
+
+
+def test_retry_after_holds_the_whole_sink(server: Server, account: tuple[str, str], receiver: Receiver) -> None:
+    """A 429 with Retry-After: 1 delays that delivery's retry, and events published meanwhile wait
+    too, instead of meeting the same 429 after the ~50 ms backoff of this test server (whose cap on
+    Retry-After is 4 x its 0.4 s largest backoff)."""
+    webhook(server.client(*account), receiver, "/busy", batch=False)
+    receiver.plan["/busy"] = [(429, 0.0, {"Retry-After": "1"})]
+    publish(server, account, [event(1)])
+    receiver.wait_for(lambda: len(receiver.requests) == 1)
+    time.sleep(0.3)
+    publish(server, account, [event(2)])
+    receiver.wait_for(lambda: {e["id"] for e in receiver.events("/busy")} == {f"EZ{1:032x}", f"EZ{2:032x}"})
+    first, *later = receiver.requests
+    assert first["status"] == 429 and len(later) == 2
+    assert all(r["at"] - first["at"] >= 0.95 for r in later), [round(r["at"] - first["at"], 2) for r in later]

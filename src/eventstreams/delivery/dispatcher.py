@@ -157,12 +157,15 @@ class SinkWorker:
         if n:
             log.warning("sink %s: %d deliveries dead-lettered, retry window exhausted while down", self.row.sid, n)
 
-    def _breaker(self, delivered: int, retrying: int) -> None:
+    def _breaker(self, delivered: int, retrying: int, asked_until: float) -> None:
+        """``asked_until``: the latest retry time a sink asked for with Retry-After in this chunk; the
+        pause lasts at least that long, so new deliveries wait too rather than meet the same 429/503."""
         if delivered:
             self.pause_level, self.paused_until = 0, 0.0
         elif retrying:
             self.pause_level += 1
-            self.paused_until = clock.now() + self.d.config.retry.nominal_delay(self.pause_level)
+            backoff = clock.now() + self.d.config.retry.nominal_delay(self.pause_level)
+            self.paused_until = max(backoff, asked_until)
 
     async def _idle(self) -> None:
         self.wakeup.clear()
@@ -225,8 +228,9 @@ class SinkWorker:
             except Exception:  # the next beat tries again; at worst another worker re-sends (at-least-once)
                 log.warning("sink %s: lease renewal failed", self.row.sid, exc_info=True)
 
-    async def _deliver(self, batch: list[LeasedDelivery]) -> tuple[int, int]:
-        """Send one leased chunk and record it; returns (delivered, to be retried)."""
+    async def _deliver(self, batch: list[LeasedDelivery]) -> tuple[int, int, float]:
+        """Send one leased chunk and record it; returns (delivered, to be retried, the latest retry
+        time a Retry-After header asked for, or 0)."""
         await self.d.ensure_projections(self.owner, self.versions, batch)
         sendable: list[tuple[LeasedDelivery, OutgoingEvent]] = []
         results: list[DeliveryResult] = []
@@ -255,6 +259,7 @@ class SinkWorker:
         delivered: list[str] = []
         failed: dict[tuple[str, int, int | None, str], list[str]] = defaultdict(list)
         errors = 0
+        asked_until = 0.0
         first_error: tuple[int, int | None, str] | None = None
         for (d, ev), outcome in zip(sendable, outcomes, strict=True):
             if outcome.kind is OutcomeKind.SKIPPED:
@@ -280,6 +285,8 @@ class SinkWorker:
             if first_error is None:
                 first_error = (code, outcome.status, outcome.message or detail)
             if decision.action is Action.RETRY:
+                if outcome.retry_after is not None and decision.retry_at is not None:
+                    asked_until = max(asked_until, decision.retry_at)
                 due = int((decision.retry_at or now) * 1000)
                 results.append(DeliveryResult(d, "retry", due_at=due, code=code, error=detail))
                 failed[("failed", code, outcome.status, detail)].append(ev.id)
@@ -302,7 +309,7 @@ class SinkWorker:
         self.d.metrics["skipped"] += sum(1 for r in results if r.kind == "skipped")
         for alert in alerts:
             self.d.alert(alert)
-        return len(delivered), sum(1 for r in results if r.kind == "retry")
+        return len(delivered), sum(1 for r in results if r.kind == "retry"), asked_until
 
 
 class Dispatcher:
