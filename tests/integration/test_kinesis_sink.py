@@ -28,6 +28,7 @@ from eventstreams.sinks.kinesis import (
     MAX_REQUEST_BYTES,
     KinesisSender,
     parse_stream_arn,
+    region_problem,
 )
 from tests.conftest import Server
 from tests.kinesis_server import (
@@ -299,6 +300,64 @@ def test_unparsable_arn_is_93104_without_any_call(proxy: FaultProxy) -> None:
     outcomes = send(KinesisSender(context("arn:aws:kinesis:nowhere", proxy.url)), [outgoing(1)])
     assert outcomes[0].code == CODE_STREAM_UNUSABLE and outcomes[0].retryable is False
     assert proxy.calls == []
+
+
+def test_region_problem(moto: MotoServer) -> None:
+    def problem(partition: str, region: str) -> str | None:
+        return region_problem(parse_stream_arn(f"arn:{partition}:kinesis:{region}:{ACCOUNT}:stream/s"))
+
+    for partition, region in [("aws", "us-east-1"), ("aws", "eu-west-3"), ("aws", "ap-southeast-2"),
+                              ("aws-cn", "cn-north-1"), ("aws-us-gov", "us-gov-west-1")]:  # fmt: skip
+        assert problem(partition, region) is None, (partition, region)
+    fake = problem("aws", "xx-fake-1")
+    assert fake is not None and fake.startswith(
+        "invalid stream ARN: region 'xx-fake-1' is not a Kinesis region of AWS partition 'aws' (botocore "
+    )
+    assert fake.endswith("for a Kinesis-compatible server set the sink's endpoint_url")
+    assert "region 'us-east-1' is not a Kinesis region of AWS partition 'aws-cn'" in (
+        problem("aws-cn", "us-east-1") or ""
+    )
+    assert "'aws-nope' is not an AWS partition with Kinesis" in (problem("aws-nope", "us-east-1") or "")
+
+
+def test_unknown_region_without_override_is_93104_not_retried(moto: MotoServer) -> None:
+    arn = f"arn:aws:kinesis:xx-fake-1:{ACCOUNT}:stream/s"
+    sender = KinesisSender(context(arn, None))  # no per-sink nor global endpoint override: AWS itself
+    pacer = RecordingPacer()
+    key_len = len(eid(0))
+    too_big = raw(3, b"z" * (MAX_RECORD_BYTES - key_len + 1))
+
+    async def go() -> tuple[list[Outcome], list[Outcome]]:
+        try:
+            return await sender.send([outgoing(1), outgoing(2), too_big], pacer), await sender.send(
+                [outgoing(4)], pacer
+            )
+        finally:
+            await sender.close()
+
+    first, later = asyncio.run(go())
+    # Had any AWS call been tried, the unresolvable endpoint would have answered a retried 93102.
+    for o in [*first[:2], *later]:
+        assert o.code == CODE_STREAM_UNUSABLE and o.retryable is False, o
+        assert "region 'xx-fake-1' is not a Kinesis region" in o.message
+        decision = decide(o)
+        assert decision.action is Action.DEAD_LETTER and decision.error_code == 93104
+    assert first[2].code == CODE_RECORD_TOO_LARGE  # the oversize record keeps its own reason
+    assert pacer.waits == []
+
+
+@pytest.mark.parametrize("where", ["sink", "global"])
+def test_any_region_with_an_endpoint_override(proxy: FaultProxy, where: str) -> None:
+    arn = f"arn:aws:kinesis:xx-fake-1:{ACCOUNT}:stream/s"
+    ctx = context(arn, proxy.url if where == "sink" else None)
+    if where == "global":
+        ctx.extra["aws_endpoint_url"] = proxy.url  # EVENTSTREAMS_AWS_ENDPOINT_URL
+    # moto itself has no such region: a deterministic STS answer shows the call was made
+    proxy.inject("AssumeRole", CallFault("AccessDenied", 403, "not authorized"))
+    (outcome,) = send(KinesisSender(ctx), [outgoing(1)])
+    assert outcome.code == CODE_ASSUME_ROLE_FAILED and outcome.retryable is True
+    (assume,) = proxy.of("AssumeRole")
+    assert assume.region == "xx-fake-1"
 
 
 def test_invalid_argument_is_93104(proxy: FaultProxy, stream: str) -> None:
@@ -575,6 +634,11 @@ def get(server: Server, account: tuple[str, str], path: str) -> Any:
     return r.json()
 
 
+def alerts_of(server: Server, account: tuple[str, str], sink: str) -> list[dict[str, Any]]:
+    """The sink's alerts in the debugger (``/v1/Alerts``)."""
+    return [a for a in get(server, account, "/v1/Alerts")["alerts"] if a["resource_sid"] == sink]
+
+
 def test_e2e_events_reach_the_stream(
     server: Server, account: tuple[str, str], kinesis: Any, proxy: FaultProxy, stream: str
 ) -> None:
@@ -631,6 +695,9 @@ def test_e2e_partial_throttling_retries_only_failed_records(
     assert failures and {x["error_code"] for x in failures} == {93101}
     assert set(failures[0]["event_ids"]) == failed and "ProvisionedThroughputExceeded" in failures[0]["detail"]
     assert not get(server, account, f"/v1/Sinks/{sink}/DeadLetters")["dead_letters"]
+    # the throttling shows in the debugger
+    (alert,) = alerts_of(server, account, sink)
+    assert alert["error_code"] == "93101" and "ProvisionedThroughputExceeded" in alert["alert_text"]
 
 
 def test_e2e_missing_stream_is_dead_lettered(server: Server, account: tuple[str, str], proxy: FaultProxy) -> None:
@@ -643,3 +710,26 @@ def test_e2e_missing_stream_is_dead_lettered(server: Server, account: tuple[str,
     assert sorted(d["event_id"] for d in dead) == sorted(ids)
     assert {d["error_code"] for d in dead} == {93104} and all(d["attempts"] == 1 for d in dead)
     assert "ResourceNotFoundException" in dead[0]["error"]
+    (alert,) = alerts_of(server, account, sink)
+    assert alert["error_code"] == "93104" and "ResourceNotFoundException" in alert["alert_text"]
+
+
+def test_e2e_unknown_region_is_dead_lettered(server: Server, account: tuple[str, str]) -> None:
+    # no endpoint_url and no EVENTSTREAMS_AWS_ENDPOINT_URL on the test server: the ARN names AWS itself
+    assert server.settings.aws_endpoint_url is None
+    client = server.client(*account)
+    sink = client.events.v1.sinks.create(
+        description="kinesis",
+        sink_type="kinesis",
+        sink_configuration={"arn": f"arn:aws:kinesis:xx-fake-1:{ACCOUNT}:stream/s", "role_arn": ROLE,
+                            "external_id": "ext-e2e"},
+    )  # fmt: skip
+    client.events.v1.subscriptions.create(description="to kinesis", sink_sid=sink.sid, types=[{"type": DELIVERED}])
+    ids = publish(server, account, [api_event(1)])
+    path = f"/v1/Sinks/{sink.sid}/DeadLetters"
+    wait_for(lambda: len(get(server, account, path)["dead_letters"]) == 1)
+    (dead,) = get(server, account, path)["dead_letters"]
+    assert dead["event_id"] == ids[0] and dead["error_code"] == 93104 and dead["attempts"] == 1
+    assert "region 'xx-fake-1' is not a Kinesis region" in dead["error"]
+    (alert,) = alerts_of(server, account, str(sink.sid))
+    assert alert["error_code"] == "93104" and "xx-fake-1" in alert["alert_text"]

@@ -19,7 +19,13 @@ Choices where Twilio documents nothing (keep ``docs/`` in sync):
   A per-sink ``endpoint_url`` whose host is a literal loopback/private/link-local
   address is refused unless private destinations are allowed (the operator's
   global override is trusted). Host *names* are not resolved and checked:
-  botocore does its own DNS.
+  botocore does its own DNS. Without an override the ARN's region must be one
+  botocore lists for Kinesis in the ARN's partition (:func:`region_problem`):
+  otherwise AWS's endpoint for it does not exist and every call would fail as a
+  retried connection error for the whole 4-hour window. This is checked in the
+  sender, not at sink creation, because the global override is a server setting
+  that can change after the sink exists. With an override any region is used
+  as given (Kinesis-compatible servers accept their own names).
 * **Credentials.** ``AssumeRole(RoleArn=role_arn, ExternalId=external_id,
   RoleSessionName="eventstreams-<sink sid>")`` signed with the process's
   default AWS credentials (environment, config files, instance/container
@@ -71,7 +77,8 @@ Error codes (reference §12; ``Outcome.code`` overrides the generic mapping):
   keys to shards itself, so no ``DescribeStream`` call is made (it would also
   need an extra IAM permission on the customer's role).
 * **93104** "get stream name and region failed", **not retried**: an ARN that
-  does not parse, ``ResourceNotFoundException`` (no such stream in that
+  does not parse, a region botocore does not know for the partition (no
+  endpoint override), ``ResourceNotFoundException`` (no such stream in that
   account/region), ``InvalidArgumentException``/``ValidationException`` and
   client-side parameter validation of the stream ARN, and an invalid region.
 * **91303** (dropped, not retried) for a record over Kinesis's 1 MiB limit
@@ -118,6 +125,7 @@ __all__ = [
     "KinesisSender",
     "StreamRef",
     "parse_stream_arn",
+    "region_problem",
 ]
 
 CODE_WRITE_FAILED = 93101
@@ -162,6 +170,8 @@ T = TypeVar("T")
 # thread-safe while creating clients, hence the lock; clients themselves are.
 _SESSION: Any = None
 _SESSION_LOCK = threading.Lock()
+# partition -> regions botocore lists for Kinesis (read once from its endpoints data)
+_KNOWN_REGIONS: dict[str, frozenset[str]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +192,42 @@ def parse_stream_arn(arn: str) -> StreamRef:
         raise ValueError(f"not a Kinesis stream ARN: {arn!r}")
     partition, region, account, name = match.groups()
     return StreamRef(arn.strip(), partition, region, account, name)
+
+
+def _session() -> Any:
+    """The shared boto3 session; call with ``_SESSION_LOCK`` held."""
+    global _SESSION
+    import boto3  # here, in a worker thread: importing botocore takes about a second
+
+    if _SESSION is None:
+        _SESSION = boto3.session.Session()
+    return _SESSION
+
+
+def region_problem(stream: StreamRef) -> str | None:
+    """Why ``stream``'s region has no AWS Kinesis endpoint, or ``None`` if botocore knows it.
+
+    Blocking (loads botocore's endpoint data on first use per partition)."""
+    with _SESSION_LOCK:
+        known = _KNOWN_REGIONS.get(stream.partition)
+        if known is None:
+            session = _session()
+            known = frozenset(session.get_available_regions("kinesis", partition_name=stream.partition))
+            _KNOWN_REGIONS[stream.partition] = known
+    if stream.region in known:
+        return None
+    import botocore
+
+    what = (
+        f"region {stream.region!r} is not a Kinesis region of AWS partition {stream.partition!r}"
+        if known
+        else f"{stream.partition!r} is not an AWS partition with Kinesis"
+    )
+    # The botocore version matters: a region launched after it was released is not listed.
+    return (
+        f"invalid stream ARN: {what} (botocore {botocore.__version__});"
+        " for a Kinesis-compatible server set the sink's endpoint_url"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -362,6 +408,9 @@ class KinesisSender(SinkSender):
             as_string = as_string.strip().lower() == "true"
         self.data_as_string = bool(as_string)
 
+        # An override accepts any region; otherwise it is checked once, off the event loop.
+        self._region_checked = self.endpoint_url is not None
+
         self.concurrency = max(1, min(ctx.max_in_flight, MAX_CONCURRENT_CALLS))
         self._slots = asyncio.Semaphore(self.concurrency)
         self._cred_lock = asyncio.Lock()
@@ -404,6 +453,12 @@ class KinesisSender(SinkSender):
                 continue
             records.append(record)
 
+        if records and not self._region_checked:
+            unusable = await self._check_region()
+            if unusable is not None:
+                for record in records:
+                    outcomes[record.index] = unusable
+                records = []
         if records:
             creds = await self._credentials()
             if isinstance(creds, Outcome):
@@ -499,14 +554,9 @@ class KinesisSender(SinkSender):
 
     def _client(self, service: str, **credentials: Any) -> Any:
         """Create a boto3 client (in a worker thread: session setup reads files)."""
-        global _SESSION
-        import boto3  # here, in a worker thread: importing botocore takes about a second
-
         assert self._stream is not None
         with _SESSION_LOCK:
-            if _SESSION is None:
-                _SESSION = boto3.session.Session()
-            return _SESSION.client(
+            return _session().client(
                 service,
                 region_name=self._stream.region,
                 endpoint_url=self.endpoint_url,
@@ -534,6 +584,18 @@ class KinesisSender(SinkSender):
             aws_session_token=creds["SessionToken"],
         )
         return _Credentials(client, expires_at, creds["AccessKeyId"])
+
+    async def _check_region(self) -> Outcome | None:
+        """The 93104 outcome when the ARN's region has no AWS endpoint (then kept for every send)."""
+        assert self._stream is not None
+        try:
+            problem = await self._run(region_problem, self._stream)
+        except Exception:  # noqa: BLE001 - botocore's data unreadable: let AWS answer for the region
+            problem = None
+        self._region_checked = True
+        if problem is not None:
+            self._unusable = _failure(OutcomeKind.INTERNAL, CODE_STREAM_UNUSABLE, problem, retryable=False)
+        return self._unusable
 
     def _fresh(self, creds: _Credentials | None) -> bool:
         if creds is None:
