@@ -158,6 +158,15 @@ def short_window_server(backend: str, tmp_path_factory: pytest.TempPathFactory) 
 
 
 @pytest.fixture
+def database(backend: str, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty store URL on ``backend``, for tests that run eventstreams processes."""
+    url, pg_name = database_url(backend, tmp_path)
+    yield url
+    if pg_name:
+        drop_pg_database(pg_name)
+
+
+@pytest.fixture
 def account(server: Server) -> tuple[str, str]:
     return server.new_account()
 

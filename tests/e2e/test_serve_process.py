@@ -15,8 +15,8 @@ from tests.conftest import drop_pg_database, pg_database
 from tests.e2e.helpers import free_port, spawn, stop, wait_healthy
 
 
-def test_first_account_created_once_and_printed_once(tmp_path: Path) -> None:
-    env = {"EVENTSTREAMS_DATABASE_URL": f"sqlite:///{tmp_path}/es.db", "EVENTSTREAMS_DATA_DIR": str(tmp_path)}
+def test_first_account_created_once_and_printed_once(tmp_path: Path, database: str) -> None:
+    env = {"EVENTSTREAMS_DATABASE_URL": database, "EVENTSTREAMS_DATA_DIR": str(tmp_path)}
     port = free_port()
     log = tmp_path / "first.log"
     proc = spawn(["serve", "--port", str(port)], env, log)
@@ -43,10 +43,10 @@ def test_first_account_created_once_and_printed_once(tmp_path: Path) -> None:
     assert (tmp_path / "secret.key").exists()
 
 
-def test_env_credentials_and_migrate_command(tmp_path: Path) -> None:
+def test_env_credentials_and_migrate_command(tmp_path: Path, database: str) -> None:
     sid, token = "AC" + "ab" * 16, "cd" * 16
     env = {
-        "EVENTSTREAMS_DATABASE_URL": f"sqlite:///{tmp_path}/es.db",
+        "EVENTSTREAMS_DATABASE_URL": database,
         "EVENTSTREAMS_DATA_DIR": str(tmp_path),
         "EVENTSTREAMS_ACCOUNT_SID": sid,
         "EVENTSTREAMS_AUTH_TOKEN": token,

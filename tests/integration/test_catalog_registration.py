@@ -86,10 +86,10 @@ def test_register_schema_and_type_via_api(server: Server, account: tuple[str, st
     assert r.status_code == 400 and "not a valid JSON Schema" in r.json()["message"]
 
 
-def test_cli_register_schema_and_type(tmp_path: Path) -> None:
+def test_cli_register_schema_and_type(tmp_path: Path, database: str) -> None:
     env = {
         **os.environ,
-        "EVENTSTREAMS_DATABASE_URL": f"sqlite:///{tmp_path}/cli.db",
+        "EVENTSTREAMS_DATABASE_URL": database,
         "EVENTSTREAMS_DATA_DIR": str(tmp_path),
     }
     cli = [sys.executable, "-m", "eventstreams.cli.main"]

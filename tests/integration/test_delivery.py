@@ -237,6 +237,23 @@ def test_replay_by_id_and_time_range(server: Server, account: tuple[str, str], r
     receiver.wait_for(lambda: len(receiver.events("/replay")) == 12)
     r = requests.post(f"{server.url}/v1/Sinks/{sink}/Replay", data={"Since": "last tuesday"}, auth=account, timeout=5)
     assert r.status_code == 400 and "Since" in r.json()["message"]
+    # Until bounds the range: events received after it are not replayed
+    until = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}Z"
+    time.sleep(0.05)
+    publish(server, account, [event(i) for i in range(5, 8)])
+    receiver.wait_for(lambda: len(receiver.events("/replay")) == 15)
+    r = requests.post(
+        f"{server.url}/v1/Sinks/{sink}/Replay", data={"Since": since, "Until": until}, auth=account, timeout=5
+    )
+    assert r.json()["replayed"] == 5
+    receiver.wait_for(lambda: len(receiver.events("/replay")) == 20)
+    time.sleep(0.3)
+    counts: dict[str, int] = {}
+    for e in receiver.events("/replay"):
+        counts[e["id"]] = counts.get(e["id"], 0) + 1
+    assert [counts[f"EZ{i:032x}"] for i in range(8)] == [3, 4, 4, 3, 3, 1, 1, 1]
+    r = requests.post(f"{server.url}/v1/Sinks/{sink}/Replay", data={"Until": "soon"}, auth=account, timeout=5)
+    assert r.status_code == 400 and "Until" in r.json()["message"]
 
 
 def test_schema_version_projection_and_skip(server: Server, account: tuple[str, str], receiver: Receiver) -> None:

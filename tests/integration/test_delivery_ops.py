@@ -85,6 +85,21 @@ def test_cli_publish_dead_letters_and_replay(server: Server, account: tuple[str,
     )  # fmt: skip
     assert json.loads(r.stdout) == {"sink_sid": sink, "replayed": 1}
     receiver.wait_for(lambda: [e["id"] for e in receiver.events("/cli")] == ["cli-1"])
+
+    def replay(*args: str) -> dict[str, object]:
+        r = subprocess.run(
+            [*cli, "replay", "--account", account[0], "--sink", sink, *args], env=env, capture_output=True,
+            text=True, timeout=60, check=True,
+        )  # fmt: skip
+        return json.loads(r.stdout)  # type: ignore[no-any-return]
+
+    # stored events again, by id and by time range (the dispatcher finds them by polling or NOTIFY)
+    assert replay("--event-id", "cli-1", "--event-id", "not-published") == {"sink_sid": sink, "replayed": 1}
+    receiver.wait_for(lambda: [e["id"] for e in receiver.events("/cli")] == ["cli-1"] * 2)
+    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 120))
+    assert replay("--since", since) == {"sink_sid": sink, "replayed": 1}
+    receiver.wait_for(lambda: [e["id"] for e in receiver.events("/cli")] == ["cli-1"] * 3)
+    assert replay("--since", since, "--until", since) == {"sink_sid": sink, "replayed": 0}
     bad = subprocess.run(
         [*cli, "publish", "--account", account[0]], input="{nope", env=env, capture_output=True, text=True, timeout=60
     )
