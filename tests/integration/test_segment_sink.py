@@ -452,10 +452,12 @@ def test_end_to_end_through_the_server(server: Server, account: tuple[str, str],
     outbound_data = dict(EXAMPLES["Messaging.MessageStatus"][status_v], to="+14155550100")
     inbound_data = dict(EXAMPLES["Messaging.InboundMessageV1"][inbound_v], **{"from": "+14155550100"})
     anonymous_data = dict(EXAMPLES["Messaging.MessageStatus"][status_v], to="")
+    oversize_data = dict(outbound_data, body="x" * (MAX_EVENT_BYTES + 1))
     published = [
         cloudevent(101, DELIVERED, f"Messaging.MessageStatus/{status_v}", outbound_data),
         cloudevent(102, INBOUND, f"Messaging.InboundMessageV1/{inbound_v}", inbound_data),
         cloudevent(103, DELIVERED, f"Messaging.MessageStatus/{status_v}", anonymous_data),
+        cloudevent(104, DELIVERED, f"Messaging.MessageStatus/{status_v}", oversize_data),
     ]
     r = requests.post(
         f"{server.url}/v1/Events",
@@ -465,14 +467,20 @@ def test_end_to_end_through_the_server(server: Server, account: tuple[str, str],
         timeout=10,
     )
     assert r.status_code == 201, r.text
-    assert r.json()["accepted"] == [f"EZ{i:032x}" for i in (101, 102, 103)]
+    assert r.json()["accepted"] == [f"EZ{i:032x}" for i in (101, 102, 103, 104)]
 
     url = f"{server.url}/v1/Sinks/{sink.sid}/Deliveries"
+    dead_url = f"{server.url}/v1/Sinks/{sink.sid}/DeadLetters"
 
     def log() -> list[dict[str, Any]]:
         return list(requests.get(url, auth=account, timeout=5).json()["deliveries"])
 
-    segment.wait_for(lambda: len(segment.calls) == 2 and any(x["outcome"] == "skipped" for x in log()))
+    def dead() -> list[dict[str, Any]]:
+        return list(requests.get(dead_url, auth=account, timeout=5).json()["dead_letters"])
+
+    segment.wait_for(
+        lambda: len(segment.calls) == 2 and any(x["outcome"] == "skipped" for x in log()) and len(dead()) == 1
+    )
     time.sleep(0.3)
     assert segment.rejected == [] and len(segment.calls) == 2
     calls = {c["messageId"]: c for c in segment.calls}
@@ -493,7 +501,54 @@ def test_end_to_end_through_the_server(server: Server, account: tuple[str, str],
     (skipped,) = [x for x in entries if x["outcome"] == "skipped"]
     assert skipped["event_ids"] == [f"EZ{103:032x}"] and skipped["error_code"] is None
     assert f"{NO_IDENTITY}; {DELIVERED}: field 'to' is empty" in skipped["detail"]
-    assert (
-        requests.get(f"{server.url}/v1/Sinks/{sink.sid}/DeadLetters", auth=account, timeout=5).json()["dead_letters"]
-        == []
+    # the oversize event is dead-lettered at once with Segment's limit as the reason; nothing else is
+    (oversize,) = dead()
+    assert oversize["event_id"] == f"EZ{104:032x}" and oversize["error_code"] == 91303
+    assert oversize["attempts"] == 1 and f"Segment accepts at most {MAX_EVENT_BYTES}" in oversize["error"]
+    assert not any(c["messageId"] == f"EZ{104:032x}" for c in segment.calls)
+    # and it shows in the debugger; the skipped event does not
+    (alert,) = alerts_of(server, account, str(sink.sid))
+    assert alert["error_code"] == "91303" and f"Segment accepts at most {MAX_EVENT_BYTES}" in alert["alert_text"]
+
+
+def alerts_of(server: Server, account: tuple[str, str], sink: str) -> list[dict[str, Any]]:
+    """The sink's alerts in the debugger (``/v1/Alerts``)."""
+    r = requests.get(f"{server.url}/v1/Alerts", auth=account, timeout=5)
+    assert r.status_code == 200, r.text
+    return [a for a in r.json()["alerts"] if a["resource_sid"] == sink]
+
+
+def test_end_to_end_server_error_is_retried_and_alerted(
+    server: Server, account: tuple[str, str], segment: SegmentDouble
+) -> None:
+    client = server.client(*account)
+    sink = client.events.v1.sinks.create(
+        description="segment 5xx",
+        sink_type="segment",
+        sink_configuration={"write_key": segment.write_key, "endpoint": segment.url},
     )
+    client.events.v1.subscriptions.create(description="segment 5xx", sink_sid=sink.sid, types=[{"type": DELIVERED}])
+    segment.plan = [(503, {})]
+    version = max(EXAMPLES["Messaging.MessageStatus"])
+    data = dict(EXAMPLES["Messaging.MessageStatus"][version], to="+14155550100")
+    r = requests.post(
+        f"{server.url}/v1/Events",
+        data=json.dumps([cloudevent(201, DELIVERED, f"Messaging.MessageStatus/{version}", data)]),
+        headers={"Content-Type": "application/cloudevents-batch+json"},
+        auth=account,
+        timeout=10,
+    )
+    assert r.status_code == 201, r.text
+    url = f"{server.url}/v1/Sinks/{sink.sid}/Deliveries"
+
+    def log() -> list[dict[str, Any]]:
+        return list(requests.get(url, auth=account, timeout=5).json()["deliveries"])
+
+    segment.wait_for(lambda: {x["outcome"] for x in log()} >= {"failed", "delivered"})
+    assert [c["messageId"] for c in segment.calls] == [f"EZ{201:032x}"]
+    assert [q.status for q in segment.requests] == [503, 200]
+    (failed,) = [x for x in log() if x["outcome"] == "failed"]
+    assert failed["error_code"] == 91306 and failed["event_ids"] == [f"EZ{201:032x}"]
+    (alert,) = alerts_of(server, account, str(sink.sid))
+    assert alert["error_code"] == "91306" and "503" in alert["alert_text"]
+    assert alert["request_url"] == segment.url  # the configured endpoint

@@ -48,10 +48,12 @@ Choices where Twilio documents nothing (keep ``docs/`` in sync):
   lands on one Segment profile, and no ``userId`` is set.
 * **Events without an identity are not sent** (Segment would drop them with
   ``no_user_anon_id``; Twilio silently suppresses them). Instead of hiding
-  them, the event's outcome is ``DROPPED``, code **91303**, not retried, with a
-  message starting ``not sent: Segment requires an identity; ...`` that names
+  them, the event's outcome is ``SKIPPED`` (no error code, never retried) with
+  a message starting ``not sent: Segment requires an identity; ...`` that names
   the reason (no ``identityType`` field in the schema, field empty, not a phone,
-  no or unknown ``dataschema``), so it shows in the delivery log and dead letters.
+  no or unknown ``dataschema``), so it shows in the delivery log as
+  ``skipped``. It is not an error: no dead letter and no alert, since
+  replaying the event would skip it again.
 * **Oversize events**: a track call whose compact JSON exceeds
   :data:`MAX_EVENT_BYTES` (32 KiB, Segment's per-event limit) is not sent:
   ``DROPPED``, code **91303**, not retried, message ``not sent: ... bytes``.
@@ -130,7 +132,8 @@ MAX_EVENT_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500_000
 #: Most calls per batch (Segment: 2,500).
 MAX_BATCH_EVENTS = 2500
-#: Error code of events that are not sent (no identity, oversize): "dropped".
+#: Error code of oversize events, which are not sent ("dropped"). Events without an identity are
+#: skipped instead, without a code.
 NOT_SENT_CODE = CODE_DROPPED
 #: Segment wants ``messageId`` under this many characters.
 MAX_MESSAGE_ID = 100
