@@ -4,7 +4,9 @@ dead letters, replay, the delivery log, signing secrets and alerts
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -13,11 +15,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .. import clock
-from ..delivery.service import alert_view
+from ..delivery.service import alert_view, sink_request_method
 from ..errors import TOO_LARGE, TwilioError, bad_request, not_found
-from ..store.records import DeadLetterRow, LogRow
-from .context import auth
-from .http import JSON, NUMBER, NUMBER_SID, PAGING, form, page_meta, paging, query, read_body
+from ..store.base import Store
+from ..store.records import AlertRow, DeadLetterRow, LogRow, Page, PageQuery
+from .context import Services, auth
+from .http import JSON, NUMBER, NUMBER_SID, PAGING, Params, form, page_meta, paging, query, read_body
 
 _SINGLE = {"application/cloudevents+json", "application/json"}
 _BATCH = "application/cloudevents-batch+json"
@@ -143,13 +146,128 @@ async def signing_secret(request: Request) -> Response:
     return JSON({"sink_sid": sink.row.sid, "secret": svc.box.open(sink.row.signing_secret_sealed)})
 
 
+LOG_LEVELS = ("error", "warning", "notice", "debug")
+_DAY_MS = 86_400_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# hh:mm, optional :ss and fraction, optional Z or offset (as datetime.fromisoformat reads them)
+_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}(:?\d{2})?)?")
+_ALERT_SCAN = 500  # alerts read per store call while filtering
+
+
+@dataclass(frozen=True)
+class AlertFilter:
+    """Twilio's Monitor Alerts filters; ``end`` is exclusive, in ms like ``created_at``."""
+
+    level: str | None = None
+    start: int | None = None
+    end: int | None = None
+
+    def active(self) -> bool:
+        return self.level is not None or self.start is not None or self.end is not None
+
+    def keep(self, a: AlertRow) -> bool:
+        return (
+            (self.level is None or a.log_level == self.level)
+            and (self.start is None or a.created_at >= self.start)
+            and (self.end is None or a.created_at < self.end)
+        )
+
+
+def alert_bound(name: str, value: str) -> tuple[int, int]:
+    """(first ms, ms after the last) of the span a StartDate/EndDate value names:
+    a whole day for YYYY-MM-DD, a second or minute for a time at that precision,
+    the instant (to the ms) when fractional seconds are given. Times are GMT
+    unless they carry an offset, as Twilio documents."""
+    hint = f"{name} must be YYYY-MM-DD or an ISO 8601 time such as 2026-01-31T12:00:00Z (got {value[:40]!r})"
+    text = value.upper()
+    if _DATE.fullmatch(text):
+        unit = _DAY_MS
+    else:
+        m = _DATETIME.fullmatch(text)
+        if m is None:
+            raise bad_request(hint)
+        unit = 60_000 if m.group(1) is None else 1_000 if m.group(2) is None else 1
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:  # e.g. month 13, hour 25
+        raise bad_request(hint) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    first = (parsed - _EPOCH) // timedelta(milliseconds=1)
+    return first, first + unit
+
+
+def alert_filter(params: Params) -> AlertFilter:
+    level = params.get("LogLevel")
+    if level is not None and level not in LOG_LEVELS:
+        raise bad_request(f"LogLevel must be one of {', '.join(LOG_LEVELS)} (got {level[:40]!r})")
+    start_raw, end_raw = params.get("StartDate"), params.get("EndDate")
+    start = alert_bound("StartDate", start_raw)[0] if start_raw is not None else None
+    end = alert_bound("EndDate", end_raw)[1] if end_raw is not None else None
+    if start is not None and end is not None and start >= end:
+        raise bad_request("StartDate must not be later than EndDate")
+    return AlertFilter(level, start, end)
+
+
+async def filtered_alerts(store: Store, account_sid: str, q: PageQuery, f: AlertFilter) -> Page:
+    """One page of the alerts ``f`` keeps, with ``q``'s keyset or offset
+    semantics. The store lists alerts unfiltered, so this reads them in
+    creation order from the page's edge, stopping early once the dates rule
+    out the rest; alerts are few (grouped, and pruned after the error retention)."""
+    backward = q.before is not None and q.after is None
+    skip = q.offset if q.after is None and q.before is None else 0
+    want = skip + q.size + 1  # one more than the page: is there a next page
+    found: list[AlertRow] = []
+    cursor = PageQuery(size=_ALERT_SCAN, after=q.after, before=q.before)
+    done = False
+    while not done:
+        chunk = await store.list_alerts(account_sid, cursor)
+        rows: list[AlertRow] = list(reversed(chunk.items)) if backward else chunk.items
+        for a in rows:
+            past = (
+                f.start is not None and a.created_at < f.start
+                if backward
+                else f.end is not None and a.created_at >= f.end
+            )
+            if past:  # every later row (in scan order) is outside the dates too
+                done = True
+                break
+            if f.keep(a):
+                found.append(a)
+                if len(found) >= want:
+                    done = True
+                    break
+        if not chunk.has_more or not rows:
+            break
+        edge = (rows[-1].created_at, rows[-1].sid)
+        cursor = PageQuery(size=_ALERT_SCAN, before=edge) if backward else PageQuery(size=_ALERT_SCAN, after=edge)
+    items = found[skip:]
+    more = len(items) > q.size
+    items = items[: q.size]
+    if backward:
+        items.reverse()
+    return Page(items, more)
+
+
+async def _methods(svc: Services, account_sid: str, alerts: list[AlertRow]) -> dict[str, str | None]:
+    return {s: await sink_request_method(svc.store, svc.box, account_sid, s) for s in {a.sink_sid for a in alerts}}
+
+
 async def list_alerts(request: Request) -> Response:
     svc, p = await auth(request)
-    params = query(request, PAGING)
+    params = query(request, {"LogLevel", "StartDate", "EndDate", *PAGING})
+    f = alert_filter(params)
     pg = paging(params, NUMBER_SID)
-    page = await svc.store.list_alerts(p.account.sid, pg.q)
-    meta = page_meta(svc.base, "/v1/Alerts", [], pg, page, "alerts", lambda a: (a.created_at, a.sid))
-    return JSON({"alerts": [alert_view(a, svc.base) for a in page.items], "meta": meta})
+    if f.active():
+        page = await filtered_alerts(svc.store, p.account.sid, pg.q, f)
+    else:
+        page = await svc.store.list_alerts(p.account.sid, pg.q)
+    filters = [(n, v) for n in ("LogLevel", "StartDate", "EndDate") if (v := params.get(n)) is not None]
+    meta = page_meta(svc.base, "/v1/Alerts", filters, pg, page, "alerts", lambda a: (a.created_at, a.sid))
+    methods = await _methods(svc, p.account.sid, page.items)
+    alerts = [alert_view(a, svc.base, methods[a.sink_sid], full=False) for a in page.items]
+    return JSON({"alerts": alerts, "meta": meta})
 
 
 async def fetch_alert(request: Request) -> Response:
@@ -158,7 +276,8 @@ async def fetch_alert(request: Request) -> Response:
     row = await svc.store.get_alert(p.account.sid, request.path_params["sid"])
     if row is None:
         raise not_found(f"Alert {request.path_params['sid']} was not found")
-    return JSON(alert_view(row, svc.base))
+    method = await sink_request_method(svc.store, svc.box, p.account.sid, row.sink_sid)
+    return JSON(alert_view(row, svc.base, method))
 
 
 routes = [

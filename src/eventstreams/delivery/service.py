@@ -41,8 +41,29 @@ def dispatcher_config(settings: Settings) -> DispatcherConfig:
     )
 
 
-def alert_view(a: AlertRow, base: str) -> dict[str, Any]:
-    """Monitor Alerts resource shape (monitor.twilio.com/v1/Alerts)."""
+def request_method(sink_type: str, configuration: dict[str, Any]) -> str:
+    """The HTTP method deliveries to a sink use, for an alert's ``request_method``.
+
+    Webhooks use their configured method; Kinesis (the PutRecords API) and
+    Segment (its batch API) are always called with HTTPS POST.
+    """
+    if sink_type == "webhook":
+        return str(configuration.get("method") or "POST").upper()
+    return "POST"
+
+
+async def sink_request_method(store: Store, box: Box, account_sid: str, sink_sid: str) -> str | None:
+    """``request_method`` for alerts of this sink; None once the sink is deleted (the method is not
+    stored with the alert, and a sink's configuration cannot change, so the sink still tells it)."""
+    row = await store.get_sink(account_sid, sink_sid)
+    if row is None:
+        return None
+    return request_method(row.sink_type, orjson.loads(box.open(row.configuration_sealed)))
+
+
+def alert_view(a: AlertRow, base: str, method: str | None, full: bool = True) -> dict[str, Any]:
+    """Monitor Alerts resource shape (monitor.twilio.com/v1/Alerts). As Twilio,
+    the response body is only in a fetched alert (``full``), not in lists."""
     date = clock.iso(a.created_at / 1000)
     return {
         "account_sid": a.account_sid,
@@ -54,11 +75,11 @@ def alert_view(a: AlertRow, base: str) -> dict[str, Any]:
         "error_code": str(a.error_code),
         "log_level": a.log_level,
         "more_info": f"https://www.twilio.com/docs/errors/{a.error_code}",
-        "request_method": "POST",
+        "request_method": method,
         "request_url": a.request_url,
         "request_variables": None,
         "resource_sid": a.sink_sid,
-        "response_body": a.response_body,
+        "response_body": a.response_body if full else None,
         "response_headers": None,
         "sid": a.sid,
         "url": f"{base}/v1/Alerts/{a.sid}",
@@ -71,6 +92,7 @@ class DeliveryService:
     def __init__(self, settings: Settings, store: Store, box: Box, catalog: Catalog) -> None:
         self.settings = settings
         self.store = store
+        self.box = box
         self.dispatcher = Dispatcher(
             store, box, catalog, dispatcher_config(settings), settings.public_base_url(), self._post_alert
         )
@@ -143,7 +165,12 @@ class DeliveryService:
         url = self.settings.alert_webhook_url
         if not url:
             return
-        body = orjson.dumps(alert_view(alert, self.settings.public_base_url()))
+        try:
+            method = await sink_request_method(self.store, self.box, alert.account_sid, alert.sink_sid)
+        except Exception:  # the alert still goes out, without its method
+            log.exception("alert %s: could not read sink %s", alert.sid, alert.sink_sid)
+            method = None
+        body = orjson.dumps(alert_view(alert, self.settings.public_base_url(), method))
         try:
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
                 async with session.post(url, data=body, headers={"Content-Type": "application/json"}) as r:
