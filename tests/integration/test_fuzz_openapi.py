@@ -42,13 +42,23 @@ FUZZ = settings(
 )
 
 
-def twilio_error_problem(response: Any) -> str | None:
-    """None when ``response`` (status >= 400) carries Twilio's error JSON."""
+TWILIO_ERROR = {"code", "message", "more_info", "status"}
+# POST /v1/Events answers a 400 with Twilio's error fields plus the publish result (docs/delivery.md)
+PUBLISH_RESULT = {"accepted", "duplicates", "rejected"}
+
+
+def error_extras(path: str, status: int) -> set[str]:
+    return PUBLISH_RESULT if path == "/v1/Events" and status == 400 else set()
+
+
+def twilio_error_problem(response: Any, extra: set[str] | frozenset[str] = frozenset()) -> str | None:
+    """None when ``response`` (status >= 400) carries Twilio's error JSON,
+    alone or with exactly the ``extra`` fields."""
     try:
         body = response.json()
     except ValueError:
         return f"error body is not JSON: {response.text[:200]!r}"
-    if not isinstance(body, dict) or set(body) != {"code", "message", "more_info", "status"}:
+    if not isinstance(body, dict) or set(body) not in (TWILIO_ERROR, TWILIO_ERROR | extra):
         return f"error body is not Twilio's shape: {body!r:.300}"
     if body["status"] != response.status_code:
         return f"error status {body['status']} != HTTP {response.status_code}"
@@ -71,7 +81,7 @@ def run_operation(operation: Any, mode: GenerationMode, auth: str, seen: Counter
         assert response.status_code < 500, f"{where}\n{case.as_curl_command()}\n{response.text[:500]}"
         case.validate_response(response, checks=[not_a_server_error])
         if response.status_code >= 400 and case.method.upper() != "HEAD":
-            problem = twilio_error_problem(response)
+            problem = twilio_error_problem(response, error_extras(operation.path, response.status_code))
             assert problem is None, f"{where}: {problem}\n{case.as_curl_command()}"
 
     fuzz()
@@ -97,6 +107,44 @@ def fuzz_all(server: Server, mode: GenerationMode) -> tuple[Counter[int], list[s
             failures.append(f"{operation.label}: {exc}")
     assert operations >= 20, operations
     return seen, failures
+
+
+def routed_operation(routes: list[Any], path: str, method: str) -> tuple[str, str] | None:
+    """The (route path, method) the app dispatches ``method path`` to, as Starlette would."""
+    from starlette.routing import Match
+
+    scope = {"type": "http", "path": path, "root_path": "", "method": method}
+    for route in routes:
+        match, _ = route.matches(scope)
+        if match is Match.FULL:
+            return route.path, method
+    return None  # no route, or only routes for other methods (Starlette answers 405)
+
+
+def test_every_route_is_documented(server: Server) -> None:
+    """/openapi.json documents every routed operation and nothing that is not routed;
+    the list comes from the running app, so a new route without a description fails here."""
+    import requests
+    from starlette.routing import Route
+
+    doc = requests.get(f"{server.url}/openapi.json", timeout=10).json()
+    routes = list(server.app.routes)
+    assert routes and all(isinstance(r, Route) for r in routes), routes  # a Mount would hide its routes
+    routed = {(r.path, m) for r in routes for m in (r.methods or ()) if m != "HEAD"}
+    documented: set[tuple[str, str]] = set()
+    for path, item in doc["paths"].items():
+        declared = {p["name"] for op in item.values() if isinstance(op, dict) for p in op.get("parameters", [])}
+        for name in re.findall(r"\{([^}]+)\}", path):
+            assert name in declared, f"{path}: path parameter {name} is not declared"
+        concrete = re.sub(r"\{[^}]+\}", "x1", path)  # any one segment: what each placeholder stands for
+        for method in item:
+            if method not in ("get", "post", "put", "patch", "delete"):
+                continue
+            hit = routed_operation(routes, concrete, method.upper())
+            assert hit is not None, f"documented {method.upper()} {path} is not routed"
+            documented.add(hit)
+    assert routed - documented == set(), f"routed but missing from /openapi.json: {sorted(routed - documented)}"
+    assert len(routed) >= 45, len(routed)  # the comparison itself must have found the routes
 
 
 @pytest.mark.timeout(300)
@@ -200,7 +248,7 @@ def test_raw_fuzz_no_server_errors(server: Server, backend: str, capsys: Any) ->
         where = f"{method} {url[len(server.url) :][:300]} body={body[:200]!r} -> {r.status_code}"
         assert r.status_code < 500, f"{where}\n{r.text[:300]}"
         if r.status_code >= 400:
-            problem = twilio_error_problem(r)
+            problem = twilio_error_problem(r, error_extras(template, r.status_code))
             assert problem is None, f"{where}: {problem}"
 
     try:
@@ -213,3 +261,85 @@ def test_raw_fuzz_no_server_errors(server: Server, backend: str, capsys: Any) ->
     with capsys.disabled():
         took = time.monotonic() - started
         print(f"\nraw fuzz[{backend}]: {sum(seen.values())} requests in {took:.1f}s, statuses {dict(seen)}")
+
+
+# -- POST /v1/Events with arbitrary JSON in every CloudEvents attribute: schemathesis keeps to
+# the documented types in positive mode and rarely reaches nested values in negative mode.
+
+SENT = "com.twilio.messaging.message.delivered"
+ATTRIBUTES = [
+    "specversion", "type", "source", "id", "time", "dataschema", "datacontenttype", "subject", "data",
+    "data_base64", "traceparent", "Bad-Name",
+]  # fmt: skip
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+def valid_event() -> dict[str, Any]:
+    from eventstreams.catalog import builtin_examples
+
+    examples = builtin_examples()["Messaging.MessageStatus"]
+    return {"specversion": "1.0", "type": SENT, "source": "/fuzz", "data": examples[max(examples)]}
+
+
+def post_events(server: Server, auth: tuple[str, str], body: Any, batch: bool) -> Any:
+    import json
+
+    import requests
+
+    ctype = "application/cloudevents-batch+json" if batch else "application/cloudevents+json"
+    return requests.post(
+        f"{server.url}/v1/Events", data=json.dumps(body), headers={"Content-Type": ctype}, auth=auth, timeout=15
+    )
+
+
+def test_publish_non_string_dataschema_is_rejected(server: Server) -> None:
+    """Regression (found fuzzing POST /v1/Events): a dataschema that is a JSON object or array
+    was used as a dict key while resolving the schema, and the request failed with a 500."""
+    auth = server.new_account("dataschema")
+    for bad in ({}, [1], {"a": [2]}, 5, True):
+        r = post_events(server, auth, [valid_event(), {**valid_event(), "dataschema": bad}], batch=True)
+        assert r.status_code == 207, (bad, r.text[:300])
+        (rejected,) = r.json()["rejected"]
+        assert rejected["index"] == 1 and "dataschema" in rejected["message"], rejected
+        r = post_events(server, auth, {**valid_event(), "dataschema": bad}, batch=False)
+        assert r.status_code == 400 and twilio_error_problem(r, PUBLISH_RESULT) is None, (bad, r.text[:300])
+
+
+@pytest.mark.timeout(300)
+def test_publish_json_fuzz_no_server_errors(server: Server, backend: str, capsys: Any) -> None:
+    auth = server.new_account("JSON fuzz")
+    seen: Counter[int] = Counter()
+    started = time.monotonic()
+    mutated = st.builds(
+        lambda changes: {**valid_event(), **changes},
+        st.dictionaries(st.sampled_from(ATTRIBUTES), JSON_VALUES, max_size=3),
+    )
+
+    @settings(FUZZ, max_examples=150)
+    @given(events=st.lists(st.one_of(mutated, JSON_VALUES), min_size=1, max_size=4), batch=st.booleans())
+    def fuzz(events: list[Any], batch: bool) -> None:
+        r = post_events(server, auth, events if batch else events[0], batch)
+        seen[r.status_code] += 1
+        where = f"POST /v1/Events {events!r:.300} -> {r.status_code}"
+        assert r.status_code < 500, f"{where}\n{r.text[:300]}"
+        if r.status_code >= 400:
+            problem = twilio_error_problem(r, error_extras("/v1/Events", r.status_code))
+            assert problem is None, f"{where}: {problem}"
+
+    try:
+        fuzz()
+    except AssertionError:
+        time.sleep(1)  # let the server thread finish logging its tracebacks (see test_bad_input.check_error)
+        raise
+    with capsys.disabled():
+        took = time.monotonic() - started
+        print(f"\nJSON fuzz[{backend}]: {sum(seen.values())} requests in {took:.1f}s, statuses {dict(seen)}")
+    assert seen[201] + seen[207] > 0, dict(seen)  # some events must get through validation

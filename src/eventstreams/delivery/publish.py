@@ -91,6 +91,8 @@ class Publisher:
         self, owner: str, type_: str, dataschema: Any, cache: dict[tuple[str, Any], Any]
     ) -> tuple[Any, int, str]:
         """(compiled schema, version, dataschema URL) for a type, once per request."""
+        if dataschema is not None and not isinstance(dataschema, str):  # before hashing it as a cache key
+            raise InvalidEvent("dataschema must be a URI ending in /<SchemaId>/<version>")
         key = (type_, dataschema)
         hit = cache.get(key)
         if hit is not None:
