@@ -17,8 +17,7 @@ from starlette.routing import Route
 from .. import clock
 from ..delivery.service import alert_view, sink_request_method
 from ..errors import TOO_LARGE, TwilioError, bad_request, not_found
-from ..store.base import Store
-from ..store.records import AlertRow, DeadLetterRow, LogRow, Page, PageQuery
+from ..store.records import AlertRow, DeadLetterRow, LogRow
 from .context import Services, auth
 from .http import JSON, NUMBER, NUMBER_SID, PAGING, Params, form, page_meta, paging, query, read_body
 
@@ -152,7 +151,6 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 # hh:mm, optional :ss and fraction, optional Z or offset (as datetime.fromisoformat reads them)
 _DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}(:?\d{2})?)?")
-_ALERT_SCAN = 500  # alerts read per store call while filtering
 
 
 @dataclass(frozen=True)
@@ -162,16 +160,6 @@ class AlertFilter:
     level: str | None = None
     start: int | None = None
     end: int | None = None
-
-    def active(self) -> bool:
-        return self.level is not None or self.start is not None or self.end is not None
-
-    def keep(self, a: AlertRow) -> bool:
-        return (
-            (self.level is None or a.log_level == self.level)
-            and (self.start is None or a.created_at >= self.start)
-            and (self.end is None or a.created_at < self.end)
-        )
 
 
 def alert_bound(name: str, value: str) -> tuple[int, int]:
@@ -210,46 +198,6 @@ def alert_filter(params: Params) -> AlertFilter:
     return AlertFilter(level, start, end)
 
 
-async def filtered_alerts(store: Store, account_sid: str, q: PageQuery, f: AlertFilter) -> Page:
-    """One page of the alerts ``f`` keeps, with ``q``'s keyset or offset
-    semantics. The store lists alerts unfiltered, so this reads them in
-    creation order from the page's edge, stopping early once the dates rule
-    out the rest; alerts are few (grouped, and pruned after the error retention)."""
-    backward = q.before is not None and q.after is None
-    skip = q.offset if q.after is None and q.before is None else 0
-    want = skip + q.size + 1  # one more than the page: is there a next page
-    found: list[AlertRow] = []
-    cursor = PageQuery(size=_ALERT_SCAN, after=q.after, before=q.before)
-    done = False
-    while not done:
-        chunk = await store.list_alerts(account_sid, cursor)
-        rows: list[AlertRow] = list(reversed(chunk.items)) if backward else chunk.items
-        for a in rows:
-            past = (
-                f.start is not None and a.created_at < f.start
-                if backward
-                else f.end is not None and a.created_at >= f.end
-            )
-            if past:  # every later row (in scan order) is outside the dates too
-                done = True
-                break
-            if f.keep(a):
-                found.append(a)
-                if len(found) >= want:
-                    done = True
-                    break
-        if not chunk.has_more or not rows:
-            break
-        edge = (rows[-1].created_at, rows[-1].sid)
-        cursor = PageQuery(size=_ALERT_SCAN, before=edge) if backward else PageQuery(size=_ALERT_SCAN, after=edge)
-    items = found[skip:]
-    more = len(items) > q.size
-    items = items[: q.size]
-    if backward:
-        items.reverse()
-    return Page(items, more)
-
-
 async def _methods(svc: Services, account_sid: str, alerts: list[AlertRow]) -> dict[str, str | None]:
     return {s: await sink_request_method(svc.store, svc.box, account_sid, s) for s in {a.sink_sid for a in alerts}}
 
@@ -259,10 +207,7 @@ async def list_alerts(request: Request) -> Response:
     params = query(request, {"LogLevel", "StartDate", "EndDate", *PAGING})
     f = alert_filter(params)
     pg = paging(params, NUMBER_SID)
-    if f.active():
-        page = await filtered_alerts(svc.store, p.account.sid, pg.q, f)
-    else:
-        page = await svc.store.list_alerts(p.account.sid, pg.q)
+    page = await svc.store.list_alerts(p.account.sid, pg.q, f.level, f.start, f.end)
     filters = [(n, v) for n in ("LogLevel", "StartDate", "EndDate") if (v := params.get(n)) is not None]
     meta = page_meta(svc.base, "/v1/Alerts", filters, pg, page, "alerts", lambda a: (a.created_at, a.sid))
     methods = await _methods(svc, p.account.sid, page.items)

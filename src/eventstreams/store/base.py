@@ -281,7 +281,15 @@ class DeliveryStore(abc.ABC):
     async def list_delivery_log(self, account_sid: str, sink_sid: str | None, q: PageQuery) -> Page: ...
 
     @abc.abstractmethod
-    async def list_alerts(self, account_sid: str, q: PageQuery) -> Page: ...
+    async def list_alerts(
+        self,
+        account_sid: str,
+        q: PageQuery,
+        log_level: str | None = None,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+    ) -> Page:
+        """Alerts in creation order; ``start_ms`` inclusive, ``end_ms`` exclusive."""
 
     @abc.abstractmethod
     async def get_alert(self, account_sid: str, sid: str) -> AlertRow | None: ...

@@ -541,11 +541,27 @@ class SQLDeliveryMixin(abc.ABC):
     async def list_delivery_log(self, account_sid: str, sink_sid: str | None, q: PageQuery) -> Page:
         return await self._list_by_sink("delivery_log", LogRow, account_sid, sink_sid, q)
 
-    async def list_alerts(self, account_sid: str, q: PageQuery) -> Page:
+    async def list_alerts(
+        self,
+        account_sid: str,
+        q: PageQuery,
+        log_level: str | None = None,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+    ) -> Page:
+        where: list[str] = ["account_sid = :a"]
+        params: dict[str, Any] = {"a": account_sid}
+        for clause, name, value in (
+            ("log_level = :lvl", "lvl", log_level),
+            ("created_at >= :t0", "t0", start_ms),
+            ("created_at < :t1", "t1", end_ms),
+        ):
+            if value is not None:
+                where.append(clause)
+                params[name] = value
+
         def go(tx: Tx) -> Page:
-            rows, more = _keyset(
-                tx, "SELECT * FROM alerts", ["account_sid = :a"], {"a": account_sid}, ["created_at", "sid"], q
-            )
+            rows, more = _keyset(tx, "SELECT * FROM alerts", where, params, ["created_at", "sid"], q)
             return Page([AlertRow(**r) for r in rows], more)
 
         return await self._run(go)
