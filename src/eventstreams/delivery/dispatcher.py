@@ -103,6 +103,7 @@ class SinkWorker:
         self.throttle = Throttle()
         self.pacer = _ThrottlePacer(self.throttle)
         self.wakeup = asyncio.Event()
+        self.due_hint: float | None = None  # when the next delivery falls due, as lane 0 last read it
         self.tasks: list[asyncio.Task[None]] = []
         self._n = 0
         # Circuit breaker: after a chunk in which every attempt failed and will be retried, the sink is
@@ -137,8 +138,10 @@ class SinkWorker:
                 now_ms = int(clock.now() * 1000)
                 batch = await self.d.store.lease_deliveries(self.row.sid, now_ms, limit, lease, cfg.lease_ms)
                 if not batch:
-                    await self._idle()
+                    await self._idle(lane)
                     continue
+                if len(batch) == limit:
+                    self.wakeup.set()  # more is due: bring the other lanes in to pipeline
                 self._breaker(*await self._deliver(batch))
             except asyncio.CancelledError:
                 raise
@@ -167,12 +170,22 @@ class SinkWorker:
             backoff = clock.now() + self.d.config.retry.nominal_delay(self.pause_level)
             self.paused_until = max(backoff, asked_until)
 
-    async def _idle(self) -> None:
+    async def _idle(self, lane: int) -> None:
+        """Wait for work. Lane 0 watches the clock (the next due retry or lease expiry) and polls as a
+        fallback; the other lanes wait for a wake-up, so an idle sink costs one query per poll interval
+        rather than one per lane (hundreds of idle sinks must not crowd a shared PostgreSQL)."""
         self.wakeup.clear()
-        due = await self.d.store.next_due(self.row.sid)
-        wait = self.d.config.poll_interval
-        if due is not None:
-            wait = min(wait, max(0.0, due / 1000 - clock.now()))
+        now = clock.now()
+        if lane:
+            wait = self.d.config.poll_interval * 10
+            if self.due_hint is not None and self.due_hint > now:  # lane 0's last look: a retry due
+                wait = min(wait, self.due_hint - now)  # while lane 0 is busy sending is not left waiting
+        else:
+            due = await self.d.store.next_due(self.row.sid)
+            self.due_hint = due / 1000 if due is not None else None
+            wait = self.d.config.poll_interval
+            if self.due_hint is not None:
+                wait = min(wait, max(0.0, self.due_hint - now))
         if wait <= 0:
             return
         try:
