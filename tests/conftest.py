@@ -114,7 +114,7 @@ def make_settings(url: str, tmp: Path, **overrides: Any) -> Settings:
         retry_max_delay=0.4,
         retry_max_age=60.0,
         delivery_timeout=1.0,
-        poll_interval=0.2,
+        poll_interval=0.5,  # the fallback only: wake-ups and due times drive delivery
     )
     return Settings(**{**base.__dict__, **overrides})
 

@@ -399,11 +399,12 @@ class Dispatcher:
 
     async def _sync(self) -> None:
         rows = await self.store.delivery_sinks()
+        versions = await self.store.subscribed_versions()  # one query, not one per sink every refresh
         seen = set()
         for row in rows:
             seen.add(row.sid)
             try:
-                await self._sync_one(row)
+                await self._sync_one(row, versions.get(row.sid, {}))
             except asyncio.CancelledError:
                 raise
             except Exception:  # one broken sink must not keep the others from delivering
@@ -413,8 +414,7 @@ class Dispatcher:
                 await self.workers.pop(sid).stop()
                 self._fingerprints.pop(sid, None)
 
-    async def _sync_one(self, row: SinkRow) -> None:
-        versions = await self.store.sink_subscribed_versions(row.sid)
+    async def _sync_one(self, row: SinkRow, versions: dict[str, int]) -> None:
         fp = (row.configuration_sealed, row.status, *sorted(f"{t}={v}" for t, v in versions.items()))
         current = self.workers.get(row.sid)
         if current is not None and self._fingerprints.get(row.sid) == fp:

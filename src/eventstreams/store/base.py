@@ -252,8 +252,8 @@ class DeliveryStore(abc.ABC):
         """Sinks with a subscription or with pending deliveries."""
 
     @abc.abstractmethod
-    async def sink_subscribed_versions(self, sink_sid: str) -> dict[str, int]:
-        """type -> schema_version of the sink's subscriptions."""
+    async def subscribed_versions(self) -> dict[str, dict[str, int]]:
+        """sink SID -> (type -> schema_version) of every sink's subscriptions, in one query."""
 
     @abc.abstractmethod
     async def list_dead_letters(self, account_sid: str, sink_sid: str | None, q: PageQuery) -> Page: ...

@@ -448,15 +448,17 @@ class SQLDeliveryMixin(abc.ABC):
         )
         return [_sink(r) for r in rows]
 
-    async def sink_subscribed_versions(self, sink_sid: str) -> dict[str, int]:
+    async def subscribed_versions(self) -> dict[str, dict[str, int]]:
         rows = await self._run(
             lambda tx: tx.all(
-                "SELECT se.type, se.schema_version FROM subscribed_events se"
-                " JOIN subscriptions s ON s.sid = se.subscription_sid WHERE s.sink_sid = :s",
-                s=sink_sid,
+                "SELECT s.sink_sid, se.type, se.schema_version FROM subscribed_events se"
+                " JOIN subscriptions s ON s.sid = se.subscription_sid"
             )
         )
-        return {r["type"]: int(r["schema_version"]) for r in rows}
+        out: dict[str, dict[str, int]] = {}
+        for r in rows:
+            out.setdefault(r["sink_sid"], {})[r["type"]] = int(r["schema_version"])
+        return out
 
     async def _list_by_sink(self, table: str, row: Any, account_sid: str, sink_sid: str | None, q: PageQuery) -> Page:
         where = ["account_sid = :a"]
