@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -238,7 +239,7 @@ def test_replay_by_id_and_time_range(server: Server, account: tuple[str, str], r
     r = requests.post(f"{server.url}/v1/Sinks/{sink}/Replay", data={"Since": "last tuesday"}, auth=account, timeout=5)
     assert r.status_code == 400 and "Since" in r.json()["message"]
     # Until bounds the range: events received after it are not replayed
-    until = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}Z"
+    until = datetime.fromtimestamp(time.time(), UTC).isoformat(timespec="milliseconds")  # one clock reading
     time.sleep(0.05)
     publish(server, account, [event(i) for i in range(5, 8)])
     receiver.wait_for(lambda: len(receiver.events("/replay")) == 15)
