@@ -422,23 +422,27 @@ def test_down_sink_is_probed_not_hammered_then_expires(short_window_server: Serv
 
 
 def test_a_send_longer_than_the_lease_is_not_sent_twice(backend: str, tmp_path: Path, receiver: Receiver) -> None:
-    """Each request takes 2.5 s against a 1 s lease: the worker renews the lease while it sends, so
-    the sink's other pipeline (or another worker) never leases the chunk again."""
-    with own_server(backend, tmp_path, lease_s=1.0, delivery_timeout=10.0) as srv:
+    """Each request takes 3.5 s against a 1.5 s lease: the worker renews the lease (every 0.5 s) while
+    it sends, so when a later publish wakes the sink's other pipeline past the first lease's end, that
+    pipeline (or another worker) does not lease the chunk again."""
+    with own_server(backend, tmp_path, lease_s=1.5, delivery_timeout=10.0) as srv:
         account = srv.new_account()
         sink = webhook(srv.client(*account), receiver, "/slow", batch=False)
-        receiver.plan["/slow"] = [(200, 2.5)] * 10
+        receiver.plan["/slow"] = [(200, 3.5)] * 10
         publish(srv, account, [event(i) for i in range(10)])
+        receiver.wait_for(lambda: len(receiver.requests) == 10)
+        time.sleep(2.0)  # past the first lease: without renewal the 10 would be due again
+        publish(srv, account, [event(10)])  # wakes the idle lane, which leases whatever is due
 
         def log() -> list[dict[str, Any]]:
             url = f"{srv.url}/v1/Sinks/{sink}/Deliveries"
             return list(requests.get(url, auth=account, timeout=5).json()["deliveries"])
 
-        # the receiver records a request when it arrives and answers 2.5 s later
-        receiver.wait_for(lambda: sum(x["event_count"] for x in log() if x["outcome"] == "delivered") == 10, 30)
-        time.sleep(1.5)  # room for a second lease to happen and re-send, if it would
+        # the receiver records a request when it arrives and answers 3.5 s later
+        receiver.wait_for(lambda: sum(x["event_count"] for x in log() if x["outcome"] == "delivered") == 11, 30)
+        time.sleep(1.0)
         ids = [e["id"] for e in receiver.events("/slow")]
-        assert sorted(ids) == sorted(f"EZ{i:032x}" for i in range(10))  # each exactly once
+        assert sorted(ids) == sorted(f"EZ{i:032x}" for i in range(11))  # each exactly once
         assert not [x for x in log() if x["outcome"] != "delivered"]
 
 
