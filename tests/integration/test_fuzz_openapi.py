@@ -15,9 +15,11 @@ pytest 9.2 no longer has.
 from __future__ import annotations
 
 import base64
+import contextlib
 import re
 import time
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -67,6 +69,23 @@ def twilio_error_problem(response: Any, extra: set[str] | frozenset[str] = froze
     if body["more_info"] != f"https://www.twilio.com/docs/errors/{body['code']}":
         return f"bad more_info: {body['more_info']!r}"
     return None
+
+def assert_client_error_shape(r: Any, where: str, template: str) -> None:
+    """No 5xx; a 4xx carries Twilio's error JSON (plus the extras ``template``'s path may add)."""
+    assert r.status_code < 500, f"{where}\n{r.text[:300]}"
+    if r.status_code >= 400:
+        problem = twilio_error_problem(r, error_extras(template, r.status_code))
+        assert problem is None, f"{where}: {problem}"
+
+
+@contextlib.contextmanager
+def server_tracebacks_flushed() -> Iterator[None]:
+    try:
+        yield
+    except AssertionError:
+        time.sleep(1)  # let the server thread finish logging its tracebacks (see test_bad_input.check_error)
+        raise
+
 
 
 def run_operation(operation: Any, mode: GenerationMode, auth: str, seen: Counter[int]) -> None:
@@ -246,18 +265,10 @@ def test_raw_fuzz_no_server_errors(server: Server, backend: str, capsys: Any) ->
         r = session.request(method, url, data=body if method == "POST" else None, headers=headers, timeout=15)
         seen[r.status_code] += 1
         where = f"{method} {url[len(server.url) :][:300]} body={body[:200]!r} -> {r.status_code}"
-        assert r.status_code < 500, f"{where}\n{r.text[:300]}"
-        if r.status_code >= 400:
-            problem = twilio_error_problem(r, error_extras(template, r.status_code))
-            assert problem is None, f"{where}: {problem}"
+        assert_client_error_shape(r, where, template)
 
-    try:
+    with session, server_tracebacks_flushed():
         fuzz()
-    except AssertionError:
-        time.sleep(1)  # let the server thread finish logging its tracebacks (see test_bad_input.check_error)
-        raise
-    finally:
-        session.close()
     with capsys.disabled():
         took = time.monotonic() - started
         print(f"\nraw fuzz[{backend}]: {sum(seen.values())} requests in {took:.1f}s, statuses {dict(seen)}")
@@ -329,16 +340,10 @@ def test_publish_json_fuzz_no_server_errors(server: Server, backend: str, capsys
         r = post_events(server, auth, events if batch else events[0], batch)
         seen[r.status_code] += 1
         where = f"POST /v1/Events {events!r:.300} -> {r.status_code}"
-        assert r.status_code < 500, f"{where}\n{r.text[:300]}"
-        if r.status_code >= 400:
-            problem = twilio_error_problem(r, error_extras("/v1/Events", r.status_code))
-            assert problem is None, f"{where}: {problem}"
+        assert_client_error_shape(r, where, "/v1/Events")
 
-    try:
+    with server_tracebacks_flushed():
         fuzz()
-    except AssertionError:
-        time.sleep(1)  # let the server thread finish logging its tracebacks (see test_bad_input.check_error)
-        raise
     with capsys.disabled():
         took = time.monotonic() - started
         print(f"\nJSON fuzz[{backend}]: {sum(seen.values())} requests in {took:.1f}s, statuses {dict(seen)}")
