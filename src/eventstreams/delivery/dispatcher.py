@@ -31,7 +31,7 @@ from ..sinks import UnsupportedSink, create_sender
 from ..sinks.base import OutgoingEvent, SinkContext, SinkSender
 from ..store.base import Store
 from ..store.records import AlertRow, DeliveryResult, ErrorReport, LeasedDelivery, LogEntry, SinkRow
-from .policy import Action, Outcome, OutcomeKind, RetryPolicy, error_code, is_throttle_signal
+from .policy import Action, Outcome, OutcomeKind, RetryPolicy, error_code, is_retryable, is_throttle_signal
 from .throttle import Throttle
 
 log = logging.getLogger("eventstreams.delivery")
@@ -106,9 +106,10 @@ class SinkWorker:
         self.due_hint: float | None = None  # when the next delivery falls due, as lane 0 last read it
         self.tasks: list[asyncio.Task[None]] = []
         self._n = 0
-        # Circuit breaker: after a chunk in which every attempt failed and will be retried, the sink is
-        # treated as down: workers pause (backing off like a retry) and then send a small probe instead
-        # of retrying its whole backlog row by row. The first success closes the breaker.
+        # Circuit breaker: after a chunk in which nothing was delivered and attempts failed in a way that
+        # is retried (down, timing out, 5xx, 429), the sink is treated as down: workers pause (backing off
+        # like a retry) and then send a small probe instead of retrying its whole backlog row by row. The
+        # first success closes the breaker.
         self.paused_until = 0.0
         self.pause_level = 0
 
@@ -160,12 +161,12 @@ class SinkWorker:
         if n:
             log.warning("sink %s: %d deliveries dead-lettered, retry window exhausted while down", self.row.sid, n)
 
-    def _breaker(self, delivered: int, retrying: int, asked_until: float) -> None:
+    def _breaker(self, delivered: int, failing: int, asked_until: float) -> None:
         """``asked_until``: the latest retry time a sink asked for with Retry-After in this chunk; the
         pause lasts at least that long, so new deliveries wait too rather than meet the same 429/503."""
         if delivered:
             self.pause_level, self.paused_until = 0, 0.0
-        elif retrying:
+        elif failing:  # also when the window ended those retries: the sink is still down
             self.pause_level += 1
             backoff = clock.now() + self.d.config.retry.nominal_delay(self.pause_level)
             self.paused_until = max(backoff, asked_until)
@@ -242,8 +243,8 @@ class SinkWorker:
                 log.warning("sink %s: lease renewal failed", self.row.sid, exc_info=True)
 
     async def _deliver(self, batch: list[LeasedDelivery]) -> tuple[int, int, float]:
-        """Send one leased chunk and record it; returns (delivered, to be retried, the latest retry
-        time a Retry-After header asked for, or 0)."""
+        """Send one leased chunk and record it; returns (delivered, failures of a retried kind, the
+        latest retry time a Retry-After header asked for, or 0)."""
         await self.d.ensure_projections(self.owner, self.versions, batch)
         sendable: list[tuple[LeasedDelivery, OutgoingEvent]] = []
         results: list[DeliveryResult] = []
@@ -272,6 +273,7 @@ class SinkWorker:
         delivered: list[str] = []
         failed: dict[tuple[str, int, int | None, str], list[str]] = defaultdict(list)
         errors = 0
+        failing = 0  # failures of a kind that is retried, whatever the window decided
         asked_until = 0.0
         first_error: tuple[int, int | None, str] | None = None
         for (d, ev), outcome in zip(sendable, outcomes, strict=True):
@@ -295,6 +297,7 @@ class SinkWorker:
             if decision.reason and outcome.describe() not in decision.reason:
                 detail = f"{detail} ({decision.reason})"
             errors += 1
+            failing += is_retryable(outcome)
             if first_error is None:
                 first_error = (code, outcome.status, outcome.message or detail)
             if decision.action is Action.RETRY:
@@ -322,7 +325,7 @@ class SinkWorker:
         self.d.metrics["skipped"] += sum(1 for r in results if r.kind == "skipped")
         for alert in alerts:
             self.d.alert(alert)
-        return len(delivered), sum(1 for r in results if r.kind == "retry"), asked_until
+        return len(delivered), failing, asked_until
 
 
 class Dispatcher:
