@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 
 from eventstreams import clock
-from eventstreams.api.app import build_services
 from eventstreams.config import Settings
 from eventstreams.delivery.publish import Publisher
+from eventstreams.runtime import build_runtime
 from eventstreams.store.records import DeliveryResult, LogEntry
 
 from .harness import EventFactory
@@ -32,7 +32,7 @@ async def main_async(batches: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(database_url=f"sqlite:///{tmp}/m.db", data_dir=Path(tmp), delivery=False,
                             allow_private_destinations=True)  # fmt: skip
-        svc = await build_services(settings)
+        svc = await build_runtime(settings)
         store = svc.store
         acct, _token = await svc.accounts.create("bench")
         sid = acct.sid

@@ -80,6 +80,15 @@ class Server:
         c.api.base_url = self.url
         return c
 
+    def settled(self, sink_sid: str, timeout: float = 15.0) -> None:
+        """Wait until the sink has no delivery left to make (none due, retrying or leased): from then
+        on nothing more can reach its receiver, so "nothing else arrived" can be asserted at once."""
+        deadline = time.monotonic() + timeout
+        while self.call(self.services.store.next_due(sink_sid)) is not None:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"sink {sink_sid} still has deliveries pending")
+            time.sleep(0.05)
+
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(15)

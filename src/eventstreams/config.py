@@ -60,6 +60,7 @@ class Settings:
     lease_s: float = 60.0
     aws_endpoint_url: str | None = None
     segment_endpoint: str = "https://api.segment.io"
+    metrics_token: str | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -96,6 +97,7 @@ class Settings:
             lease_s=_float(g("EVENTSTREAMS_LEASE_SECONDS"), cls.lease_s),
             aws_endpoint_url=g("EVENTSTREAMS_AWS_ENDPOINT_URL") or None,
             segment_endpoint=g("EVENTSTREAMS_SEGMENT_ENDPOINT") or cls.segment_endpoint,
+            metrics_token=g("EVENTSTREAMS_METRICS_TOKEN") or None,
         )
 
     def public_base_url(self) -> str:

@@ -5,40 +5,43 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import Settings
 from .delivery.publish import PublishResult
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
 
 
 class EventStreams:
     """An open store plus the publisher (and, with ``deliver=True``, the dispatcher)."""
 
-    def __init__(self, services: Any) -> None:
-        self._svc = services
+    def __init__(self, runtime: Runtime) -> None:
+        self._rt = runtime
 
     @classmethod
     async def open(cls, settings: Settings | None = None, deliver: bool = False) -> EventStreams:
-        from .api.app import build_services, start_delivery
+        from .runtime import build_runtime
 
-        svc = await build_services(settings or Settings.from_env())
+        rt = await build_runtime(settings or Settings.from_env())
         if deliver:
-            await start_delivery(svc)
-        return cls(svc)
+            await rt.start_delivery()
+        return cls(rt)
 
     async def publish(self, account_sid: str, events: Sequence[dict[str, Any]]) -> PublishResult:
         """Validate and store CloudEvents for ``account_sid``; same rules as POST /v1/Events."""
-        account = await self._svc.store.get_account(account_sid)
-        if account is None:
-            raise LookupError(f"no account {account_sid}")
-        owner = account.parent_sid or account.sid
-        result: PublishResult = await self._svc.publisher.publish(account.sid, owner, list(events))
+        from .errors import TwilioError
+
+        try:
+            p = await self._rt.accounts.principal_of(account_sid)
+        except TwilioError:
+            raise LookupError(f"no account {account_sid}") from None
+        result: PublishResult = await self._rt.publisher.publish(p.account.sid, p.catalog_owner, list(events))
         return result
 
     async def close(self) -> None:
-        if self._svc.delivery is not None:
-            await self._svc.delivery.stop()
-        await self._svc.store.close()
+        await self._rt.close()
 
     async def __aenter__(self) -> EventStreams:
         return self

@@ -107,7 +107,7 @@ def test_missing_id_and_time_are_filled(server: Server, account: tuple[str, str]
 
 
 def test_rejections_name_index_and_reason(server: Server, account: tuple[str, str], receiver: Receiver) -> None:
-    webhook(server.client(*account), receiver, "/rej", batch=True)
+    sink = webhook(server.client(*account), receiver, "/rej", batch=True)
     bad_data = dict(EXAMPLES[LATEST])
     bad_data.pop("messageSid")
     batch = [
@@ -132,7 +132,7 @@ def test_rejections_name_index_and_reason(server: Server, account: tuple[str, st
     r = publish(server, account, [event(20, data="x")])
     assert r.status_code == 400 and r.json()["code"] == 20001 and r.json()["rejected"][0]["index"] == 0
     receiver.wait_for(lambda: len(receiver.events("/rej")) == 1)
-    time.sleep(0.3)
+    server.settled(sink)
     assert [e["id"] for e in receiver.events("/rej")] == [f"EZ{10:032x}"]
 
 
@@ -153,7 +153,7 @@ def test_bad_requests(server: Server, account: tuple[str, str]) -> None:
 
 
 def test_dedupe_within_window(server: Server, account: tuple[str, str], receiver: Receiver) -> None:
-    webhook(server.client(*account), receiver, "/dedupe", batch=True)
+    sink = webhook(server.client(*account), receiver, "/dedupe", batch=True)
     first = publish(server, account, [event(1), event(2), event(1)])
     assert first.json()["accepted"] == [f"EZ{1:032x}", f"EZ{2:032x}"]
     assert first.json()["duplicates"] == [f"EZ{1:032x}"]
@@ -161,7 +161,7 @@ def test_dedupe_within_window(server: Server, account: tuple[str, str], receiver
     assert again.status_code == 201
     assert again.json() == {"accepted": [f"EZ{3:032x}"], "duplicates": [f"EZ{1:032x}"], "rejected": []}
     receiver.wait_for(lambda: len(receiver.events("/dedupe")) == 3)
-    time.sleep(0.3)
+    server.settled(sink)
     assert sorted(e["id"] for e in receiver.events("/dedupe")) == [f"EZ{i:032x}" for i in (1, 2, 3)]
     # the same id in another account is another event
     other = server.new_account()
@@ -216,8 +216,8 @@ def test_retry_window_exhausted_dead_letters(short_window_server: Server, receiv
     (dead,) = requests.get(url, auth=account, timeout=5).json()["dead_letters"]
     assert dead["error_code"] == 91306 and "retry window" in dead["error"] and dead["attempts"] > 3
     n = len(receiver.requests)
-    time.sleep(0.6)
-    assert len(receiver.requests) == n  # no more attempts once dead
+    server.settled(sink)  # dead-lettering removed the delivery: nothing is left to attempt
+    assert len(receiver.requests) == n
 
 
 def test_replay_by_id_and_time_range(server: Server, account: tuple[str, str], receiver: Receiver) -> None:
@@ -248,7 +248,7 @@ def test_replay_by_id_and_time_range(server: Server, account: tuple[str, str], r
     )
     assert r.json()["replayed"] == 5
     receiver.wait_for(lambda: len(receiver.events("/replay")) == 20)
-    time.sleep(0.3)
+    server.settled(sink)
     counts: dict[str, int] = {}
     for e in receiver.events("/replay"):
         counts[e["id"]] = counts.get(e["id"], 0) + 1
@@ -440,7 +440,7 @@ def test_a_send_longer_than_the_lease_is_not_sent_twice(backend: str, tmp_path: 
 
         # the receiver records a request when it arrives and answers 3.5 s later
         receiver.wait_for(lambda: sum(x["event_count"] for x in log() if x["outcome"] == "delivered") == 11, 30)
-        time.sleep(1.0)
+        srv.settled(sink)
         ids = [e["id"] for e in receiver.events("/slow")]
         assert sorted(ids) == sorted(f"EZ{i:032x}" for i in range(11))  # each exactly once
         assert not [x for x in log() if x["outcome"] != "delivered"]

@@ -209,3 +209,30 @@ def test_retention_keeps_errors_longer_than_the_delivery_log(backend: str, tmp_p
         counts = srv.call(srv.services.store.prune(now_ms + 24 * day, keep))
         assert counts["delivery_log"] == 1 and counts["alerts"] == 1 and counts["dead_letters"] == 1
         assert log(bad.sid) == [] and dead() == []
+
+
+def test_metrics_need_the_operator_token_and_count_deliveries(
+    backend: str, tmp_path: Path, receiver: Receiver
+) -> None:
+    """/metrics is the whole process's numbers: account credentials do not open it, only
+    EVENTSTREAMS_METRICS_TOKEN as a bearer token; without that setting it does not exist."""
+    with own_server(backend, tmp_path, metrics_token="s3cret") as srv:
+        account = srv.new_account()
+        _sink(srv, account, receiver, "/metrics")
+        assert requests.get(f"{srv.url}/metrics", timeout=10).status_code == 401
+        assert requests.get(f"{srv.url}/metrics", auth=account, timeout=10).json()["code"] == 20003
+        r = requests.post(f"{srv.url}/v1/Events", json=[_event("m-1"), _event("m-2")], auth=account, timeout=10,
+                          headers={"Content-Type": "application/cloudevents-batch+json"})  # fmt: skip
+        assert r.status_code == 201, r.text
+        receiver.wait_for(lambda: len(receiver.events("/metrics")) == 2)
+
+        def delivered() -> float:
+            text = requests.get(f"{srv.url}/metrics", headers={"Authorization": "Bearer s3cret"}, timeout=10).text
+            for line in text.splitlines():
+                if line.startswith('eventstreams_deliveries_total{result="delivered"}'):
+                    return float(line.split()[-1])
+            return 0.0
+
+        receiver.wait_for(lambda: delivered() == 2.0)  # counted after the commit that follows receipt
+    with own_server(backend, tmp_path / "off") as srv:
+        assert requests.get(f"{srv.url}/metrics", headers={"Authorization": "Bearer s3cret"}, timeout=10).status_code == 404

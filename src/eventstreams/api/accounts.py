@@ -10,10 +10,12 @@ from starlette.routing import Route
 
 from .. import clock
 from ..domain.accounts import Principal
-from ..errors import not_found
 from ..store.records import AccountRow, ApiKeyRow
+from . import openapi
 from .context import Services, auth
 from .http import JSON, PAGING, TIME_SID, form, legacy_meta, paging, query
+from .surface import Surface
+from .twilio_errors import TWILIO_ERRORS
 
 _SUBRESOURCES = (
     "addresses",
@@ -116,7 +118,7 @@ async def keys_collection(request: Request) -> Response:
         return JSON(key_view(row, secret), status_code=201)
     params = query(request, PAGING)
     pg = paging(params, TIME_SID)
-    page = await svc.store.list_api_keys(account.sid, pg.q)
+    page = await svc.accounts.list_keys(account, pg.q)
     meta = legacy_meta(
         f"/2010-04-01/Accounts/{account.sid}/Keys.json", [], pg, page, "keys", lambda k: (k.date_created, k.sid)
     )
@@ -130,15 +132,11 @@ async def key_item(request: Request) -> Response:
     key = await svc.accounts.key(account, _strip(request.path_params["key"]))
     if request.method == "DELETE":
         query(request)
-        await svc.store.delete_api_key(key.sid)
+        await svc.accounts.delete_key(key)
         return Response(status_code=204)
     if request.method == "POST":
         f = await form(request, {"FriendlyName"}, limit=svc.settings.max_body_bytes)
-        await svc.store.update_api_key(key.sid, f.get("FriendlyName") or "", clock.iso(clock.now()))
-        updated = await svc.store.get_api_key(key.sid)
-        if updated is None:
-            raise not_found("Key was deleted")
-        return JSON(key_view(updated))
+        return JSON(key_view(await svc.accounts.update_key(key, f.get("FriendlyName") or "")))
     query(request)
     return JSON(key_view(key))
 
@@ -149,3 +147,5 @@ routes = [
     Route("/2010-04-01/Accounts/{sid}/Keys/{key}", key_item, methods=["GET", "POST", "DELETE"]),
     Route("/2010-04-01/Accounts/{sid}", account_item, methods=["GET", "POST"]),
 ]
+
+surface = Surface("twilio-accounts", routes, TWILIO_ERRORS, openapi.accounts_paths)

@@ -1,25 +1,18 @@
-"""What every handler needs: the services and authentication."""
+"""What every Twilio-surface handler needs: the runtime and Twilio Basic authentication."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
 from starlette.requests import Request
 
-from ..catalog.runtime import Catalog
-from ..config import Settings
-from ..crypto import Box
-from ..domain.accounts import Accounts, Principal
-from ..domain.control import ControlPlane
+from ..domain.accounts import Principal
 from ..errors import not_found
-from ..store.base import Store
-
-if TYPE_CHECKING:
-    from ..delivery.publish import Publisher
-    from ..delivery.service import DeliveryService
+from ..runtime import Runtime
+from .surface import runtime_of
 
 ACT_AS_HEADER = "x-eventstreams-account"
+
+# Handlers were written against ``Services``; it is the runtime.
+Services = Runtime
 
 
 def _encodable(value: str) -> bool:
@@ -30,28 +23,13 @@ def _encodable(value: str) -> bool:
     return True
 
 
-@dataclass
-class Services:
-    settings: Settings
-    store: Store
-    box: Box
-    accounts: Accounts
-    control: ControlPlane
-    catalog: Catalog
-    publisher: Publisher
-    delivery: DeliveryService | None = None
-
-    @property
-    def base(self) -> str:
-        return self.settings.public_base_url()
+def services(request: Request) -> Runtime:
+    rt: Runtime = runtime_of(request)
+    return rt
 
 
-def services(request: Request) -> Services:
-    svc: Services = request.app.state.services
-    return svc
-
-
-async def auth(request: Request) -> tuple[Services, Principal]:
+async def auth(request: Request) -> tuple[Runtime, Principal]:
+    """Twilio Basic: account SID + auth token, or API key SID + secret."""
     svc = services(request)
     for value in request.path_params.values():
         # %00 or lone surrogates decoded from the path can name nothing we store

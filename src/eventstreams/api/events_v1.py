@@ -12,8 +12,11 @@ from starlette.routing import Route
 from ..domain.control import Sink
 from ..errors import TwilioError, not_found
 from ..store.records import EventTypeRow, SchemaVersionRow, SubscribedEventRow, SubscriptionRow
+from . import openapi
 from .context import auth
 from .http import JSON, NUMBER, PAGING, TEXT, TIME_SID, Params, form, page_meta, paging, query
+from .surface import Surface
+from .twilio_errors import TWILIO_ERRORS
 
 
 def event_type_view(base: str, t: EventTypeRow) -> dict[str, Any]:
@@ -193,10 +196,7 @@ async def sink_item(request: Request) -> Response:
 async def sink_test(request: Request) -> Response:
     svc, p = await auth(request)
     await form(request, (), limit=svc.settings.max_body_bytes)
-    sink, test_id = await svc.control.test_sink(p, request.path_params["sid"])
-    hook = getattr(request.app.state, "on_sink_test", None)
-    if hook is not None:
-        await hook(p, sink, test_id)
+    await svc.operations.test_sink(p, request.path_params["sid"])
     return JSON({"result": "submitted"}, status_code=201)
 
 
@@ -331,3 +331,5 @@ routes = [
     Route("/v1/Catalog/Schemas/{id}/Versions", register_schema_version, methods=["POST"]),
     Route("/v1/Catalog/Types", register_type, methods=["POST"]),
 ]
+
+surface = Surface("twilio-events-v1", routes, TWILIO_ERRORS, openapi.events_v1_paths)

@@ -1,12 +1,14 @@
 """The OpenAPI document served at /openapi.json: Twilio's Events v1 spec
 (shipped verbatim in twilio_events_v1.json) pointed at this server, plus
-every eventstreams extension routed in app.py (tests/integration/
-test_fuzz_openapi.py fails when a route is missing here)."""
+every eventstreams extension, served as one fragment per HTTP surface
+(api/surface.py); tests/integration/test_fuzz_openapi.py fails when a route is
+missing here."""
 
 from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Sequence
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -261,6 +263,15 @@ _DATE_FILTER = "In GMT, as YYYY-MM-DD or ISO 8601 (YYYY-MM-DDThh:mm:ssZ; an offs
 
 _EXTENSIONS: dict[str, Any] = {
     "/healthz": {"get": {"operationId": "Health", "security": [], "responses": _json("200", "store reachable")}},
+    "/metrics": {
+        "get": {
+            "operationId": "Metrics",
+            "description": "Prometheus metrics of the whole process; `Authorization: Bearer` with"
+            " EVENTSTREAMS_METRICS_TOKEN (404 when that is not set).",
+            "security": [],
+            "responses": {"200": {"description": "Prometheus text format"}, "401": _ERROR, "404": _ERROR},
+        }
+    },
     "/openapi.json": {
         "get": {"operationId": "OpenApiDocument", "security": [], "responses": _json("200", "this document")}
     },
@@ -494,7 +505,7 @@ _EXTENSIONS: dict[str, Any] = {
 
 
 @lru_cache(maxsize=1)
-def _base_document() -> dict[str, Any]:
+def _twilio_spec() -> dict[str, Any]:
     doc: dict[str, Any] = json.loads(resources.files("eventstreams.api").joinpath("twilio_events_v1.json").read_text())
     doc["paths"].pop("/v1/Schemas", None)  # declared by Twilio with no operation
     for item in doc["paths"].values():
@@ -502,12 +513,44 @@ def _base_document() -> dict[str, Any]:
         item.pop("servers", None)
     enum = doc["components"]["schemas"]["sink_enum_sink_type"]
     enum["enum"] = [e for e in enum["enum"] if e != "email"]  # not supported: see docs/api.md
-    doc["paths"].update(copy.deepcopy(_EXTENSIONS))
     doc["info"]["title"] = "eventstreams: Twilio Events v1 compatible API"
     return doc
 
 
-def openapi_document(base_url: str) -> dict[str, Any]:
-    doc = copy.deepcopy(_base_document())
+def _select(*prefixes: str) -> dict[str, Any]:
+    return {path: copy.deepcopy(item) for path, item in _EXTENSIONS.items() if path.startswith(prefixes)}
+
+
+# -- each surface's fragment (its ``paths``) -----------------------------------------------------
+
+
+def events_v1_paths() -> dict[str, Any]:
+    """Twilio's Events v1 paths, verbatim, plus the operator catalogue and the raw schema documents."""
+    return {**copy.deepcopy(_twilio_spec()["paths"]), **_select("/schemas/", "/v1/Catalog/")}
+
+
+def operations_paths() -> dict[str, Any]:
+    return _select("/v1/Events", "/v1/Sinks/{Sid}/", "/v1/Alerts")
+
+
+def accounts_paths() -> dict[str, Any]:
+    return _select("/2010-04-01/")
+
+
+def bridge_paths() -> dict[str, Any]:
+    return _select("/v1/Bridge/", "/bridge/")
+
+
+def system_paths() -> dict[str, Any]:
+    return _select("/healthz", "/openapi.json", "/metrics")
+
+
+def openapi_document(base_url: str, surfaces: Sequence[Any]) -> dict[str, Any]:
+    """Twilio's document (info, components, security) with the paths of every mounted surface."""
+    doc = copy.deepcopy({k: v for k, v in _twilio_spec().items() if k != "paths"})
+    doc["paths"] = {}
+    for surface in surfaces:
+        if surface.openapi is not None:
+            doc["paths"].update(surface.openapi())
     doc["servers"] = [{"url": base_url}]
     return doc

@@ -36,11 +36,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .. import clock
+from ..api import openapi
 from ..api.context import Services, auth, services
 from ..api.http import JSON, form, query, read_body
+from ..api.surface import Surface
+from ..api.twilio_errors import TWILIO_ERRORS
 from ..errors import FORBIDDEN, TwilioError, bad_request, not_found
 from ..ids import normalize_sid
 from ..sinks.signing import TWILIO_SIGNATURE_HEADER, validate_twilio_form_signature
+from .credentials import BridgeConfig
 from .mapping import (
     CallbackError,
     CallbackParams,
@@ -51,7 +55,6 @@ from .mapping import (
 )
 
 MAX_CALLBACK_BYTES = 256 * 1024
-MAX_TOKEN_LENGTH = 256
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 TWIML_TYPE = "text/xml"
 PLAIN_TYPE = "text/plain"
@@ -75,56 +78,30 @@ def _forbidden(message: str) -> TwilioError:
 # -- management --------------------------------------------------------------------------------
 
 
-def _view(svc: Services, account_sid: str, row: dict[str, str] | None) -> dict[str, Any]:
+def _view(svc: Services, account_sid: str, config: BridgeConfig | None) -> dict[str, Any]:
     return {
         "account_sid": account_sid,
-        "configured": row is not None,
-        "twilio_account_sid": row["twilio_account_sid"] if row else None,
-        "date_created": row["date_created"] if row else None,
-        "date_updated": row["date_updated"] if row else None,
+        "configured": config is not None,
+        "twilio_account_sid": config.twilio_account_sid if config else None,
+        "date_created": config.date_created if config else None,
+        "date_updated": config.date_updated if config else None,
         "urls": bridge_urls(svc.base, account_sid),
         "url": f"{svc.base}/v1/Bridge/Credentials",
     }
 
 
 async def credentials(request: Request) -> Response:
+    svc, p = await auth(request)
     if request.method == "GET":
-        return await _get_credentials(request)
+        query(request)
+        return JSON(_view(svc, p.account.sid, await svc.bridge.get(p.account.sid)))
     if request.method == "DELETE":
-        return await _delete_credentials(request)
-    return await _put_credentials(request)
-
-
-async def _put_credentials(request: Request) -> Response:
-    svc, p = await auth(request)
+        query(request)
+        await svc.bridge.delete(p.account.sid)
+        return Response(status_code=204)
     f = await form(request, {"TwilioAccountSid", "TwilioAuthToken"})
-    raw_sid, token = f.get("TwilioAccountSid"), f.get("TwilioAuthToken")
-    if raw_sid is None or token is None:
-        raise bad_request("TwilioAccountSid and TwilioAuthToken are required")
-    twilio_sid = normalize_sid("AC", raw_sid)
-    if twilio_sid is None:
-        raise bad_request("TwilioAccountSid must be AC followed by 32 hex digits")
-    if not token or len(token) > MAX_TOKEN_LENGTH or not token.isascii() or not token.isprintable():
-        raise bad_request(f"TwilioAuthToken must be 1..{MAX_TOKEN_LENGTH} printable ASCII characters")
-    created = await svc.store.put_bridge_credentials(
-        p.account.sid, twilio_sid, svc.box.seal(token), clock.iso(clock.now())
-    )
-    row = await svc.store.get_bridge_credentials(p.account.sid)
-    return JSON(_view(svc, p.account.sid, row), status_code=201 if created else 200)
-
-
-async def _get_credentials(request: Request) -> Response:
-    svc, p = await auth(request)
-    query(request)
-    return JSON(_view(svc, p.account.sid, await svc.store.get_bridge_credentials(p.account.sid)))
-
-
-async def _delete_credentials(request: Request) -> Response:
-    svc, p = await auth(request)
-    query(request)
-    if not await svc.store.delete_bridge_credentials(p.account.sid):
-        raise not_found("No bridge credentials are configured for this account")
-    return Response(status_code=204)
+    config, created = await svc.bridge.put(p.account.sid, f.get("TwilioAccountSid"), f.get("TwilioAuthToken"))
+    return JSON(_view(svc, p.account.sid, config), status_code=201 if created else 200)
 
 
 # -- callbacks ---------------------------------------------------------------------------------
@@ -225,3 +202,5 @@ routes = [
     Route("/bridge/{account_sid}/messaging/inbound", messaging_inbound, methods=["POST"]),
     Route("/bridge/{account_sid}/voice/status", voice_status, methods=["POST"]),
 ]
+
+surface = Surface("bridge", routes, TWILIO_ERRORS, openapi.bridge_paths)

@@ -18,15 +18,19 @@ T = TypeVar("T")
 
 
 def _run(fn: Callable[[Any], Awaitable[T]]) -> T:
-    """Open the services against the configured store, run ``fn``, close."""
-    from ..api.app import build_services
+    """Open the runtime against the configured store, run ``fn``, close. A TwilioError from the
+    domain (the same rules the API applies) becomes a CLI error with its message."""
+    from ..errors import TwilioError
+    from ..runtime import build_runtime
 
     async def go() -> T:
-        svc = await build_services(Settings.from_env())
+        rt = await build_runtime(Settings.from_env())
         try:
-            return await fn(svc)
+            return await fn(rt)
+        except TwilioError as exc:
+            raise click.ClickException(exc.message) from None
         finally:
-            await svc.store.close()
+            await rt.close()
 
     return asyncio.run(go())
 
@@ -64,24 +68,23 @@ def worker() -> None:
     """Run delivery only (no HTTP API). Start several against one PostgreSQL to scale out."""
     import signal
 
-    from ..api.app import build_services, start_delivery
+    from ..runtime import build_runtime
 
     settings = Settings.from_env()
     if settings.database_url.startswith("sqlite"):
         click.echo("note: on SQLite `eventstreams serve` already delivers; run workers with PostgreSQL", err=True)
 
     async def go() -> None:
-        svc = await build_services(settings)
-        await start_delivery(svc)
-        assert svc.delivery is not None
+        rt = await build_runtime(settings)
+        await rt.start_delivery()
+        assert rt.delivery is not None
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        logging.getLogger("eventstreams").info("worker %s delivering", svc.delivery.dispatcher.worker_id)
+        logging.getLogger("eventstreams").info("worker %s delivering", rt.delivery.dispatcher.worker_id)
         await stop.wait()
-        await svc.delivery.stop()
-        await svc.store.close()
+        await rt.close()
 
     asyncio.run(go())
 
@@ -119,15 +122,15 @@ def publish(account_sid: str, source: Any) -> None:
 @click.option("--sink", "sink_sid", default=None, help="Only this sink.")
 def dead_letters(account_sid: str, sink_sid: str | None) -> None:
     """List dead-lettered deliveries with their last error."""
+    from ..domain.operations import dead_letter_view
     from ..store.records import PageQuery
 
-    async def go(svc: Any) -> list[dict[str, Any]]:
-        from ..api.delivery import dead_letter_view
-
+    async def go(rt: Any) -> list[dict[str, Any]]:
+        p = await _principal(rt, account_sid)
         out: list[dict[str, Any]] = []
         q = PageQuery(size=1000)
         while True:
-            page = await svc.store.list_dead_letters(account_sid, sink_sid, q)
+            _, page = await rt.operations.dead_letters(p, sink_sid, q)
             out += [dead_letter_view(d) for d in page.items]
             if not page.has_more:
                 return out
@@ -147,26 +150,13 @@ def replay(
     account_sid: str, sink_sid: str, dead: bool, event_ids: tuple[str, ...], since: str | None, until: str | None
 ) -> None:
     """Deliver again to one sink: dead letters, chosen events or a time range."""
-    from .. import clock
-    from ..api.delivery import _time_ms
-    from ..errors import TwilioError
+    from ..domain.operations import ReplayRequest, parse_instant
 
-    async def go(svc: Any) -> dict[str, Any]:
-        try:
-            lo, hi = _time_ms("--since", since), _time_ms("--until", until)
-        except TwilioError as exc:
-            raise click.ClickException(exc.message) from None
-        if await svc.store.get_sink(account_sid, sink_sid) is None:
-            raise click.ClickException(f"no sink {sink_sid} in account {account_sid}")
-        now_ms = int(clock.now() * 1000)
-        ids = list(event_ids) or None
-        if dead:
-            n, _ = await svc.store.replay_dead_letters(account_sid, sink_sid, ids, now_ms)
-        elif ids or lo is not None or hi is not None:
-            n = await svc.store.replay_events(account_sid, sink_sid, ids, lo, hi, now_ms)
-        else:
-            raise click.ClickException("say what to replay: --dead-letters, --event-id or --since/--until")
-        return {"sink_sid": sink_sid, "replayed": n}
+    async def go(rt: Any) -> dict[str, Any]:
+        what = ReplayRequest(dead, event_ids, parse_instant("--since", since), parse_instant("--until", until))
+        p = await _principal(rt, account_sid)
+        sink, n = await rt.operations.replay(p, sink_sid, what)
+        return {"sink_sid": sink.row.sid, "replayed": n}
 
     _out(_run(go))
 
@@ -178,6 +168,7 @@ def migrate() -> None:
     from ..store import open_store
 
     async def go() -> list[str]:
+        # Not build_runtime: that migrates too, and this command reports what it applied.
         store = open_store(Settings.from_env())
         await store.open()
         try:
@@ -202,10 +193,10 @@ def accounts() -> None:
 def accounts_create(friendly_name: str, parent: str | None) -> None:
     """Create an account; prints its SID and auth token (shown once)."""
 
-    async def go(svc: Any) -> dict[str, str]:
-        if parent and await svc.store.get_account(parent) is None:
-            raise click.ClickException(f"no account {parent}")
-        row, token = await svc.accounts.create(friendly_name, parent_sid=parent)
+    async def go(rt: Any) -> dict[str, str]:
+        if parent:
+            await _principal(rt, parent)  # exists
+        row, token = await rt.accounts.create(friendly_name, parent_sid=parent)
         return {"sid": row.sid, "auth_token": token, "parent_sid": row.parent_sid or ""}
 
     _out(_run(go))
@@ -217,11 +208,12 @@ def accounts_list(account_sid: str) -> None:
     """List ACCOUNT_SID and its subaccounts (never tokens)."""
     from ..store.records import PageQuery
 
-    async def go(svc: Any) -> list[dict[str, Any]]:
+    async def go(rt: Any) -> list[dict[str, Any]]:
+        p = await _principal(rt, account_sid)
         out: list[dict[str, Any]] = []
         q = PageQuery(size=1000)
         while True:
-            page = await svc.store.list_accounts(account_sid, None, None, q)
+            page = await rt.accounts.list(p, None, None, q)
             out += [
                 {"sid": a.sid, "parent_sid": a.parent_sid, "friendly_name": a.friendly_name, "status": a.status}
                 for a in page.items
@@ -239,11 +231,9 @@ def accounts_list(account_sid: str) -> None:
 def accounts_create_key(account_sid: str, friendly_name: str) -> None:
     """Create an API key (SK...) for ACCOUNT_SID; prints the secret once."""
 
-    async def go(svc: Any) -> dict[str, str]:
-        account = await svc.store.get_account(account_sid)
-        if account is None:
-            raise click.ClickException(f"no account {account_sid}")
-        row, secret = await svc.accounts.create_key(account, friendly_name)
+    async def go(rt: Any) -> dict[str, str]:
+        account = (await _principal(rt, account_sid)).account
+        row, secret = await rt.accounts.create_key(account, friendly_name)
         return {"sid": row.sid, "secret": secret, "account_sid": account.sid}
 
     _out(_run(go))
@@ -254,16 +244,9 @@ def catalog() -> None:
     """Register your own event types and schema versions."""
 
 
-def _principal(svc: Any, account_sid: str) -> Any:
-    from ..domain.accounts import Principal
-
-    async def get() -> Any:
-        row = await svc.store.get_account(account_sid)
-        if row is None:
-            raise click.ClickException(f"no account {account_sid}")
-        return Principal(row, row)
-
-    return get()
+async def _principal(rt: Any, account_sid: str) -> Any:
+    """The CLI acts as the account itself (it holds the database, so it is the operator)."""
+    return await rt.accounts.principal_of(account_sid)
 
 
 @catalog.command("register-schema")
@@ -272,15 +255,14 @@ def _principal(svc: Any, account_sid: str) -> Any:
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def catalog_register_schema(account_sid: str, schema_id: str, path: Path) -> None:
     """Add the next version of SCHEMA_ID from the JSON Schema file PATH."""
-    from ..errors import TwilioError
 
-    async def go(svc: Any) -> dict[str, Any]:
-        p = await _principal(svc, account_sid)
+    async def go(rt: Any) -> dict[str, Any]:
+        p = await _principal(rt, account_sid)
         try:
             doc = json.loads(path.read_text())
-            row = await svc.control.register_schema_version(p, schema_id, doc)
-        except (TwilioError, ValueError) as exc:
-            raise click.ClickException(str(exc)) from None
+        except ValueError as exc:
+            raise click.ClickException(f"{path} is not valid JSON: {exc}") from None
+        row = await rt.control.register_schema_version(p, schema_id, doc)
         return {"id": row.schema_id, "schema_version": row.version}
 
     _out(_run(go))
@@ -294,14 +276,10 @@ def catalog_register_schema(account_sid: str, schema_id: str, path: Path) -> Non
 @click.argument("type_name")
 def catalog_register_type(account_sid: str, schema_id: str, description: str, status: str, type_name: str) -> None:
     """Register (or update) event type TYPE_NAME using SCHEMA_ID."""
-    from ..errors import TwilioError
 
-    async def go(svc: Any) -> dict[str, Any]:
-        p = await _principal(svc, account_sid)
-        try:
-            row = await svc.control.register_type(p, type_name, schema_id, description, status)
-        except TwilioError as exc:
-            raise click.ClickException(exc.message) from None
+    async def go(rt: Any) -> dict[str, Any]:
+        p = await _principal(rt, account_sid)
+        row = await rt.control.register_type(p, type_name, schema_id, description, status)
         return {"type": row.type, "schema_id": row.schema_id, "status": row.status}
 
     _out(_run(go))

@@ -16,8 +16,7 @@ import os
 import socket
 import time
 import uuid
-from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +29,8 @@ from ..crypto import Box
 from ..sinks import UnsupportedSink, create_sender
 from ..sinks.base import OutgoingEvent, SinkContext, SinkSender
 from ..store.base import Store
-from ..store.records import AlertRow, DeliveryResult, ErrorReport, LeasedDelivery, LogEntry, SinkRow
+from ..store.records import DeliveryResult, LeasedDelivery, SinkRow
+from .hooks import Attempt, DeliveryHook, Hooks, Round
 from .policy import Action, Outcome, OutcomeKind, RetryPolicy, error_code, is_retryable, is_throttle_signal
 from .throttle import Throttle
 
@@ -127,39 +127,45 @@ class SinkWorker:
         self.wakeup.set()
 
     async def _loop(self, lane: int) -> None:
-        cfg = self.d.config
         while True:
             try:
-                limit = cfg.chunk
-                if self.paused_until > clock.now():
-                    await self._paused()
-                    limit = cfg.probe
-                self._n += 1
-                lease = f"{self.d.worker_id}:{self.row.sid}:{lane}:{self._n}"
-                now_ms = int(clock.now() * 1000)
-                batch = await self.d.store.lease_deliveries(self.row.sid, now_ms, limit, lease, cfg.lease_ms)
-                if not batch:
+                if not await self.round(lane):
                     await self._idle(lane)
-                    continue
-                if len(batch) == limit:
-                    self.wakeup.set()  # more is due: bring the other lanes in to pipeline
-                self._breaker(*await self._deliver(batch))
             except asyncio.CancelledError:
                 raise
             except Exception:  # a store hiccup must not kill the sink's worker; leases expire and retry
                 log.exception("sink %s: delivery round failed", self.row.sid)
-                await asyncio.sleep(cfg.poll_interval)
+                await self.d.sleep(self.d.config.poll_interval)
+
+    async def round(self, lane: int = 0) -> bool:
+        """Lease one chunk, send it, record it; False when nothing was due. The loop calls this;
+        unit tests call it directly, one step at a time, with a fake clock."""
+        cfg = self.d.config
+        limit = min(cfg.chunk, self.sender.max_chunk)
+        if self.paused_until > self.d.now():
+            await self._paused()
+            limit = min(limit, cfg.probe)
+        self._n += 1
+        lease = f"{self.d.worker_id}:{self.row.sid}:{lane}:{self._n}"
+        now_ms = int(self.d.now() * 1000)
+        batch = await self.d.store.lease_deliveries(self.row.sid, now_ms, limit, lease, cfg.lease_ms)
+        if not batch:
+            return False
+        if len(batch) == limit:
+            self.wakeup.set()  # more is due: bring the other lanes in to pipeline
+        self._breaker(*await self._deliver(batch))
+        return True
 
     async def _paused(self) -> None:
         """Sleep out the pause (publishes do not cut it short), then expire what the window lost."""
-        await asyncio.sleep(max(0.0, self.paused_until - clock.now()))
+        await self.d.sleep(max(0.0, self.paused_until - self.d.now()))
         retry = self.d.config.retry
-        now_ms = int(clock.now() * 1000)
+        now_ms = int(self.d.now() * 1000)
         n = await self.d.store.expire_deliveries(
             self.row.sid, now_ms - int(retry.max_age * 1000), now_ms, "retry window exhausted while the sink was down"
         )
         if n:
-            log.warning("sink %s: %d deliveries dead-lettered, retry window exhausted while down", self.row.sid, n)
+            self.d.hooks.on_expired(self.row, n)
 
     def _breaker(self, delivered: int, failing: int, asked_until: float) -> None:
         """``asked_until``: the latest retry time a sink asked for with Retry-After in this chunk; the
@@ -168,7 +174,7 @@ class SinkWorker:
             self.pause_level, self.paused_until = 0, 0.0
         elif failing:  # also when the window ended those retries: the sink is still down
             self.pause_level += 1
-            backoff = clock.now() + self.d.config.retry.nominal_delay(self.pause_level)
+            backoff = self.d.now() + self.d.config.retry.nominal_delay(self.pause_level)
             self.paused_until = max(backoff, asked_until)
 
     async def _idle(self, lane: int) -> None:
@@ -176,7 +182,7 @@ class SinkWorker:
         fallback; the other lanes wait for a wake-up, so an idle sink costs one query per poll interval
         rather than one per lane (hundreds of idle sinks must not crowd a shared PostgreSQL)."""
         self.wakeup.clear()
-        now = clock.now()
+        now = self.d.now()
         if lane:
             wait = self.d.config.poll_interval * 10
             if self.due_hint is not None and self.due_hint > now:  # lane 0's last look: a retry due
@@ -236,7 +242,7 @@ class SinkWorker:
         while True:
             await asyncio.sleep(lease_ms / 3000)
             try:
-                await self.d.store.extend_lease(ids, chunk[0].lease, int(clock.now() * 1000) + lease_ms)
+                await self.d.store.extend_lease(ids, chunk[0].lease, int(self.d.now() * 1000) + lease_ms)
             except asyncio.CancelledError:
                 raise
             except Exception:  # the next beat tries again; at worst another worker re-sends (at-least-once)
@@ -247,85 +253,64 @@ class SinkWorker:
         latest retry time a Retry-After header asked for, or 0)."""
         await self.d.ensure_projections(self.owner, self.versions, batch)
         sendable: list[tuple[LeasedDelivery, OutgoingEvent]] = []
-        results: list[DeliveryResult] = []
-        logs: list[LogEntry] = []
-        now = clock.now()
-        now_ms = int(now * 1000)
+        r = Round(self.row, self.destination, 0)
         for d in batch:
             out = self._outgoing(d)
             if isinstance(out, str):
-                results.append(DeliveryResult(d, "skipped", error=out))
-                logs.append(
-                    LogEntry(d.account_sid, d.sink_sid, now_ms, "skipped", [d.event_id], d.attempts + 1, detail=out)
-                )
+                r.skips.append((d, out))
             else:
                 sendable.append((d, out))
         outcomes: list[Outcome] = []
         if sendable:
+            self.d.hooks.before_send(self.row, [d for d, _ in sendable])
+            started = time.perf_counter()
             async with self._lease_kept([d for d, _ in sendable]):
                 try:
                     outcomes = await self.sender.send([e for _, e in sendable], self.pacer)
                 except Exception as exc:  # a sender bug: retry like Twilio's 91304 rather than lose events
                     log.exception("sink %s: sender raised", self.row.sid)
                     outcomes = [Outcome.internal(f"{type(exc).__name__}: {exc}")] * len(sendable)
-        now = clock.now()
-        now_ms = int(now * 1000)
-        delivered: list[str] = []
-        failed: dict[tuple[str, int, int | None, str], list[str]] = defaultdict(list)
-        errors = 0
+            r.send_seconds = time.perf_counter() - started
+        now = self.d.now()
+        r.now_ms = int(now * 1000)
         failing = 0  # failures of a kind that is retried, whatever the window decided
         asked_until = 0.0
-        first_error: tuple[int, int | None, str] | None = None
         for (d, ev), outcome in zip(sendable, outcomes, strict=True):
             if outcome.kind is OutcomeKind.SKIPPED:
-                results.append(DeliveryResult(d, "skipped", error=outcome.message))
-                logs.append(
-                    LogEntry(
-                        d.account_sid, d.sink_sid, now_ms, "skipped", [ev.id], d.attempts + 1, detail=outcome.message
-                    )
-                )
+                r.skips.append((d, outcome.message or "skipped by the sink"))
                 continue
             # the retry window runs from when the delivery was created, attempted or not
             decision = self.d.config.retry.decide(outcome, d.attempts + 1, d.window_start / 1000, now)
             if decision.action is Action.DELIVERED:
-                results.append(DeliveryResult(d, "delivered"))
-                delivered.append(ev.id)
+                r.attempts.append(Attempt(d, ev.id, outcome, decision))
+                r.results.append(DeliveryResult(d, "delivered"))
                 continue
             code = decision.error_code or error_code(outcome)
             # the response excerpt always; the policy's reason when it ended the delivery
             detail = outcome.describe()
-            if decision.reason and outcome.describe() not in decision.reason:
+            if decision.reason and detail not in decision.reason:
                 detail = f"{detail} ({decision.reason})"
-            errors += 1
+            r.attempts.append(Attempt(d, ev.id, outcome, decision, code, detail))
             failing += is_retryable(outcome)
-            if first_error is None:
-                first_error = (code, outcome.status, outcome.message or detail)
             if decision.action is Action.RETRY:
                 if outcome.retry_after is not None and decision.retry_at is not None:
                     asked_until = max(asked_until, decision.retry_at)
                 due = int((decision.retry_at or now) * 1000)
-                results.append(DeliveryResult(d, "retry", due_at=due, code=code, error=detail))
-                failed[("failed", code, outcome.status, detail)].append(ev.id)
+                r.results.append(DeliveryResult(d, "retry", due_at=due, code=code, error=detail))
             else:
-                results.append(DeliveryResult(d, "dead", code=code, error=detail))
-                failed[("dead", code, outcome.status, detail)].append(ev.id)
-        if delivered:
-            logs.append(LogEntry(self.row.account_sid, self.row.sid, now_ms, "delivered", delivered, 1))
-        for (kind, code, status, detail), ids in failed.items():
-            logs.append(LogEntry(self.row.account_sid, self.row.sid, now_ms, kind, ids, 1, code, status, detail))
-        reports = []
-        if first_error is not None:
-            code, status, detail = first_error
-            reports.append(
-                ErrorReport(self.row.account_sid, self.row.sid, errors, code, status, detail, self.destination)
-            )
-        alerts = await self.d.store.complete_deliveries(results, logs, reports, now_ms, self.d.config.alert_every_ms)
-        self.d.metrics["delivered"] += len(delivered)
-        self.d.metrics["failed"] += errors
-        self.d.metrics["skipped"] += sum(1 for r in results if r.kind == "skipped")
-        for alert in alerts:
-            self.d.alert(alert)
-        return len(delivered), failing, asked_until
+                r.results.append(DeliveryResult(d, "dead", code=code, error=detail))
+        r.results[:0] = [DeliveryResult(d, "skipped", error=reason) for d, reason in r.skips]
+        hooks = self.d.hooks
+        hooks.after_outcomes(r)
+        dead = r.dead()
+        if dead:
+            hooks.on_dead_letter(r, dead)
+        alerts = await self.d.store.complete_deliveries(
+            r.results, r.logs, r.errors, r.now_ms, self.d.config.alert_every_ms
+        )
+        hooks.after_commit(r, alerts)
+        delivered = sum(1 for a in r.attempts if a.decision.action is Action.DELIVERED)
+        return delivered, failing, asked_until
 
 
 class Dispatcher:
@@ -336,22 +321,29 @@ class Dispatcher:
         catalog: Catalog,
         config: DispatcherConfig,
         base_url: str = "",
-        alert_hook: Any = None,
+        hooks: DeliveryHook | None = None,
+        *,
+        now: Callable[[], float] = clock.now,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        sender_factory: Callable[[SinkContext], SinkSender] = create_sender,
+        run_workers: bool = True,
     ) -> None:
         self.store = store
         self.box = box
         self.catalog = catalog
         self.config = config
         self.base_url = base_url
-        self.alert_hook = alert_hook
+        self.hooks = hooks or Hooks()
+        self.now = now  # epoch seconds; a fake clock in unit tests
+        self.sleep = sleep
+        self.sender_factory = sender_factory
+        self.run_workers = run_workers  # False: workers are built but only stepped by hand (unit tests)
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.workers: dict[str, SinkWorker] = {}
         self.projections: dict[tuple[str, str, int], Any] = {}
-        self.metrics: dict[str, int] = defaultdict(int)
         self._refresh = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._fingerprints: dict[str, tuple[str, ...]] = {}
-        self._background: set[asyncio.Task[None]] = set()
 
     async def start(self, release_leases: bool) -> None:
         if release_leases:
@@ -379,13 +371,6 @@ class Dispatcher:
         if unknown:
             self._refresh.set()
 
-    def alert(self, alert: AlertRow) -> None:
-        log.warning("alert %s: %s", alert.sid, alert.alert_text)
-        if self.alert_hook is not None:
-            task = asyncio.create_task(self.alert_hook(alert))
-            self._background.add(task)  # keep a reference until it finishes
-            task.add_done_callback(self._background.discard)
-
     async def _refresh_loop(self) -> None:
         while True:
             try:
@@ -399,6 +384,10 @@ class Dispatcher:
                 raise
             except Exception:  # keep refreshing: a transient store error must not stop delivery
                 log.exception("dispatcher refresh failed")
+
+    async def sync(self) -> None:
+        """Bring the set of sink workers in line with the store (public for tests stepping by hand)."""
+        await self._sync()
 
     async def _sync(self) -> None:
         rows = await self.store.delivery_sinks()
@@ -433,7 +422,8 @@ class Dispatcher:
         if worker is not None:
             self.workers[row.sid] = worker
             self._fingerprints[row.sid] = fp
-            worker.start()
+            if self.run_workers:
+                worker.start()
 
     async def _make_worker(self, row: SinkRow, versions: dict[str, int]) -> SinkWorker | None:
         account = await self.store.get_account(row.account_sid)
@@ -456,7 +446,7 @@ class Dispatcher:
             },
         )
         try:
-            sender = create_sender(ctx)
+            sender = self.sender_factory(ctx)
         except UnsupportedSink as exc:
             log.info("sink %s: %s; its deliveries wait", row.sid, exc)
             return None

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from typing import Any
 
 import aiohttp
 import orjson
@@ -15,9 +14,12 @@ from .. import clock
 from ..catalog.runtime import Catalog
 from ..config import Settings
 from ..crypto import Box
+from ..domain.operations import alert_view, sink_request_method
 from ..store.base import Store
 from ..store.records import AlertRow
 from .dispatcher import Dispatcher, DispatcherConfig
+from .hooks import Alerting, DeliveryLog, Hooks
+from .metrics import DeliveryMetrics
 from .policy import RetryPolicy
 
 log = logging.getLogger("eventstreams.delivery")
@@ -41,61 +43,15 @@ def dispatcher_config(settings: Settings) -> DispatcherConfig:
     )
 
 
-def request_method(sink_type: str, configuration: dict[str, Any]) -> str:
-    """The HTTP method deliveries to a sink use, for an alert's ``request_method``.
-
-    Webhooks use their configured method; Kinesis (the PutRecords API) and
-    Segment (its batch API) are always called with HTTPS POST.
-    """
-    if sink_type == "webhook":
-        return str(configuration.get("method") or "POST").upper()
-    return "POST"
-
-
-async def sink_request_method(store: Store, box: Box, account_sid: str, sink_sid: str) -> str | None:
-    """``request_method`` for alerts of this sink; None once the sink is deleted (the method is not
-    stored with the alert, and a sink's configuration cannot change, so the sink still tells it)."""
-    row = await store.get_sink(account_sid, sink_sid)
-    if row is None:
-        return None
-    return request_method(row.sink_type, orjson.loads(box.open(row.configuration_sealed)))
-
-
-def alert_view(a: AlertRow, base: str, method: str | None, full: bool = True) -> dict[str, Any]:
-    """Monitor Alerts resource shape (monitor.twilio.com/v1/Alerts). As Twilio,
-    the response body is only in a fetched alert (``full``), not in lists."""
-    date = clock.iso(a.created_at / 1000)
-    return {
-        "account_sid": a.account_sid,
-        "alert_text": a.alert_text,
-        "api_version": "v1",
-        "date_created": date,
-        "date_generated": date,
-        "date_updated": date,
-        "error_code": str(a.error_code),
-        "log_level": a.log_level,
-        "more_info": f"https://www.twilio.com/docs/errors/{a.error_code}",
-        "request_method": method,
-        "request_url": a.request_url,
-        "request_variables": None,
-        "resource_sid": a.sink_sid,
-        "response_body": a.response_body if full else None,
-        "response_headers": None,
-        "sid": a.sid,
-        "url": f"{base}/v1/Alerts/{a.sid}",
-        "request_headers": None,
-        "service_sid": None,
-    }
-
-
 class DeliveryService:
-    def __init__(self, settings: Settings, store: Store, box: Box, catalog: Catalog) -> None:
+    def __init__(self, settings: Settings, store: Store, box: Box, catalog: Catalog, metrics: DeliveryMetrics) -> None:
         self.settings = settings
         self.store = store
         self.box = box
-        self.dispatcher = Dispatcher(
-            store, box, catalog, dispatcher_config(settings), settings.public_base_url(), self._post_alert
-        )
+        self.metrics = metrics
+        hooks = Hooks([DeliveryLog(), Alerting(self._post_alert), metrics])
+        config = dispatcher_config(settings)
+        self.dispatcher = Dispatcher(store, box, catalog, config, settings.public_base_url(), hooks)
         self._tasks: list[asyncio.Task[None]] = []
         self._listener: threading.Thread | None = None
         self._stop = threading.Event()

@@ -148,6 +148,14 @@ class Accounts:
                 401,
             )
 
+    async def principal_of(self, sid: str) -> Principal:
+        """The account acting as itself (operator tools: the CLI holds the database already)."""
+        canon = normalize_sid("AC", sid)
+        row = await self.store.get_account(canon) if canon else None
+        if row is None:
+            raise not_found(f"Account {sid} was not found")
+        return Principal(row, row)
+
     async def visible(self, p: Principal, sid: str) -> AccountRow:
         canon = normalize_sid("AC", sid)
         row = await self.store.get_account(canon) if canon else None
@@ -196,6 +204,19 @@ class Accounts:
         )
         await self.store.create_api_key(row)
         return row, secret
+
+    async def list_keys(self, account: AccountRow, q: PageQuery) -> Page:
+        return await self.store.list_api_keys(account.sid, q)
+
+    async def update_key(self, key: ApiKeyRow, friendly_name: str) -> ApiKeyRow:
+        await self.store.update_api_key(key.sid, friendly_name, clock.iso(clock.now()))
+        updated = await self.store.get_api_key(key.sid)
+        if updated is None:
+            raise not_found("Key was deleted")
+        return updated
+
+    async def delete_key(self, key: ApiKeyRow) -> None:
+        await self.store.delete_api_key(key.sid)
 
     async def key(self, account: AccountRow, sid: str) -> ApiKeyRow:
         canon = normalize_sid("SK", sid)

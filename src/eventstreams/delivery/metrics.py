@@ -1,0 +1,48 @@
+"""Delivery metrics as a lifecycle hook, in Prometheus form.
+
+Each runtime has a registry of its own (tests start many servers in one
+process; the global registry would refuse the second). Served at
+``GET /metrics`` when ``EVENTSTREAMS_METRICS_TOKEN`` is set (api/app.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from ..store.records import AlertRow, SinkRow
+from .hooks import DeliveryHook, Round
+from .policy import Action
+
+_KIND = {Action.DELIVERED: "delivered", Action.RETRY: "retried", Action.DEAD_LETTER: "dead_lettered"}
+
+
+class DeliveryMetrics(DeliveryHook):
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.deliveries = Counter(
+            "eventstreams_deliveries",
+            "Delivery attempts by result (delivered, retried, dead_lettered, skipped, expired)",
+            ["result"],
+            registry=registry,
+        )
+        self.send_seconds = Histogram(
+            "eventstreams_sink_send_seconds",
+            "Time one leased chunk took to send (all its requests)",
+            registry=registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+        )
+        self.alerts = Counter("eventstreams_alerts", "Alerts raised", registry=registry)
+
+    def after_commit(self, r: Round, alerts: Sequence[AlertRow]) -> None:
+        if r.skips:
+            self.deliveries.labels("skipped").inc(len(r.skips))
+        for attempt in r.attempts:
+            self.deliveries.labels(_KIND[attempt.decision.action]).inc()
+        if r.attempts:
+            self.send_seconds.observe(r.send_seconds)
+        if alerts:
+            self.alerts.inc(len(alerts))
+
+    def on_expired(self, sink: SinkRow, count: int) -> None:
+        self.deliveries.labels("expired").inc(count)

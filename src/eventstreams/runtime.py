@@ -1,0 +1,114 @@
+"""The composition root: builds everything a process runs on, once.
+
+``serve``, ``worker``, the CLI, the embedded API and the tests all call
+:func:`build_runtime`; nothing else wires the store, catalogue, domain
+services and dispatcher together. HTTP surfaces and the CLI only ever hold a
+:class:`Runtime` and call its domain services.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry
+
+from .bridge.credentials import BridgeCredentials
+from .catalog import builtin_schema_versions, builtin_types
+from .catalog.runtime import Catalog
+from .config import Settings
+from .crypto import Box
+from .delivery.publish import Publisher
+from .domain.accounts import Accounts
+from .domain.control import ControlPlane
+from .domain.operations import Operations
+from .store import open_store
+from .store.base import Store
+
+if TYPE_CHECKING:
+    from .delivery.metrics import DeliveryMetrics
+    from .delivery.service import DeliveryService
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: Store
+    box: Box
+    accounts: Accounts
+    control: ControlPlane
+    catalog: Catalog
+    publisher: Publisher
+    operations: Operations
+    bridge: BridgeCredentials
+    metrics: CollectorRegistry = field(default_factory=CollectorRegistry)
+    delivery: DeliveryService | None = None
+    _closed: bool = field(default=False, repr=False)
+    _delivery_metrics: DeliveryMetrics | None = field(default=None, repr=False)
+
+    @property
+    def base(self) -> str:
+        return self.settings.public_base_url()
+
+    def wake(self, sinks: Iterable[str]) -> None:
+        """Tell this process's dispatcher that these sinks have new work (no-op without one)."""
+        if self.delivery is not None:
+            self.delivery.dispatcher.wake(list(sinks))
+
+    async def start_delivery(self) -> None:
+        """Run the dispatcher in this process and route wake-ups to it."""
+        from .delivery.metrics import DeliveryMetrics
+        from .delivery.service import DeliveryService
+
+        if self.delivery is not None:
+            return
+        if self._delivery_metrics is None:  # once per registry: a restart must not register them twice
+            self._delivery_metrics = DeliveryMetrics(self.metrics)
+        self.delivery = DeliveryService(self.settings, self.store, self.box, self.catalog, self._delivery_metrics)
+        await self.delivery.start()
+
+    async def stop_delivery(self) -> None:
+        delivery, self.delivery = self.delivery, None
+        if delivery is not None:
+            await delivery.stop()
+
+    async def close(self) -> None:
+        """Stop delivery and close the store (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        await self.stop_delivery()
+        await self.store.close()
+
+
+async def build_runtime(settings: Settings, store: Store | None = None) -> Runtime:
+    """Open (and migrate) the store and build the services on it."""
+    store = store or open_store(settings)
+    await store.open()
+    await store.migrate()
+    await store.sync_builtin_catalog(builtin_types(), builtin_schema_versions())
+    box = Box.load(settings.secret_key, settings.data_dir)
+    catalog = Catalog(store)
+    holder: list[Runtime] = []
+
+    def wake(sinks: Iterable[str]) -> None:
+        if holder:
+            holder[0].wake(sinks)
+
+    control = ControlPlane(store, box, settings)
+    publisher = Publisher(store, catalog, settings.dedupe_window_s, base_url=settings.public_base_url())
+    publisher.on_stored = wake
+    rt = Runtime(
+        settings=settings,
+        store=store,
+        box=box,
+        accounts=Accounts(store, box),
+        control=control,
+        catalog=catalog,
+        publisher=publisher,
+        operations=Operations(store, box, settings, control, wake),
+        bridge=BridgeCredentials(store, box),
+    )
+    holder.append(rt)
+    return rt

@@ -1,0 +1,227 @@
+"""The dispatcher, stepped one round at a time: a real store (SQLite in memory), a scripted
+sender, a fake clock. No server, no sleeps: 4-hour windows pass in microseconds."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import generate_latest
+
+from eventstreams import clock
+from eventstreams.catalog import builtin_examples
+from eventstreams.delivery.dispatcher import Dispatcher, SinkWorker
+from eventstreams.delivery.hooks import Alerting, Attempt, DeliveryHook, DeliveryLog, Hooks, Round
+from eventstreams.delivery.metrics import DeliveryMetrics
+from eventstreams.delivery.policy import Outcome, RetryPolicy
+from eventstreams.delivery.service import dispatcher_config
+from eventstreams.domain.accounts import Principal
+from eventstreams.runtime import Runtime, build_runtime
+from eventstreams.store.records import AlertRow, LeasedDelivery, PageQuery, SinkRow
+from tests.stubs import FakeClock, StubSender, factory
+from tests.unit.conftest import memory_settings, new_principal
+
+DELIVERED = "com.twilio.messaging.message.delivered"
+EXAMPLE = builtin_examples()["Messaging.MessageStatus"]
+LATEST = max(EXAMPLE)
+WINDOW = 3600.0
+
+
+class Recorder(DeliveryHook):
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+
+    def before_send(self, sink: SinkRow, deliveries: Sequence[LeasedDelivery]) -> None:
+        self.calls.append(("before_send", [d.event_id for d in deliveries]))
+
+    def after_outcomes(self, r: Round) -> None:
+        self.calls.append(("after_outcomes", len(r.attempts)))
+
+    def on_dead_letter(self, r: Round, attempts: Sequence[Attempt]) -> None:
+        self.calls.append(("on_dead_letter", [a.event_id for a in attempts]))
+
+    def after_commit(self, r: Round, alerts: Sequence[AlertRow]) -> None:
+        self.calls.append(("after_commit", [a.error_code for a in alerts]))
+
+    def on_expired(self, sink: SinkRow, count: int) -> None:
+        self.calls.append(("on_expired", count))
+
+    def names(self) -> list[str]:
+        return [name for name, _ in self.calls]
+
+
+@dataclass
+class Rig:
+    rt: Runtime
+    p: Principal
+    sink_sid: str
+    clock: FakeClock
+    sender: StubSender
+    recorder: Recorder
+    dispatcher: Dispatcher
+    n: int = 0
+
+    async def publish(self, count: int) -> list[str]:
+        ids = []
+        events = []
+        for _ in range(count):
+            self.n += 1
+            ids.append(f"EZ{self.n:032x}")
+            events.append({"specversion": "1.0", "type": DELIVERED, "source": "/t", "id": ids[-1],
+                           "data": EXAMPLE[LATEST]})  # fmt: skip
+        result = await self.rt.publisher.publish(self.p.account.sid, self.p.catalog_owner, events)
+        assert not result.rejected, result.view()
+        # the publisher stamps real time; simulated time continues from there
+        self.clock.t = max(self.clock.t, clock.now())
+        return ids
+
+    @property
+    def worker(self) -> SinkWorker:
+        return self.dispatcher.workers[self.sink_sid]
+
+    async def _pending_rows(self) -> list[Any]:
+        rows: list[Any] = await self.rt.store._run(  # type: ignore[attr-defined]
+            lambda tx: tx.all("SELECT id, due_at FROM deliveries WHERE sink_sid = :s", s=self.sink_sid)
+        )
+        return rows
+
+    async def dead_letters(self) -> list[Any]:
+        page = await self.rt.store.list_dead_letters(self.p.account.sid, self.sink_sid, PageQuery(size=1000))
+        return list(page.items)
+
+    async def log(self) -> list[Any]:
+        page = await self.rt.store.list_delivery_log(self.p.account.sid, self.sink_sid, PageQuery(size=1000))
+        return list(page.items)
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    settings = memory_settings(tmp_path)
+    rt = await build_runtime(settings)
+    try:
+        p = await new_principal(rt)
+        sink = await rt.control.create_sink(p, "stub", "webhook", json.dumps(
+            {"destination": "http://127.0.0.1:9/unused", "method": "POST", "batch_events": True}))  # fmt: skip
+        await rt.control.create_subscription(p, "s", sink.row.sid, [json.dumps({"type": DELIVERED})])
+        fake = FakeClock(clock.now())
+        sender = StubSender()
+        recorder = Recorder()
+        config = dispatcher_config(settings)
+        config.retry = RetryPolicy(first_delay=1.0, max_delay=60.0, max_age=WINDOW, jitter=0.0)
+        hooks = Hooks([DeliveryLog(), Alerting(), recorder])
+        d = Dispatcher(
+            rt.store, rt.box, rt.catalog, config, "", hooks,
+            now=fake.now, sleep=fake.sleep, sender_factory=factory(sender), run_workers=False,
+        )  # fmt: skip
+        await d.sync()
+        yield Rig(rt, p, sink.row.sid, fake, sender, recorder, d)
+        await d.stop()
+    finally:
+        await rt.close()
+
+
+async def test_a_round_delivers_and_logs_and_leaves_nothing_pending(rig: Rig) -> None:
+    ids = await rig.publish(3)
+    assert await rig.worker.round() is True
+    assert rig.sender.calls == [ids]
+    assert await rig._pending_rows() == []
+    log = await rig.log()
+    assert [(g.outcome, json.loads(g.event_ids)) for g in log] == [("delivered", ids)]
+    assert rig.recorder.names() == ["before_send", "after_outcomes", "after_commit"]
+    assert await rig.worker.round() is False  # nothing left
+
+
+async def test_a_5xx_is_retried_when_due_and_not_before(rig: Rig) -> None:
+    answers = iter([Outcome.internal("boom"), Outcome.success(200)])
+    rig.sender.outcome = lambda e: next(answers)
+    [eid] = await rig.publish(1)
+    assert await rig.worker.round()
+    [row] = await rig._pending_rows()
+    assert row["due_at"] == int((rig.clock.now() + 1.0) * 1000)  # first retry after first_delay, no jitter
+    assert rig.worker.paused_until > 0  # nothing delivered: the breaker opened too
+    rig.worker.paused_until = 0.0  # set it aside: this test is about the retry's due time
+    assert await rig.worker.round() is False  # not due yet: the fake clock has not moved
+    rig.clock.advance(1.0)
+    assert await rig.worker.round()
+    assert rig.sender.sent == [eid, eid]
+    assert await rig._pending_rows() == []
+    outcomes = [g.outcome for g in await rig.log()]
+    assert outcomes == ["failed", "delivered"]
+
+
+async def test_a_4xx_is_dead_lettered_at_once_and_the_hook_hears_it(rig: Rig) -> None:
+    rig.sender.outcome = lambda e: _http(404)
+    [eid] = await rig.publish(1)
+    assert await rig.worker.round()
+    [dead] = await rig.dead_letters()
+    assert (dead.event_id, dead.last_code) == (eid, 91305)
+    assert ("on_dead_letter", [eid]) in rig.recorder.calls
+    # the first error raises an alert, committed with the round
+    assert ("after_commit", [91305]) in rig.recorder.calls
+
+
+async def test_retries_end_when_the_window_does(rig: Rig) -> None:
+    rig.sender.outcome = lambda e: Outcome.internal("still down")
+    [eid] = await rig.publish(1)
+    rounds = 0
+    while not await rig.dead_letters():
+        rows = await rig._pending_rows()
+        assert rows, "the delivery vanished without a dead letter"
+        rig.clock.t = max(rig.clock.t, rows[0]["due_at"] / 1000)
+        rig.worker.paused_until = 0.0  # the breaker is tested below; here only the window counts
+        assert await rig.worker.round()
+        rounds += 1
+        assert rounds < 100
+    [dead] = await rig.dead_letters()
+    assert dead.event_id == eid and "retry window" in (dead.last_error or "")
+    assert 5 <= len(rig.sender.calls) <= 70  # doubling from 1 s, capped at 60 s, over one hour
+
+
+async def test_a_down_sink_pauses_and_is_probed_with_a_small_chunk(rig: Rig) -> None:
+    rig.sender.outcome = lambda e: Outcome.connect_error("refused")
+    await rig.publish(30)
+    assert await rig.worker.round()
+    assert len(rig.sender.calls[-1]) == 30
+    assert rig.worker.paused_until > rig.clock.now()  # the breaker opened
+    rig.clock.advance(120.0)  # every retry is due again
+    before = rig.clock.now()
+    rig.worker.paused_until = before + 5.0
+    assert await rig.worker.round()
+    assert rig.clock.slept and rig.clock.slept[-1] == pytest.approx(5.0)  # slept out the pause
+    assert len(rig.sender.calls[-1]) == rig.dispatcher.config.probe  # then sent only a probe
+    rig.sender.outcome = lambda e: Outcome.success(200)
+    rig.clock.advance(600.0)
+    assert await rig.worker.round()
+    assert rig.worker.paused_until == 0.0  # a success closes the breaker
+
+
+async def test_the_senders_max_chunk_bounds_what_is_leased(rig: Rig) -> None:
+    rig.sender.max_chunk = 4
+    await rig.publish(10)
+    while await rig.worker.round():
+        pass
+    assert [len(c) for c in rig.sender.calls] == [4, 4, 2]
+
+
+async def test_metrics_hook_counts_results(rig: Rig) -> None:
+    from prometheus_client import CollectorRegistry
+
+    registry = CollectorRegistry()
+    rig.dispatcher.hooks = Hooks([DeliveryLog(), DeliveryMetrics(registry)])
+    answers = iter([Outcome.success(200), _http(400), Outcome.internal("x")])
+    rig.sender.outcome = lambda e: next(answers)
+    await rig.publish(3)
+    assert await rig.worker.round()
+    text = generate_latest(registry).decode()
+    for result in ("delivered", "dead_lettered", "retried"):
+        assert f'eventstreams_deliveries_total{{result="{result}"}} 1.0' in text, text
+
+
+def _http(status: int) -> Outcome:
+    from eventstreams.delivery.policy import classify_http
+
+    return classify_http(status)
