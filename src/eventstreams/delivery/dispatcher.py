@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from cachetools import LRUCache
 
 from .. import clock
 from ..catalog import SCHEMA_HOST
-from ..catalog.runtime import Catalog
+from ..catalog.runtime import MAX_CACHED_SCHEMAS, Catalog
 from ..crypto import Box
 from ..sinks import UnsupportedSink, create_sender
 from ..sinks.base import OutgoingEvent, SinkContext, SinkSender
@@ -346,7 +347,8 @@ class Dispatcher:
         self.alert_hook = alert_hook
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.workers: dict[str, SinkWorker] = {}
-        self.projections: dict[tuple[str, str, int], Any] = {}
+        # (owner, type, version) -> (compiled schema, built-in?); bounded like the catalogue's caches
+        self.projections: LRUCache[tuple[str, str, int], Any] = LRUCache(MAX_CACHED_SCHEMAS)
         self.metrics: dict[str, int] = defaultdict(int)
         self._refresh = asyncio.Event()
         self._task: asyncio.Task[None] | None = None

@@ -62,6 +62,10 @@ class ControlStore(abc.ABC):
     async def count_accounts(self) -> int: ...
 
     @abc.abstractmethod
+    async def count_owned(self, what: str, owner_sid: str, schema_id: str | None = None) -> int:
+        """Rows of ``what`` (subaccounts, api_keys, event_types, schemas, schema_versions) an account holds."""
+
+    @abc.abstractmethod
     async def list_accounts(
         self, root_sid: str, friendly_name: str | None, status: str | None, q: PageQuery
     ) -> Page: ...
