@@ -44,6 +44,8 @@ class CompiledSchema:
         except jsonschema_rs.ValidationError as err:
             path = "/".join(str(p) for p in err.instance_path)
             return f"{'data/' + path if path else 'data'}: {err.message}"
+        except ValueError:  # jsonschema-rs reads at most ~255 levels of nesting ("Recursion limit reached")
+            return "data: nested too deeply to validate"
         return None
 
     def project(self, data: dict[str, Any]) -> dict[str, Any]:
