@@ -105,7 +105,15 @@ def test_custom_schemas_are_compiled_with_the_safe_options() -> None:
 
 _refs = st.one_of(
     st.sampled_from(
-        ["http://127.0.0.1/x", "https://example.com/s.json", "file:///etc/passwd", "x.json", "//host/a", "urn:x", "/abs"]
+        [
+            "http://127.0.0.1/x",
+            "https://example.com/s.json",
+            "file:///etc/passwd",
+            "x.json",
+            "//host/a",
+            "urn:x",
+            "/abs",
+        ]
     ),
     st.text(min_size=1, max_size=20).filter(lambda s: not s.startswith("#")),
 )
