@@ -113,6 +113,7 @@ class SinkWorker:
         # first success closes the breaker.
         self.paused_until = 0.0
         self.pause_level = 0
+        self.down_code: int | None = None  # the error that paused the sink, for what its window expires
 
     def start(self) -> None:
         for i in range(self.d.config.pipelines):
@@ -157,7 +158,11 @@ class SinkWorker:
         retry = self.d.config.retry
         now_ms = int(clock.now() * 1000)
         n = await self.d.store.expire_deliveries(
-            self.row.sid, now_ms - int(retry.max_age * 1000), now_ms, "retry window exhausted while the sink was down"
+            self.row.sid,
+            now_ms - int(retry.max_age * 1000),
+            now_ms,
+            "retry window exhausted while the sink was down",
+            self.down_code,
         )
         if n:
             log.warning("sink %s: %d deliveries dead-lettered, retry window exhausted while down", self.row.sid, n)
@@ -317,6 +322,7 @@ class SinkWorker:
         reports = []
         if first_error is not None:
             code, status, detail = first_error
+            self.down_code = code
             reports.append(
                 ErrorReport(self.row.account_sid, self.row.sid, errors, code, status, detail, self.destination)
             )

@@ -235,9 +235,12 @@ class DeliveryStore(abc.ABC):
         update alert grouping; return alerts raised."""
 
     @abc.abstractmethod
-    async def expire_deliveries(self, sink_sid: str, window_start_before: int, now_ms: int, reason: str) -> int:
+    async def expire_deliveries(
+        self, sink_sid: str, window_start_before: int, now_ms: int, reason: str, code: int | None = None
+    ) -> int:
         """Dead-letter the sink's unleased deliveries whose retry window has
-        passed without an attempt (a sink paused as down never tried them)."""
+        passed without an attempt (a sink paused as down never tried them);
+        ``code`` is the error that kept the sink down, for those never tried."""
 
     @abc.abstractmethod
     async def extend_lease(self, ids: Sequence[int], lease: str, until_ms: int) -> int:

@@ -384,7 +384,9 @@ class SQLDeliveryMixin(abc.ABC):
         )
         return row
 
-    async def expire_deliveries(self, sink_sid: str, window_start_before: int, now_ms: int, reason: str) -> int:
+    async def expire_deliveries(
+        self, sink_sid: str, window_start_before: int, now_ms: int, reason: str, code: int | None = None
+    ) -> int:
         def go(tx: Tx) -> int:
             # DELETE ... RETURNING first: on PostgreSQL that locks the rows, so a worker leasing them
             # concurrently skips them instead of delivering (and dead-lettering) them a second time.
@@ -414,7 +416,7 @@ class SQLDeliveryMixin(abc.ABC):
                         "eid": events[int(g["event_seq"])]["id"],
                         "t": events[int(g["event_seq"])]["type"],
                         "n": g["attempts"],
-                        "c": g["last_code"],
+                        "c": g["last_code"] or code,  # never tried: the error that kept the sink down
                         "e": f"{g['last_error']} ({reason})" if g["last_error"] else reason,
                         "now": now_ms,
                     }
