@@ -160,12 +160,13 @@ def _check_nul(params: dict[str, list[str]]) -> None:
             raise bad_request(f"Callback parameter {k[:40]!r} contains a NUL character")
 
 
-def _unauthenticated() -> TwilioError:
+def _unauthenticated(url: str) -> TwilioError:
     """The one answer for an unknown account, no bridge credentials, an inactive account, a missing or
-    wrong signature: an unsigned caller cannot tell which, so cannot learn who exists."""
+    wrong signature: an unsigned caller cannot tell which, so cannot learn who exists. (The URL comes from
+    the request alone; it helps an operator compare it with the one configured in Twilio.)"""
     return _forbidden(
-        f"Invalid {TWILIO_SIGNATURE_HEADER}: the callback could not be authenticated (check the URL, the Twilio"
-        " auth token and that the bridge is configured and the account active: GET /v1/Bridge/Credentials)"
+        f"Invalid {TWILIO_SIGNATURE_HEADER} for {url}: the callback could not be authenticated (check this URL,"
+        " the Twilio auth token, that the bridge is configured and the account active: GET /v1/Bridge/Credentials)"
     )
 
 
@@ -188,7 +189,7 @@ async def _callback(request: Request, mapper: Mapper, reply: str, reply_type: st
     if signature is not None and params is not None:
         signed = validate_twilio_form_signature(url, params, signature, token)
     if not signed or account is None or creds is None or account.status != "active" or params is None:
-        raise _unauthenticated()
+        raise _unauthenticated(url)
     if not is_form:
         raise bad_request(f"A Twilio callback is application/x-www-form-urlencoded (got {ctype or 'no content type'})")
     _check_nul(params)
