@@ -88,7 +88,8 @@ def check_custom(doc: Any) -> None:
                     f"{kw} {ref[:100]!r} points outside the schema: only references within the document"
                     " ('#/...') are allowed"
                 )
-        if isinstance(node.get("$id"), str) and not root:
+        sub_id = node.get("$id")
+        if isinstance(sub_id, str) and not root and not sub_id.startswith("#"):  # "#name": an anchor (draft 6/7)
             raise SchemaRejected("$id is only allowed at the root of a schema (it would change the base URI)")
         dialect = node.get("$schema")
         if isinstance(dialect, str) and dialect not in DIALECTS:
