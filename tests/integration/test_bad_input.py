@@ -16,6 +16,7 @@ from urllib.parse import quote, urlencode, urlsplit
 import pytest
 import requests
 
+from eventstreams.catalog import builtin_examples
 from tests.conftest import Server
 
 WEBHOOK = {"destination": "https://example.com/hook", "method": "POST", "batch_events": True}
@@ -253,6 +254,23 @@ def test_sink_configuration_deeply_nested(api: Api) -> None:
     deep = "[" * 100_000 + "]" * 100_000
     check_error(api.post("/v1/Sinks", {**GOOD_SINK, "SinkConfiguration": deep}), 400, "SinkConfiguration")
     assert api.sinks() == []
+
+
+@pytest.mark.parametrize("depth", [252, 300, 1000, 5000])
+def test_deeply_nested_json_is_400_everywhere(api: Api, depth: int) -> None:
+    """Every handler that parses JSON answers a deep document with a 400 naming the problem: below the
+    parser's cap (1,024) as well as above it."""
+    text = '{"a":' * depth + "{}" + "}" * depth  # built as text: json.dumps itself would recurse too deep
+    check_error(api.post("/v1/Catalog/Schemas/Deep.Schema/Versions", {"Schema": text}), 400, "schema")
+    check_error(api.post("/v1/Sinks", {**GOOD_SINK, "SinkConfiguration": text}), 400, "sink")
+    sink = api.make_sink()
+    check_error(api.post("/v1/Subscriptions", {"Description": "d", "SinkSid": sink, "Types": text}), 400)
+    valid = json.dumps(builtin_examples()["Messaging.MessageStatus"][1])  # valid, so only the depth is wrong
+    event = '{"specversion":"1.0","type":"' + SENT + '","source":"/x","data":' + valid[:-1] + ',"deep":' + text + "}}"
+    r = api.raw("POST", "/v1/Events", event.encode(), {"Content-Type": "application/cloudevents+json"})
+    assert r.status_code == 400, r.text
+    assert r.json()["code"] == 20001 and r.json()["status"] == 400
+    assert api.subscriptions() == []
 
 
 def test_sink_type_and_description_rejected(api: Api) -> None:

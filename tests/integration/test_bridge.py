@@ -384,13 +384,43 @@ def test_management_api(server: Server, account: tuple[str, str]) -> None:
     assert requests.delete(base, auth=account, timeout=5).status_code == 204
     assert requests.delete(base, auth=account, timeout=5).status_code == 404
     r = post(server, account[0], "messaging/status", status_params("queued"))
-    assert r.status_code == 403 and "not configured" in r.json()["message"]
+    assert r.status_code == 403 and "configured" in r.json()["message"]
 
 
-def test_unknown_account_is_404(server: Server) -> None:
-    for sid in ("AC" + "0" * 32, "nonsense"):
-        r = post(server, sid, "messaging/status", status_params())
-        assert r.status_code == 404 and r.json()["code"] == 20404
+def test_who_exists_is_not_told_without_a_valid_signature(server: Server, account: tuple[str, str]) -> None:
+    """Unknown account, known account without bridge credentials, suspended account, no signature,
+    wrong signature: one answer (same status, same body), so an unsigned caller learns nothing."""
+    bare = server.new_account("Bare")  # exists, no bridge credentials
+    configured = server.new_account("Configured")
+    configure(server, configured)
+    sub_sid, _ = server.new_account("Suspended", parent=account[0])
+    configure(server, (sub_sid, account[1]))
+    r = requests.post(
+        f"{server.url}/2010-04-01/Accounts/{sub_sid}.json", data={"Status": "suspended"}, auth=account, timeout=5
+    )
+    assert r.status_code == 200, r.text
+    answers = [
+        post(server, "AC" + "0" * 32, "messaging/status", status_params()),  # unknown
+        post(server, "nonsense", "messaging/status", status_params()),  # not even a SID
+        post(server, bare[0], "messaging/status", status_params()),  # no credentials
+        post(server, configured[0], "messaging/status", status_params(), token=None),  # no signature
+        post(server, configured[0], "messaging/status", status_params(), token="0" * 32),  # wrong signature
+        post(server, sub_sid, "messaging/status", status_params()),  # suspended (correctly signed)
+        post(server, "AC" + "0" * 32, "voice/status", call_params(), token=None),
+    ]
+    def uniform(r: requests.Response) -> tuple[int, str]:
+        # the message names the URL called (from the request alone, to help compare it with Twilio's)
+        return r.status_code, r.text.replace(r.request.url or "", "<url>")
+
+    first = answers[0]
+    assert first.status_code == 403 and first.json()["code"] == 20403
+    assert first.request.url and first.request.url in first.json()["message"]
+    for r in answers:
+        assert uniform(r) == uniform(first), r.text
+    # an oversized body is refused before the account is looked up: the same 413 for all
+    big = {"Body": "x" * (300 * 1024)}
+    sizes = {post(server, sid, "messaging/status", big).status_code for sid in ("AC" + "0" * 32, configured[0])}
+    assert sizes == {413}
 
 
 def test_accounts_are_isolated(server: Server, account: tuple[str, str], receiver: Receiver) -> None:
@@ -430,7 +460,7 @@ def test_suspended_account_is_403(server: Server, account: tuple[str, str]) -> N
     )
     assert r.status_code == 200, r.text
     r = post(server, sub_sid, "messaging/status", status_params("queued"))
-    assert r.status_code == 403 and "suspended" in r.json()["message"]
+    assert r.status_code == 403 and "account active" in r.json()["message"]
 
 
 def test_fuzzed_callbacks_never_500(server: Server, account: tuple[str, str]) -> None:

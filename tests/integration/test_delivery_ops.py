@@ -14,6 +14,7 @@ import pytest
 import requests
 
 import eventstreams
+from eventstreams import clock
 from eventstreams.catalog import builtin_examples
 from eventstreams.config import Settings
 from tests.conftest import Receiver, Server, make_settings, own_server, start_server
@@ -161,7 +162,9 @@ def test_settings_from_env() -> None:
     assert asyncio.iscoroutinefunction(eventstreams.EventStreams.open)
 
 
-def test_retention_keeps_errors_longer_than_the_delivery_log(backend: str, tmp_path: Path, receiver: Receiver) -> None:
+def test_retention_keeps_errors_longer_than_the_delivery_log(
+    backend: str, tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Defaults: delivery log 7 days, error log (failed/dead entries), alerts and dead letters 23 days."""
     target = receiver
     with own_server(backend, tmp_path) as srv:
@@ -193,20 +196,24 @@ def test_retention_keeps_errors_longer_than_the_delivery_log(backend: str, tmp_p
         assert [x["outcome"] for x in log(bad.sid)] == ["dead"]
         defaults = Settings()
         assert (defaults.log_retention_s, defaults.error_retention_s) == (7 * 86400, 23 * 86400)
-        keep = {
-            "log": int(defaults.log_retention_s * 1000),
-            "errors": int(defaults.error_retention_s * 1000),
-            "dedupe": int(defaults.dedupe_window_s * 1000),
-            "events": int(defaults.event_retention_s * 1000),
-        }
-        now_ms = int(time.time() * 1000)
-        day = 86_400_000
-        counts = srv.call(srv.services.store.prune(now_ms + 8 * day, keep))
+        service = srv.services.delivery
+        assert (service.settings.log_retention_s, service.settings.error_retention_s) == (7 * 86400, 23 * 86400)
+        real_now = clock.now
+
+        def prune_days_later(days: int) -> dict[str, int]:
+            """The production pruning, run as if ``days`` had passed."""
+            monkeypatch.setattr(clock, "now", lambda: real_now() + days * 86400)
+            try:
+                return dict(srv.call(service.prune_once()))
+            finally:
+                monkeypatch.setattr(clock, "now", real_now)
+
+        counts = prune_days_later(8)
         assert counts["delivery_log"] == 1 and counts["alerts"] == 0 and counts["dead_letters"] == 0
         assert log(ok.sid) == [] and [x["outcome"] for x in log(bad.sid)] == ["dead"] and len(dead()) == 1
         alerts = requests.get(f"{srv.url}/v1/Alerts", auth=(sid, token), timeout=5).json()["alerts"]
         assert len(alerts) == 1
-        counts = srv.call(srv.services.store.prune(now_ms + 24 * day, keep))
+        counts = prune_days_later(24)
         assert counts["delivery_log"] == 1 and counts["alerts"] == 1 and counts["dead_letters"] == 1
         assert log(bad.sid) == [] and dead() == []
 

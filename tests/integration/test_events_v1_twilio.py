@@ -69,9 +69,46 @@ def test_paging_meta_urls(client: Client, server: Server) -> None:
     third = requests.get(f"{server.url}/v1/Types?PageSize=2&Page=1", auth=client.auth, timeout=5).json()
     first = requests.get(f"{server.url}/v1/Types?PageSize=4", auth=client.auth, timeout=5).json()
     assert [t["type"] for t in third["types"]] == [t["type"] for t in first["types"][2:4]]
-    for bad in ("PageSize=0", "PageSize=1001", "PageSize=x", "Page=-1", "PageToken=garbage"):
+    for bad in ("PageSize=0", "PageSize=-5", "PageSize=x", "PageSize=1.5", "Page=-1", "PageToken=garbage"):
         r = requests.get(f"{server.url}/v1/Types?{bad}", auth=client.auth, timeout=5)
         assert r.status_code == 400 and r.json()["code"] == 91002, bad
+
+
+def test_page_size_above_the_maximum_is_clamped(client: Client, server: Server) -> None:
+    """As Twilio: PageSize above 1,000 is served as 1,000 (twilio-python sends list(limit=2000) as
+    PageSize=2000), on every list."""
+    everything = [t.type for t in client.events.v1.event_types.list()]
+    assert len(everything) > 50  # more than one default page
+    assert [t.type for t in client.events.v1.event_types.list(limit=2000)] == everything
+    assert len(client.events.v1.schemas("Messaging.MessageStatus").versions.list(limit=5000)) >= 3
+    assert isinstance(client.events.v1.sinks.list(limit=2000), list)  # a 400 before
+    for path in ("/v1/Types", "/v1/Sinks", "/v1/Subscriptions", "/v1/Schemas/Messaging.MessageStatus/Versions"):
+        r = requests.get(f"{server.url}{path}?PageSize=5000", auth=client.auth, timeout=10)
+        assert r.status_code == 200, (path, r.text)
+        meta = r.json()["meta"]
+        assert meta["page_size"] == 1000 and "PageSize=1000" in meta["url"], (path, meta)
+    r = requests.get(f"{server.url}/v1/Types?PageSize={'9' * 40}", auth=client.auth, timeout=10)
+    assert r.status_code == 200 and r.json()["meta"]["page_size"] == 1000
+    legacy = requests.get(f"{server.url}/2010-04-01/Accounts.json?PageSize=5000", auth=client.auth, timeout=10)
+    assert legacy.status_code == 200 and legacy.json()["page_size"] == 1000
+
+
+def test_custom_schema_documents_need_credentials(client: Client, server: Server) -> None:
+    doc = {"type": "object", "properties": {"n": {"type": "integer"}}}
+    r = requests.post(
+        f"{server.url}/v1/Catalog/Schemas/Private.Doc/Versions",
+        data={"Schema": json.dumps(doc)},
+        auth=client.auth,
+        timeout=5,
+    )
+    assert r.status_code == 201, r.text
+    raw = r.json()["raw"]
+    assert requests.get(raw, auth=client.auth, timeout=5).json() == doc
+    # without credentials: 401, the same as for an id that does not exist (custom ids cannot be probed)
+    for url in (raw, f"{server.url}/schemas/No.Such.Doc/1", f"{server.url}/schemas/Messaging.MessageStatus/999"):
+        r = requests.get(url, timeout=5)
+        assert r.status_code == 401 and r.json()["code"] == 20003, (url, r.text)
+    assert requests.get(raw, auth=(client.username, "wrong"), timeout=5).status_code == 401
 
 
 def test_schemas_and_versions(client: Client, server: Server) -> None:
@@ -85,7 +122,11 @@ def test_schemas_and_versions(client: Client, server: Server) -> None:
     assert doc.status_code == 200 and doc.json()["type"] == "object"
     assert "messageStatus" in doc.json()["properties"]
     assert requests.get(v1.raw + ".json", auth=client.auth, timeout=5).json() == doc.json()
-    assert requests.get(v1.raw, timeout=5).status_code == 401
+    # Twilio's published schemas are public (as at events-schemas.twilio.com)
+    public = requests.get(v1.raw, timeout=5)
+    assert public.status_code == 200 and public.json() == doc.json()
+    assert public.headers["content-type"].startswith("application/schema+json")
+    assert requests.get(v1.raw + "?x=1", timeout=5).status_code == 400
     with pytest.raises(TwilioRestException) as e:
         client.events.v1.schemas("No.Such").fetch()
     assert e.value.status == 404

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ..catalog import builtin_schema
 from ..domain.control import Sink
 from ..errors import TwilioError, not_found
 from ..store.records import EventTypeRow, SchemaVersionRow, SubscribedEventRow, SubscriptionRow
@@ -145,10 +146,17 @@ async def fetch_schema_version(request: Request) -> Response:
 
 
 async def raw_schema(request: Request) -> Response:
+    """Twilio's schema documents are public (as at events-schemas.twilio.com); custom ones need credentials,
+    and any other id answers 401 without them, so custom ids cannot be probed."""
+    schema_id, version = request.path_params["id"], request.path_params["version"].removesuffix(".json")
+    numeric = version.isascii() and version.isdigit() and len(version) <= 9
+    builtin = builtin_schema(schema_id, int(version)) if numeric else None
+    if builtin is not None:
+        query(request)
+        return Response(builtin.document, media_type="application/schema+json")
     svc, p = await auth(request)
     query(request)
-    version = request.path_params["version"].removesuffix(".json")
-    v = await svc.control.get_schema_version(p, request.path_params["id"], _version(version))
+    v = await svc.control.get_schema_version(p, schema_id, _version(version))
     return Response(v.document, media_type="application/schema+json")
 
 

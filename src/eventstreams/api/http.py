@@ -198,7 +198,8 @@ def paging(params: Params, shape: tuple[type, ...]) -> Paging:
             raise TwilioError(BAD_PAGINATION, f"Incorrect values for pagination: {name} must be {rng}", 400)
         return n
 
-    size = _int("PageSize", 1, MAX_PAGE_SIZE) or DEFAULT_PAGE_SIZE
+    # Twilio clamps a PageSize above its maximum (twilio-python sends list(limit=2000) as PageSize=2000)
+    size = min(_int("PageSize", 1, None) or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
     page = _int("Page", 0, 1_000_000) or 0
     token = params.get("PageToken")
     q = PageQuery(size=size)

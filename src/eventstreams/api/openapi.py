@@ -279,12 +279,13 @@ _EXTENSIONS: dict[str, Any] = {
         "get": {
             "operationId": "FetchRawSchema",
             "description": "The JSON Schema document a schema version's `raw` link points at"
-            " (`{SchemaVersion}.json` works too).",
+            " (`{SchemaVersion}.json` works too). Twilio's schemas are public; custom ones need credentials.",
+            "security": [{}, {"accountSid_authToken": []}],
             "parameters": [
                 {"name": "Id", "in": "path", "required": True, "schema": {"type": "string"}},
                 {"name": "SchemaVersion", "in": "path", "required": True, "schema": {"type": "integer"}},
             ],
-            "responses": {"200": {"description": "JSON Schema"}, "404": _ERROR},
+            "responses": {"200": {"description": "JSON Schema"}, "401": _ERROR, "404": _ERROR},
         }
     },
     "/v1/Events": _publish(),
@@ -422,7 +423,7 @@ _EXTENSIONS: dict[str, Any] = {
                 "security": [],
                 "parameters": [_ac_param("AccountSid")],
                 "requestBody": _form({"AccountSid": {"type": "string"}}, []),
-                "responses": {"200": {"description": "accepted"}, "400": _ERROR, "403": _ERROR, "404": _ERROR},
+                "responses": {"200": {"description": "accepted"}, "400": _ERROR, "403": _ERROR, "413": _ERROR},
             }
         }
         for kind, name in (

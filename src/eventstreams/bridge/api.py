@@ -12,21 +12,23 @@ query and every form parameter):
 * ``POST /bridge/{AccountSid}/messaging/inbound`` "A message comes in" (answers empty TwiML)
 * ``POST /bridge/{AccountSid}/voice/status``      Voice call StatusCallback
 
-Order of checks: unknown account 404; no bridge credentials, inactive account
-or no signature 403; body over 256 KiB 413; wrong signature 403; body not
-form-encoded or with a NUL character 400; unknown shape 400; callback
-``AccountSid`` not the configured Twilio account 403. Only then is the event
-published (a local commit), and 200 is answered.
+Order of checks: body over 256 KiB 413 (before anything else, so it says
+nothing about the account); then one uniform 403 for an unknown account, no
+bridge credentials, an inactive account, a missing or wrong signature, or a
+form body that does not parse (same status and body for all: an unsigned
+caller cannot learn who exists); a signed request that is not form-encoded,
+has a NUL character or an unknown shape 400; callback ``AccountSid`` not the
+configured Twilio account 403. Only then is the event published (a local
+commit), and 200 is answered.
 
-The signature is checked before anything about the body is judged, so an
-unsigned caller learns nothing beyond 403. A body that does not parse as a form
-has no parameters to sign, so its signature cannot verify: 403. A non-form
-content type is checked as Twilio signs such requests, over the URL alone; only
-when that verifies is it answered 400.
+A body that does not parse as a form has no parameters to sign, so its
+signature cannot verify. A non-form content type is checked as Twilio signs
+such requests, over the URL alone; only when that verifies is it answered 400.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
@@ -41,7 +43,7 @@ from ..api.context import Services, auth, services
 from ..api.http import JSON, form, query, read_body
 from ..api.surface import Surface
 from ..api.twilio_errors import TWILIO_ERRORS
-from ..errors import FORBIDDEN, TwilioError, bad_request, not_found
+from ..errors import FORBIDDEN, TwilioError, bad_request
 from ..ids import normalize_sid
 from ..sinks.signing import TWILIO_SIGNATURE_HEADER, validate_twilio_form_signature
 from .credentials import BridgeConfig
@@ -135,32 +137,35 @@ def _check_nul(params: dict[str, list[str]]) -> None:
             raise bad_request(f"Callback parameter {k[:40]!r} contains a NUL character")
 
 
+def _unauthenticated(url: str) -> TwilioError:
+    """The one answer for an unknown account, no bridge credentials, an inactive account, a missing or
+    wrong signature: an unsigned caller cannot tell which, so cannot learn who exists. (The URL comes from
+    the request alone; it helps an operator compare it with the one configured in Twilio.)"""
+    return _forbidden(
+        f"Invalid {TWILIO_SIGNATURE_HEADER} for {url}: the callback could not be authenticated (check this URL,"
+        " the Twilio auth token, that the bridge is configured and the account active: GET /v1/Bridge/Credentials)"
+    )
+
+
 async def _callback(request: Request, mapper: Mapper, reply: str, reply_type: str) -> Response:
     svc = services(request)
+    body = await read_body(request, MAX_CALLBACK_BYTES)  # first: a 413 must not depend on who exists
     raw_sid = request.path_params["account_sid"]
-    sid = normalize_sid("AC", raw_sid) if isinstance(raw_sid, str) else None
-    account = await svc.store.get_account(sid) if sid else None
-    if account is None:
-        raise not_found(f"The requested resource {request.url.path[:200]} was not found")
-    creds = await svc.store.get_bridge_credentials(account.sid)
-    if creds is None:
-        raise _forbidden("The Twilio callback bridge is not configured for this account (POST /v1/Bridge/Credentials)")
-    if account.status != "active":
-        raise _forbidden(f"Account {account.sid} is {account.status}")
+    target = await svc.bridge.callback_target(raw_sid) if isinstance(raw_sid, str) else None
     signature = request.headers.get(TWILIO_SIGNATURE_HEADER)
-    if not signature:
-        raise _forbidden(f"Missing {TWILIO_SIGNATURE_HEADER}")
-    body = await read_body(request, MAX_CALLBACK_BYTES)
     url = _signed_url(svc, request)
-    token = svc.box.open(creds["token_sealed"])
+    # Without credentials the signature is still computed (with a random token) so every refusal costs alike.
+    token = target[2] if target is not None else secrets.token_hex(16)
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     is_form = ctype == "application/x-www-form-urlencoded"
     # Twilio signs a request that is not a form over its URL alone.
     params = _parse_form(body) if is_form else {}
-    if params is None:
-        raise _forbidden(f"Invalid {TWILIO_SIGNATURE_HEADER} for {url} (the body is not valid form encoding)")
-    if not validate_twilio_form_signature(url, params, signature, token):
-        raise _forbidden(f"Invalid {TWILIO_SIGNATURE_HEADER} for {url}")
+    signed = False
+    if signature is not None and params is not None:
+        signed = validate_twilio_form_signature(url, params, signature, token)
+    if not signed or target is None or params is None:
+        raise _unauthenticated(url)
+    account, twilio_account_sid, _ = target
     if not is_form:
         raise bad_request(f"A Twilio callback is application/x-www-form-urlencoded (got {ctype or 'no content type'})")
     _check_nul(params)
@@ -170,7 +175,7 @@ async def _callback(request: Request, mapper: Mapper, reply: str, reply_type: st
     except CallbackError as exc:
         raise bad_request(str(exc)) from None
     callback_account = normalize_sid("AC", first(params, "AccountSid") or "")
-    if callback_account != creds["twilio_account_sid"]:
+    if callback_account != twilio_account_sid:
         raise _forbidden("The callback's AccountSid is not the Twilio account configured for this bridge")
     headers: dict[str, str] = {}
     if event is None:

@@ -10,6 +10,7 @@ from ..crypto import Box
 from ..errors import bad_request, not_found
 from ..ids import normalize_sid
 from ..store.base import Store
+from ..store.records import AccountRow
 
 MAX_TOKEN_LENGTH = 256
 
@@ -48,6 +49,18 @@ class BridgeCredentials:
         if row is None:
             return None
         return BridgeConfig(account_sid, row["twilio_account_sid"], row["date_created"], row["date_updated"])
+
+    async def callback_target(self, raw_sid: str) -> tuple[AccountRow, str, str] | None:
+        """(account, Twilio account SID, Twilio auth token) when ``raw_sid`` names an active account
+        with the bridge configured; ``None`` otherwise (the caller answers all those alike)."""
+        sid = normalize_sid("AC", raw_sid)
+        account = await self.store.get_account(sid) if sid else None
+        if account is None or account.status != "active":
+            return None
+        row = await self.store.get_bridge_credentials(account.sid)
+        if row is None:
+            return None
+        return account, row["twilio_account_sid"], self.box.open(row["token_sealed"])
 
     async def delete(self, account_sid: str) -> None:
         if not await self.store.delete_bridge_credentials(account_sid):

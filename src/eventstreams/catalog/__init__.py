@@ -58,6 +58,16 @@ def builtin_schema_versions() -> list[SchemaVersionRow]:
 
 
 @lru_cache(maxsize=1)
+def _builtin_index() -> dict[tuple[str, int], SchemaVersionRow]:
+    return {(v.schema_id, v.version): v for v in builtin_schema_versions()}
+
+
+def builtin_schema(schema_id: str, version: int) -> SchemaVersionRow | None:
+    """One of Twilio's published schema versions (public, like events-schemas.twilio.com)."""
+    return _builtin_index().get((schema_id, version))
+
+
+@lru_cache(maxsize=1)
 def builtin_examples() -> dict[str, dict[int, dict[str, Any]]]:
     """Example ``data`` per schema id and version (for tests and the sandbox)."""
     out: dict[str, dict[int, dict[str, Any]]] = {}

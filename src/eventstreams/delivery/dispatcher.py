@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from cachetools import LRUCache
 
 from .. import clock
 from ..catalog import SCHEMA_HOST
-from ..catalog.runtime import Catalog
+from ..catalog.runtime import MAX_CACHED_SCHEMAS, Catalog
 from ..crypto import Box
 from ..sinks import UnsupportedSink, create_sender
 from ..sinks.base import OutgoingEvent, SinkContext, SinkSender
@@ -112,6 +113,7 @@ class SinkWorker:
         # first success closes the breaker.
         self.paused_until = 0.0
         self.pause_level = 0
+        self.down_code: int | None = None  # the error that paused the sink, for what its window expires
 
     def start(self) -> None:
         for i in range(self.d.config.pipelines):
@@ -162,7 +164,11 @@ class SinkWorker:
         retry = self.d.config.retry
         now_ms = int(self.d.now() * 1000)
         n = await self.d.store.expire_deliveries(
-            self.row.sid, now_ms - int(retry.max_age * 1000), now_ms, "retry window exhausted while the sink was down"
+            self.row.sid,
+            now_ms - int(retry.max_age * 1000),
+            now_ms,
+            "retry window exhausted while the sink was down",
+            self.down_code,
         )
         if n:
             self.d.hooks.on_expired(self.row, n)
@@ -300,6 +306,9 @@ class SinkWorker:
             else:
                 r.results.append(DeliveryResult(d, "dead", code=code, error=detail))
         r.results[:0] = [DeliveryResult(d, "skipped", error=reason) for d, reason in r.skips]
+        failed = r.failed()
+        if failed:
+            self.down_code = failed[0].code  # what a paused sink's expired deliveries are dead-lettered with
         hooks = self.d.hooks
         hooks.after_outcomes(r)
         dead = r.dead()
@@ -340,7 +349,8 @@ class Dispatcher:
         self.run_workers = run_workers  # False: workers are built but only stepped by hand (unit tests)
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.workers: dict[str, SinkWorker] = {}
-        self.projections: dict[tuple[str, str, int], Any] = {}
+        # (owner, type, version) -> (compiled schema, built-in?); bounded like the catalogue's caches
+        self.projections: LRUCache[tuple[str, str, int], Any] = LRUCache(MAX_CACHED_SCHEMAS)
         self._refresh = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._fingerprints: dict[str, tuple[str, ...]] = {}

@@ -169,7 +169,11 @@ class Publisher:
         event["time"] = time_
         event["datacontenttype"] = "application/json"
         event["dataschema"] = schema_url
-        return NewEvent(event_id, type_, version, time_, orjson.dumps(event).decode())
+        try:
+            payload = orjson.dumps(event).decode()
+        except orjson.JSONEncodeError:  # nested deeper than orjson writes (255): parsed, but not storable
+            raise InvalidEvent("data is nested too deeply to store (about 250 levels at most)") from None
+        return NewEvent(event_id, type_, version, time_, payload)
 
     def schema_url(self, builtin: bool, schema_id: str, version: int) -> str:
         # Built-in schemas keep Twilio's public URL so receivers written for Twilio see the same thing.

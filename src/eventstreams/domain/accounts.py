@@ -8,12 +8,15 @@ from dataclasses import dataclass
 
 from .. import clock
 from ..crypto import Box, hash_secret, verify_secret
-from ..errors import AUTH_FAILED, FORBIDDEN, TwilioError, bad_request, not_found
+from ..errors import AUTH_FAILED, FORBIDDEN, LIMIT_REACHED, TwilioError, bad_request, not_found
 from ..ids import new_sid, new_token, normalize_sid
 from ..store.base import Store
 from ..store.records import AccountRow, ApiKeyRow, Page, PageQuery
 
 ACCOUNT_STATUSES = ("active", "suspended", "closed")
+# Per-account limits (docs/api.md); Twilio's default subaccount limit is 1,000.
+MAX_SUBACCOUNTS = 1000
+MAX_API_KEYS = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,8 +29,19 @@ class Principal:
 
     @property
     def catalog_owner(self) -> str:
-        """Operator-registered types belong to the top-level account."""
+        """Operator-registered types belong to the top-level account; its subaccounts read and use them."""
         return self.account.parent_sid or self.account.sid
+
+    def require_catalog_writer(self) -> None:
+        """Only the owning (top-level) account's own credentials (its token or one of its keys) change its
+        catalogue: a subaccount's change would alter what its parent and siblings publish against."""
+        if self.caller.sid != self.catalog_owner:
+            raise TwilioError(
+                FORBIDDEN,
+                f"Only the account that owns the catalogue ({self.catalog_owner}) can register event types and"
+                " schemas; a subaccount can read and use them",
+                403,
+            )
 
 
 def _unauthorized() -> TwilioError:
@@ -169,6 +183,8 @@ class Accounts:
         name = friendly_name or f"SubAccount Created at {clock.rfc2822(clock.iso(clock.now()))}"
         if len(name) > 64:
             raise bad_request("FriendlyName must be at most 64 characters")
+        if await self.store.count_owned("subaccounts", p.caller.sid) >= MAX_SUBACCOUNTS:
+            raise TwilioError(LIMIT_REACHED, f"Account reached the max number of subaccounts ({MAX_SUBACCOUNTS})", 400)
         return await self.create(name, parent_sid=p.caller.sid)
 
     async def update(self, p: Principal, sid: str, friendly_name: str | None, status: str | None) -> AccountRow:
@@ -192,6 +208,8 @@ class Accounts:
 
     # -- API keys
     async def create_key(self, account: AccountRow, friendly_name: str | None) -> tuple[ApiKeyRow, str]:
+        if await self.store.count_owned("api_keys", account.sid) >= MAX_API_KEYS:
+            raise TwilioError(LIMIT_REACHED, f"Account reached the max number of API keys ({MAX_API_KEYS})", 400)
         now = clock.iso(clock.now())
         secret = new_token()
         row = ApiKeyRow(

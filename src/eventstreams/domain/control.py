@@ -6,6 +6,7 @@ SQL in store/.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import uuid
@@ -14,10 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from jsonschema import SchemaError
-from jsonschema.validators import validator_for
 
 from .. import clock
+from ..catalog.schemas import SchemaRejected, check_custom, compile_custom
 from ..config import Settings
 from ..crypto import Box
 from ..errors import (
@@ -57,9 +57,19 @@ from .accounts import Principal
 MAX_SINKS = 100
 MAX_SUBSCRIPTIONS = 100
 MAX_DESCRIPTION = 1024
+# Per-account catalogue limits (docs/api.md): keep one tenant from growing the store and caches without end.
+MAX_TYPES = 1000
+MAX_SCHEMAS = 1000
+MAX_SCHEMA_VERSIONS = 100
+COMPILE_TIMEOUT = 10.0  # seconds
 SINK_STATUSES = ("initialized", "validating", "active", "failed")
 TYPE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
 SCHEMA_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def _check_schema(document: Any) -> None:
+    check_custom(document)
+    compile_custom(document)
 
 
 @dataclass(slots=True)
@@ -110,14 +120,24 @@ class ControlPlane:
 
     async def register_schema_version(self, p: Principal, schema_id: str, document: Any) -> SchemaVersionRow:
         """Operators add versions of their own schemas (never Twilio's)."""
+        p.require_catalog_writer()
         if not SCHEMA_ID.match(schema_id):
             raise bad_request("Id must be 1-128 letters, digits, '.', '_' or '-'", BAD_PARAMETER)
-        if not isinstance(document, dict):
-            raise bad_request("Schema must be a JSON object (a JSON Schema document)", BAD_PARAMETER)
         try:
-            validator_for(document).check_schema(document)
-        except SchemaError as exc:
-            raise bad_request(f"Schema is not a valid JSON Schema: {exc.message}", BAD_PARAMETER) from None
+            # Checked and compiled now, so a schema that fetches, stalls or cannot compile is refused here.
+            # Off the loop for the pure-Python metaschema check; the caps bound the whole.
+            await asyncio.wait_for(asyncio.to_thread(_check_schema, document), COMPILE_TIMEOUT)
+        except SchemaRejected as exc:
+            raise bad_request(str(exc), BAD_PARAMETER) from None
+        except TimeoutError:
+            raise bad_request("Schema took too long to compile; simplify it", BAD_PARAMETER) from None
+        versions = await self.store.count_owned("schema_versions", p.catalog_owner, schema_id)
+        if versions >= MAX_SCHEMA_VERSIONS:
+            raise TwilioError(
+                LIMIT_REACHED, f"Schema {schema_id} reached the max number of versions ({MAX_SCHEMA_VERSIONS})", 400
+            )
+        if versions == 0 and await self.store.count_owned("schemas", p.catalog_owner) >= MAX_SCHEMAS:
+            raise TwilioError(LIMIT_REACHED, f"Account reached the max number of schemas ({MAX_SCHEMAS})", 400)
         row = SchemaVersionRow(
             schema_id=schema_id,
             version=0,
@@ -133,6 +153,7 @@ class ControlPlane:
     async def register_type(
         self, p: Principal, type_: str, schema_id: str, description: str, status: str | None
     ) -> EventTypeRow:
+        p.require_catalog_writer()
         if not TYPE_NAME.match(type_):
             raise bad_request("Type must be 1-255 letters, digits, '.', '_' or '-'", BAD_PARAMETER)
         if type_.lower().startswith("com.twilio."):
@@ -146,6 +167,8 @@ class ControlPlane:
             raise bad_request(f"Schema {schema_id} does not exist; register a version first", BAD_PARAMETER)
         now = clock.iso(clock.now())
         existing = await self.store.get_event_type(p.catalog_owner, type_)
+        if existing is None and await self.store.count_owned("event_types", p.catalog_owner) >= MAX_TYPES:
+            raise TwilioError(LIMIT_REACHED, f"Account reached the max number of event types ({MAX_TYPES})", 400)
         row = EventTypeRow(
             type=type_,
             schema_id=schema_id,

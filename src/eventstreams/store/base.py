@@ -62,6 +62,10 @@ class ControlStore(abc.ABC):
     async def count_accounts(self) -> int: ...
 
     @abc.abstractmethod
+    async def count_owned(self, what: str, owner_sid: str, schema_id: str | None = None) -> int:
+        """Rows of ``what`` (subaccounts, api_keys, event_types, schemas, schema_versions) an account holds."""
+
+    @abc.abstractmethod
     async def list_accounts(
         self, root_sid: str, friendly_name: str | None, status: str | None, q: PageQuery
     ) -> Page: ...
@@ -231,9 +235,12 @@ class DeliveryStore(abc.ABC):
         update alert grouping; return alerts raised."""
 
     @abc.abstractmethod
-    async def expire_deliveries(self, sink_sid: str, window_start_before: int, now_ms: int, reason: str) -> int:
+    async def expire_deliveries(
+        self, sink_sid: str, window_start_before: int, now_ms: int, reason: str, code: int | None = None
+    ) -> int:
         """Dead-letter the sink's unleased deliveries whose retry window has
-        passed without an attempt (a sink paused as down never tried them)."""
+        passed without an attempt (a sink paused as down never tried them);
+        ``code`` is the error that kept the sink down, for those never tried."""
 
     @abc.abstractmethod
     async def extend_lease(self, ids: Sequence[int], lease: str, until_ms: int) -> int:

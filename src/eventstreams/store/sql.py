@@ -41,6 +41,16 @@ T = TypeVar("T")
 Row = dict[str, Any]
 
 
+#: Counts behind the per-account limits (domain/accounts.py, domain/control.py).
+_COUNT_OWNED = {
+    "subaccounts": "SELECT COUNT(*) AS n FROM accounts WHERE parent_sid = :o",
+    "api_keys": "SELECT COUNT(*) AS n FROM api_keys WHERE account_sid = :o",
+    "event_types": "SELECT COUNT(*) AS n FROM event_types WHERE owner_sid = :o",
+    "schemas": "SELECT COUNT(DISTINCT schema_id) AS n FROM schema_versions WHERE owner_sid = :o",
+    "schema_versions": "SELECT COUNT(*) AS n FROM schema_versions WHERE owner_sid = :o AND schema_id = :s",
+}
+
+
 class Tx(abc.ABC):
     """A transaction handle: run SQL, get dict rows."""
 
@@ -374,7 +384,9 @@ class SQLDeliveryMixin(abc.ABC):
         )
         return row
 
-    async def expire_deliveries(self, sink_sid: str, window_start_before: int, now_ms: int, reason: str) -> int:
+    async def expire_deliveries(
+        self, sink_sid: str, window_start_before: int, now_ms: int, reason: str, code: int | None = None
+    ) -> int:
         def go(tx: Tx) -> int:
             # DELETE ... RETURNING first: on PostgreSQL that locks the rows, so a worker leasing them
             # concurrently skips them instead of delivering (and dead-lettering) them a second time.
@@ -404,7 +416,7 @@ class SQLDeliveryMixin(abc.ABC):
                         "eid": events[int(g["event_seq"])]["id"],
                         "t": events[int(g["event_seq"])]["type"],
                         "n": g["attempts"],
-                        "c": g["last_code"],
+                        "c": g["last_code"] or code,  # never tried: the error that kept the sink down
                         "e": f"{g['last_error']} ({reason})" if g["last_error"] else reason,
                         "now": now_ms,
                     }
@@ -670,6 +682,12 @@ class SQLStore(SQLDeliveryMixin, Store):
 
     async def count_accounts(self) -> int:
         r = await self._run(lambda tx: tx.one("SELECT COUNT(*) AS n FROM accounts"))
+        return int(r["n"]) if r else 0
+
+    async def count_owned(self, what: str, owner_sid: str, schema_id: str | None = None) -> int:
+        """How many rows of ``what`` an account holds (for the per-account limits in the domain)."""
+        sql = _COUNT_OWNED[what]
+        r = await self._run(lambda tx: tx.one(sql, o=owner_sid, s=schema_id))
         return int(r["n"]) if r else 0
 
     async def list_accounts(self, root_sid: str, friendly_name: str | None, status: str | None, q: PageQuery) -> Page:
