@@ -15,6 +15,7 @@ from .. import clock
 from ..catalog.runtime import Catalog
 from ..config import Settings
 from ..crypto import Box
+from ..sinks import registry as sink_types
 from ..store.base import Store
 from ..store.records import AlertRow
 from .dispatcher import Dispatcher, DispatcherConfig
@@ -31,6 +32,7 @@ def dispatcher_config(settings: Settings) -> DispatcherConfig:
         timeout=settings.delivery_timeout,
         max_in_flight=settings.sink_max_in_flight,
         allow_private=settings.allow_private_destinations,
+        allow_sink_endpoint_url=settings.allow_sink_endpoint_url,
         aws_endpoint_url=settings.aws_endpoint_url,
         segment_endpoint=settings.segment_endpoint,
         retry=RetryPolicy(
@@ -42,14 +44,9 @@ def dispatcher_config(settings: Settings) -> DispatcherConfig:
 
 
 def request_method(sink_type: str, configuration: dict[str, Any]) -> str:
-    """The HTTP method deliveries to a sink use, for an alert's ``request_method``.
-
-    Webhooks use their configured method; Kinesis (the PutRecords API) and
-    Segment (its batch API) are always called with HTTPS POST.
-    """
-    if sink_type == "webhook":
-        return str(configuration.get("method") or "POST").upper()
-    return "POST"
+    """The HTTP method deliveries to a sink use, for an alert's ``request_method`` (the sink
+    type's registry entry says: a webhook's configured method, POST for Kinesis and Segment)."""
+    return sink_types.request_method(sink_type, configuration)
 
 
 async def sink_request_method(store: Store, box: Box, account_sid: str, sink_sid: str) -> str | None:

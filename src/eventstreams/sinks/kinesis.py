@@ -16,10 +16,13 @@ Choices where Twilio documents nothing (keep ``docs/`` in sync):
   ``EVENTSTREAMS_AWS_ENDPOINT_URL`` (``ctx.extra["aws_endpoint_url"]``), else
   AWS's regular endpoint. An override applies to **both** STS and Kinesis (a
   local stand-in such as LocalStack or moto serves every service on one URL).
-  A per-sink ``endpoint_url`` whose host is a literal loopback/private/link-local
-  address is refused unless private destinations are allowed (the operator's
-  global override is trusted). Host *names* are not resolved and checked:
-  botocore does its own DNS. Without an override the ARN's region must be one
+  The STS call is signed with the *operator's* credentials, so a per-sink
+  ``endpoint_url`` is accepted only when the operator sets
+  ``EVENTSTREAMS_ALLOW_SINK_ENDPOINT_URL`` (``ctx.extra["allow_sink_endpoint_url"]``);
+  otherwise every send fails at once, not retried, without any AWS call. Even
+  then the endpoint passes the SSRF policy with its address resolved, checked
+  and pinned before every call (:mod:`.aws`); the operator's global override is
+  trusted. Without an override the ARN's region must be one
   botocore lists for Kinesis in the ARN's partition (:func:`region_problem`):
   otherwise AWS's endpoint for it does not exist and every call would fail as a
   retried connection error for the whole 4-hour window. This is checked in the
@@ -51,14 +54,9 @@ Choices where Twilio documents nothing (keep ``docs/`` in sync):
   once, with the call's worst outcome.
 * **Threads.** boto3 is synchronous; calls run on a per-sender thread pool of
   that same size, so a hung AWS endpoint only holds this sink's threads and
-  never the event loop's shared executor. Clients are created lazily, from
-  one process-wide boto3 session (it caches the service models; client
-  creation is serialised by a lock, as boto3 requires). boto3/botocore are
-  imported on first use in a worker thread, so creating the first Kinesis
-  sender does not stall the event loop for the second that takes; botocore's own
-  retries are off (one attempt per call: the dispatcher's
-  backoff and throttle decide). Connect timeout = the sink timeout, read
-  timeout = max(sink timeout, 10 s) (a 5 MiB upload can take a while).
+  never the event loop's shared executor. Clients are created lazily under
+  :mod:`.aws`'s client policy (one shared session, no botocore retries,
+  timeouts).
 
 Error codes (reference §12; ``Outcome.code`` overrides the generic mapping):
 
@@ -96,19 +94,19 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import orjson
 
-from .. import __version__
-from ..delivery.policy import Outcome, OutcomeKind
-from ..domain.sink_config import literal_private_host
+from ..netpolicy import DestinationRefused, Resolver
+from ..outcome import Outcome, OutcomeKind
+from . import aws
 from .base import OutgoingEvent, Pacer, SinkContext, SinkSender
+from .spec import Field, SinkType
 
 __all__ = [
     "CODE_ASSUME_ROLE_FAILED",
@@ -122,6 +120,7 @@ __all__ = [
     "MAX_RECORDS_PER_CALL",
     "MAX_RECORD_BYTES",
     "MAX_REQUEST_BYTES",
+    "SINK_TYPE",
     "KinesisSender",
     "StreamRef",
     "parse_stream_arn",
@@ -142,8 +141,6 @@ MAX_PARTITION_KEY_CHARS = 256
 CREDENTIAL_REFRESH_MARGIN = 300.0
 #: most concurrent PutRecords calls (and threads) per sink
 MAX_CONCURRENT_CALLS = 8
-#: floor of the read timeout (seconds)
-MIN_READ_TIMEOUT = 10.0
 
 _ARN = re.compile(r"^arn:(aws[a-z-]*):kinesis:([a-z0-9-]+):(\d{12}):stream/([A-Za-z0-9_.-]{1,128})$")
 _THROTTLE_CODES = frozenset(
@@ -164,14 +161,6 @@ _CREDENTIAL_CODES = frozenset(
 _SESSION_NAME = re.compile(r"[^\w+=,.@-]")
 
 T = TypeVar("T")
-
-# One boto3 session for every sender: it caches the loaded service models, so a
-# sink's first client costs milliseconds instead of ~0.2 s. Sessions are not
-# thread-safe while creating clients, hence the lock; clients themselves are.
-_SESSION: Any = None
-_SESSION_LOCK = threading.Lock()
-# partition -> regions botocore lists for Kinesis (read once from its endpoints data)
-_KNOWN_REGIONS: dict[str, frozenset[str]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,26 +183,11 @@ def parse_stream_arn(arn: str) -> StreamRef:
     return StreamRef(arn.strip(), partition, region, account, name)
 
 
-def _session() -> Any:
-    """The shared boto3 session; call with ``_SESSION_LOCK`` held."""
-    global _SESSION
-    import boto3  # here, in a worker thread: importing botocore takes about a second
-
-    if _SESSION is None:
-        _SESSION = boto3.session.Session()
-    return _SESSION
-
-
 def region_problem(stream: StreamRef) -> str | None:
     """Why ``stream``'s region has no AWS Kinesis endpoint, or ``None`` if botocore knows it.
 
     Blocking (loads botocore's endpoint data on first use per partition)."""
-    with _SESSION_LOCK:
-        known = _KNOWN_REGIONS.get(stream.partition)
-        if known is None:
-            session = _session()
-            known = frozenset(session.get_available_regions("kinesis", partition_name=stream.partition))
-            _KNOWN_REGIONS[stream.partition] = known
+    known = aws.available_regions("kinesis", stream.partition)
     if stream.region in known:
         return None
     import botocore
@@ -309,6 +283,8 @@ def _transport_failure(exc: BaseException, code: int, what: str) -> Outcome | No
 def _assume_role_failure(exc: BaseException) -> Outcome:
     from botocore.exceptions import ClientError, NoCredentialsError
 
+    if isinstance(exc, DestinationRefused):
+        return Outcome.refused(str(exc))
     code = CODE_ASSUME_ROLE_FAILED
     transport = _transport_failure(exc, code, "assume role failed")
     if transport is not None:
@@ -325,6 +301,8 @@ def _assume_role_failure(exc: BaseException) -> Outcome:
 def _put_failure(exc: BaseException) -> Outcome:
     from botocore.exceptions import ClientError, InvalidRegionError, ParamValidationError
 
+    if isinstance(exc, DestinationRefused):
+        return Outcome.refused(str(exc))
     code = CODE_WRITE_FAILED
     transport = _transport_failure(exc, code, "PutRecords failed")
     if transport is not None:
@@ -368,7 +346,9 @@ class KinesisSender(SinkSender):
 
     max_chunk = MAX_RECORDS_PER_CALL
 
-    def __init__(self, ctx: SinkContext, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, ctx: SinkContext, *, clock: Callable[[], float] = time.time, resolver: Resolver | None = None
+    ) -> None:
         config = ctx.configuration
         self._ctx = ctx
         self._clock = clock
@@ -387,13 +367,17 @@ class KinesisSender(SinkSender):
         self.session_name = session_name
 
         own = config.get("endpoint_url")
-        self._refusal: str | None = None
+        self._refusal: Outcome | None = None
+        self._pin: aws.Pin | None = None
         if isinstance(own, str) and own:
             self.endpoint_url: str | None = own
-            if not ctx.allow_private and literal_private_host(own):
-                self._refusal = (
-                    f"endpoint refused: {own} is a private, loopback or link-local address;"
-                    " private destinations are not allowed"
+            if ctx.extra.get("allow_sink_endpoint_url") is True:
+                self._pin = aws.Pin(own, ctx.allow_private, resolver)
+            else:
+                # never sign with the operator's credentials towards a tenant-chosen host
+                self._refusal = Outcome.refused(
+                    "endpoint refused: this server does not allow a per-sink endpoint_url"
+                    " (EVENTSTREAMS_ALLOW_SINK_ENDPOINT_URL)"
                 )
         else:
             glob = ctx.extra.get("aws_endpoint_url")
@@ -432,8 +416,7 @@ class KinesisSender(SinkSender):
         if self._unusable is not None:
             return [self._unusable] * len(events)
         if self._refusal is not None:
-            refused = _failure(OutcomeKind.CONNECT_ERROR, CODE_WRITE_FAILED, self._refusal, retryable=True)
-            return [refused] * len(events)
+            return [self._refusal] * len(events)
 
         outcomes: list[Outcome | None] = [None] * len(events)
         records: list[_Record] = []
@@ -539,30 +522,26 @@ class KinesisSender(SinkSender):
                 max_workers=self.concurrency, thread_name_prefix=f"kinesis-{self._ctx.sid[:10]}"
             )
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+        return await loop.run_in_executor(self._executor, functools.partial(self._pinned, fn, *args, **kwargs))
 
-    def _botocore_config(self) -> Any:
-        from botocore.config import Config
-
-        return Config(
-            connect_timeout=self._ctx.timeout,
-            read_timeout=max(self._ctx.timeout, MIN_READ_TIMEOUT),
-            retries={"total_max_attempts": 1, "mode": "standard"},
-            max_pool_connections=self.concurrency,
-            user_agent_extra=f"eventstreams/{__version__}",
-        )
+    def _pinned(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        # A tenant-chosen endpoint is resolved and checked right before every call (DNS rebinding).
+        if self._pin is not None:
+            self._pin.refresh()
+        return fn(*args, **kwargs)
 
     def _client(self, service: str, **credentials: Any) -> Any:
         """Create a boto3 client (in a worker thread: session setup reads files)."""
         assert self._stream is not None
-        with _SESSION_LOCK:
-            return _session().client(
-                service,
-                region_name=self._stream.region,
-                endpoint_url=self.endpoint_url,
-                config=self._botocore_config(),
-                **credentials,
-            )
+        return aws.make_client(
+            service,
+            region=self._stream.region,
+            endpoint_url=self.endpoint_url,
+            timeout=self._ctx.timeout,
+            pool=self.concurrency,
+            pin=self._pin,
+            **credentials,
+        )
 
     def _assume_role(self) -> _Credentials:
         """STS AssumeRole and a Kinesis client signed with the result (blocking)."""
@@ -668,3 +647,59 @@ class KinesisSender(SinkSender):
                 _failure(OutcomeKind.INTERNAL, CODE_WRITE_FAILED, message, retryable=True, throttle=throttle)
             )
         return outcomes
+
+
+# -- the sink type -----------------------------------------------------------------------------
+
+
+def _destination(cfg: Mapping[str, Any], defaults: Mapping[str, Any]) -> str:
+    return str(cfg.get("arn", ""))
+
+
+SINK_TYPE = SinkType(
+    name="kinesis",
+    description="Records in an Amazon Kinesis data stream, written with a role the server assumes.",
+    fields=(
+        Field(
+            "arn",
+            "string",
+            "The Kinesis stream's ARN.",
+            required=True,
+            pattern=_ARN.pattern,
+            pattern_hint="a Kinesis stream ARN (arn:aws:kinesis:<region>:<account>:stream/<name>)",
+        ),
+        Field(
+            "role_arn",
+            "string",
+            "The IAM role the server assumes to write to the stream.",
+            required=True,
+            pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$",
+            pattern_hint="an IAM role ARN (arn:aws:iam::<account>:role/<name>)",
+        ),
+        Field("external_id", "string", "The external ID the role's trust policy requires.", required=True),
+        Field(
+            "endpoint_url",
+            "url",
+            "A Kinesis-compatible endpoint for STS and Kinesis (LocalStack, moto). Accepted only when the"
+            " operator sets EVENTSTREAMS_ALLOW_SINK_ENDPOINT_URL=true.",
+            extension=True,
+            operator_gate="allow_sink_endpoint_url",
+            gate_setting="EVENTSTREAMS_ALLOW_SINK_ENDPOINT_URL",
+        ),
+        Field(
+            "partition_key",
+            "string",
+            "Dotted path into the event whose value is the record's partition key (default: the event id).",
+            extension=True,
+        ),
+        Field(
+            "data_as_string",
+            "boolean",
+            "Write `data` as its JSON text (Twilio's older Kinesis form).",
+            default=False,
+            extension=True,
+        ),
+    ),
+    sender=KinesisSender,
+    destination=_destination,
+)

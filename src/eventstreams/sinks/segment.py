@@ -69,16 +69,15 @@ Choices where Twilio documents nothing (keep ``docs/`` in sync):
   event has no ``time``, and are omitted if neither exists (Segment then uses
   its receive time). ``sentAt`` is taken right before each request (after any
   throttle wait), UTC with milliseconds.
-* Responses go through :func:`~eventstreams.delivery.policy.classify_http`:
+* Responses go through :func:`~eventstreams.outcome.classify_http`:
   2xx delivered; 429 and 5xx retried (``Retry-After`` honoured; a 429 with only
   Segment's ``X-RateLimit-Reset`` seconds uses that instead); other 4xx (e.g.
   400 for invalid JSON or an oversize body) are not retried.
 
-Outbound safety is the webhook sink's: the endpoint is an outbound URL, so the
-per-sink connector uses :class:`~eventstreams.sinks.webhook.GuardedResolver`
-(SSRF policy on every new connection, ``ctx.allow_private`` to allow private
-addresses), literal IP hosts are checked up front, redirects are not followed,
-proxies/``.netrc`` are ignored and no cookies are kept.
+Outbound safety is :mod:`eventstreams.sinks.http`'s client policy: the
+endpoint (the sink's own or the operator's default) passes the SSRF policy at
+creation and on every connection, redirects are not followed, proxies and
+``.netrc`` are ignored and no cookies are kept.
 """
 
 from __future__ import annotations
@@ -95,15 +94,15 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
 import orjson
 from yarl import URL
 
 from .. import __version__
-from ..delivery.policy import CODE_DROPPED, Outcome, OutcomeKind, classify_http
+from ..netpolicy import AsyncResolver
+from ..outcome import CODE_DROPPED, Outcome, OutcomeKind, classify_http
 from .base import OutgoingEvent, Pacer, SinkContext, SinkSender
-from .destinations import AsyncResolver
-from .webhook import GuardedResolver, literal_refusal, outcome_for_exception, read_excerpt
+from .http import USER_AGENT, HttpClient, outcome_for_exception, read_excerpt
+from .spec import Field, SinkType
 
 __all__ = [
     "DEFAULT_ENDPOINT",
@@ -111,6 +110,7 @@ __all__ = [
     "MAX_BATCH_EVENTS",
     "MAX_EVENT_BYTES",
     "NOT_SENT_CODE",
+    "SINK_TYPE",
     "SchemaLookup",
     "SegmentSender",
     "anonymous_id",
@@ -138,7 +138,6 @@ NOT_SENT_CODE = CODE_DROPPED
 #: Segment wants ``messageId`` under this many characters.
 MAX_MESSAGE_ID = 100
 
-USER_AGENT = f"eventstreams/{__version__}"
 LIBRARY = {"name": "eventstreams", "version": __version__}
 
 _PHONE = re.compile(r"\+?[0-9]{3,15}")
@@ -319,10 +318,9 @@ class SegmentSender(SinkSender):
         endpoint = config.get("endpoint") or ctx.extra.get("segment_endpoint") or DEFAULT_ENDPOINT
         if not isinstance(endpoint, str):
             raise ValueError(f"segment sink endpoint must be a string, not {endpoint!r}")
-        if ctx.max_in_flight < 1:
-            raise ValueError("max_in_flight must be at least 1")
-        if ctx.timeout <= 0:
-            raise ValueError("timeout must be positive")
+        self._http = HttpClient(
+            allow_private=ctx.allow_private, timeout=ctx.timeout, max_in_flight=ctx.max_in_flight, resolver=resolver
+        )
         lookup = schema_lookup or ctx.extra.get("schema_lookup") or builtin_schema_lookup
         if not callable(lookup):
             raise ValueError("schema_lookup must be an async callable")
@@ -332,10 +330,8 @@ class SegmentSender(SinkSender):
         self._authorization = "Basic " + base64.b64encode(f"{write_key}:".encode()).decode("ascii")
         self._lookup: SchemaLookup = lookup
         self._identity: dict[tuple[str, int], tuple[tuple[str, ...], ...]] = {}
-        self._refusal = literal_refusal(self.url, ctx.allow_private)
-        self._resolver = resolver
+        self._refusal = self._http.refusal(self.url)
         self._slots = asyncio.Semaphore(ctx.max_in_flight)
-        self._session: aiohttp.ClientSession | None = None
 
     # -- public API ------------------------------------------------------------------------
 
@@ -386,9 +382,7 @@ class SegmentSender(SinkSender):
 
     async def close(self) -> None:
         """Close the connection pool (a later ``send`` opens a new one)."""
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
+        await self._http.close()
 
     # -- mapping ---------------------------------------------------------------------------
 
@@ -476,23 +470,6 @@ class SegmentSender(SinkSender):
 
     # -- HTTP --------------------------------------------------------------------------------
 
-    def _get_session(self) -> aiohttp.ClientSession:
-        # Created lazily: aiohttp sessions belong to the running event loop.
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(
-                limit=self._ctx.max_in_flight,
-                resolver=GuardedResolver(self._ctx.allow_private, self._resolver),
-                use_dns_cache=False,  # every new connection re-resolves and re-checks (DNS rebinding)
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=aiohttp.ClientTimeout(total=self._ctx.timeout),
-                trust_env=False,  # proxies would bypass the address check
-                cookie_jar=aiohttp.DummyCookieJar(),
-                raise_for_status=False,
-            )
-        return self._session
-
     async def _deliver(self, calls: list[bytes], pacer: Pacer) -> Outcome:
         async with self._slots:
             await pacer.wait(len(calls))
@@ -502,7 +479,7 @@ class SegmentSender(SinkSender):
 
     async def _attempt(self, calls: list[bytes]) -> Outcome:
         if self._refusal is not None:
-            return Outcome.connect_error(self._refusal)
+            return self._refusal
         body = b"".join((_BODY_HEAD, b",".join(calls), _BODY_TAIL, _sent_at().encode("ascii"), b'"}'))
         headers = {
             "Authorization": self._authorization,
@@ -510,8 +487,7 @@ class SegmentSender(SinkSender):
             "User-Agent": USER_AGENT,
         }
         try:
-            session = self._get_session()
-            async with session.post(URL(self.url), data=body, headers=headers, allow_redirects=False) as resp:
+            async with self._http.request("POST", URL(self.url), data=body, headers=headers) as resp:
                 excerpt = await read_excerpt(resp)
                 outcome = classify_http(resp.status, resp.headers, excerpt)
                 reset = resp.headers.get("X-RateLimit-Reset")
@@ -520,3 +496,30 @@ class SegmentSender(SinkSender):
                 return outcome
         except Exception as exc:  # noqa: BLE001 - send() must not raise for one bad request
             return outcome_for_exception(exc, self._ctx.timeout, "segment endpoint")
+
+
+# -- the sink type -----------------------------------------------------------------------------
+
+
+def _destination(cfg: Mapping[str, Any], defaults: Mapping[str, Any]) -> str:
+    return str(cfg.get("endpoint") or defaults.get("segment_endpoint") or DEFAULT_ENDPOINT)
+
+
+SINK_TYPE = SinkType(
+    name="segment",
+    description="Segment track calls (HTTP Tracking API /v1/batch), one per event with a phone identity.",
+    fields=(
+        Field(
+            "write_key", "string", "The Segment source's write key; masked in responses.", required=True, secret=True
+        ),
+        Field(
+            "endpoint",
+            "url",
+            "Base URL of a Segment-compatible collector (default: the server's EVENTSTREAMS_SEGMENT_ENDPOINT,"
+            " https://api.segment.io).",
+            extension=True,
+        ),
+    ),
+    sender=SegmentSender,
+    destination=_destination,
+)
