@@ -15,7 +15,7 @@ holds every one created.
 
 from __future__ import annotations
 
-import asyncio
+import threading
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -36,8 +36,7 @@ class StubSender(SinkSender):
         self.default: Outcome | Callable[[OutgoingEvent], Outcome] = Outcome.success(200)
         self.sent: list[list[OutgoingEvent]] = []
         self.closed = False
-        #: set after each ``send`` (await ``.wait()`` instead of sleeping in tests)
-        self.delivered = asyncio.Event()
+        self._sent_changed = threading.Condition()
 
     def then(self, *outcomes: Outcome | Callable[[OutgoingEvent], Outcome]) -> StubSender:
         """Append outcomes (or ``event -> Outcome`` functions) to the script."""
@@ -49,11 +48,19 @@ class StubSender(SinkSender):
         """Every event sent, in order."""
         return [e for chunk in self.sent for e in chunk]
 
+    def wait_for(self, n_events: int, timeout: float = 30.0) -> bool:
+        """Block until at least ``n_events`` were sent in all (no polling sleeps in tests; from
+        async code: ``await asyncio.to_thread(sender.wait_for, n)``). False on timeout."""
+        with self._sent_changed:
+            return self._sent_changed.wait_for(lambda: len(self.events) >= n_events, timeout)
+
     async def send(self, events: Sequence[OutgoingEvent], pacer: Pacer) -> list[Outcome]:
         if not events:
             return []
         await pacer.wait(len(events))
-        self.sent.append(list(events))
+        with self._sent_changed:
+            self.sent.append(list(events))
+            self._sent_changed.notify_all()
         outcomes: list[Outcome] = []
         for event in events:
             step = self.script.popleft() if self.script else self.default
@@ -61,14 +68,13 @@ class StubSender(SinkSender):
         for outcome in outcomes:
             pacer.observe(outcome)
         self.closed = False
-        self.delivered.set()
         return outcomes
 
     async def close(self) -> None:
         self.closed = True
 
 
-#: senders by configuration ``name`` (prepared or created)
+#: senders by configuration ``name`` (prepared or created); tests clear it when they like
 SENDERS: dict[str, StubSender] = {}
 
 
