@@ -1,93 +1,4 @@
-"""Amazon Kinesis sink: write CloudEvents to a Kinesis data stream (reference §11.2, §12).
-
-One :class:`KinesisSender` per sink. Like Twilio, it calls STS ``AssumeRole`` on
-``role_arn`` with ``external_id`` and writes with ``PutRecords`` to the stream
-``arn``, using the temporary credentials.
-
-Configuration (``sink_configuration``): ``arn`` (stream ARN), ``role_arn``,
-``external_id`` (Twilio's keys) and the eventstreams extensions
-``endpoint_url``, ``partition_key`` and ``data_as_string``.
-
-Choices where Twilio documents nothing (keep ``docs/`` in sync):
-
-* **Region and endpoint.** The region comes from the stream ARN
-  (``arn:aws:kinesis:<region>:<account>:stream/<name>``); STS is called in the
-  same region. The endpoint is the sink's ``endpoint_url``, else the operator's
-  ``EVENTSTREAMS_AWS_ENDPOINT_URL`` (``ctx.extra["aws_endpoint_url"]``), else
-  AWS's regular endpoint. An override applies to **both** STS and Kinesis (a
-  local stand-in such as LocalStack or moto serves every service on one URL).
-  The STS call is signed with the *operator's* credentials, so a per-sink
-  ``endpoint_url`` is accepted only when the operator sets
-  ``EVENTSTREAMS_ALLOW_SINK_ENDPOINT_URL`` (``ctx.extra["allow_sink_endpoint_url"]``);
-  otherwise every send fails at once, not retried, without any AWS call. Even
-  then the endpoint passes the SSRF policy with its address resolved, checked
-  and pinned before every call (:mod:`.aws`); the operator's global override is
-  trusted. Without an override the ARN's region must be one
-  botocore lists for Kinesis in the ARN's partition (:func:`region_problem`):
-  otherwise AWS's endpoint for it does not exist and every call would fail as a
-  retried connection error for the whole 4-hour window. This is checked in the
-  sender, not at sink creation, because the global override is a server setting
-  that can change after the sink exists. With an override any region is used
-  as given (Kinesis-compatible servers accept their own names).
-* **Credentials.** ``AssumeRole(RoleArn=role_arn, ExternalId=external_id,
-  RoleSessionName="eventstreams-<sink sid>")`` signed with the process's
-  default AWS credentials (environment, config files, instance/container
-  role). The temporary credentials are cached per sender until 5 minutes before
-  their ``Expiration``; an ``ExpiredToken``/``UnrecognizedClient``/
-  ``InvalidSignature`` answer drops them at once. Without ``role_arn`` (not
-  accepted by the API, but tolerated) the default credentials are used directly.
-* **Record data.** The CloudEvent JSON bytes exactly as delivered to webhooks
-  (``data`` is a JSON object). With ``data_as_string: true`` the envelope is
-  re-encoded (compact JSON, attribute order kept) with ``data`` replaced by its
-  JSON text, Twilio's older Kinesis form; a payload that is not a JSON object,
-  has no ``data`` or whose ``data`` already is a string is sent unchanged.
-* **Partition key.** The event ``id`` by default (spreads load evenly over the
-  shards). ``partition_key`` is a dotted path into the event, e.g. ``source``
-  or ``data.to`` (list items by index: ``data.items.0.sid``); strings are used
-  as-is, numbers/booleans as their JSON text; a missing, empty, null, object or
-  array value falls back to the id. Keys are cut to 256 characters (Kinesis's
-  limit). One record per event, no aggregation (KPL) format.
-* **Batching.** Records go out in ``PutRecords`` calls of at most 500 records
-  and 5 MiB (data + partition keys, UTF-8 bytes), in event order, up to
-  :data:`MAX_CONCURRENT_CALLS` calls (bounded by ``max_in_flight``) at once per
-  sink. ``pacer.wait(n)`` precedes each call and ``pacer.observe`` follows it
-  once, with the call's worst outcome.
-* **Threads.** boto3 is synchronous; calls run on a per-sender thread pool of
-  that same size, so a hung AWS endpoint only holds this sink's threads and
-  never the event loop's shared executor. Clients are created lazily under
-  :mod:`.aws`'s client policy (one shared session, no botocore retries,
-  timeouts).
-
-Error codes (reference §12; ``Outcome.code`` overrides the generic mapping):
-
-* **93101** "write to stream failed", retried: a ``PutRecords`` call that
-  fails as a whole (throttling ``ProvisionedThroughputExceeded``/
-  ``LimitExceeded``/``Throttling``/``KMSThrottling``, 5xx, ``InternalFailure``,
-  ``AccessDenied`` and the other KMS/permission errors, which a customer can fix
-  within the 4-hour window), connection errors and timeouts; and each record
-  that a successful call reports with an ``ErrorCode``. Only those records
-  fail: the others of the call are delivered and never resent. Throughput and
-  throttling errors (call or record) set ``throttle`` so the sink slows down;
-  so do 5xx answers and timeouts, as for webhooks.
-* **93102** "assume-role failed", retried: STS errors, unreachable STS, or no
-  usable default credentials. Every event of the ``send`` gets it.
-* **93103** "get shard count failed" is *not used*: Kinesis hashes partition
-  keys to shards itself, so no ``DescribeStream`` call is made (it would also
-  need an extra IAM permission on the customer's role).
-* **93104** "get stream name and region failed", **not retried**: an ARN that
-  does not parse, a region botocore does not know for the partition (no
-  endpoint override), ``ResourceNotFoundException`` (no such stream in that
-  account/region), ``InvalidArgumentException``/``ValidationException`` and
-  client-side parameter validation of the stream ARN, and an invalid region.
-* **91303** (dropped, not retried) for a record over Kinesis's 1 MiB limit
-  (data + partition key): it can never be written, so it is dead-lettered at
-  once with the message ``record of N bytes exceeds Kinesis's 1 MB limit``.
-
-Outcome kinds: AWS error answers are ``HTTP_STATUS`` with the API's HTTP status
-(so the delivery log shows it), connection failures ``CONNECT_ERROR``/
-``TLS_ERROR``, read timeouts ``TIMEOUT``, per-record failures and everything
-else ``INTERNAL``, all with the codes above.
-"""
+"""The Kinesis sender: STS AssumeRole, then PutRecords (every choice: see the package doc)."""
 
 from __future__ import annotations
 
@@ -95,43 +6,29 @@ import asyncio
 import functools
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import orjson
 
-from ..netpolicy import DestinationRefused, Resolver
-from ..outcome import Outcome, OutcomeKind
-from . import aws
-from .base import OutgoingEvent, Pacer, SinkContext, SinkSender
-from .spec import Field, SinkType
-
-__all__ = [
-    "CODE_ASSUME_ROLE_FAILED",
-    "CODE_RECORD_TOO_LARGE",
-    "CODE_SHARD_COUNT_FAILED",
-    "CODE_STREAM_UNUSABLE",
-    "CODE_WRITE_FAILED",
-    "CREDENTIAL_REFRESH_MARGIN",
-    "MAX_CONCURRENT_CALLS",
-    "MAX_PARTITION_KEY_CHARS",
-    "MAX_RECORDS_PER_CALL",
-    "MAX_RECORD_BYTES",
-    "MAX_REQUEST_BYTES",
-    "SINK_TYPE",
-    "KinesisSender",
-    "StreamRef",
-    "parse_stream_arn",
-    "region_problem",
-]
-
-CODE_WRITE_FAILED = 93101
-CODE_ASSUME_ROLE_FAILED = 93102
-CODE_SHARD_COUNT_FAILED = 93103  # reserved: no shard-count lookup is made (see module doc)
-CODE_STREAM_UNUSABLE = 93104
-CODE_RECORD_TOO_LARGE = 91303
+from ...netpolicy import Resolver
+from ...outcome import Outcome, OutcomeKind
+from .. import aws
+from ..base import OutgoingEvent, Pacer, SinkContext, SinkSender
+from .outcomes import (
+    CODE_RECORD_TOO_LARGE,
+    CODE_STREAM_UNUSABLE,
+    CODE_WRITE_FAILED,
+    CREDENTIAL_CODES,
+    THROTTLE_CODES,
+    assume_role_failure,
+    error_parts,
+    failure,
+    put_failure,
+    worst,
+)
 
 MAX_RECORDS_PER_CALL = 500
 MAX_REQUEST_BYTES = 5 * 1024 * 1024
@@ -142,22 +39,7 @@ CREDENTIAL_REFRESH_MARGIN = 300.0
 #: most concurrent PutRecords calls (and threads) per sink
 MAX_CONCURRENT_CALLS = 8
 
-_ARN = re.compile(r"^arn:(aws[a-z-]*):kinesis:([a-z0-9-]+):(\d{12}):stream/([A-Za-z0-9_.-]{1,128})$")
-_THROTTLE_CODES = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "LimitExceededException",
-        "ThrottlingException",
-        "Throttling",
-        "KMSThrottlingException",
-        "RequestLimitExceeded",
-        "TooManyRequestsException",
-    }
-)
-_STREAM_CODES = frozenset({"ResourceNotFoundException", "InvalidArgumentException", "ValidationException"})
-_CREDENTIAL_CODES = frozenset(
-    {"ExpiredTokenException", "ExpiredToken", "UnrecognizedClientException", "InvalidSignatureException"}
-)
+STREAM_ARN = re.compile(r"^arn:(aws[a-z-]*):kinesis:([a-z0-9-]+):(\d{12}):stream/([A-Za-z0-9_.-]{1,128})$")
 _SESSION_NAME = re.compile(r"[^\w+=,.@-]")
 
 T = TypeVar("T")
@@ -176,7 +58,7 @@ class StreamRef:
 
 def parse_stream_arn(arn: str) -> StreamRef:
     """Split ``arn:aws:kinesis:<region>:<account>:stream/<name>``; ``ValueError`` if it is not one."""
-    match = _ARN.match(arn.strip()) if isinstance(arn, str) else None
+    match = STREAM_ARN.match(arn.strip()) if isinstance(arn, str) else None
     if match is None:
         raise ValueError(f"not a Kinesis stream ARN: {arn!r}")
     partition, region, account, name = match.groups()
@@ -249,90 +131,6 @@ def _data_as_string(event: dict[str, Any]) -> bytes | None:
     return orjson.dumps(out)
 
 
-def _status(exc: Any) -> int | None:
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return status if isinstance(status, int) and status >= 100 else None
-
-
-def _error_parts(exc: Any) -> tuple[str, str]:
-    error = exc.response.get("Error", {})
-    return str(error.get("Code") or "Unknown"), str(error.get("Message") or "")
-
-
-def _failure(kind: OutcomeKind, code: int, message: str, *, status: int | None = None, **kw: Any) -> Outcome:
-    if kind is OutcomeKind.HTTP_STATUS and status is None:
-        kind = OutcomeKind.INTERNAL
-    return Outcome(kind, status=status, message=message, code=code, **kw)
-
-
-def _transport_failure(exc: BaseException, code: int, what: str) -> Outcome | None:
-    """Outcome for a connection-level botocore error, or ``None`` if ``exc`` is not one."""
-    from botocore.exceptions import ConnectionError as BotoConnectionError
-    from botocore.exceptions import ConnectTimeoutError, HTTPClientError, ReadTimeoutError, SSLError
-
-    text = f"{what}: {type(exc).__name__}: {exc}"
-    if isinstance(exc, ReadTimeoutError):
-        return _failure(OutcomeKind.TIMEOUT, code, text, retryable=True)
-    if isinstance(exc, SSLError):
-        return _failure(OutcomeKind.TLS_ERROR, code, text, retryable=True)
-    if isinstance(exc, ConnectTimeoutError | BotoConnectionError | HTTPClientError):
-        return _failure(OutcomeKind.CONNECT_ERROR, code, text, retryable=True)
-    return None
-
-
-def _assume_role_failure(exc: BaseException) -> Outcome:
-    from botocore.exceptions import ClientError, NoCredentialsError
-
-    if isinstance(exc, DestinationRefused):
-        return Outcome.refused(str(exc))
-    code = CODE_ASSUME_ROLE_FAILED
-    transport = _transport_failure(exc, code, "assume role failed")
-    if transport is not None:
-        return transport
-    if isinstance(exc, ClientError):
-        err_code, err_message = _error_parts(exc)
-        message = f"assume role failed: {err_code}: {err_message}"
-        return _failure(OutcomeKind.HTTP_STATUS, code, message, status=_status(exc), retryable=True)
-    if isinstance(exc, NoCredentialsError):
-        return _failure(OutcomeKind.INTERNAL, code, "assume role failed: no AWS credentials configured", retryable=True)
-    return _failure(OutcomeKind.INTERNAL, code, f"assume role failed: {type(exc).__name__}: {exc}", retryable=True)
-
-
-def _put_failure(exc: BaseException) -> Outcome:
-    from botocore.exceptions import ClientError, InvalidRegionError, ParamValidationError
-
-    if isinstance(exc, DestinationRefused):
-        return Outcome.refused(str(exc))
-    code = CODE_WRITE_FAILED
-    transport = _transport_failure(exc, code, "PutRecords failed")
-    if transport is not None:
-        return transport
-    if isinstance(exc, ClientError):
-        err_code, err_message = _error_parts(exc)
-        message = f"{err_code}: {err_message}" if err_message else err_code
-        status = _status(exc)
-        if err_code in _STREAM_CODES:
-            return _failure(OutcomeKind.HTTP_STATUS, CODE_STREAM_UNUSABLE, message, status=status, retryable=False)
-        throttle = err_code in _THROTTLE_CODES
-        return _failure(OutcomeKind.HTTP_STATUS, code, message, status=status, retryable=True, throttle=throttle)
-    if isinstance(exc, ParamValidationError | InvalidRegionError):
-        return _failure(OutcomeKind.INTERNAL, CODE_STREAM_UNUSABLE, f"invalid stream: {exc}", retryable=False)
-    return _failure(OutcomeKind.INTERNAL, code, f"PutRecords failed: {type(exc).__name__}: {exc}", retryable=True)
-
-
-def _worst(outcomes: Sequence[Outcome]) -> Outcome:
-    """The outcome a call reports to the pacer: a throttle signal, else a failure, else success."""
-    first_failure: Outcome | None = None
-    for outcome in outcomes:
-        if outcome.kind is OutcomeKind.SUCCESS:
-            continue
-        if outcome.throttle or outcome.kind is OutcomeKind.TIMEOUT:
-            return outcome
-        if first_failure is None:
-            first_failure = outcome
-    return first_failure or Outcome.success()
-
-
 # -- the sender --------------------------------------------------------------------------------
 
 
@@ -357,7 +155,7 @@ class KinesisSender(SinkSender):
         try:
             self._stream = parse_stream_arn(str(config.get("arn") or ""))
         except ValueError as exc:
-            self._unusable = _failure(OutcomeKind.INTERNAL, CODE_STREAM_UNUSABLE, str(exc), retryable=False)
+            self._unusable = failure(OutcomeKind.INTERNAL, CODE_STREAM_UNUSABLE, str(exc), retryable=False)
 
         role_arn = config.get("role_arn")
         self.role_arn: str | None = role_arn if isinstance(role_arn, str) and role_arn else None
@@ -573,7 +371,7 @@ class KinesisSender(SinkSender):
             problem = None
         self._region_checked = True
         if problem is not None:
-            self._unusable = _failure(OutcomeKind.INTERNAL, CODE_STREAM_UNUSABLE, problem, retryable=False)
+            self._unusable = failure(OutcomeKind.INTERNAL, CODE_STREAM_UNUSABLE, problem, retryable=False)
         return self._unusable
 
     def _fresh(self, creds: _Credentials | None) -> bool:
@@ -593,7 +391,7 @@ class KinesisSender(SinkSender):
             try:
                 fresh = await self._run(self._assume_role)
             except Exception as exc:  # noqa: BLE001 - every failure is an outcome
-                return _assume_role_failure(exc)
+                return assume_role_failure(exc)
             old, self._creds = self._creds, fresh
             if old is not None:
                 try:
@@ -615,13 +413,13 @@ class KinesisSender(SinkSender):
             try:
                 answer = await self._run(creds.client.put_records, StreamARN=self._stream.arn, Records=request)
             except Exception as exc:  # noqa: BLE001 - every failure is an outcome
-                outcome = _put_failure(exc)
-                if isinstance(getattr(exc, "response", None), dict) and _error_parts(exc)[0] in _CREDENTIAL_CODES:
+                outcome = put_failure(exc)
+                if isinstance(getattr(exc, "response", None), dict) and error_parts(exc)[0] in CREDENTIAL_CODES:
                     self._forget(creds)
                 pacer.observe(outcome)
                 return [outcome] * len(batch)
             outcomes = self._record_outcomes(answer, len(batch))
-            pacer.observe(_worst(outcomes))
+            pacer.observe(worst(outcomes))
             return outcomes
 
     @staticmethod
@@ -629,7 +427,7 @@ class KinesisSender(SinkSender):
         rows = answer.get("Records") if isinstance(answer, dict) else None
         if not isinstance(rows, list) or len(rows) != n:
             got = len(rows) if isinstance(rows, list) else "no"
-            bad = _failure(
+            bad = failure(
                 OutcomeKind.INTERNAL, CODE_WRITE_FAILED, f"PutRecords answered {got} results for {n} records",
                 retryable=True,
             )  # fmt: skip
@@ -642,64 +440,8 @@ class KinesisSender(SinkSender):
                 continue
             err_message = str(row.get("ErrorMessage") or "")
             message = f"{err_code}: {err_message}" if err_message else str(err_code)
-            throttle = str(err_code) in _THROTTLE_CODES
+            throttle = str(err_code) in THROTTLE_CODES
             outcomes.append(
-                _failure(OutcomeKind.INTERNAL, CODE_WRITE_FAILED, message, retryable=True, throttle=throttle)
+                failure(OutcomeKind.INTERNAL, CODE_WRITE_FAILED, message, retryable=True, throttle=throttle)
             )
         return outcomes
-
-
-# -- the sink type -----------------------------------------------------------------------------
-
-
-def _destination(cfg: Mapping[str, Any], defaults: Mapping[str, Any]) -> str:
-    return str(cfg.get("arn", ""))
-
-
-SINK_TYPE = SinkType(
-    name="kinesis",
-    description="Records in an Amazon Kinesis data stream, written with a role the server assumes.",
-    fields=(
-        Field(
-            "arn",
-            "string",
-            "The Kinesis stream's ARN.",
-            required=True,
-            pattern=_ARN.pattern,
-            pattern_hint="a Kinesis stream ARN (arn:aws:kinesis:<region>:<account>:stream/<name>)",
-        ),
-        Field(
-            "role_arn",
-            "string",
-            "The IAM role the server assumes to write to the stream.",
-            required=True,
-            pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$",
-            pattern_hint="an IAM role ARN (arn:aws:iam::<account>:role/<name>)",
-        ),
-        Field("external_id", "string", "The external ID the role's trust policy requires.", required=True),
-        Field(
-            "endpoint_url",
-            "url",
-            "A Kinesis-compatible endpoint for STS and Kinesis (LocalStack, moto). Accepted only when the"
-            " operator sets EVENTSTREAMS_ALLOW_SINK_ENDPOINT_URL=true.",
-            extension=True,
-            operator_gate="allow_sink_endpoint_url",
-            gate_setting="EVENTSTREAMS_ALLOW_SINK_ENDPOINT_URL",
-        ),
-        Field(
-            "partition_key",
-            "string",
-            "Dotted path into the event whose value is the record's partition key (default: the event id).",
-            extension=True,
-        ),
-        Field(
-            "data_as_string",
-            "boolean",
-            "Write `data` as its JSON text (Twilio's older Kinesis form).",
-            default=False,
-            extension=True,
-        ),
-    ),
-    sender=KinesisSender,
-    destination=_destination,
-)
