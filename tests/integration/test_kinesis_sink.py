@@ -328,7 +328,7 @@ def test_region_problem(moto: MotoServer) -> None:
     assert fake is not None and fake.startswith(
         "invalid stream ARN: region 'xx-fake-1' is not a Kinesis region of AWS partition 'aws' (botocore "
     )
-    assert fake.endswith("for a Kinesis-compatible server set the sink's endpoint_url")
+    assert fake.endswith("for a Kinesis-compatible server set EVENTSTREAMS_AWS_ENDPOINT_URL")
     assert "region 'us-east-1' is not a Kinesis region of AWS partition 'aws-cn'" in (
         problem("aws-cn", "us-east-1") or ""
     )

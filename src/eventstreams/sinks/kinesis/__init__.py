@@ -21,7 +21,7 @@ Choices where Twilio documents nothing (keep ``docs/`` in sync):
   ``EVENTSTREAMS_ALLOW_SINK_ENDPOINT_URL`` (``ctx.extra["allow_sink_endpoint_url"]``);
   otherwise every send fails at once, not retried, without any AWS call. Even
   then the endpoint passes the SSRF policy with its address resolved, checked
-  and pinned before every call (:mod:`.aws`); the operator's global override is
+  and pinned before every call (:mod:`eventstreams.sinks.aws`); the operator's global override is
   trusted. Without an override the ARN's region must be one
   botocore lists for Kinesis in the ARN's partition (:func:`region_problem`):
   otherwise AWS's endpoint for it does not exist and every call would fail as a

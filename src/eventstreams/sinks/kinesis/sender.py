@@ -82,7 +82,7 @@ def region_problem(stream: StreamRef) -> str | None:
     # The botocore version matters: a region launched after it was released is not listed.
     return (
         f"invalid stream ARN: {what} (botocore {botocore.__version__});"
-        " for a Kinesis-compatible server set the sink's endpoint_url"
+        " for a Kinesis-compatible server set EVENTSTREAMS_AWS_ENDPOINT_URL"
     )
 
 
