@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 
 from eventstreams.api.openapi import openapi_document
+from eventstreams.config import Settings
 from eventstreams.delivery.dispatcher import destination_of
 from eventstreams.delivery.policy import RetryPolicy, error_code
-from eventstreams.delivery.service import request_method
+from eventstreams.delivery.service import dispatcher_config, request_method
 from eventstreams.errors import TwilioError
 from eventstreams.outcome import Outcome
 from eventstreams.sinks import UnsupportedSink, create_sender, registry, stub
@@ -232,3 +233,9 @@ def test_registered_restores_a_replaced_type() -> None:
     with registry.registered(replaced):
         assert registry.get("webhook") is replaced
     assert registry.get("webhook") is original
+
+
+def test_the_endpoint_url_setting_reaches_the_dispatcher() -> None:
+    assert Settings.from_env({}).allow_sink_endpoint_url is False
+    on = Settings.from_env({"EVENTSTREAMS_ALLOW_SINK_ENDPOINT_URL": "true"})
+    assert on.allow_sink_endpoint_url is True and dispatcher_config(on).allow_sink_endpoint_url is True
