@@ -41,6 +41,8 @@ class Settings:
     max_body_bytes: int = 1_048_576
     one_subscription_per_sink: bool = True
     allow_private_destinations: bool = False
+    # A Kinesis sink's own endpoint_url receives STS calls signed with the operator's credentials.
+    allow_sink_endpoint_url: bool = False
     sqlite_synchronous: str = "NORMAL"
     pg_pool_size: int = 8
     delivery: bool = True
@@ -78,6 +80,7 @@ class Settings:
             max_body_bytes=_int(g("EVENTSTREAMS_MAX_BODY_BYTES"), cls.max_body_bytes),
             one_subscription_per_sink=_bool(g("EVENTSTREAMS_ONE_SUBSCRIPTION_PER_SINK"), True),
             allow_private_destinations=_bool(g("EVENTSTREAMS_ALLOW_PRIVATE_DESTINATIONS"), False),
+            allow_sink_endpoint_url=_bool(g("EVENTSTREAMS_ALLOW_SINK_ENDPOINT_URL"), False),
             sqlite_synchronous=(g("EVENTSTREAMS_SQLITE_SYNCHRONOUS") or "NORMAL").upper(),
             pg_pool_size=_int(g("EVENTSTREAMS_PG_POOL_SIZE"), cls.pg_pool_size),
             delivery=_bool(g("EVENTSTREAMS_DELIVERY"), True),

@@ -9,9 +9,11 @@ under a key from EVENTSTREAMS_SECRET_KEY or a key file in the data dir.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import os
+import secrets
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -57,3 +59,12 @@ class Box:
             return self._fernet.decrypt(token.encode()).decode()
         except InvalidToken as exc:  # wrong EVENTSTREAMS_SECRET_KEY on this node
             raise RuntimeError("stored secret cannot be decrypted: check EVENTSTREAMS_SECRET_KEY") from exc
+
+
+def new_standard_webhook_secret(n_bytes: int = 32) -> str:
+    """A fresh random Standard Webhooks ``whsec_<base64>`` secret (spec allows 24..64 bytes).
+
+    Here, low, because the control plane creates one per sink and must not import the sinks."""
+    if not 24 <= n_bytes <= 64:
+        raise ValueError("Standard Webhooks secrets are 24 to 64 bytes")
+    return "whsec_" + base64.b64encode(secrets.token_bytes(n_bytes)).decode("ascii")

@@ -16,7 +16,8 @@ import pytest
 import requests
 
 from eventstreams.catalog import builtin_examples
-from eventstreams.delivery.policy import Action, Outcome, OutcomeKind, RetryPolicy, is_throttle_signal
+from eventstreams.delivery.policy import Action, RetryPolicy, is_retryable, is_throttle_signal
+from eventstreams.outcome import Outcome, OutcomeKind
 from eventstreams.sinks import create_sender
 from eventstreams.sinks.base import OutgoingEvent, SinkContext
 from eventstreams.sinks.kinesis import (
@@ -30,7 +31,7 @@ from eventstreams.sinks.kinesis import (
     parse_stream_arn,
     region_problem,
 )
-from tests.conftest import Server
+from tests.conftest import Server, own_server
 from tests.kinesis_server import (
     ACCOUNT,
     CallFault,
@@ -62,6 +63,13 @@ def moto() -> Iterator[MotoServer]:
             yield server
         finally:
             server.stop()
+
+
+@pytest.fixture(scope="module")
+def server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """This module's server lets sinks name their own endpoint_url (each test has its own proxy)."""
+    with own_server(backend, tmp_path_factory.mktemp(f"kinesis-{backend}"), allow_sink_endpoint_url=True) as srv:
+        yield srv
 
 
 @pytest.fixture
@@ -106,7 +114,13 @@ def raw(i: int, payload: bytes) -> OutgoingEvent:
 
 
 def context(
-    arn: str, endpoint: str | None, *, allow_private: bool = True, max_in_flight: int = 32, **cfg: Any
+    arn: str,
+    endpoint: str | None,
+    *,
+    allow_private: bool = True,
+    max_in_flight: int = 32,
+    allow_endpoint: bool = True,
+    **cfg: Any,
 ) -> SinkContext:
     configuration: dict[str, Any] = {"arn": arn, "role_arn": ROLE, "external_id": "ext-123"}
     if endpoint is not None:
@@ -122,7 +136,8 @@ def context(
         allow_private=allow_private,
         timeout=5.0,
         max_in_flight=max_in_flight,
-        extra={"aws_endpoint_url": None},
+        # EVENTSTREAMS_ALLOW_SINK_ENDPOINT_URL, so that the per-sink endpoint_url (the test proxy) is used
+        extra={"aws_endpoint_url": None, "allow_sink_endpoint_url": allow_endpoint},
     )
 
 
@@ -313,7 +328,7 @@ def test_region_problem(moto: MotoServer) -> None:
     assert fake is not None and fake.startswith(
         "invalid stream ARN: region 'xx-fake-1' is not a Kinesis region of AWS partition 'aws' (botocore "
     )
-    assert fake.endswith("for a Kinesis-compatible server set the sink's endpoint_url")
+    assert fake.endswith("for a Kinesis-compatible server set EVENTSTREAMS_AWS_ENDPOINT_URL")
     assert "region 'us-east-1' is not a Kinesis region of AWS partition 'aws-cn'" in (
         problem("aws-cn", "us-east-1") or ""
     )
@@ -546,6 +561,47 @@ def test_private_endpoint_refused_unless_allowed(proxy: FaultProxy, stream: str)
     outcomes = send(KinesisSender(context(stream, proxy.url, allow_private=False)), [outgoing(1)])
     assert outcomes[0].kind is OutcomeKind.CONNECT_ERROR and "private" in outcomes[0].message
     assert proxy.calls == []
+
+
+def test_sink_endpoint_url_refused_unless_the_operator_allows_it(proxy: FaultProxy, stream: str) -> None:
+    """Security finding 3: the STS call is signed with the operator's credentials, so a tenant's
+    endpoint_url must not receive it unless EVENTSTREAMS_ALLOW_SINK_ENDPOINT_URL is set."""
+    outcomes = send(KinesisSender(context(stream, proxy.url, allow_endpoint=False)), [outgoing(1), outgoing(2)])
+    assert [o.kind for o in outcomes] == [OutcomeKind.CONNECT_ERROR] * 2
+    assert "EVENTSTREAMS_ALLOW_SINK_ENDPOINT_URL" in outcomes[0].message and not is_retryable(outcomes[0])
+    assert proxy.calls == []  # no AssumeRole (nor anything else) reached the tenant's host
+
+
+def test_sink_endpoint_name_resolving_inward_is_refused(proxy: FaultProxy, stream: str) -> None:
+    port = proxy.url.rsplit(":", 1)[1]
+    lookups: list[str] = []
+
+    def dns(host: str, port: int) -> list[str]:
+        lookups.append(host)
+        return ["127.0.0.1"]
+
+    ctx = context(stream, f"http://kinesis.tenant.test:{port}", allow_private=False)
+    outcomes = send(KinesisSender(ctx, resolver=dns), [outgoing(1)])
+    assert outcomes[0].kind is OutcomeKind.CONNECT_ERROR and not is_retryable(outcomes[0])
+    assert "not a public address" in outcomes[0].message and "127.0.0.1" not in outcomes[0].message
+    assert lookups == ["kinesis.tenant.test"] and proxy.calls == []
+
+
+def test_sink_endpoint_is_pinned_to_the_checked_address(kinesis: Any, proxy: FaultProxy, stream: str) -> None:
+    """The name exists only in the injected resolver: delivery works only if every connection
+    goes to the address that was resolved and checked, never through a second DNS lookup."""
+    port = proxy.url.rsplit(":", 1)[1]
+    lookups: list[str] = []
+
+    def dns(host: str, port: int) -> list[str]:
+        lookups.append(host)
+        return ["127.0.0.1"]
+
+    ctx = context(stream, f"http://kinesis.pinned.invalid:{port}")
+    assert ok(send(KinesisSender(ctx, resolver=dns), [outgoing(1)]))
+    assert proxy.of("AssumeRole") and proxy.of("PutRecords")
+    assert len(lookups) == 2  # checked again before each call (AssumeRole, PutRecords)
+    assert read_stream(kinesis, stream)[0]["PartitionKey"] == eid(1)
 
 
 def test_global_endpoint_override(kinesis: Any, proxy: FaultProxy, stream: str) -> None:

@@ -420,7 +420,21 @@ async def test_connection_failures_and_private_endpoints() -> None:
     guarded = SegmentSender(context(f"http://127.0.0.1:{port}", allow_private=False))
     (blocked,) = await guarded.send(ev, NoPacer())
     assert blocked.kind is OutcomeKind.CONNECT_ERROR and "destination refused" in blocked.message
+    assert not is_retryable(blocked)  # dead-lettered at once, not retried for the window
     await guarded.close()
+
+
+async def test_endpoint_name_resolving_inward_is_refused_at_connect() -> None:
+    async def dns(host: str, port: int) -> list[str]:
+        return ["169.254.169.254"]  # the name was public when the sink was created; now metadata
+
+    sender = SegmentSender(context("https://collector.example.com", allow_private=False), resolver=dns)
+    try:
+        (outcome,) = await sender.send([outgoing(cloudevent(1, data=status("+14155550100")))], NoPacer())
+    finally:
+        await sender.close()
+    assert outcome.kind is OutcomeKind.CONNECT_ERROR and not is_retryable(outcome)
+    assert "not a public address" in outcome.message and "169.254" not in outcome.message
 
 
 def test_configuration() -> None:

@@ -83,6 +83,8 @@ async def receiver() -> AsyncIterator[Receiver]:
                 return web.Response(status=429, headers={"Retry-After": "7"}, text="slow down")
             if path == "/down":
                 return web.Response(status=503, text="x" * 100_000)
+            if path == "/forge":
+                return web.Response(status=500, text="oops\nINFO forged log line\r\n\x1b[31m\u2028x")
             if path == "/redirect":
                 return web.Response(status=302, headers={"Location": f"http://127.0.0.1:{state.port}/ok"})
             return web.Response(text="ok")
@@ -326,6 +328,13 @@ async def test_redirect_is_not_followed(receiver: Receiver) -> None:
     assert [r.raw_path.split("?")[0] for r in receiver.requests] == ["/redirect"]
 
 
+async def test_response_body_cannot_forge_log_lines(receiver: Receiver) -> None:
+    (outcome,) = await deliver(make_sender(receiver.url("/forge")), make_events(1))
+    assert outcome.status == 500
+    assert outcome.message == "oops\\nINFO forged log line\\r\\n\\x1b[31m\\u2028x"
+    assert not any(c in outcome.describe() for c in "\r\n\x1b\u2028")
+
+
 async def test_slow_endpoint_times_out(receiver: Receiver) -> None:
     loop = asyncio.get_running_loop()
     started = loop.time()
@@ -391,14 +400,16 @@ async def test_private_literal_is_refused(receiver: Receiver) -> None:
     pacer = RecordingPacer()
     outcomes = await deliver(make_sender(receiver.url(), allow_private=False), make_events(2), pacer)
     assert [o.kind for o in outcomes] == [OutcomeKind.CONNECT_ERROR] * 2
-    assert "refused" in outcomes[0].message and "loopback" in outcomes[0].message
+    assert "refused" in outcomes[0].message and "not a public address" in outcomes[0].message
+    # a refused destination will not become public by waiting: dead-lettered at once, 91307
+    assert not is_retryable(outcomes[0]) and error_code(outcomes[0]) == 91307
     assert receiver.requests == []
 
 
 async def test_localhost_is_refused(receiver: Receiver) -> None:
     (outcome,) = await deliver(make_sender(receiver.url(host="localhost"), allow_private=False), make_events(1))
-    assert outcome.kind is OutcomeKind.CONNECT_ERROR
-    assert "refused" in outcome.message and "loopback" in outcome.message
+    assert outcome.kind is OutcomeKind.CONNECT_ERROR and not is_retryable(outcome)
+    assert "refused" in outcome.message and "not a public address" in outcome.message
     assert receiver.requests == []
 
 
@@ -411,8 +422,10 @@ async def test_name_resolving_to_private_address_is_refused_at_connect(receiver:
 
     sender = make_sender(receiver.url(host="hooks.example.com"), allow_private=False, resolver=rebinding_dns)
     (outcome,) = await deliver(sender, make_events(1))
-    assert outcome.kind is OutcomeKind.CONNECT_ERROR
-    assert "refused" in outcome.message and "resolves to 127.0.0.1" in outcome.message
+    assert outcome.kind is OutcomeKind.CONNECT_ERROR and not is_retryable(outcome)
+    assert "refused" in outcome.message and "not a public address" in outcome.message
+    # no internal DNS oracle: the message never tells what the name resolved to
+    assert "127.0.0.1" not in outcome.message
     assert lookups == [("hooks.example.com", receiver.port)]
     assert receiver.requests == []
 

@@ -1,9 +1,11 @@
-"""The dispatcher, stepped one round at a time: a real store (SQLite in memory), a scripted
-sender, a fake clock. No server, no sleeps: 4-hour windows pass in microseconds."""
+"""The dispatcher, stepped one round at a time: a real store (SQLite in memory), the registry's
+stub sink (a scripted sender), a fake clock. No server, no sleeps: retry windows pass in
+microseconds."""
 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,12 +19,14 @@ from eventstreams.catalog import builtin_examples
 from eventstreams.delivery.dispatcher import Dispatcher, SinkWorker
 from eventstreams.delivery.hooks import Alerting, Attempt, DeliveryHook, DeliveryLog, Hooks, Round
 from eventstreams.delivery.metrics import DeliveryMetrics
-from eventstreams.delivery.policy import Outcome, RetryPolicy
+from eventstreams.delivery.policy import RetryPolicy
 from eventstreams.delivery.service import dispatcher_config
 from eventstreams.domain.accounts import Principal
+from eventstreams.outcome import Outcome, classify_http
 from eventstreams.runtime import Runtime, build_runtime
+from eventstreams.sinks import registry, stub
 from eventstreams.store.records import AlertRow, LeasedDelivery, PageQuery, SinkRow
-from tests.stubs import FakeClock, StubSender, factory
+from tests.fake_clock import FakeClock
 from tests.unit.conftest import memory_settings, new_principal
 
 DELIVERED = "com.twilio.messaging.message.delivered"
@@ -60,7 +64,7 @@ class Rig:
     p: Principal
     sink_sid: str
     clock: FakeClock
-    sender: StubSender
+    sender: stub.StubSender
     recorder: Recorder
     dispatcher: Dispatcher
     n: int = 0
@@ -104,22 +108,23 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     rt = await build_runtime(settings)
     try:
         p = await new_principal(rt)
-        sink = await rt.control.create_sink(p, "stub", "webhook", json.dumps(
-            {"destination": "http://127.0.0.1:9/unused", "method": "POST", "batch_events": True}))  # fmt: skip
+        name = uuid.uuid4().hex
+        sender = stub.prepare(name)
+        with registry.registered(stub.SINK_TYPE):
+            sink = await rt.control.create_sink(p, "stub", "stub", json.dumps({"name": name}))
         await rt.control.create_subscription(p, "s", sink.row.sid, [json.dumps({"type": DELIVERED})])
         fake = FakeClock(clock.now())
-        sender = StubSender()
         recorder = Recorder()
         config = dispatcher_config(settings)
         config.retry = RetryPolicy(first_delay=1.0, max_delay=60.0, max_age=WINDOW, jitter=0.0)
         hooks = Hooks([DeliveryLog(), Alerting(), recorder])
-        d = Dispatcher(
-            rt.store, rt.box, rt.catalog, config, "", hooks,
-            now=fake.now, sleep=fake.sleep, sender_factory=factory(sender), run_workers=False,
-        )  # fmt: skip
-        await d.sync()
+        d = Dispatcher(rt.store, rt.box, rt.catalog, config, "", hooks, now=fake.now, sleep=fake.sleep,
+                       run_workers=False)  # fmt: skip
+        with registry.registered(stub.SINK_TYPE):
+            await d.sync()  # builds the stub's sender through the registry, like any sink type
         yield Rig(rt, p, sink.row.sid, fake, sender, recorder, d)
         await d.stop()
+        stub.SENDERS.pop(name, None)
     finally:
         await rt.close()
 
@@ -127,7 +132,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
 async def test_a_round_delivers_and_logs_and_leaves_nothing_pending(rig: Rig) -> None:
     ids = await rig.publish(3)
     assert await rig.worker.round() is True
-    assert rig.sender.calls == [ids]
+    assert calls(rig) == [ids]
     assert await rig._pending_rows() == []
     log = await rig.log()
     assert [(g.outcome, json.loads(g.event_ids)) for g in log] == [("delivered", ids)]
@@ -136,8 +141,7 @@ async def test_a_round_delivers_and_logs_and_leaves_nothing_pending(rig: Rig) ->
 
 
 async def test_a_5xx_is_retried_when_due_and_not_before(rig: Rig) -> None:
-    answers = iter([Outcome.internal("boom"), Outcome.success(200)])
-    rig.sender.outcome = lambda e: next(answers)
+    rig.sender.then(Outcome.internal("boom"), Outcome.success(200))
     [eid] = await rig.publish(1)
     assert await rig.worker.round()
     [row] = await rig._pending_rows()
@@ -147,14 +151,14 @@ async def test_a_5xx_is_retried_when_due_and_not_before(rig: Rig) -> None:
     assert await rig.worker.round() is False  # not due yet: the fake clock has not moved
     rig.clock.advance(1.0)
     assert await rig.worker.round()
-    assert rig.sender.sent == [eid, eid]
+    assert [e.id for e in rig.sender.events] == [eid, eid]
     assert await rig._pending_rows() == []
     outcomes = [g.outcome for g in await rig.log()]
     assert outcomes == ["failed", "delivered"]
 
 
 async def test_a_4xx_is_dead_lettered_at_once_and_the_hook_hears_it(rig: Rig) -> None:
-    rig.sender.outcome = lambda e: _http(404)
+    rig.sender.default = classify_http(404)
     [eid] = await rig.publish(1)
     assert await rig.worker.round()
     [dead] = await rig.dead_letters()
@@ -165,7 +169,7 @@ async def test_a_4xx_is_dead_lettered_at_once_and_the_hook_hears_it(rig: Rig) ->
 
 
 async def test_retries_end_when_the_window_does(rig: Rig) -> None:
-    rig.sender.outcome = lambda e: Outcome.internal("still down")
+    rig.sender.default = Outcome.internal("still down")
     [eid] = await rig.publish(1)
     rounds = 0
     while not await rig.dead_letters():
@@ -178,22 +182,22 @@ async def test_retries_end_when_the_window_does(rig: Rig) -> None:
         assert rounds < 100
     [dead] = await rig.dead_letters()
     assert dead.event_id == eid and "retry window" in (dead.last_error or "")
-    assert 5 <= len(rig.sender.calls) <= 70  # doubling from 1 s, capped at 60 s, over one hour
+    assert 5 <= len(rig.sender.sent) <= 70  # doubling from 1 s, capped at 60 s, over one hour
 
 
 async def test_a_down_sink_pauses_and_is_probed_with_a_small_chunk(rig: Rig) -> None:
-    rig.sender.outcome = lambda e: Outcome.connect_error("refused")
+    rig.sender.default = Outcome.connect_error("refused")
     await rig.publish(30)
     assert await rig.worker.round()
-    assert len(rig.sender.calls[-1]) == 30
+    assert len(rig.sender.sent[-1]) == 30
     assert rig.worker.paused_until > rig.clock.now()  # the breaker opened
     rig.clock.advance(120.0)  # every retry is due again
     before = rig.clock.now()
     rig.worker.paused_until = before + 5.0
     assert await rig.worker.round()
     assert rig.clock.slept and rig.clock.slept[-1] == pytest.approx(5.0)  # slept out the pause
-    assert len(rig.sender.calls[-1]) == rig.dispatcher.config.probe  # then sent only a probe
-    rig.sender.outcome = lambda e: Outcome.success(200)
+    assert len(rig.sender.sent[-1]) == rig.dispatcher.config.probe  # then sent only a probe
+    rig.sender.default = Outcome.success(200)
     rig.clock.advance(600.0)
     assert await rig.worker.round()
     assert rig.worker.paused_until == 0.0  # a success closes the breaker
@@ -204,7 +208,7 @@ async def test_the_senders_max_chunk_bounds_what_is_leased(rig: Rig) -> None:
     await rig.publish(10)
     while await rig.worker.round():
         pass
-    assert [len(c) for c in rig.sender.calls] == [4, 4, 2]
+    assert [len(c) for c in rig.sender.sent] == [4, 4, 2]
 
 
 async def test_metrics_hook_counts_results(rig: Rig) -> None:
@@ -212,8 +216,7 @@ async def test_metrics_hook_counts_results(rig: Rig) -> None:
 
     registry = CollectorRegistry()
     rig.dispatcher.hooks = Hooks([DeliveryLog(), DeliveryMetrics(registry)])
-    answers = iter([Outcome.success(200), _http(400), Outcome.internal("x")])
-    rig.sender.outcome = lambda e: next(answers)
+    rig.sender.then(Outcome.success(200), classify_http(400), Outcome.internal("x"))
     await rig.publish(3)
     assert await rig.worker.round()
     text = generate_latest(registry).decode()
@@ -221,7 +224,5 @@ async def test_metrics_hook_counts_results(rig: Rig) -> None:
         assert f'eventstreams_deliveries_total{{result="{result}"}} 1.0' in text, text
 
 
-def _http(status: int) -> Outcome:
-    from eventstreams.delivery.policy import classify_http
-
-    return classify_http(status)
+def calls(rig: Rig) -> list[list[str]]:
+    return [[e.id for e in chunk] for chunk in rig.sender.sent]

@@ -12,6 +12,7 @@ from starlette.routing import Route
 from ..catalog import builtin_schema
 from ..domain.control import Sink
 from ..errors import TwilioError, not_found
+from ..sinks import registry as sink_types
 from ..store.records import EventTypeRow, SchemaVersionRow, SubscribedEventRow, SubscriptionRow
 from . import openapi
 from .context import auth
@@ -54,15 +55,19 @@ def schema_version_view(base: str, v: SchemaVersionRow) -> dict[str, Any]:
     }
 
 
-def sink_view(base: str, s: Sink) -> dict[str, Any]:
+def sink_view(base: str, s: Sink, *, created: bool = False) -> dict[str, Any]:
+    """A sink as the API shows it. Secret configuration fields (the sink type's registry entry
+    says which) are masked in every response except the creating one, which echoes what the
+    caller just sent, as Twilio does."""
     r = s.row
     url = f"{base}/v1/Sinks/{r.sid}"
+    configuration = s.configuration if created else sink_types.redact(r.sink_type, s.configuration)
     return {
         "date_created": r.date_created,
         "date_updated": r.date_updated,
         "description": r.description,
         "sid": r.sid,
-        "sink_configuration": s.configuration,
+        "sink_configuration": configuration,
         "sink_type": r.sink_type,
         "status": r.status,
         "url": url,
@@ -167,7 +172,7 @@ async def create_sink(request: Request) -> Response:
     svc, p = await auth(request)
     f = await form(request, {"Description", "SinkConfiguration", "SinkType"}, limit=svc.settings.max_body_bytes)
     sink = await svc.control.create_sink(p, f.get("Description"), f.get("SinkType"), f.get("SinkConfiguration"))
-    return JSON(sink_view(svc.base, sink), status_code=201)
+    return JSON(sink_view(svc.base, sink, created=True), status_code=201)
 
 
 async def list_sinks(request: Request) -> Response:

@@ -14,6 +14,7 @@ from importlib import resources
 from typing import Any
 
 from ..catalog import builtin_examples
+from ..sinks import registry as sink_types
 
 _TWILIO_ERROR_PROPS = {
     "code": {"type": "integer"},
@@ -512,8 +513,6 @@ def _twilio_spec() -> dict[str, Any]:
     for item in doc["paths"].values():
         # Twilio pins each path to events.twilio.com; the document's own servers entry must apply
         item.pop("servers", None)
-    enum = doc["components"]["schemas"]["sink_enum_sink_type"]
-    enum["enum"] = [e for e in enum["enum"] if e != "email"]  # not supported: see docs/api.md
     doc["info"]["title"] = "eventstreams: Twilio Events v1 compatible API"
     return doc
 
@@ -546,6 +545,29 @@ def system_paths() -> dict[str, Any]:
     return _select("/healthz", "/openapi.json", "/metrics")
 
 
+def _sink_types(doc: dict[str, Any]) -> None:
+    """The sink_type enum and each type's sink_configuration schema, from the sink registry
+    (Twilio's ``email`` type is not offered: see docs/api.md)."""
+    schemas = doc["components"]["schemas"]
+    schemas["sink_enum_sink_type"]["enum"] = sink_types.names()
+    refs = []
+    for name, schema in sink_types.schemas().items():
+        schemas[f"sink_configuration_{name}"] = schema
+        refs.append({"$ref": f"#/components/schemas/sink_configuration_{name}"})
+    described = "The sink's configuration, one of the sink_configuration_<type> schemas (secret fields masked)."
+    schemas["events.v1.sink"]["properties"]["sink_configuration"] = {
+        "nullable": True,
+        "description": described,
+        "anyOf": refs,
+    }
+    sinks = doc["paths"].get("/v1/Sinks")
+    if sinks is not None:
+        create = sinks["post"]["requestBody"]["content"]["application/x-www-form-urlencoded"]
+        create["schema"]["properties"]["SinkConfiguration"]["description"] = (
+            "The sink's configuration as a JSON object, per SinkType: see the sink_configuration_<type> schemas."
+        )
+
+
 def openapi_document(base_url: str, surfaces: Sequence[Any]) -> dict[str, Any]:
     """Twilio's document (info, components, security) with the paths of every mounted surface."""
     doc = copy.deepcopy({k: v for k, v in _twilio_spec().items() if k != "paths"})
@@ -553,5 +575,6 @@ def openapi_document(base_url: str, surfaces: Sequence[Any]) -> dict[str, Any]:
     for surface in surfaces:
         if surface.openapi is not None:
             doc["paths"].update(surface.openapi())
+    _sink_types(doc)  # per call: the registry can change (tests register types)
     doc["servers"] = [{"url": base_url}]
     return doc

@@ -77,7 +77,7 @@ def check_custom(doc: Any) -> None:
         raise SchemaRejected("Schema must be a JSON object (a JSON Schema document)")
     patterns = 0
     for node, depth, root, in_data in _walk(doc):
-        if depth > MAX_DEPTH:
+        if depth > MAX_DEPTH and isinstance(node, dict | list):  # levels of nesting: scalars add none
             raise SchemaRejected(f"Schema is nested deeper than {MAX_DEPTH} levels")
         if not isinstance(node, dict) or in_data:
             continue

@@ -28,6 +28,7 @@ from ..catalog import SCHEMA_HOST
 from ..catalog.runtime import MAX_CACHED_SCHEMAS, Catalog
 from ..crypto import Box
 from ..sinks import UnsupportedSink, create_sender
+from ..sinks import registry as sink_types
 from ..sinks.base import OutgoingEvent, SinkContext, SinkSender
 from ..store.base import Store
 from ..store.records import DeliveryResult, LeasedDelivery, SinkRow
@@ -50,6 +51,7 @@ class DispatcherConfig:
     max_in_flight: int = 32
     alert_every_ms: int = 20 * 60 * 1000
     allow_private: bool = False
+    allow_sink_endpoint_url: bool = False
     aws_endpoint_url: str | None = None
     segment_endpoint: str = "https://api.segment.io"
     retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -74,15 +76,7 @@ class _ThrottlePacer:
 
 def destination_of(sink_type: str, configuration: dict[str, Any], segment_default: str) -> str:
     """Where a sink sends, for error reports and alerts (credentials removed)."""
-    from ..sinks.signing import split_userinfo
-
-    if sink_type == "webhook":
-        return split_userinfo(str(configuration.get("destination", "")))[0]
-    if sink_type == "kinesis":
-        return str(configuration.get("arn", ""))
-    if sink_type == "segment":
-        return str(configuration.get("endpoint") or segment_default)
-    return sink_type
+    return sink_types.destination_of(sink_type, configuration, {"segment_endpoint": segment_default})
 
 
 class SinkWorker:
@@ -451,6 +445,7 @@ class Dispatcher:
             max_in_flight=self.config.max_in_flight,
             extra={
                 "aws_endpoint_url": self.config.aws_endpoint_url,
+                "allow_sink_endpoint_url": self.config.allow_sink_endpoint_url,
                 "segment_endpoint": self.config.segment_endpoint,
                 "schema_lookup": self._schema_lookup(account.parent_sid or account.sid),
             },

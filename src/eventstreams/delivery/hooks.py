@@ -22,8 +22,9 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..outcome import Outcome
 from ..store.records import AlertRow, DeliveryResult, ErrorReport, LeasedDelivery, LogEntry, SinkRow
-from .policy import Action, Decision, Outcome
+from .policy import Action, Decision
 
 log = logging.getLogger("eventstreams.delivery")
 

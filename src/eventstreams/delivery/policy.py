@@ -1,4 +1,4 @@
-"""Retry policy and delivery-outcome classification.
+"""Retry policy: what follows a delivery outcome (outcomes themselves: :mod:`eventstreams.outcome`).
 
 Pure code: no I/O, no clock reads. Callers pass ``now`` (epoch seconds) and an
 optional ``random.Random`` so that 4-hour retry windows are testable in
@@ -36,10 +36,26 @@ from __future__ import annotations
 import enum
 import math
 import random
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC
 from email.utils import parsedate_to_datetime
+
+# Outcome and its vocabulary live in the low module both delivery and sinks import; the names
+# below stay importable from here (the dispatcher and older tests use them) via __all__.
+from ..outcome import (
+    CODE_CONNECT,
+    CODE_DROPPED,
+    CODE_GENERIC,
+    CODE_INTERNAL_RETRIED,
+    CODE_REJECTED_4XX,
+    CODE_SERVER_ERROR,
+    CODE_THROTTLED,
+    CODE_TIMEOUT,
+    EXCERPT_LIMIT,
+    Outcome,
+    OutcomeKind,
+    classify_http,
+)
 
 __all__ = [
     "EXCERPT_LIMIT",
@@ -58,129 +74,6 @@ __all__ = [
 # Jitter draws from a generator of our own: the global one belongs to the embedding application
 # (and property-based test tools check that nothing else moves it).
 _JITTER = random.Random()
-
-#: Longest message/body excerpt kept on an :class:`Outcome` (characters).
-EXCERPT_LIMIT = 512
-
-# Twilio delivery error codes (reference §8.2).
-CODE_GENERIC = 91300
-CODE_THROTTLED = 91302
-CODE_DROPPED = 91303
-CODE_INTERNAL_RETRIED = 91304
-CODE_REJECTED_4XX = 91305
-CODE_SERVER_ERROR = 91306
-CODE_CONNECT = 91307
-CODE_TIMEOUT = 91308
-
-
-class OutcomeKind(enum.Enum):
-    """What happened on one delivery attempt."""
-
-    SUCCESS = "success"
-    HTTP_STATUS = "http_status"  # a non-2xx response was received
-    TIMEOUT = "timeout"  # no (complete) response within the sink timeout
-    CONNECT_ERROR = "connect_error"  # DNS, TCP, refused destination
-    TLS_ERROR = "tls_error"  # handshake / certificate failure
-    INTERNAL = "internal"  # our fault, worth retrying
-    DROPPED = "dropped"  # our fault, event discarded
-    SKIPPED = "skipped"  # deliberately not sent (e.g. Segment needs an identity): logged, no alert, no dead letter
-
-
-def _bound(text: str) -> str:
-    return text if len(text) <= EXCERPT_LIMIT else text[: EXCERPT_LIMIT - 1] + "…"
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """Result of one delivery attempt.
-
-    ``retry_after`` keeps the raw ``Retry-After`` header value; it is resolved
-    against ``now`` only when a :class:`Decision` is made (an HTTP-date needs a
-    clock). ``message`` is a human-readable note or response-body excerpt and
-    is truncated to :data:`EXCERPT_LIMIT` characters.
-    """
-
-    kind: OutcomeKind
-    status: int | None = None
-    retry_after: str | None = None
-    message: str = ""
-    #: a sink-specific error code (e.g. Kinesis 93101-93104) replacing the generic mapping
-    code: int | None = None
-    #: overrides the retry rule of ``kind`` (e.g. Kinesis "stream not found" is never retried)
-    retryable: bool | None = None
-    #: this failure should tighten the sink's throttle (e.g. Kinesis throughput exceeded)
-    throttle: bool = False
-
-    def __post_init__(self) -> None:
-        if self.kind is OutcomeKind.HTTP_STATUS and self.status is None:
-            raise ValueError("HTTP_STATUS outcome needs a status code")
-        if len(self.message) > EXCERPT_LIMIT:
-            # frozen dataclass: bypass __setattr__ once, during construction
-            object.__setattr__(self, "message", _bound(self.message))
-
-    @classmethod
-    def success(cls, status: int | None = None) -> Outcome:
-        """A delivered attempt (``status`` is the 2xx code, if HTTP)."""
-        return cls(OutcomeKind.SUCCESS, status=status)
-
-    @classmethod
-    def timeout(cls, message: str = "") -> Outcome:
-        """The endpoint did not answer within the timeout (91308)."""
-        return cls(OutcomeKind.TIMEOUT, message=message)
-
-    @classmethod
-    def connect_error(cls, message: str = "") -> Outcome:
-        """DNS, TCP or refused-destination failure (91307)."""
-        return cls(OutcomeKind.CONNECT_ERROR, message=message)
-
-    @classmethod
-    def tls_error(cls, message: str = "") -> Outcome:
-        """TLS handshake or certificate failure (91307)."""
-        return cls(OutcomeKind.TLS_ERROR, message=message)
-
-    @classmethod
-    def internal(cls, message: str = "") -> Outcome:
-        """Internal error; the delivery is retried (91304)."""
-        return cls(OutcomeKind.INTERNAL, message=message)
-
-    @classmethod
-    def dropped(cls, message: str = "") -> Outcome:
-        """Internal error; the event is discarded (91303)."""
-        return cls(OutcomeKind.DROPPED, message=message)
-
-    def describe(self) -> str:
-        """Short one-line description for logs and dead-letter reasons."""
-        head = f"HTTP {self.status}" if self.kind is OutcomeKind.HTTP_STATUS else self.kind.value
-        return f"{head}: {self.message}" if self.message else head
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    # Plain dicts are case-sensitive; HTTP header names are not.
-    value = headers.get(name)
-    if value is not None:
-        return value
-    lname = name.lower()
-    for key, val in headers.items():
-        if key.lower() == lname:
-            return val
-    return None
-
-
-def classify_http(status: int, headers: Mapping[str, str] | None = None, body: bytes | str | None = None) -> Outcome:
-    """Turn an HTTP response into an :class:`Outcome`.
-
-    Any 2xx is success. Everything else is ``HTTP_STATUS``; whether it is
-    retried is decided by :func:`is_retryable`. ``body`` (optional) becomes a
-    bounded excerpt for error reports.
-    """
-    if 200 <= status <= 299:
-        return Outcome.success(status)
-    retry_after = _header(headers, "Retry-After") if headers else None
-    if isinstance(body, bytes):
-        # decode only what we keep: a 10 MB error page must not cost 10 MB of str
-        body = body[: EXCERPT_LIMIT * 4].decode("utf-8", errors="replace")
-    message = _bound(body.strip()) if body else ""
-    return Outcome(OutcomeKind.HTTP_STATUS, status=status, retry_after=retry_after, message=message)
 
 
 def error_code(outcome: Outcome) -> int:

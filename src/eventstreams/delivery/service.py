@@ -33,6 +33,7 @@ def dispatcher_config(settings: Settings) -> DispatcherConfig:
         timeout=settings.delivery_timeout,
         max_in_flight=settings.sink_max_in_flight,
         allow_private=settings.allow_private_destinations,
+        allow_sink_endpoint_url=settings.allow_sink_endpoint_url,
         aws_endpoint_url=settings.aws_endpoint_url,
         segment_endpoint=settings.segment_endpoint,
         retry=RetryPolicy(

@@ -19,7 +19,7 @@ import orjson
 from .. import clock
 from ..catalog.schemas import SchemaRejected, check_custom, compile_custom
 from ..config import Settings
-from ..crypto import Box
+from ..crypto import Box, new_standard_webhook_secret
 from ..errors import (
     BAD_PARAMETER,
     LIMIT_REACHED,
@@ -39,7 +39,8 @@ from ..errors import (
     not_found,
 )
 from ..ids import new_sid, normalize_sid
-from ..sinks.signing import new_standard_webhook_secret
+from ..sinks import registry as sink_types
+from ..sinks.spec import ConfigOptions
 from ..store.base import Store
 from ..store.errors import Conflict, LimitReached
 from ..store.records import (
@@ -51,7 +52,6 @@ from ..store.records import (
     SubscribedEventRow,
     SubscriptionRow,
 )
-from . import sink_config
 from .accounts import Principal
 
 MAX_SINKS = 100
@@ -214,7 +214,11 @@ class ControlPlane:
             raise TwilioError(
                 SINK_CREATE_FAILED, f"Sink could not be created: SinkConfiguration is not valid JSON ({exc})", 400
             ) from None
-        cfg = sink_config.validate(sink_type, raw, self.settings.allow_private_destinations)
+        options = ConfigOptions(
+            allow_private=self.settings.allow_private_destinations,
+            allow_sink_endpoint_url=self.settings.allow_sink_endpoint_url,
+        )
+        cfg = sink_types.validate(sink_type, raw, options)
         now = clock.iso(clock.now())
         row = SinkRow(
             sid=new_sid("DG"),

@@ -20,6 +20,7 @@ from ..catalog import SCHEMA_HOST
 from ..config import Settings
 from ..crypto import Box
 from ..errors import bad_request, not_found
+from ..sinks import registry as sink_types
 from ..store.base import Store
 from ..store.records import AlertRow, DeadLetterRow, LogRow, NewEvent, Page, PageQuery
 from .accounts import Principal
@@ -70,14 +71,9 @@ class AlertFilter:
 
 
 def request_method(sink_type: str, configuration: dict[str, Any]) -> str:
-    """The HTTP method deliveries to a sink use, for an alert's ``request_method``.
-
-    Webhooks use their configured method; Kinesis (the PutRecords API) and
-    Segment (its batch API) are always called with HTTPS POST.
-    """
-    if sink_type == "webhook":
-        return str(configuration.get("method") or "POST").upper()
-    return "POST"
+    """The HTTP method deliveries to a sink use, for an alert's ``request_method`` (the sink
+    type's registry entry says: a webhook's configured method, POST for Kinesis and Segment)."""
+    return sink_types.request_method(sink_type, configuration)
 
 
 def dead_letter_view(d: DeadLetterRow) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..delivery.policy import Outcome
+from ..outcome import Outcome
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,9 +21,10 @@ import base64
 import binascii
 import hashlib
 import hmac
-import secrets
 from collections.abc import Mapping, Sequence
 from urllib.parse import unquote, urlsplit, urlunsplit
+
+from ..crypto import new_standard_webhook_secret  # re-exported: made low for the control plane
 
 __all__ = [
     "TWILIO_SIGNATURE_HEADER",
@@ -212,13 +213,6 @@ def standard_webhook_headers(msg_id: str, timestamp: int, body: bytes, secret: s
         "webhook-timestamp": str(timestamp),
         "webhook-signature": " ".join(signatures),
     }
-
-
-def new_standard_webhook_secret(n_bytes: int = 32) -> str:
-    """A fresh random ``whsec_<base64>`` secret (spec allows 24..64 bytes)."""
-    if not 24 <= n_bytes <= 64:
-        raise ValueError("Standard Webhooks secrets are 24 to 64 bytes")
-    return _WHSEC_PREFIX + base64.b64encode(secrets.token_bytes(n_bytes)).decode("ascii")
 
 
 # -- Basic auth from URL userinfo --------------------------------------------------------------

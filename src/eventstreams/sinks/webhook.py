@@ -38,118 +38,39 @@ Headers on every request:
 * ``Authorization: Basic`` from the destination's userinfo, which never appears
   in the request line or the signed URL.
 
-SSRF defences (see :mod:`eventstreams.sinks.destinations`): the connector uses
-:class:`GuardedResolver`, which resolves the host and refuses forbidden
-addresses on **every new connection** (no DNS cache, so a rebinding answer is
-always re-checked), and connects to the checked addresses. aiohttp never calls
-a resolver for IP literals, so a literal host is checked before each request
-instead (a literal cannot change, so that is equivalent). Redirects are not
-followed, proxy environment variables and ``.netrc`` are ignored
-(``trust_env=False``) and cookies are not kept.
+Outbound safety is :mod:`eventstreams.sinks.http`'s client policy (SSRF check
+on every connection and on literal hosts, no redirects, no proxies, no cookies).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import ipaddress
 import json
-import re
-import socket
-import ssl
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
-from .. import __version__
-from ..delivery.policy import Outcome, classify_http
+from ..netpolicy import AsyncResolver
+from ..outcome import Outcome, classify_http
 from .base import OutgoingEvent, Pacer, SinkContext, SinkSender
-from .destinations import AsyncResolver, DestinationForbiddenError, forbidden_reason, resolve_and_check
+from .http import USER_AGENT, HttpClient, outcome_for_exception, read_excerpt
 from .signing import split_userinfo, standard_webhook_headers, twilio_form_signature, twilio_json_signature
+from .spec import ConfigOptions, Field, SinkType, fail
 
-__all__ = ["DEFAULT_BATCH_MAX_EVENTS", "GuardedResolver", "WebhookSender"]
+__all__ = ["DEFAULT_BATCH_MAX_EVENTS", "SINK_TYPE", "WebhookSender"]
 
 #: Events per request when ``batch_events`` is on and ``batch_max_events`` is unset.
 DEFAULT_BATCH_MAX_EVENTS = 100
-#: Bytes of a response body kept for the outcome's excerpt.
-EXCERPT_BYTES = 4096
-USER_AGENT = f"eventstreams/{__version__}"
 IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
 
-_NUMERIC_FLAGS = socket.AI_NUMERICHOST | socket.AI_NUMERICSERV
 # RFC 3986 reserved + unreserved characters, plus "%" so existing escapes survive.
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~"
 _QUERY_SAFE = _PATH_SAFE + "?"
-_LEGACY_V4_CHARS = re.compile(r"[0-9a-fx.]+")
-
-
-class GuardedResolver(AbstractResolver):
-    """aiohttp resolver that applies the SSRF policy to every lookup.
-
-    ``lookup`` (``(host, port) -> IP strings``) replaces system DNS, for tests
-    and custom setups. aiohttp connects to the addresses returned here, so the
-    name is never resolved again behind the check's back.
-    """
-
-    def __init__(self, allow_private: bool, lookup: AsyncResolver | None = None) -> None:
-        self._allow_private = allow_private
-        self._lookup = lookup
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        """Resolve ``host``; raise :class:`DestinationForbiddenError` if any address is forbidden."""
-        found: list[ResolveResult] = []
-
-        async def lookup(name: str, lookup_port: int) -> list[str]:
-            if self._lookup is not None:
-                ips = list(await self._lookup(name, lookup_port))
-                found.extend(_result(host, ip, lookup_port) for ip in ips if _family_ok(ip, family))
-            else:
-                found.extend(await _system_lookup(host, name, lookup_port, family))
-            return [item["host"] for item in found]
-
-        allowed = await resolve_and_check(host, port, self._allow_private, resolver=lookup)
-        if not found:  # a literal (e.g. legacy "0x7f.1"): resolve_and_check did no lookup
-            return [_result(host, ip, port) for ip in allowed]
-        return found  # every address passed the check, or resolve_and_check raised
-
-    async def close(self) -> None:
-        """Nothing to release (lookups use the event loop's executor)."""
-        return None
-
-
-def _result(hostname: str, ip: str, port: int) -> ResolveResult:
-    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
-    return ResolveResult(hostname=hostname, host=ip, port=port, family=family, proto=0, flags=_NUMERIC_FLAGS)
-
-
-def _family_ok(ip: str, family: int) -> bool:
-    if family == socket.AF_UNSPEC:
-        return True
-    return (":" in ip) == (family == socket.AF_INET6)
-
-
-async def _system_lookup(hostname: str, name: str, port: int, family: int) -> list[ResolveResult]:
-    loop = asyncio.get_running_loop()
-    infos = await loop.getaddrinfo(name, port, type=socket.SOCK_STREAM, family=family)
-    results: list[ResolveResult] = []
-    for fam, _, proto, _, address in infos:
-        if fam == socket.AF_INET6 and len(address) >= 4 and address[3]:
-            # link-local with a scope id: keep "%scope" so the socket can use it
-            ip, _ = await loop.getnameinfo(address[:4], socket.NI_NUMERICHOST | socket.NI_NUMERICSERV)
-        else:
-            ip = str(address[0])
-        results.append(
-            ResolveResult(hostname=hostname, host=ip, port=port, family=fam, proto=proto, flags=_NUMERIC_FLAGS)
-        )
-    return results
 
 
 # -- configuration -----------------------------------------------------------------------------
@@ -212,27 +133,6 @@ def _append_query(url: str, query: str) -> str:
     return f"{url}&{query}"
 
 
-def literal_refusal(url: str, allow_private: bool) -> str | None:
-    """Why a literal-IP host is refused (aiohttp skips the resolver for literals)."""
-    if allow_private:
-        return None
-    host = URL(url, encoded=True).raw_host or ""
-    try:
-        addr: str | ipaddress.IPv4Address = str(ipaddress.ip_address(host.split("%", 1)[0]))
-    except ValueError:
-        if not _LEGACY_V4_CHARS.fullmatch(host.lower()):
-            return None  # a name: checked by GuardedResolver at connect time
-        try:
-            # inet_aton forms ("2130706433", "0x7f.1") that resolvers treat as addresses
-            addr = ipaddress.IPv4Address(socket.inet_aton(host))
-        except OSError:
-            return None
-    reason = forbidden_reason(addr)
-    if reason is None:
-        return None
-    return f"destination refused: host {host} is a non-public address ({reason}); private destinations are not allowed"
-
-
 # -- request building --------------------------------------------------------------------------
 
 
@@ -282,53 +182,6 @@ class _Request:
     body: bytes | None  # None for GET
 
 
-def connection_message(exc: BaseException) -> str:
-    """Describe a connection failure, surfacing an SSRF refusal if that was the cause."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, DestinationForbiddenError):
-            return f"destination refused: {current}"
-        nxt = getattr(current, "os_error", None)
-        current = nxt if isinstance(nxt, BaseException) and id(nxt) not in seen else current.__cause__
-    return f"{type(exc).__name__}: {exc}"
-
-
-def outcome_for_exception(exc: BaseException, timeout: float, what: str) -> Outcome:
-    """The outcome of a request that raised instead of answering (shared by the HTTP sinks)."""
-    if isinstance(exc, TimeoutError):  # includes aiohttp's ServerTimeoutError
-        return Outcome.timeout(f"no response within {timeout:g}s" + (f": {exc}" if str(exc) else ""))
-    if isinstance(exc, (aiohttp.ClientSSLError, aiohttp.ServerFingerprintMismatch, ssl.SSLError)):
-        return Outcome.tls_error(f"{type(exc).__name__}: {exc}")
-    if isinstance(exc, (aiohttp.ClientConnectionError, OSError)):
-        return Outcome.connect_error(connection_message(exc))
-    if isinstance(exc, aiohttp.InvalidURL):
-        # e.g. aiohttp refuses legacy numeric IPv4 hosts; fixing needs a sink update
-        return Outcome.connect_error(f"{what} URL not usable: {exc}")
-    if isinstance(exc, aiohttp.ClientResponseError):
-        # Unparsable HTTP from the endpoint: its fault and worth retrying, like a dropped connection.
-        return Outcome.connect_error(f"invalid HTTP response: {exc.message}")
-    return Outcome.internal(f"{type(exc).__name__}: {exc}")
-
-
-async def read_excerpt(resp: aiohttp.ClientResponse) -> bytes:
-    """Up to :data:`EXCERPT_BYTES` of the body; a failure mid-body keeps what was read."""
-    chunks: list[bytes] = []
-    remaining = EXCERPT_BYTES
-    try:
-        while remaining > 0:
-            chunk = await resp.content.read(remaining)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            remaining -= len(chunk)
-    except (aiohttp.ClientError, TimeoutError, OSError):
-        # The status line already decides the outcome; the body is only a note.
-        pass
-    return b"".join(chunks)
-
-
 # -- the sender --------------------------------------------------------------------------------
 
 
@@ -351,11 +204,9 @@ class WebhookSender(SinkSender):
         method = config.get("method", "POST")
         if not isinstance(method, str) or method.upper() not in ("POST", "GET"):
             raise ValueError(f"webhook sink method must be POST or GET, not {method!r}")
-        if ctx.max_in_flight < 1:
-            raise ValueError("max_in_flight must be at least 1")
-        if ctx.timeout <= 0:
-            raise ValueError("timeout must be positive")
-
+        self._http = HttpClient(
+            allow_private=ctx.allow_private, timeout=ctx.timeout, max_in_flight=ctx.max_in_flight, resolver=resolver
+        )
         self._ctx = ctx
         self.method = method.upper()
         self.batch_events = _config_bool(config, "batch_events", False)
@@ -363,10 +214,8 @@ class WebhookSender(SinkSender):
         self.standard_webhooks = _config_bool(config, "standard_webhooks", True)
         clean, self._authorization = split_userinfo(destination)
         self.url = _wire_url(clean)  # what is requested and signed: no userinfo
-        self._refusal = literal_refusal(self.url, ctx.allow_private)
-        self._lookup = resolver
+        self._refusal = self._http.refusal(self.url)
         self._slots = asyncio.Semaphore(ctx.max_in_flight)
-        self._session: aiohttp.ClientSession | None = None
 
     # -- public API ------------------------------------------------------------------------
 
@@ -387,9 +236,7 @@ class WebhookSender(SinkSender):
 
     async def close(self) -> None:
         """Close the connection pool (a later ``send`` opens a new one)."""
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
+        await self._http.close()
 
     # -- internals -------------------------------------------------------------------------
 
@@ -408,25 +255,6 @@ class WebhookSender(SinkSender):
             return _Request(len(group), _batch_token(event.id for event in group), self.url, body)
         event = group[0]
         return _Request(1, event.id, self.url, event.payload)
-
-    def _get_session(self) -> aiohttp.ClientSession:
-        # Created lazily: aiohttp sessions belong to the running event loop.
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(
-                limit=self._ctx.max_in_flight,
-                resolver=GuardedResolver(self._ctx.allow_private, self._lookup),
-                # No DNS cache: every new connection re-resolves and re-checks,
-                # so a rebinding answer cannot ride on an older, checked one.
-                use_dns_cache=False,
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=aiohttp.ClientTimeout(total=self._ctx.timeout),
-                trust_env=False,  # proxies would bypass the address check
-                cookie_jar=aiohttp.DummyCookieJar(),  # endpoints get no state between deliveries
-                raise_for_status=False,
-            )
-        return self._session
 
     async def _deliver(self, group: Sequence[OutgoingEvent], pacer: Pacer) -> Outcome:
         try:
@@ -463,18 +291,76 @@ class WebhookSender(SinkSender):
 
     async def _attempt(self, request: _Request) -> Outcome:
         if self._refusal is not None:
-            return Outcome.connect_error(self._refusal)
+            return self._refusal
         try:
             url, headers = self._signed(request)
-            session = self._get_session()
-            async with session.request(
-                self.method,
-                URL(url, encoded=True),
-                data=request.body,
-                headers=headers,
-                allow_redirects=False,
+            async with self._http.request(
+                self.method, URL(url, encoded=True), data=request.body, headers=headers
             ) as resp:
                 excerpt = await read_excerpt(resp)
                 return classify_http(resp.status, resp.headers, excerpt)
         except Exception as exc:  # noqa: BLE001 - send() must not raise for one bad request
             return outcome_for_exception(exc, self._ctx.timeout, "destination")
+
+
+# -- the sink type -----------------------------------------------------------------------------
+
+
+def _check(cfg: dict[str, Any], options: ConfigOptions) -> None:
+    method = str(cfg["method"]).upper()
+    if method not in ("POST", "GET"):
+        raise fail("sink_configuration.method must be POST or GET")
+    cfg["method"] = method
+    cfg["batch_events"] = cfg.get("batch_events", False)
+
+
+def _destination(cfg: Mapping[str, Any], defaults: Mapping[str, Any]) -> str:
+    return split_userinfo(str(cfg.get("destination", "")))[0]
+
+
+def _request_method(cfg: Mapping[str, Any]) -> str:
+    return str(cfg.get("method") or "POST").upper()
+
+
+SINK_TYPE = SinkType(
+    name="webhook",
+    description="HTTP(S) requests to a URL of yours, signed with X-Twilio-Signature and Standard Webhooks.",
+    fields=(
+        Field(
+            "destination",
+            "url",
+            "The URL events are sent to. Basic auth as `https://user:password@host/...`; the password is"
+            " masked in responses.",
+            required=True,
+            secret=True,
+        ),
+        Field("method", "string", "POST or GET.", required=True),
+        Field(
+            "batch_events",
+            "boolean",
+            "POST a JSON array of events per request instead of one event per request.",
+            default=False,
+            text_bool=True,
+        ),
+        Field(
+            "batch_max_events",
+            "integer",
+            "Most events per batched request.",
+            default=DEFAULT_BATCH_MAX_EVENTS,
+            minimum=1,
+            maximum=1000,
+            extension=True,
+        ),
+        Field(
+            "standard_webhooks",
+            "boolean",
+            "Send the Standard Webhooks signature headers.",
+            default=True,
+            extension=True,
+        ),
+    ),
+    sender=WebhookSender,
+    destination=_destination,
+    request_method=_request_method,
+    check=_check,
+)

@@ -1,102 +1,10 @@
-"""Amazon Kinesis sink: write CloudEvents to a Kinesis data stream (reference §11.2, §12).
-
-One :class:`KinesisSender` per sink. Like Twilio, it calls STS ``AssumeRole`` on
-``role_arn`` with ``external_id`` and writes with ``PutRecords`` to the stream
-``arn``, using the temporary credentials.
-
-Configuration (``sink_configuration``): ``arn`` (stream ARN), ``role_arn``,
-``external_id`` (Twilio's keys) and the eventstreams extensions
-``endpoint_url``, ``partition_key`` and ``data_as_string``.
-
-Choices where Twilio documents nothing (keep ``docs/`` in sync):
-
-* **Region and endpoint.** The region comes from the stream ARN
-  (``arn:aws:kinesis:<region>:<account>:stream/<name>``); STS is called in the
-  same region. The endpoint is the sink's ``endpoint_url``, else the operator's
-  ``EVENTSTREAMS_AWS_ENDPOINT_URL`` (``ctx.extra["aws_endpoint_url"]``), else
-  AWS's regular endpoint. An override applies to **both** STS and Kinesis (a
-  local stand-in such as LocalStack or moto serves every service on one URL).
-  A per-sink ``endpoint_url`` whose host is a literal loopback/private/link-local
-  address is refused unless private destinations are allowed (the operator's
-  global override is trusted). Host *names* are not resolved and checked:
-  botocore does its own DNS. Without an override the ARN's region must be one
-  botocore lists for Kinesis in the ARN's partition (:func:`region_problem`):
-  otherwise AWS's endpoint for it does not exist and every call would fail as a
-  retried connection error for the whole 4-hour window. This is checked in the
-  sender, not at sink creation, because the global override is a server setting
-  that can change after the sink exists. With an override any region is used
-  as given (Kinesis-compatible servers accept their own names).
-* **Credentials.** ``AssumeRole(RoleArn=role_arn, ExternalId=external_id,
-  RoleSessionName="eventstreams-<sink sid>")`` signed with the process's
-  default AWS credentials (environment, config files, instance/container
-  role). The temporary credentials are cached per sender until 5 minutes before
-  their ``Expiration``; an ``ExpiredToken``/``UnrecognizedClient``/
-  ``InvalidSignature`` answer drops them at once. Without ``role_arn`` (not
-  accepted by the API, but tolerated) the default credentials are used directly.
-* **Record data.** The CloudEvent JSON bytes exactly as delivered to webhooks
-  (``data`` is a JSON object). With ``data_as_string: true`` the envelope is
-  re-encoded (compact JSON, attribute order kept) with ``data`` replaced by its
-  JSON text, Twilio's older Kinesis form; a payload that is not a JSON object,
-  has no ``data`` or whose ``data`` already is a string is sent unchanged.
-* **Partition key.** The event ``id`` by default (spreads load evenly over the
-  shards). ``partition_key`` is a dotted path into the event, e.g. ``source``
-  or ``data.to`` (list items by index: ``data.items.0.sid``); strings are used
-  as-is, numbers/booleans as their JSON text; a missing, empty, null, object or
-  array value falls back to the id. Keys are cut to 256 characters (Kinesis's
-  limit). One record per event, no aggregation (KPL) format.
-* **Batching.** Records go out in ``PutRecords`` calls of at most 500 records
-  and 5 MiB (data + partition keys, UTF-8 bytes), in event order, up to
-  :data:`MAX_CONCURRENT_CALLS` calls (bounded by ``max_in_flight``) at once per
-  sink. ``pacer.wait(n)`` precedes each call and ``pacer.observe`` follows it
-  once, with the call's worst outcome.
-* **Threads.** boto3 is synchronous; calls run on a per-sender thread pool of
-  that same size, so a hung AWS endpoint only holds this sink's threads and
-  never the event loop's shared executor. Clients are created lazily, from
-  one process-wide boto3 session (it caches the service models; client
-  creation is serialised by a lock, as boto3 requires). boto3/botocore are
-  imported on first use in a worker thread, so creating the first Kinesis
-  sender does not stall the event loop for the second that takes; botocore's own
-  retries are off (one attempt per call: the dispatcher's
-  backoff and throttle decide). Connect timeout = the sink timeout, read
-  timeout = max(sink timeout, 10 s) (a 5 MiB upload can take a while).
-
-Error codes (reference §12; ``Outcome.code`` overrides the generic mapping):
-
-* **93101** "write to stream failed", retried: a ``PutRecords`` call that
-  fails as a whole (throttling ``ProvisionedThroughputExceeded``/
-  ``LimitExceeded``/``Throttling``/``KMSThrottling``, 5xx, ``InternalFailure``,
-  ``AccessDenied`` and the other KMS/permission errors, which a customer can fix
-  within the 4-hour window), connection errors and timeouts; and each record
-  that a successful call reports with an ``ErrorCode``. Only those records
-  fail: the others of the call are delivered and never resent. Throughput and
-  throttling errors (call or record) set ``throttle`` so the sink slows down;
-  so do 5xx answers and timeouts, as for webhooks.
-* **93102** "assume-role failed", retried: STS errors, unreachable STS, or no
-  usable default credentials. Every event of the ``send`` gets it.
-* **93103** "get shard count failed" is *not used*: Kinesis hashes partition
-  keys to shards itself, so no ``DescribeStream`` call is made (it would also
-  need an extra IAM permission on the customer's role).
-* **93104** "get stream name and region failed", **not retried**: an ARN that
-  does not parse, a region botocore does not know for the partition (no
-  endpoint override), ``ResourceNotFoundException`` (no such stream in that
-  account/region), ``InvalidArgumentException``/``ValidationException`` and
-  client-side parameter validation of the stream ARN, and an invalid region.
-* **91303** (dropped, not retried) for a record over Kinesis's 1 MiB limit
-  (data + partition key): it can never be written, so it is dead-lettered at
-  once with the message ``record of N bytes exceeds Kinesis's 1 MB limit``.
-
-Outcome kinds: AWS error answers are ``HTTP_STATUS`` with the API's HTTP status
-(so the delivery log shows it), connection failures ``CONNECT_ERROR``/
-``TLS_ERROR``, read timeouts ``TIMEOUT``, per-record failures and everything
-else ``INTERNAL``, all with the codes above.
-"""
+"""The Kinesis sender: STS AssumeRole, then PutRecords (every choice: see the package doc)."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
 import re
-import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -105,34 +13,22 @@ from typing import Any, TypeVar
 
 import orjson
 
-from .. import __version__
-from ..delivery.policy import Outcome, OutcomeKind
-from ..domain.sink_config import literal_private_host
-from .base import OutgoingEvent, Pacer, SinkContext, SinkSender
-
-__all__ = [
-    "CODE_ASSUME_ROLE_FAILED",
-    "CODE_RECORD_TOO_LARGE",
-    "CODE_SHARD_COUNT_FAILED",
-    "CODE_STREAM_UNUSABLE",
-    "CODE_WRITE_FAILED",
-    "CREDENTIAL_REFRESH_MARGIN",
-    "MAX_CONCURRENT_CALLS",
-    "MAX_PARTITION_KEY_CHARS",
-    "MAX_RECORDS_PER_CALL",
-    "MAX_RECORD_BYTES",
-    "MAX_REQUEST_BYTES",
-    "KinesisSender",
-    "StreamRef",
-    "parse_stream_arn",
-    "region_problem",
-]
-
-CODE_WRITE_FAILED = 93101
-CODE_ASSUME_ROLE_FAILED = 93102
-CODE_SHARD_COUNT_FAILED = 93103  # reserved: no shard-count lookup is made (see module doc)
-CODE_STREAM_UNUSABLE = 93104
-CODE_RECORD_TOO_LARGE = 91303
+from ...netpolicy import Resolver
+from ...outcome import Outcome, OutcomeKind
+from .. import aws
+from ..base import OutgoingEvent, Pacer, SinkContext, SinkSender
+from .outcomes import (
+    CODE_RECORD_TOO_LARGE,
+    CODE_STREAM_UNUSABLE,
+    CODE_WRITE_FAILED,
+    CREDENTIAL_CODES,
+    THROTTLE_CODES,
+    assume_role_failure,
+    error_parts,
+    failure,
+    put_failure,
+    worst,
+)
 
 MAX_RECORDS_PER_CALL = 500
 MAX_REQUEST_BYTES = 5 * 1024 * 1024
@@ -142,36 +38,11 @@ MAX_PARTITION_KEY_CHARS = 256
 CREDENTIAL_REFRESH_MARGIN = 300.0
 #: most concurrent PutRecords calls (and threads) per sink
 MAX_CONCURRENT_CALLS = 8
-#: floor of the read timeout (seconds)
-MIN_READ_TIMEOUT = 10.0
 
-_ARN = re.compile(r"^arn:(aws[a-z-]*):kinesis:([a-z0-9-]+):(\d{12}):stream/([A-Za-z0-9_.-]{1,128})$")
-_THROTTLE_CODES = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "LimitExceededException",
-        "ThrottlingException",
-        "Throttling",
-        "KMSThrottlingException",
-        "RequestLimitExceeded",
-        "TooManyRequestsException",
-    }
-)
-_STREAM_CODES = frozenset({"ResourceNotFoundException", "InvalidArgumentException", "ValidationException"})
-_CREDENTIAL_CODES = frozenset(
-    {"ExpiredTokenException", "ExpiredToken", "UnrecognizedClientException", "InvalidSignatureException"}
-)
+STREAM_ARN = re.compile(r"^arn:(aws[a-z-]*):kinesis:([a-z0-9-]+):(\d{12}):stream/([A-Za-z0-9_.-]{1,128})$")
 _SESSION_NAME = re.compile(r"[^\w+=,.@-]")
 
 T = TypeVar("T")
-
-# One boto3 session for every sender: it caches the loaded service models, so a
-# sink's first client costs milliseconds instead of ~0.2 s. Sessions are not
-# thread-safe while creating clients, hence the lock; clients themselves are.
-_SESSION: Any = None
-_SESSION_LOCK = threading.Lock()
-# partition -> regions botocore lists for Kinesis (read once from its endpoints data)
-_KNOWN_REGIONS: dict[str, frozenset[str]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,33 +58,18 @@ class StreamRef:
 
 def parse_stream_arn(arn: str) -> StreamRef:
     """Split ``arn:aws:kinesis:<region>:<account>:stream/<name>``; ``ValueError`` if it is not one."""
-    match = _ARN.match(arn.strip()) if isinstance(arn, str) else None
+    match = STREAM_ARN.match(arn.strip()) if isinstance(arn, str) else None
     if match is None:
         raise ValueError(f"not a Kinesis stream ARN: {arn!r}")
     partition, region, account, name = match.groups()
     return StreamRef(arn.strip(), partition, region, account, name)
 
 
-def _session() -> Any:
-    """The shared boto3 session; call with ``_SESSION_LOCK`` held."""
-    global _SESSION
-    import boto3  # here, in a worker thread: importing botocore takes about a second
-
-    if _SESSION is None:
-        _SESSION = boto3.session.Session()
-    return _SESSION
-
-
 def region_problem(stream: StreamRef) -> str | None:
     """Why ``stream``'s region has no AWS Kinesis endpoint, or ``None`` if botocore knows it.
 
     Blocking (loads botocore's endpoint data on first use per partition)."""
-    with _SESSION_LOCK:
-        known = _KNOWN_REGIONS.get(stream.partition)
-        if known is None:
-            session = _session()
-            known = frozenset(session.get_available_regions("kinesis", partition_name=stream.partition))
-            _KNOWN_REGIONS[stream.partition] = known
+    known = aws.available_regions("kinesis", stream.partition)
     if stream.region in known:
         return None
     import botocore
@@ -226,7 +82,7 @@ def region_problem(stream: StreamRef) -> str | None:
     # The botocore version matters: a region launched after it was released is not listed.
     return (
         f"invalid stream ARN: {what} (botocore {botocore.__version__});"
-        " for a Kinesis-compatible server set the sink's endpoint_url"
+        " for a Kinesis-compatible server set EVENTSTREAMS_AWS_ENDPOINT_URL"
     )
 
 
@@ -275,86 +131,6 @@ def _data_as_string(event: dict[str, Any]) -> bytes | None:
     return orjson.dumps(out)
 
 
-def _status(exc: Any) -> int | None:
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return status if isinstance(status, int) and status >= 100 else None
-
-
-def _error_parts(exc: Any) -> tuple[str, str]:
-    error = exc.response.get("Error", {})
-    return str(error.get("Code") or "Unknown"), str(error.get("Message") or "")
-
-
-def _failure(kind: OutcomeKind, code: int, message: str, *, status: int | None = None, **kw: Any) -> Outcome:
-    if kind is OutcomeKind.HTTP_STATUS and status is None:
-        kind = OutcomeKind.INTERNAL
-    return Outcome(kind, status=status, message=message, code=code, **kw)
-
-
-def _transport_failure(exc: BaseException, code: int, what: str) -> Outcome | None:
-    """Outcome for a connection-level botocore error, or ``None`` if ``exc`` is not one."""
-    from botocore.exceptions import ConnectionError as BotoConnectionError
-    from botocore.exceptions import ConnectTimeoutError, HTTPClientError, ReadTimeoutError, SSLError
-
-    text = f"{what}: {type(exc).__name__}: {exc}"
-    if isinstance(exc, ReadTimeoutError):
-        return _failure(OutcomeKind.TIMEOUT, code, text, retryable=True)
-    if isinstance(exc, SSLError):
-        return _failure(OutcomeKind.TLS_ERROR, code, text, retryable=True)
-    if isinstance(exc, ConnectTimeoutError | BotoConnectionError | HTTPClientError):
-        return _failure(OutcomeKind.CONNECT_ERROR, code, text, retryable=True)
-    return None
-
-
-def _assume_role_failure(exc: BaseException) -> Outcome:
-    from botocore.exceptions import ClientError, NoCredentialsError
-
-    code = CODE_ASSUME_ROLE_FAILED
-    transport = _transport_failure(exc, code, "assume role failed")
-    if transport is not None:
-        return transport
-    if isinstance(exc, ClientError):
-        err_code, err_message = _error_parts(exc)
-        message = f"assume role failed: {err_code}: {err_message}"
-        return _failure(OutcomeKind.HTTP_STATUS, code, message, status=_status(exc), retryable=True)
-    if isinstance(exc, NoCredentialsError):
-        return _failure(OutcomeKind.INTERNAL, code, "assume role failed: no AWS credentials configured", retryable=True)
-    return _failure(OutcomeKind.INTERNAL, code, f"assume role failed: {type(exc).__name__}: {exc}", retryable=True)
-
-
-def _put_failure(exc: BaseException) -> Outcome:
-    from botocore.exceptions import ClientError, InvalidRegionError, ParamValidationError
-
-    code = CODE_WRITE_FAILED
-    transport = _transport_failure(exc, code, "PutRecords failed")
-    if transport is not None:
-        return transport
-    if isinstance(exc, ClientError):
-        err_code, err_message = _error_parts(exc)
-        message = f"{err_code}: {err_message}" if err_message else err_code
-        status = _status(exc)
-        if err_code in _STREAM_CODES:
-            return _failure(OutcomeKind.HTTP_STATUS, CODE_STREAM_UNUSABLE, message, status=status, retryable=False)
-        throttle = err_code in _THROTTLE_CODES
-        return _failure(OutcomeKind.HTTP_STATUS, code, message, status=status, retryable=True, throttle=throttle)
-    if isinstance(exc, ParamValidationError | InvalidRegionError):
-        return _failure(OutcomeKind.INTERNAL, CODE_STREAM_UNUSABLE, f"invalid stream: {exc}", retryable=False)
-    return _failure(OutcomeKind.INTERNAL, code, f"PutRecords failed: {type(exc).__name__}: {exc}", retryable=True)
-
-
-def _worst(outcomes: Sequence[Outcome]) -> Outcome:
-    """The outcome a call reports to the pacer: a throttle signal, else a failure, else success."""
-    first_failure: Outcome | None = None
-    for outcome in outcomes:
-        if outcome.kind is OutcomeKind.SUCCESS:
-            continue
-        if outcome.throttle or outcome.kind is OutcomeKind.TIMEOUT:
-            return outcome
-        if first_failure is None:
-            first_failure = outcome
-    return first_failure or Outcome.success()
-
-
 # -- the sender --------------------------------------------------------------------------------
 
 
@@ -368,7 +144,9 @@ class KinesisSender(SinkSender):
 
     max_chunk = MAX_RECORDS_PER_CALL
 
-    def __init__(self, ctx: SinkContext, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, ctx: SinkContext, *, clock: Callable[[], float] = time.time, resolver: Resolver | None = None
+    ) -> None:
         config = ctx.configuration
         self._ctx = ctx
         self._clock = clock
@@ -377,7 +155,7 @@ class KinesisSender(SinkSender):
         try:
             self._stream = parse_stream_arn(str(config.get("arn") or ""))
         except ValueError as exc:
-            self._unusable = _failure(OutcomeKind.INTERNAL, CODE_STREAM_UNUSABLE, str(exc), retryable=False)
+            self._unusable = failure(OutcomeKind.INTERNAL, CODE_STREAM_UNUSABLE, str(exc), retryable=False)
 
         role_arn = config.get("role_arn")
         self.role_arn: str | None = role_arn if isinstance(role_arn, str) and role_arn else None
@@ -387,13 +165,17 @@ class KinesisSender(SinkSender):
         self.session_name = session_name
 
         own = config.get("endpoint_url")
-        self._refusal: str | None = None
+        self._refusal: Outcome | None = None
+        self._pin: aws.Pin | None = None
         if isinstance(own, str) and own:
             self.endpoint_url: str | None = own
-            if not ctx.allow_private and literal_private_host(own):
-                self._refusal = (
-                    f"endpoint refused: {own} is a private, loopback or link-local address;"
-                    " private destinations are not allowed"
+            if ctx.extra.get("allow_sink_endpoint_url") is True:
+                self._pin = aws.Pin(own, ctx.allow_private, resolver)
+            else:
+                # never sign with the operator's credentials towards a tenant-chosen host
+                self._refusal = Outcome.refused(
+                    "endpoint refused: this server does not allow a per-sink endpoint_url"
+                    " (EVENTSTREAMS_ALLOW_SINK_ENDPOINT_URL)"
                 )
         else:
             glob = ctx.extra.get("aws_endpoint_url")
@@ -432,8 +214,7 @@ class KinesisSender(SinkSender):
         if self._unusable is not None:
             return [self._unusable] * len(events)
         if self._refusal is not None:
-            refused = _failure(OutcomeKind.CONNECT_ERROR, CODE_WRITE_FAILED, self._refusal, retryable=True)
-            return [refused] * len(events)
+            return [self._refusal] * len(events)
 
         outcomes: list[Outcome | None] = [None] * len(events)
         records: list[_Record] = []
@@ -539,30 +320,26 @@ class KinesisSender(SinkSender):
                 max_workers=self.concurrency, thread_name_prefix=f"kinesis-{self._ctx.sid[:10]}"
             )
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+        return await loop.run_in_executor(self._executor, functools.partial(self._pinned, fn, *args, **kwargs))
 
-    def _botocore_config(self) -> Any:
-        from botocore.config import Config
-
-        return Config(
-            connect_timeout=self._ctx.timeout,
-            read_timeout=max(self._ctx.timeout, MIN_READ_TIMEOUT),
-            retries={"total_max_attempts": 1, "mode": "standard"},
-            max_pool_connections=self.concurrency,
-            user_agent_extra=f"eventstreams/{__version__}",
-        )
+    def _pinned(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        # A tenant-chosen endpoint is resolved and checked right before every call (DNS rebinding).
+        if self._pin is not None:
+            self._pin.refresh()
+        return fn(*args, **kwargs)
 
     def _client(self, service: str, **credentials: Any) -> Any:
         """Create a boto3 client (in a worker thread: session setup reads files)."""
         assert self._stream is not None
-        with _SESSION_LOCK:
-            return _session().client(
-                service,
-                region_name=self._stream.region,
-                endpoint_url=self.endpoint_url,
-                config=self._botocore_config(),
-                **credentials,
-            )
+        return aws.make_client(
+            service,
+            region=self._stream.region,
+            endpoint_url=self.endpoint_url,
+            timeout=self._ctx.timeout,
+            pool=self.concurrency,
+            pin=self._pin,
+            **credentials,
+        )
 
     def _assume_role(self) -> _Credentials:
         """STS AssumeRole and a Kinesis client signed with the result (blocking)."""
@@ -594,7 +371,7 @@ class KinesisSender(SinkSender):
             problem = None
         self._region_checked = True
         if problem is not None:
-            self._unusable = _failure(OutcomeKind.INTERNAL, CODE_STREAM_UNUSABLE, problem, retryable=False)
+            self._unusable = failure(OutcomeKind.INTERNAL, CODE_STREAM_UNUSABLE, problem, retryable=False)
         return self._unusable
 
     def _fresh(self, creds: _Credentials | None) -> bool:
@@ -614,7 +391,7 @@ class KinesisSender(SinkSender):
             try:
                 fresh = await self._run(self._assume_role)
             except Exception as exc:  # noqa: BLE001 - every failure is an outcome
-                return _assume_role_failure(exc)
+                return assume_role_failure(exc)
             old, self._creds = self._creds, fresh
             if old is not None:
                 try:
@@ -636,13 +413,13 @@ class KinesisSender(SinkSender):
             try:
                 answer = await self._run(creds.client.put_records, StreamARN=self._stream.arn, Records=request)
             except Exception as exc:  # noqa: BLE001 - every failure is an outcome
-                outcome = _put_failure(exc)
-                if isinstance(getattr(exc, "response", None), dict) and _error_parts(exc)[0] in _CREDENTIAL_CODES:
+                outcome = put_failure(exc)
+                if isinstance(getattr(exc, "response", None), dict) and error_parts(exc)[0] in CREDENTIAL_CODES:
                     self._forget(creds)
                 pacer.observe(outcome)
                 return [outcome] * len(batch)
             outcomes = self._record_outcomes(answer, len(batch))
-            pacer.observe(_worst(outcomes))
+            pacer.observe(worst(outcomes))
             return outcomes
 
     @staticmethod
@@ -650,7 +427,7 @@ class KinesisSender(SinkSender):
         rows = answer.get("Records") if isinstance(answer, dict) else None
         if not isinstance(rows, list) or len(rows) != n:
             got = len(rows) if isinstance(rows, list) else "no"
-            bad = _failure(
+            bad = failure(
                 OutcomeKind.INTERNAL, CODE_WRITE_FAILED, f"PutRecords answered {got} results for {n} records",
                 retryable=True,
             )  # fmt: skip
@@ -663,8 +440,8 @@ class KinesisSender(SinkSender):
                 continue
             err_message = str(row.get("ErrorMessage") or "")
             message = f"{err_code}: {err_message}" if err_message else str(err_code)
-            throttle = str(err_code) in _THROTTLE_CODES
+            throttle = str(err_code) in THROTTLE_CODES
             outcomes.append(
-                _failure(OutcomeKind.INTERNAL, CODE_WRITE_FAILED, message, retryable=True, throttle=throttle)
+                failure(OutcomeKind.INTERNAL, CODE_WRITE_FAILED, message, retryable=True, throttle=throttle)
             )
         return outcomes
