@@ -28,7 +28,7 @@ class EventStreams:
 
     async def publish(self, account_sid: str, events: Sequence[dict[str, Any]]) -> PublishResult:
         """Validate and store CloudEvents for ``account_sid``; same rules as POST /v1/Events."""
-        account = await self._svc.store.get_account(account_sid)
+        account = await self._svc.store.accounts.get(account_sid)
         if account is None:
             raise LookupError(f"no account {account_sid}")
         owner = account.parent_sid or account.sid

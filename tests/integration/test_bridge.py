@@ -340,7 +340,7 @@ def test_callbacks_at_the_wrong_endpoint_are_400(server: Server, account: tuple[
 def test_token_is_stored_encrypted_and_never_returned(server: Server, account: tuple[str, str]) -> None:
     token = "a1b2c3d4" * 4
     configure(server, account, token=token)
-    row = server.call(server.services.store.get_bridge_credentials(account[0]))
+    row = server.call(server.services.store.bridge.get(account[0]))
     assert row is not None and token not in str(row)
     assert server.services.box.open(row["token_sealed"]) == token
     got = requests.get(f"{server.url}/v1/Bridge/Credentials", auth=account, timeout=5)

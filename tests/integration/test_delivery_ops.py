@@ -131,7 +131,7 @@ def test_alert_webhook_and_retention(tmp_path: Path) -> None:
         import time as _t
 
         counts = srv.call(
-            store.prune(int(_t.time() * 1000) + future, {"log": 0, "errors": 0, "dedupe": 0, "events": 0})
+            store.retention.prune(int(_t.time() * 1000) + future, {"log": 0, "errors": 0, "dedupe": 0, "events": 0})
         )
         assert (
             counts["delivery_log"] >= 2 and counts["alerts"] == 1 and counts["events"] == 1 and counts["event_ids"] == 1
@@ -201,11 +201,11 @@ def test_retention_keeps_errors_longer_than_the_delivery_log(backend: str, tmp_p
         }
         now_ms = int(time.time() * 1000)
         day = 86_400_000
-        counts = srv.call(srv.services.store.prune(now_ms + 8 * day, keep))
+        counts = srv.call(srv.services.store.retention.prune(now_ms + 8 * day, keep))
         assert counts["delivery_log"] == 1 and counts["alerts"] == 0 and counts["dead_letters"] == 0
         assert log(ok.sid) == [] and [x["outcome"] for x in log(bad.sid)] == ["dead"] and len(dead()) == 1
         alerts = requests.get(f"{srv.url}/v1/Alerts", auth=(sid, token), timeout=5).json()["alerts"]
         assert len(alerts) == 1
-        counts = srv.call(srv.services.store.prune(now_ms + 24 * day, keep))
+        counts = srv.call(srv.services.store.retention.prune(now_ms + 24 * day, keep))
         assert counts["delivery_log"] == 1 and counts["alerts"] == 1 and counts["dead_letters"] == 1
         assert log(bad.sid) == [] and dead() == []

@@ -116,7 +116,7 @@ async def keys_collection(request: Request) -> Response:
         return JSON(key_view(row, secret), status_code=201)
     params = query(request, PAGING)
     pg = paging(params, TIME_SID)
-    page = await svc.store.list_api_keys(account.sid, pg.q)
+    page = await svc.store.accounts.list_keys(account.sid, pg.q)
     meta = legacy_meta(
         f"/2010-04-01/Accounts/{account.sid}/Keys.json", [], pg, page, "keys", lambda k: (k.date_created, k.sid)
     )
@@ -130,12 +130,12 @@ async def key_item(request: Request) -> Response:
     key = await svc.accounts.key(account, _strip(request.path_params["key"]))
     if request.method == "DELETE":
         query(request)
-        await svc.store.delete_api_key(key.sid)
+        await svc.store.accounts.delete_key(key.sid)
         return Response(status_code=204)
     if request.method == "POST":
         f = await form(request, {"FriendlyName"}, limit=svc.settings.max_body_bytes)
-        await svc.store.update_api_key(key.sid, f.get("FriendlyName") or "", clock.iso(clock.now()))
-        updated = await svc.store.get_api_key(key.sid)
+        await svc.store.accounts.update_key(key.sid, f.get("FriendlyName") or "", clock.iso(clock.now()))
+        updated = await svc.store.accounts.get_key(key.sid)
         if updated is None:
             raise not_found("Key was deleted")
         return JSON(key_view(updated))

@@ -98,7 +98,7 @@ async def build_services(settings: Settings, store: Store | None = None) -> Serv
     store = store or open_store(settings)
     await store.open()
     await store.migrate()
-    await store.sync_builtin_catalog(builtin_types(), builtin_schema_versions())
+    await store.catalogue.sync_builtins(builtin_types(), builtin_schema_versions())
     box = Box.load(settings.secret_key, settings.data_dir)
     catalog = Catalog(store)
     publisher = Publisher(store, catalog, settings.dedupe_window_s, base_url=settings.public_base_url())
@@ -135,7 +135,7 @@ async def send_test_event(s: Services, p: Principal, sink: Sink, test_id: str) -
     row = NewEvent(
         p.account.sid, "com.twilio.eventstreams.test-event", 1, clock.iso_ms(now), orjson.dumps(event).decode()
     )
-    await s.store.enqueue_for_sink(p.account.sid, sink.row.sid, [row], int(now * 1000))
+    await s.store.deliveries.enqueue_for_sink(p.account.sid, sink.row.sid, [row], int(now * 1000))
     if s.delivery is not None:
         s.delivery.dispatcher.wake([sink.row.sid])
 

@@ -90,7 +90,7 @@ async def dead_letters(request: Request) -> Response:
     sink = await svc.control.get_sink(p, request.path_params["sid"])
     params = query(request, PAGING)
     pg = paging(params, NUMBER)
-    page = await svc.store.list_dead_letters(p.account.sid, sink.row.sid, pg.q)
+    page = await svc.store.dead_letters.list(p.account.sid, sink.row.sid, pg.q)
     meta = page_meta(svc.base, f"/v1/Sinks/{sink.row.sid}/DeadLetters", [], pg, page, "dead_letters", lambda d: (d.id,))
     return JSON({"dead_letters": [dead_letter_view(d) for d in page.items], "meta": meta})
 
@@ -100,7 +100,7 @@ async def delivery_log(request: Request) -> Response:
     sink = await svc.control.get_sink(p, request.path_params["sid"])
     params = query(request, PAGING)
     pg = paging(params, NUMBER)
-    page = await svc.store.list_delivery_log(p.account.sid, sink.row.sid, pg.q)
+    page = await svc.store.delivery_log.list(p.account.sid, sink.row.sid, pg.q)
     meta = page_meta(svc.base, f"/v1/Sinks/{sink.row.sid}/Deliveries", [], pg, page, "deliveries", lambda g: (g.id,))
     return JSON({"deliveries": [log_view(g) for g in page.items], "meta": meta})
 
@@ -128,11 +128,11 @@ async def replay(request: Request) -> Response:
     if f.bool("DeadLetters"):
         if since is not None or until is not None:
             raise bad_request("Since/Until select stored events; they cannot be combined with DeadLetters=true")
-        n, _ = await svc.store.replay_dead_letters(p.account.sid, sink.row.sid, ids, now_ms)
+        n, _ = await svc.store.deliveries.replay_dead_letters(p.account.sid, sink.row.sid, ids, now_ms)
     else:
         if ids is None and since is None and until is None:
             raise bad_request("Say what to replay: DeadLetters=true, EventId (repeatable) or Since/Until")
-        n = await svc.store.replay_events(p.account.sid, sink.row.sid, ids, since, until, now_ms)
+        n = await svc.store.deliveries.replay_events(p.account.sid, sink.row.sid, ids, since, until, now_ms)
     if svc.delivery is not None:
         svc.delivery.dispatcher.wake([sink.row.sid])
     return JSON({"sink_sid": sink.row.sid, "replayed": n}, status_code=201)
@@ -207,7 +207,7 @@ async def list_alerts(request: Request) -> Response:
     params = query(request, {"LogLevel", "StartDate", "EndDate", *PAGING})
     f = alert_filter(params)
     pg = paging(params, NUMBER_SID)
-    page = await svc.store.list_alerts(p.account.sid, pg.q, f.level, f.start, f.end)
+    page = await svc.store.alerts.list(p.account.sid, pg.q, f.level, f.start, f.end)
     filters = [(n, v) for n in ("LogLevel", "StartDate", "EndDate") if (v := params.get(n)) is not None]
     meta = page_meta(svc.base, "/v1/Alerts", filters, pg, page, "alerts", lambda a: (a.created_at, a.sid))
     methods = await _methods(svc, p.account.sid, page.items)
@@ -218,7 +218,7 @@ async def list_alerts(request: Request) -> Response:
 async def fetch_alert(request: Request) -> Response:
     svc, p = await auth(request)
     query(request)
-    row = await svc.store.get_alert(p.account.sid, request.path_params["sid"])
+    row = await svc.store.alerts.get(p.account.sid, request.path_params["sid"])
     if row is None:
         raise not_found(f"Alert {request.path_params['sid']} was not found")
     method = await sink_request_method(svc.store, svc.box, p.account.sid, row.sink_sid)

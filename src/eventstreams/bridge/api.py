@@ -106,23 +106,23 @@ async def _put_credentials(request: Request) -> Response:
         raise bad_request("TwilioAccountSid must be AC followed by 32 hex digits")
     if not token or len(token) > MAX_TOKEN_LENGTH or not token.isascii() or not token.isprintable():
         raise bad_request(f"TwilioAuthToken must be 1..{MAX_TOKEN_LENGTH} printable ASCII characters")
-    created = await svc.store.put_bridge_credentials(
+    created = await svc.store.bridge.put(
         p.account.sid, twilio_sid, svc.box.seal(token), clock.iso(clock.now())
     )
-    row = await svc.store.get_bridge_credentials(p.account.sid)
+    row = await svc.store.bridge.get(p.account.sid)
     return JSON(_view(svc, p.account.sid, row), status_code=201 if created else 200)
 
 
 async def _get_credentials(request: Request) -> Response:
     svc, p = await auth(request)
     query(request)
-    return JSON(_view(svc, p.account.sid, await svc.store.get_bridge_credentials(p.account.sid)))
+    return JSON(_view(svc, p.account.sid, await svc.store.bridge.get(p.account.sid)))
 
 
 async def _delete_credentials(request: Request) -> Response:
     svc, p = await auth(request)
     query(request)
-    if not await svc.store.delete_bridge_credentials(p.account.sid):
+    if not await svc.store.bridge.delete(p.account.sid):
         raise not_found("No bridge credentials are configured for this account")
     return Response(status_code=204)
 
@@ -162,10 +162,10 @@ async def _callback(request: Request, mapper: Mapper, reply: str, reply_type: st
     svc = services(request)
     raw_sid = request.path_params["account_sid"]
     sid = normalize_sid("AC", raw_sid) if isinstance(raw_sid, str) else None
-    account = await svc.store.get_account(sid) if sid else None
+    account = await svc.store.accounts.get(sid) if sid else None
     if account is None:
         raise not_found(f"The requested resource {request.url.path[:200]} was not found")
-    creds = await svc.store.get_bridge_credentials(account.sid)
+    creds = await svc.store.bridge.get(account.sid)
     if creds is None:
         raise _forbidden("The Twilio callback bridge is not configured for this account (POST /v1/Bridge/Credentials)")
     if account.status != "active":

@@ -57,7 +57,7 @@ class Catalog:
         now = time.monotonic()
         if hit is not None and now - hit[0] < TTL:
             return hit[1]
-        row = await self.store.get_event_type(owner, type_)
+        row = await self.store.catalogue.get_type(owner, type_)
         if row is not None:  # unknown types are not cached: one registered a moment later works at once
             self._types[key] = (now, row)
         return row
@@ -68,7 +68,7 @@ class Catalog:
         now = time.monotonic()
         if hit is not None and now - hit[0] < TTL:
             return hit[1]
-        row = await self.store.get_schema_version(owner, schema_id, None)
+        row = await self.store.catalogue.get_version(owner, schema_id, None)
         version = row.version if row else None
         self._latest[key] = (now, version)
         return version
@@ -78,7 +78,7 @@ class Catalog:
         compiled = self._schemas.get((schema_id, version))
         if compiled is not None and self._visible.get(vis):
             return compiled
-        row = await self.store.get_schema_version(owner, schema_id, version)
+        row = await self.store.catalogue.get_version(owner, schema_id, version)
         if row is None:
             return None
         if compiled is None:

@@ -127,7 +127,7 @@ def dead_letters(account_sid: str, sink_sid: str | None) -> None:
         out: list[dict[str, Any]] = []
         q = PageQuery(size=1000)
         while True:
-            page = await svc.store.list_dead_letters(account_sid, sink_sid, q)
+            page = await svc.store.dead_letters.list(account_sid, sink_sid, q)
             out += [dead_letter_view(d) for d in page.items]
             if not page.has_more:
                 return out
@@ -156,14 +156,14 @@ def replay(
             lo, hi = _time_ms("--since", since), _time_ms("--until", until)
         except TwilioError as exc:
             raise click.ClickException(exc.message) from None
-        if await svc.store.get_sink(account_sid, sink_sid) is None:
+        if await svc.store.sinks.get(account_sid, sink_sid) is None:
             raise click.ClickException(f"no sink {sink_sid} in account {account_sid}")
         now_ms = int(clock.now() * 1000)
         ids = list(event_ids) or None
         if dead:
-            n, _ = await svc.store.replay_dead_letters(account_sid, sink_sid, ids, now_ms)
+            n, _ = await svc.store.deliveries.replay_dead_letters(account_sid, sink_sid, ids, now_ms)
         elif ids or lo is not None or hi is not None:
-            n = await svc.store.replay_events(account_sid, sink_sid, ids, lo, hi, now_ms)
+            n = await svc.store.deliveries.replay_events(account_sid, sink_sid, ids, lo, hi, now_ms)
         else:
             raise click.ClickException("say what to replay: --dead-letters, --event-id or --since/--until")
         return {"sink_sid": sink_sid, "replayed": n}
@@ -182,7 +182,7 @@ def migrate() -> None:
         await store.open()
         try:
             applied = await store.migrate()
-            await store.sync_builtin_catalog(builtin_types(), builtin_schema_versions())
+            await store.catalogue.sync_builtins(builtin_types(), builtin_schema_versions())
             return applied
         finally:
             await store.close()
@@ -203,7 +203,7 @@ def accounts_create(friendly_name: str, parent: str | None) -> None:
     """Create an account; prints its SID and auth token (shown once)."""
 
     async def go(svc: Any) -> dict[str, str]:
-        if parent and await svc.store.get_account(parent) is None:
+        if parent and await svc.store.accounts.get(parent) is None:
             raise click.ClickException(f"no account {parent}")
         row, token = await svc.accounts.create(friendly_name, parent_sid=parent)
         return {"sid": row.sid, "auth_token": token, "parent_sid": row.parent_sid or ""}
@@ -221,7 +221,7 @@ def accounts_list(account_sid: str) -> None:
         out: list[dict[str, Any]] = []
         q = PageQuery(size=1000)
         while True:
-            page = await svc.store.list_accounts(account_sid, None, None, q)
+            page = await svc.store.accounts.list(account_sid, None, None, q)
             out += [
                 {"sid": a.sid, "parent_sid": a.parent_sid, "friendly_name": a.friendly_name, "status": a.status}
                 for a in page.items
@@ -240,7 +240,7 @@ def accounts_create_key(account_sid: str, friendly_name: str) -> None:
     """Create an API key (SK...) for ACCOUNT_SID; prints the secret once."""
 
     async def go(svc: Any) -> dict[str, str]:
-        account = await svc.store.get_account(account_sid)
+        account = await svc.store.accounts.get(account_sid)
         if account is None:
             raise click.ClickException(f"no account {account_sid}")
         row, secret = await svc.accounts.create_key(account, friendly_name)
@@ -258,7 +258,7 @@ def _principal(svc: Any, account_sid: str) -> Any:
     from ..domain.accounts import Principal
 
     async def get() -> Any:
-        row = await svc.store.get_account(account_sid)
+        row = await svc.store.accounts.get(account_sid)
         if row is None:
             raise click.ClickException(f"no account {account_sid}")
         return Principal(row, row)

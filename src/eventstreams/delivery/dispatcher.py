@@ -137,7 +137,7 @@ class SinkWorker:
                 self._n += 1
                 lease = f"{self.d.worker_id}:{self.row.sid}:{lane}:{self._n}"
                 now_ms = int(clock.now() * 1000)
-                batch = await self.d.store.lease_deliveries(self.row.sid, now_ms, limit, lease, cfg.lease_ms)
+                batch = await self.d.store.deliveries.lease(self.row.sid, now_ms, limit, lease, cfg.lease_ms)
                 if not batch:
                     await self._idle(lane)
                     continue
@@ -155,7 +155,7 @@ class SinkWorker:
         await asyncio.sleep(max(0.0, self.paused_until - clock.now()))
         retry = self.d.config.retry
         now_ms = int(clock.now() * 1000)
-        n = await self.d.store.expire_deliveries(
+        n = await self.d.store.deliveries.expire(
             self.row.sid, now_ms - int(retry.max_age * 1000), now_ms, "retry window exhausted while the sink was down"
         )
         if n:
@@ -182,7 +182,7 @@ class SinkWorker:
             if self.due_hint is not None and self.due_hint > now:  # lane 0's last look: a retry due
                 wait = min(wait, self.due_hint - now)  # while lane 0 is busy sending is not left waiting
         else:
-            due = await self.d.store.next_due(self.row.sid)
+            due = await self.d.store.deliveries.next_due(self.row.sid)
             self.due_hint = due / 1000 if due is not None else None
             wait = self.d.config.poll_interval
             if self.due_hint is not None:
@@ -236,7 +236,7 @@ class SinkWorker:
         while True:
             await asyncio.sleep(lease_ms / 3000)
             try:
-                await self.d.store.extend_lease(ids, chunk[0].lease, int(clock.now() * 1000) + lease_ms)
+                await self.d.store.deliveries.extend_lease(ids, chunk[0].lease, int(clock.now() * 1000) + lease_ms)
             except asyncio.CancelledError:
                 raise
             except Exception:  # the next beat tries again; at worst another worker re-sends (at-least-once)
@@ -319,7 +319,7 @@ class SinkWorker:
             reports.append(
                 ErrorReport(self.row.account_sid, self.row.sid, errors, code, status, detail, self.destination)
             )
-        alerts = await self.d.store.complete_deliveries(results, logs, reports, now_ms, self.d.config.alert_every_ms)
+        alerts = await self.d.store.deliveries.complete(results, logs, reports, now_ms, self.d.config.alert_every_ms)
         self.d.metrics["delivered"] += len(delivered)
         self.d.metrics["failed"] += errors
         self.d.metrics["skipped"] += sum(1 for r in results if r.kind == "skipped")
@@ -355,7 +355,7 @@ class Dispatcher:
 
     async def start(self, release_leases: bool) -> None:
         if release_leases:
-            n = await self.store.release_leases()
+            n = await self.store.deliveries.release_leases()
             if n:
                 log.info("released %d leases left by a previous run", n)
         await self._sync()
@@ -401,8 +401,8 @@ class Dispatcher:
                 log.exception("dispatcher refresh failed")
 
     async def _sync(self) -> None:
-        rows = await self.store.delivery_sinks()
-        versions = await self.store.subscribed_versions()  # one query, not one per sink every refresh
+        rows = await self.store.deliveries.sinks()
+        versions = await self.store.deliveries.subscribed_versions()  # one query, not one per sink every refresh
         seen = set()
         for row in rows:
             seen.add(row.sid)
@@ -436,7 +436,7 @@ class Dispatcher:
             worker.start()
 
     async def _make_worker(self, row: SinkRow, versions: dict[str, int]) -> SinkWorker | None:
-        account = await self.store.get_account(row.account_sid)
+        account = await self.store.accounts.get(row.account_sid)
         if account is None:
             return None
         ctx = SinkContext(

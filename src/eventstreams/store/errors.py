@@ -1,4 +1,9 @@
-"""Store-level failures the domain turns into Twilio error codes."""
+"""Store-level failures the domain turns into Twilio error codes.
+
+Driver errors never leave the store as themselves: each dialect translates a
+unique violation into ``Conflict`` (so a race between two requests surfaces as
+Twilio's 409, not a 500) and retries serialization failures and deadlocks.
+"""
 
 from __future__ import annotations
 
