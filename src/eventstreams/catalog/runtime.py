@@ -48,8 +48,8 @@ class Catalog:
         self.store = store
         self._types: dict[tuple[str, str], tuple[float, EventTypeRow | None]] = {}
         self._latest: dict[tuple[str, str], tuple[float, int | None]] = {}
-        self._schemas: dict[tuple[str, int], CompiledSchema] = {}
-        self._visible: dict[tuple[str, str, int], bool] = {}
+        self._schemas: dict[tuple[str, str, int], CompiledSchema] = {}
+        self._visible: dict[tuple[str, str, int], tuple[str, str, int]] = {}
 
     async def event_type(self, owner: str, type_: str) -> EventTypeRow | None:
         key = (owner, type_)
@@ -75,15 +75,18 @@ class Catalog:
 
     async def schema(self, owner: str, schema_id: str, version: int) -> CompiledSchema | None:
         vis = (owner, schema_id, version)
-        compiled = self._schemas.get((schema_id, version))
-        if compiled is not None and self._visible.get(vis):
-            return compiled
+        key = self._visible.get(vis)
+        if key is not None:
+            return self._schemas[key]
         row = await self.store.catalogue.get_version(owner, schema_id, version)
         if row is None:
             return None
+        # Schema ids are per owner: compiled once per (owning account or built-in, id, version).
+        key = (row.owner_sid or "", schema_id, version)
+        compiled = self._schemas.get(key)
         if compiled is None:
             doc = orjson.loads(row.document)
             compiled = CompiledSchema(schema_id, version, doc, jsonschema_rs.validator_for(doc))
-            self._schemas[(schema_id, version)] = compiled
-        self._visible[vis] = True  # schema versions are immutable once published
+            self._schemas[key] = compiled
+        self._visible[vis] = key  # schema versions are immutable once published
         return compiled
