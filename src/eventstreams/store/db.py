@@ -41,9 +41,6 @@ class Tx(abc.ABC):
         rows = self.all(sql, **params)
         return rows[0] if rows else None
 
-    def notify(self, sinks: Sequence[str]) -> None:  # noqa: B027 - optional: the dialect decides
-        """Wake deliverers of these sinks once this transaction commits."""
-
 
 class Database(abc.ABC):
     """One database: its connections, its dialect and its wake channel."""

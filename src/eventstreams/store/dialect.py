@@ -55,6 +55,10 @@ class Dialect(abc.ABC):
         """Record ids for dedupe; return those not seen since ``cutoff_ms``."""
 
     @abc.abstractmethod
+    def notify(self, tx: Tx, sinks: Sequence[str]) -> None:
+        """Wake deliverers of these sinks once ``tx`` commits (see WakeChannel)."""
+
+    @abc.abstractmethod
     def translate(self, exc: Exception) -> StoreError | None:
         """The project's error for a driver error, or None to let it through."""
 

@@ -59,11 +59,6 @@ class _PgTx(Tx):
     def script(self, sql: str) -> None:
         self.conn.execute(sql.encode())
 
-    def notify(self, sinks: Sequence[str]) -> None:
-        if sinks:
-            # Delivered at commit, to every process LISTENing (workers on other machines).
-            self.all("SELECT pg_notify(:ch, :p) AS n", ch=NOTIFY_CHANNEL, p=",".join(sinks)[:7900])
-
 
 class PostgresDialect(Dialect):
     name = "postgres"
@@ -119,6 +114,11 @@ class PostgresDialect(Dialect):
             cutoff=cutoff_ms,
         )
         return {r["id"] for r in rows}
+
+    def notify(self, tx: Tx, sinks: Sequence[str]) -> None:
+        if sinks:
+            # Delivered at commit, to every process LISTENing (workers on other machines).
+            tx.all("SELECT pg_notify(:ch, :p) AS n", ch=NOTIFY_CHANNEL, p=",".join(sinks)[:7900])
 
     def translate(self, exc: Exception) -> StoreError | None:
         if isinstance(exc, pg_errors.UniqueViolation):

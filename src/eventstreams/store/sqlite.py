@@ -48,9 +48,6 @@ class _SqliteTx(Tx):
         for stmt in _split(sql):
             self.conn.execute(stmt)
 
-    def notify(self, sinks: Sequence[str]) -> None:
-        self.woken.extend(sinks)  # handed to the in-process wake channel after COMMIT
-
 
 def _split(sql: str) -> list[str]:
     lines = [ln for ln in sql.splitlines() if not ln.strip().startswith("--")]
@@ -103,6 +100,10 @@ class SqliteDialect(Dialect):
             cutoff=cutoff_ms,
         )
         return {r["id"] for r in rows}
+
+    def notify(self, tx: Tx, sinks: Sequence[str]) -> None:
+        assert isinstance(tx, _SqliteTx)
+        tx.woken.extend(sinks)  # handed to the in-process wake channel after COMMIT
 
     def translate(self, exc: Exception) -> StoreError | None:
         if isinstance(exc, sqlite3.IntegrityError) and getattr(exc, "sqlite_errorname", "") in (

@@ -37,13 +37,11 @@ class Queries:
     """name -> SQL for one area in one dialect; ``q.name`` or ``q["name"]``."""
 
     def __init__(self, sql: dict[str, str]) -> None:
-        self._sql = sql
+        self._sql = dict(sql)
+        self.__dict__.update(sql)  # plain attributes: looked up on every statement of the hot path
 
-    def __getattr__(self, name: str) -> str:
-        try:
-            return self._sql[name]
-        except KeyError:
-            raise AttributeError(name) from None
+    def __getattr__(self, name: str) -> str:  # only for names that do not exist
+        raise AttributeError(f"no query named {name}")
 
     def __getitem__(self, name: str) -> str:
         return self._sql[name]

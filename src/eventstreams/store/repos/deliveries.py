@@ -51,7 +51,7 @@ class Deliveries(Repository):
             dup = [e.id for e in events if e.id not in fresh]
             seqs = self.d.insert_events(tx, account_sid, new, now_ms)
             sinks = self._fan_out(tx, account_sid, seqs, now_ms, sorted({e.type for e in new}))
-            tx.notify(sinks)
+            self.d.notify(tx, sinks)
             return PublishOutcome([e.id for e in new], dup, sinks)
 
         return await self.db.run(go, write=True)
@@ -62,7 +62,7 @@ class Deliveries(Repository):
         def go(tx: Tx) -> int:
             seqs = self.d.insert_events(tx, account_sid, events, now_ms)
             tx.many(self.q.insert_delivery, [{"s": sink_sid, "a": account_sid, "q": q, "now": now_ms} for q in seqs])
-            tx.notify([sink_sid])
+            self.d.notify(tx, [sink_sid])
             return len(seqs)
 
         return await self.db.run(go, write=True)
@@ -209,7 +209,7 @@ class Deliveries(Repository):
                                               "now": now_ms} for r in rows])  # fmt: skip
             tx.many(self.q.delete_dead_letter, [{"id": r["id"]} for r in rows])
             sinks = sorted({r["sink_sid"] for r in rows})
-            tx.notify(sinks)
+            self.d.notify(tx, sinks)
             return len(rows), sinks
 
         return await self.db.run(go, write=True)
@@ -243,7 +243,7 @@ class Deliveries(Repository):
 
         def go(tx: Tx) -> int:
             n = tx.run(insert, **params)
-            tx.notify([sink_sid])
+            self.d.notify(tx, [sink_sid])
             return n
 
         return await self.db.run(go, write=True)
