@@ -1,12 +1,12 @@
 """Micro-benchmark of the SQLite statements on the publish and delivery paths,
-in-process through ``SqliteStore`` (no HTTP), to attribute the costs seen in the
+in-process through the SQLite ``Store`` (no HTTP), to attribute the costs seen in the
 ``bench.run`` profiles and to size the suggested changes.
 
     python -m bench.micro_sqlite [--batches 300]
 
-Prints µs per event for: the whole ``publish_events`` transaction, the same
+Prints µs per event for: the whole ``deliveries.publish`` transaction, the same
 work with N requests grouped into one transaction (what group commit would
-give), ``lease_deliveries`` + ``complete_deliveries`` per event, and the
+give), ``deliveries.lease`` + ``deliveries.complete`` per event, and the
 DELETE of delivered rows one statement per row vs one statement per chunk.
 """
 

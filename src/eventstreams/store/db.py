@@ -98,3 +98,13 @@ def keyset(
 
 def asdict(obj: Any) -> dict[str, Any]:
     return {name: getattr(obj, name) for name in obj.__slots__}
+
+
+def conditions(*parts: tuple[str, str, Any]) -> tuple[list[str], dict[str, Any]]:
+    """(SQL condition, parameter name, value) triples → the conditions and parameters whose value is not None."""
+    where, params = [], {}
+    for clause, name, value in parts:
+        if value is not None:
+            where.append(clause)
+            params[name] = value
+    return where, params

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from ..db import Tx, asdict, keyset
+from ..db import Tx, asdict, conditions, keyset
 from ..records import AccountRow, ApiKeyRow, Page, PageQuery
 from . import Repository
 
@@ -39,14 +37,11 @@ class Accounts(Repository):
         return int(r["n"]) if r else 0
 
     async def list(self, root_sid: str, friendly_name: str | None, status: str | None, q: PageQuery) -> Page:
-        where = ["(sid = :root OR parent_sid = :root)"]
-        params: dict[str, Any] = {"root": root_sid}
-        if friendly_name is not None:
-            where.append("friendly_name = :fn")
-            params["fn"] = friendly_name
-        if status is not None:
-            where.append("status = :st")
-            params["st"] = status
+        where, params = conditions(
+            ("(sid = :root OR parent_sid = :root)", "root", root_sid),
+            ("friendly_name = :fn", "fn", friendly_name),
+            ("status = :st", "st", status),
+        )
 
         def go(tx: Tx) -> Page:
             rows, more = keyset(tx, self.q.select, where, params, ["date_created", "sid"], q)

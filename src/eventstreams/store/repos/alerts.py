@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from ...delivery.alerts import AlertState, alert_for, next_alert_state
 from ...ids import new_sid
-from ..db import Tx, asdict, keyset
+from ..db import Tx, asdict, conditions, keyset
 from ..records import AlertRow, ErrorReport, Page, PageQuery
 from . import Repository
 
@@ -40,16 +38,12 @@ class Alerts(Repository):
         end_ms: int | None = None,
     ) -> Page:
         """Alerts in creation order; ``start_ms`` inclusive, ``end_ms`` exclusive."""
-        where: list[str] = ["account_sid = :a"]
-        params: dict[str, Any] = {"a": account_sid}
-        for clause, name, value in (
+        where, params = conditions(
+            ("account_sid = :a", "a", account_sid),
             ("log_level = :lvl", "lvl", log_level),
             ("created_at >= :t0", "t0", start_ms),
             ("created_at < :t1", "t1", end_ms),
-        ):
-            if value is not None:
-                where.append(clause)
-                params[name] = value
+        )
 
         def go(tx: Tx) -> Page:
             rows, more = keyset(tx, self.q.select_alerts, where, params, ["created_at", "sid"], q)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..db import Row, Tx, asdict, keyset
+from ..db import Row, Tx, asdict, conditions, keyset
 from ..errors import Conflict
 from ..records import EventTypeRow, Page, PageQuery, SchemaVersionRow
 from . import Repository
@@ -46,11 +46,7 @@ class Catalogue(Repository):
         await self.db.run(go, write=True)
 
     async def list_types(self, owner_sid: str, schema_id: str | None, q: PageQuery) -> Page:
-        where = ["owner_sid IN ('', :o)"]
-        params: dict[str, Any] = {"o": owner_sid}
-        if schema_id is not None:
-            where.append("schema_id = :sid")
-            params["sid"] = schema_id
+        where, params = conditions(("owner_sid IN ('', :o)", "o", owner_sid), ("schema_id = :sid", "sid", schema_id))
 
         def go(tx: Tx) -> Page:
             rows, more = keyset(tx, self.q.select_types, where, params, ["type"], q)

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from ..db import Database, Tx
+from ..db import Database, Tx, conditions
 from ..records import (
     AlertRow,
     DeliveryResult,
@@ -193,11 +193,7 @@ class Deliveries(Repository):
         self, account_sid: str, sink_sid: str | None, event_ids: Sequence[str] | None, now_ms: int
     ) -> tuple[int, list[str]]:
         """Re-enqueue dead letters (all of a sink's, or those events); returns (count, sinks)."""
-        where = ["account_sid = :a"]
-        params: dict[str, Any] = {"a": account_sid}
-        if sink_sid is not None:
-            where.append("sink_sid = :s")
-            params["s"] = sink_sid
+        where, params = conditions(("account_sid = :a", "a", account_sid), ("sink_sid = :s", "s", sink_sid))
         if event_ids is not None:
             where.append(self.d.in_("event_id", "ids"))
             params["ids"] = self.d.list_(list(event_ids))
@@ -233,12 +229,11 @@ class Deliveries(Repository):
         else:
             where.append("e.type IN (SELECT se.type FROM subscribed_events se JOIN subscriptions x"
                          " ON x.sid = se.subscription_sid WHERE x.sink_sid = :s)")  # fmt: skip
-        if since_ms is not None:
-            where.append("e.received_at >= :since")
-            params["since"] = since_ms
-        if until_ms is not None:
-            where.append("e.received_at < :until")
-            params["until"] = until_ms
+        more, bounds = conditions(
+            ("e.received_at >= :since", "since", since_ms), ("e.received_at < :until", "until", until_ms)
+        )
+        where += more
+        params.update(bounds)
         insert = f"{self.q.replay_events} WHERE {' AND '.join(where)}"
 
         def go(tx: Tx) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..db import Tx, keyset
+from ..db import Tx, conditions, keyset
 from ..records import DeadLetterRow, LogRow, Page, PageQuery
 from . import Repository
 
@@ -16,11 +16,7 @@ class _BySink(Repository):
     row: Any = None
 
     async def list(self, account_sid: str, sink_sid: str | None, q: PageQuery) -> Page:
-        where = ["account_sid = :a"]
-        params: dict[str, Any] = {"a": account_sid}
-        if sink_sid is not None:
-            where.append("sink_sid = :s")
-            params["s"] = sink_sid
+        where, params = conditions(("account_sid = :a", "a", account_sid), ("sink_sid = :s", "s", sink_sid))
 
         def go(tx: Tx) -> Page:
             rows, more = keyset(tx, self.q[self.select], where, params, ["id"], q)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-from ..db import Row, Tx, asdict, keyset
+from ..db import Row, Tx, asdict, conditions, keyset
 from ..errors import Conflict, LimitReached
 from ..records import Page, PageQuery, SinkRow, SubscribedEventRow, SubscriptionRow
 from . import Repository
@@ -36,13 +35,9 @@ class Sinks(Repository):
         return sink_row(r) if r else None
 
     async def list(self, account_sid: str, in_use: bool | None, status: str | None, q: PageQuery) -> Page:
-        where = ["s.account_sid = :a"]
-        params: dict[str, Any] = {"a": account_sid}
+        where, params = conditions(("s.account_sid = :a", "a", account_sid), ("s.status = :st", "st", status))
         if in_use is not None:
             where.append(("" if in_use else "NOT ") + "EXISTS (SELECT 1 FROM subscriptions x WHERE x.sink_sid = s.sid)")
-        if status is not None:
-            where.append("s.status = :st")
-            params["st"] = status
 
         def go(tx: Tx) -> Page:
             rows, more = keyset(tx, self.q.select_sinks, where, params, ["s.date_created", "s.sid"], q)
@@ -100,11 +95,7 @@ class Subscriptions(Repository):
         return SubscriptionRow(**r) if r else None
 
     async def list(self, account_sid: str, sink_sid: str | None, q: PageQuery) -> Page:
-        where = ["account_sid = :a"]
-        params: dict[str, Any] = {"a": account_sid}
-        if sink_sid is not None:
-            where.append("sink_sid = :s")
-            params["s"] = sink_sid
+        where, params = conditions(("account_sid = :a", "a", account_sid), ("sink_sid = :s", "s", sink_sid))
 
         def go(tx: Tx) -> Page:
             rows, more = keyset(tx, self.q.select_subscriptions, where, params, ["date_created", "sid"], q)
