@@ -152,3 +152,64 @@ def test_every_area_loads_its_named_queries(dialect: str) -> None:
         for name in q.names():
             sql = q[name]
             assert "LIST(" not in sql and "{" not in sql, (area, name)  # markers expanded
+
+
+async def test_postgres_reruns_an_operation_after_a_serialization_failure_or_deadlock(tmp_path: Path) -> None:
+    from psycopg import errors as pg_errors
+
+    url, name = database_url("postgres", tmp_path)
+    db = open_database(url)
+    await db.open()
+    try:
+        tries: list[int] = []
+
+        def flaky(tx: object) -> str:
+            tries.append(1)
+            if len(tries) == 1:
+                raise pg_errors.SerializationFailure("could not serialize access")
+            if len(tries) == 2:
+                raise pg_errors.DeadlockDetected("deadlock detected")
+            return "done"
+
+        assert await db.run(flaky, write=True) == "done" and len(tries) == 3
+
+        def always(tx: object) -> None:
+            raise pg_errors.SerializationFailure("could not serialize access")
+
+        with pytest.raises(pg_errors.SerializationFailure):  # a bounded number of tries, then the error
+            await db.run(always, write=True)
+    finally:
+        await db.close()
+        assert name is not None
+        drop_pg_database(name)
+
+
+GROWING = ("events", "event_ids", "dead_letters", "delivery_log", "alerts")  # tables that grow with traffic
+
+
+def test_tables_growing_with_traffic_lead_an_index_with_account_sid(tmp_path: Path) -> None:
+    """Rule: per-account reads of traffic tables stay index scans on both dialects."""
+    import sqlite3
+
+    lite_url, _ = database_url("sqlite", tmp_path)
+    asyncio.run(_migrate(lite_url))
+    conn = sqlite3.connect(tmp_path / "eventstreams.db")
+    try:
+        for table in GROWING:
+            firsts = set()
+            for idx in conn.execute("SELECT name FROM pragma_index_list(?)", (table,)).fetchall():
+                cols = conn.execute("SELECT name FROM pragma_index_info(?) ORDER BY seqno", (idx[0],)).fetchall()
+                firsts.add(cols[0][0] if cols else None)
+            assert "account_sid" in firsts, table
+    finally:
+        conn.close()
+    pg_url, pg_name = database_url("postgres", tmp_path)
+    try:
+        asyncio.run(_migrate(pg_url))
+        with psycopg.connect(pg_url) as pg:
+            defs = pg.execute("SELECT tablename, indexdef FROM pg_indexes WHERE schemaname = 'public'").fetchall()
+    finally:
+        assert pg_name is not None
+        drop_pg_database(pg_name)
+    for table in GROWING:
+        assert any(t == table and "(account_sid" in d for t, d in defs), table
