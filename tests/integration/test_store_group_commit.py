@@ -42,7 +42,7 @@ async def test_one_failing_operation_does_not_sink_its_group(tmp_path: Path) -> 
         await blocker
         results = await asyncio.gather(*jobs, return_exceptions=True)
         assert results[0] == 1 and results[2] == 1
-        assert isinstance(results[1], Conflict) and "UNIQUE" in str(results[1])  # translated at the seam
+        assert isinstance(results[1], Conflict) and "UNIQUE" in str(results[1].__cause__)  # translated at the seam
         rows = await store.run(lambda tx: tx.all("SELECT k FROM t ORDER BY k"))
         assert [r["k"] for r in rows] == [1, 2]  # the failed job's first insert was rolled back with it
     finally:

@@ -22,7 +22,7 @@ from psycopg_pool import ConnectionPool
 
 from .db import Database, Tx
 from .dialect import Dialect, WakeCallback, WakeChannel
-from .errors import Conflict, StoreError
+from .errors import ALREADY_EXISTS, Conflict, StoreError
 from .records import NewEvent
 
 NOTIFY_CHANNEL = "eventstreams_deliveries"
@@ -122,7 +122,7 @@ class PostgresDialect(Dialect):
 
     def translate(self, exc: Exception) -> StoreError | None:
         if isinstance(exc, pg_errors.UniqueViolation):
-            return Conflict(str(exc).splitlines()[0])
+            return Conflict(ALREADY_EXISTS)
         return None
 
 

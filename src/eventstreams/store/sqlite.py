@@ -20,7 +20,7 @@ import orjson
 
 from .db import Database, Tx
 from .dialect import Dialect, WakeCallback, WakeChannel
-from .errors import Conflict, StoreError
+from .errors import ALREADY_EXISTS, Conflict, StoreError
 from .records import NewEvent
 
 T = TypeVar("T")
@@ -110,7 +110,7 @@ class SqliteDialect(Dialect):
             "SQLITE_CONSTRAINT_UNIQUE",
             "SQLITE_CONSTRAINT_PRIMARYKEY",
         ):
-            return Conflict(str(exc))
+            return Conflict(ALREADY_EXISTS)
         return None
 
 
