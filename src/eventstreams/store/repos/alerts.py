@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from ...delivery.alerts import AlertState, alert_for, next_alert_state
 from ...ids import new_sid
-from ..db import Tx, asdict, conditions, keyset
+from ..db import Database, Tx, asdict, conditions, keyset
 from ..records import AlertRow, ErrorReport, Page, PageQuery
 from . import Repository
 
 
 class Alerts(Repository):
     area = "alerts"
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+        # The cadence is a domain rule (delivery/alerts.py), which imports the store's records: taken
+        # here, when a store is built, not when this module is imported.
+        from ...delivery import alerts as rule
+
+        self.rule = rule
 
     def record(self, tx: Tx, err: ErrorReport, now_ms: int, every_ms: int) -> AlertRow | None:
         """Within the caller's transaction: count ``err`` against its sink; the alert it raises, if any."""
@@ -19,13 +26,13 @@ class Alerts(Repository):
         tx.run(self.q.ensure_state, s=err.sink_sid, a=err.account_sid)
         st = tx.one(self.q.get_state, s=err.sink_sid)
         assert st is not None
-        before = AlertState(**{k: int(v) for k, v in st.items()})
-        after, fire = next_alert_state(before, err.count, now_ms, every_ms)
+        before = self.rule.AlertState(**{k: int(v) for k, v in st.items()})
+        after, fire = self.rule.next_alert_state(before, err.count, now_ms, every_ms)
         tx.run(self.q.put_state, s=err.sink_sid, t=after.total_errors, e=after.errors_since_alert,
                l=after.last_alert_at, n=after.next_threshold)  # fmt: skip
         if not fire:
             return None
-        row = alert_for(err, before.errors_since_alert + err.count, after.total_errors, now_ms, new_sid("NO"))
+        row = self.rule.alert_for(err, before.errors_since_alert + err.count, after.total_errors, now_ms, new_sid("NO"))
         tx.run(self.q.insert_alert, **asdict(row))
         return row
 
