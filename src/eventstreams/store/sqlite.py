@@ -182,7 +182,7 @@ class SqliteDatabase(Database):
         self._thread: threading.Thread | None = None
 
     def _connect(self) -> sqlite3.Connection:
-        if self.path != ":memory:" and not self.path.startswith("file:"):
+        if self.path != ":memory:":
             _create_private(self.path)
         # isolation_level=None: we issue BEGIN ourselves (IMMEDIATE for writes).
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
