@@ -1,12 +1,12 @@
 """Micro-benchmark of the SQLite statements on the publish and delivery paths,
-in-process through ``SqliteStore`` (no HTTP), to attribute the costs seen in the
+in-process through the SQLite ``Store`` (no HTTP), to attribute the costs seen in the
 ``bench.run`` profiles and to size the suggested changes.
 
     python -m bench.micro_sqlite [--batches 300]
 
-Prints µs per event for: the whole ``publish_events`` transaction, the same
+Prints µs per event for: the whole ``deliveries.publish`` transaction, the same
 work with N requests grouped into one transaction (what group commit would
-give), ``lease_deliveries`` + ``complete_deliveries`` per event, and the
+give), ``deliveries.lease`` + ``deliveries.complete`` per event, and the
 DELETE of delivered rows one statement per row vs one statement per chunk.
 """
 
@@ -57,7 +57,7 @@ async def main_async(batches: int) -> None:
 
         t = time.perf_counter()
         for evs in prepared:
-            await store.publish_events(sid, evs, int(time.time() * 1000), 86_400_000)
+            await store.deliveries.publish(sid, evs, int(time.time() * 1000), 86_400_000)
         tx_us = (time.perf_counter() - t) / (batches * 100) * 1e6
 
         # lease + complete (delivered) per event, chunks of 500 as the dispatcher does
@@ -65,12 +65,12 @@ async def main_async(batches: int) -> None:
         t = time.perf_counter()
         while True:
             now = int(time.time() * 1000)
-            leased = await store.lease_deliveries(sink.row.sid, now, 500, f"l{n_done}", 60_000)
+            leased = await store.deliveries.lease(sink.row.sid, now, 500, f"l{n_done}", 60_000)
             if not leased:
                 break
             results = [DeliveryResult(d, "delivered") for d in leased]
             logs = [LogEntry(sid, sink.row.sid, now, "delivered", [d.event_id for d in leased], 1)]
-            await store.complete_deliveries(results, logs, [], now, 1_200_000)
+            await store.deliveries.complete(results, logs, [], now, 1_200_000)
             n_done += len(leased)
         lease_us = (time.perf_counter() - t) / max(1, n_done) * 1e6
         await store.close()

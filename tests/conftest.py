@@ -84,7 +84,7 @@ class Server:
         """Wait until the sink has no delivery left to make (none due, retrying or leased): from then
         on nothing more can reach its receiver, so "nothing else arrived" can be asserted at once."""
         deadline = time.monotonic() + timeout
-        while self.call(self.services.store.next_due(sink_sid)) is not None:
+        while self.call(self.services.store.deliveries.next_due(sink_sid)) is not None:
             if time.monotonic() > deadline:
                 raise AssertionError(f"sink {sink_sid} still has deliveries pending")
             time.sleep(0.05)

@@ -87,7 +87,7 @@ async def build_runtime(settings: Settings, store: Store | None = None) -> Runti
     store = store or open_store(settings)
     await store.open()
     await store.migrate()
-    await store.sync_builtin_catalog(builtin_types(), builtin_schema_versions())
+    await store.catalogue.sync_builtins(builtin_types(), builtin_schema_versions())
     box = Box.load(settings.secret_key, settings.data_dir)
     catalog = Catalog(store)
     holder: list[Runtime] = []

@@ -162,7 +162,7 @@ def test_secrets_are_not_stored_in_clear(server: Server, account: tuple[str, str
     async def dump() -> str:
         out = []
         for table in ("accounts", "api_keys", "sinks"):
-            rows = await store._run(lambda tx, t=table: tx.all(f"SELECT * FROM {t}"))
+            rows = await store.db.run(lambda tx, t=table: tx.all(f"SELECT * FROM {t}"))
             out.append(repr(rows))
         return "\n".join(out)
 

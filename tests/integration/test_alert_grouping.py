@@ -18,7 +18,7 @@ def test_alert_cadence(server: Server, account: tuple[str, str]) -> None:
 
     def errors(n: int, at: int) -> list[str]:
         report = ErrorReport(account[0], sink, n, 91306, 503, "HTTP 503: down", "https://x.example/h")
-        alerts = server.call(store.complete_deliveries([], [], [report], at, EVERY))
+        alerts = server.call(store.deliveries.complete([], [], [report], at, EVERY))
         return [a.alert_text for a in alerts]
 
     first = errors(1, t0)
@@ -34,7 +34,7 @@ def test_alert_cadence(server: Server, account: tuple[str, str]) -> None:
     assert len(hundredth) == 1 and "101 in total" in hundredth[0]
     assert errors(800, t0 + 3 * MINUTE + EVERY + 2 * MINUTE) == []  # 901 < 1,000
     assert len(errors(100, t0 + 3 * MINUTE + EVERY + 3 * MINUTE)) == 1  # 1,001 crosses 1,000
-    listed = server.call(store.list_alerts(account[0], PageQuery(size=50)))
+    listed = server.call(store.alerts.list(account[0], PageQuery(size=50)))
     assert [a.error_count for a in listed.items] == [1, 9, 51, 40, 900]
 
 
@@ -49,12 +49,12 @@ def test_concurrent_first_errors_of_one_sink(server: Server, account: tuple[str,
 
     async def both() -> list[object]:
         return await asyncio.gather(
-            *(store.complete_deliveries([], [], [report], 1_900_000_000_000, EVERY) for _ in range(8)),
+            *(store.deliveries.complete([], [], [report], 1_900_000_000_000, EVERY) for _ in range(8)),
             return_exceptions=True,
         )
 
     results = server.call(both())
     assert not [r for r in results if isinstance(r, BaseException)], results
     assert sum(len(r) for r in results if isinstance(r, list)) == 1  # one alert: the first error
-    listed = server.call(store.list_alerts(account[0], PageQuery(size=50)))
+    listed = server.call(store.alerts.list(account[0], PageQuery(size=50)))
     assert [a.sink_sid for a in listed.items].count(sink) == 1

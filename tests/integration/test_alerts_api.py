@@ -124,7 +124,7 @@ def inject(server: Server, account_sid: str, at: datetime, code: int, n: int) ->
     """An alert at ``at`` from the store's alert grouping (the first error of a new sink)."""
     sink = "DG" + secrets.token_hex(16)  # no such sink: its alerts have no request_method
     report = ErrorReport(account_sid, sink, 1, code, 503, f"HTTP 503: injected {n}", "https://x.example/h")
-    raised = server.call(server.services.store.complete_deliveries([], [], [report], int(at.timestamp() * 1000), EVERY))
+    raised = server.call(server.services.store.deliveries.complete([], [], [report], int(at.timestamp() * 1000), EVERY))
     assert len(raised) == 1
 
 
@@ -238,7 +238,7 @@ def test_request_method_follows_the_sink(server: Server, account: tuple[str, str
         sink = client.events.v1.sinks.create(description=name, sink_type=sink_type, sink_configuration=cfg)
         report = ErrorReport(account[0], str(sink.sid), 1, 91306, 503, "HTTP 503", "https://x.example/h")
         (raised,) = server.call(
-            server.services.store.complete_deliveries([], [], [report], int(now.timestamp() * 1000), EVERY)
+            server.services.store.deliveries.complete([], [], [report], int(now.timestamp() * 1000), EVERY)
         )
         alert_of[name] = raised.sid
         assert client.monitor.v1.alerts(raised.sid).fetch().request_method == expected[name], name

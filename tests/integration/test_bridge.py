@@ -5,7 +5,6 @@ to a real webhook sink, retries deduplicated, bad signatures refused."""
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import requests
@@ -98,8 +97,14 @@ def post(
     return requests.post(server.url + path, data=params, headers=headers, timeout=5)
 
 
-def settle() -> None:
-    time.sleep(0.8)  # several poll intervals: anything published would have been delivered
+def settle(server: Server, account: tuple[str, str]) -> None:
+    """Wait until none of the account's sinks has a delivery left to make. A callback publishes
+    before it is answered, so from then on the receiver has everything it will ever get."""
+    from eventstreams.store.records import PageQuery
+
+    page = server.call(server.services.store.sinks.list(account[0], None, None, PageQuery(size=1000)))
+    for sink in page.items:
+        server.settled(sink.sid)
 
 
 def test_signature_url_is_the_public_base_url(server: Server) -> None:
@@ -129,7 +134,7 @@ def test_status_callbacks_reach_a_webhook_sink_once(
     assert ignored.status_code == 200 and ignored.headers["X-Eventstreams-Outcome"] == "ignored"
 
     receiver.wait_for(lambda: len(receiver.events("/sms")) >= 2)
-    settle()
+    settle(server, account)
     events = receiver.events("/sms")
     assert [e["type"] for e in sorted(events, key=lambda e: e["data"]["messageStatus"], reverse=True)] == [
         "com.twilio.messaging.message.sent",
@@ -179,7 +184,7 @@ def test_voice_status_callbacks(server: Server, account: tuple[str, str], receiv
     assert busy.status_code == 200 and busy.headers["X-Eventstreams-Event-Id"].startswith("VW")
     assert post(server, account[0], "voice/status", call_params("busy", SequenceNumber="2")).status_code == 200
     receiver.wait_for(lambda: len(receiver.events("/voice")) >= 2)
-    settle()
+    settle(server, account)
     events = {e["type"]: e for e in receiver.events("/voice")}
     assert len(receiver.events("/voice")) == 2
     done = events["com.twilio.voice.status-callback.call.completed"]
@@ -237,7 +242,7 @@ def test_bad_or_missing_signature_is_403_and_publishes_nothing(
     for r in cases:
         assert r.status_code == 403, r.text
         assert r.json()["code"] == 20403 and r.json()["status"] == 403
-    settle()
+    settle(server, account)
     assert receiver.requests == []
 
 
@@ -256,7 +261,7 @@ def test_wrong_twilio_account_is_403(server: Server, account: tuple[str, str], r
     # Correctly signed with the token, but for another Twilio account
     r = post(server, account[0], "messaging/status", status_params(AccountSid="AC" + "9" * 32))
     assert r.status_code == 403 and "AccountSid" in r.json()["message"]
-    settle()
+    settle(server, account)
     assert receiver.requests == []
 
 
@@ -287,7 +292,7 @@ def test_unknown_shapes_are_400_with_the_reason(server: Server, account: tuple[s
     # correctly signed, but a parameter holds a NUL character
     r = post(server, account[0], "messaging/status", status_params(Body="a\x00b"))
     assert r.status_code == 400 and "NUL" in r.json()["message"], r.text
-    settle()
+    settle(server, account)
     assert receiver.requests == []
 
 
@@ -324,13 +329,13 @@ def test_callbacks_at_the_wrong_endpoint_are_400(server: Server, account: tuple[
         r = post(server, account[0], "messaging/status", params)
         assert r.status_code == 400, r.text
         assert r.json()["message"].startswith("This is an incoming message, not a status callback")
-    settle()
+    settle(server, account)
     assert receiver.requests == []
     # each at its own endpoint is published
     assert post(server, account[0], "messaging/inbound", inbound_params(MessageStatus="received")).status_code == 200
     assert post(server, account[0], "messaging/status", status_params("delivered")).status_code == 200
     receiver.wait_for(lambda: len(receiver.events("/wrong-endpoint")) == 2)
-    settle()
+    settle(server, account)
     assert sorted(e["type"] for e in receiver.events("/wrong-endpoint")) == [
         "com.twilio.messaging.inbound-message.received",
         "com.twilio.messaging.message.delivered",
@@ -340,7 +345,7 @@ def test_callbacks_at_the_wrong_endpoint_are_400(server: Server, account: tuple[
 def test_token_is_stored_encrypted_and_never_returned(server: Server, account: tuple[str, str]) -> None:
     token = "a1b2c3d4" * 4
     configure(server, account, token=token)
-    row = server.call(server.services.store.get_bridge_credentials(account[0]))
+    row = server.call(server.services.store.bridge.get(account[0]))
     assert row is not None and token not in str(row)
     assert server.services.box.open(row["token_sealed"]) == token
     got = requests.get(f"{server.url}/v1/Bridge/Credentials", auth=account, timeout=5)
@@ -447,7 +452,8 @@ def test_accounts_are_isolated(server: Server, account: tuple[str, str], receive
     assert a.status_code == b.status_code == 200
     assert a.headers["X-Eventstreams-Event-Id"] != b.headers["X-Eventstreams-Event-Id"]
     receiver.wait_for(lambda: len(receiver.events("/mine")) == 1 and len(receiver.events("/theirs")) == 1)
-    settle()
+    settle(server, account)
+    settle(server, other)
     assert len(receiver.events("/mine")) == 1 and len(receiver.events("/theirs")) == 1
 
 

@@ -64,7 +64,8 @@ def test_register_schema_and_type_via_api(server: Server, account: tuple[str, st
         auth=other,
         timeout=5,
     )
-    assert r.status_code == 409
+    assert r.status_code == 201 and r.json()["schema_version"] == 1
+    assert client.events.v1.schemas("Shop.Order").fetch().latest_version == 2
     # Twilio's namespace and schemas are reserved
     r = requests.post(
         f"{server.url}/v1/Catalog/Types",

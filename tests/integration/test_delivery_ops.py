@@ -132,7 +132,7 @@ def test_alert_webhook_and_retention(tmp_path: Path) -> None:
         import time as _t
 
         counts = srv.call(
-            store.prune(int(_t.time() * 1000) + future, {"log": 0, "errors": 0, "dedupe": 0, "events": 0})
+            store.retention.prune(int(_t.time() * 1000) + future, {"log": 0, "errors": 0, "dedupe": 0, "events": 0})
         )
         assert (
             counts["delivery_log"] >= 2 and counts["alerts"] == 1 and counts["events"] == 1 and counts["event_ids"] == 1

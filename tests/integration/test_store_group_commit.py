@@ -9,15 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from eventstreams.store.sql import Tx
-from eventstreams.store.sqlite import SqliteStore
+from eventstreams.store.db import Tx
+from eventstreams.store.errors import Conflict
+from eventstreams.store.sqlite import SqliteDatabase
 
 
 async def test_one_failing_operation_does_not_sink_its_group(tmp_path: Path) -> None:
-    store = SqliteStore(f"sqlite:///{tmp_path}/g.db")
+    store = SqliteDatabase(f"sqlite:///{tmp_path}/g.db")
     await store.open()
     try:
-        await store._run(lambda tx: tx.script("CREATE TABLE t (k INTEGER PRIMARY KEY)"), write=True)
+        await store.run(lambda tx: tx.script("CREATE TABLE t (k INTEGER PRIMARY KEY)"), write=True)
 
         def insert(k: int):  # type: ignore[no-untyped-def]
             return lambda tx: tx.run("INSERT INTO t (k) VALUES (:k)", k=k)
@@ -28,12 +29,12 @@ async def test_one_failing_operation_does_not_sink_its_group(tmp_path: Path) -> 
 
         # hold the store thread so the next three queue up and are taken as one group
         gate = threading.Event()
-        blocker = asyncio.ensure_future(store._run(lambda tx: gate.wait(5), write=True))
+        blocker = asyncio.ensure_future(store.run(lambda tx: gate.wait(5), write=True))
         await asyncio.sleep(0.05)
         jobs = [
-            asyncio.ensure_future(store._run(insert(1), write=True)),
-            asyncio.ensure_future(store._run(insert_twice, write=True)),
-            asyncio.ensure_future(store._run(insert(2), write=True)),
+            asyncio.ensure_future(store.run(insert(1), write=True)),
+            asyncio.ensure_future(store.run(insert_twice, write=True)),
+            asyncio.ensure_future(store.run(insert(2), write=True)),
         ]
         await asyncio.sleep(0.05)
         assert store._queue.qsize() == 3
@@ -41,21 +42,21 @@ async def test_one_failing_operation_does_not_sink_its_group(tmp_path: Path) -> 
         await blocker
         results = await asyncio.gather(*jobs, return_exceptions=True)
         assert results[0] == 1 and results[2] == 1
-        assert isinstance(results[1], Exception) and "UNIQUE" in str(results[1])
-        rows = await store._run(lambda tx: tx.all("SELECT k FROM t ORDER BY k"))
+        assert isinstance(results[1], Conflict) and "UNIQUE" in str(results[1].__cause__)  # translated at the seam
+        rows = await store.run(lambda tx: tx.all("SELECT k FROM t ORDER BY k"))
         assert [r["k"] for r in rows] == [1, 2]  # the failed job's first insert was rolled back with it
     finally:
         await store.close()
     # and it was all committed: a fresh connection sees it
-    again = SqliteStore(f"sqlite:///{tmp_path}/g.db")
+    again = SqliteDatabase(f"sqlite:///{tmp_path}/g.db")
     await again.open()
     try:
-        assert [r["k"] for r in await again._run(lambda tx: tx.all("SELECT k FROM t ORDER BY k"))] == [1, 2]
+        assert [r["k"] for r in await again.run(lambda tx: tx.all("SELECT k FROM t ORDER BY k"))] == [1, 2]
     finally:
         await again.close()
 
 
 async def test_closed_store_refuses_work(tmp_path: Path) -> None:
-    store = SqliteStore(f"sqlite:///{tmp_path}/c.db")
+    store = SqliteDatabase(f"sqlite:///{tmp_path}/c.db")
     with pytest.raises(RuntimeError):
-        await store._run(lambda tx: tx.all("SELECT 1"))
+        await store.run(lambda tx: tx.all("SELECT 1"))

@@ -48,19 +48,28 @@ def test_first_error_runs_the_match_once(data: dict[str, Any]) -> None:
         assert problem.startswith("data/n: ")
 
 
-class FakeStore:
+class FakeCatalogue:
     """The two reads the catalogue makes, over generated types and versions."""
 
     def __init__(self) -> None:
         self.reads = 0
 
-    async def get_event_type(self, owner: str, type_: str) -> EventTypeRow:
+    async def get_type(self, owner: str, type_: str) -> EventTypeRow:
         self.reads += 1
         return EventTypeRow(type_, "S." + type_, owner, "d", "available", None, False, "t", "t")
 
-    async def get_schema_version(self, owner: str, schema_id: str, version: int | None) -> SchemaVersionRow:
+    async def get_version(self, owner: str, schema_id: str, version: int | None) -> SchemaVersionRow:
         self.reads += 1
         return SchemaVersionRow(schema_id, version or 1, owner, json.dumps(DOC), "t")
+
+
+class FakeStore:
+    def __init__(self) -> None:
+        self.catalogue = FakeCatalogue()
+
+    @property
+    def reads(self) -> int:
+        return self.catalogue.reads
 
 
 def test_catalogue_caches_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -88,17 +88,17 @@ class Rig:
         return self.dispatcher.workers[self.sink_sid]
 
     async def _pending_rows(self) -> list[Any]:
-        rows: list[Any] = await self.rt.store._run(  # type: ignore[attr-defined]
+        rows: list[Any] = await self.rt.store.db.run(
             lambda tx: tx.all("SELECT id, due_at FROM deliveries WHERE sink_sid = :s", s=self.sink_sid)
         )
         return rows
 
     async def dead_letters(self) -> list[Any]:
-        page = await self.rt.store.list_dead_letters(self.p.account.sid, self.sink_sid, PageQuery(size=1000))
+        page = await self.rt.store.dead_letters.list(self.p.account.sid, self.sink_sid, PageQuery(size=1000))
         return list(page.items)
 
     async def log(self) -> list[Any]:
-        page = await self.rt.store.list_delivery_log(self.p.account.sid, self.sink_sid, PageQuery(size=1000))
+        page = await self.rt.store.delivery_log.list(self.p.account.sid, self.sink_sid, PageQuery(size=1000))
         return list(page.items)
 
 

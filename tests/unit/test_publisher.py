@@ -33,7 +33,7 @@ async def test_accepted_events_wake_exactly_the_subscribed_sinks(runtime: Runtim
     result = await runtime.publisher.publish(principal.account.sid, principal.catalog_owner, [event(1), event(2)])
     assert result.accepted == [f"EZ{1:032x}", f"EZ{2:032x}"] and not result.rejected
     assert woken == [[sink]]
-    assert await runtime.store.next_due(sink) is not None
+    assert await runtime.store.deliveries.next_due(sink) is not None
 
 
 async def test_an_id_seen_within_the_window_is_stored_once(runtime: Runtime, principal: Principal) -> None:
@@ -53,4 +53,4 @@ async def test_invalid_events_are_rejected_with_the_reason_and_nothing_stored(
     result = await runtime.publisher.publish(principal.account.sid, principal.catalog_owner, [bad_data, unknown])
     assert result.accepted == [] and [r.index for r in result.rejected] == [0, 1]
     assert "data" in result.rejected[0].message and "com.example.nothing" in result.rejected[1].message
-    assert await runtime.store.next_due(sink) is None  # no delivery was created
+    assert await runtime.store.deliveries.next_due(sink) is None  # no delivery was created

@@ -37,7 +37,7 @@ class BridgeCredentials:
             raise bad_request("TwilioAccountSid must be AC followed by 32 hex digits")
         if not token or len(token) > MAX_TOKEN_LENGTH or not token.isascii() or not token.isprintable():
             raise bad_request(f"TwilioAuthToken must be 1..{MAX_TOKEN_LENGTH} printable ASCII characters")
-        created = await self.store.put_bridge_credentials(
+        created = await self.store.bridge.put(
             account_sid, twilio_sid, self.box.seal(token), clock.iso(clock.now())
         )
         config = await self.get(account_sid)
@@ -45,7 +45,7 @@ class BridgeCredentials:
         return config, created
 
     async def get(self, account_sid: str) -> BridgeConfig | None:
-        row = await self.store.get_bridge_credentials(account_sid)
+        row = await self.store.bridge.get(account_sid)
         if row is None:
             return None
         return BridgeConfig(account_sid, row["twilio_account_sid"], row["date_created"], row["date_updated"])
@@ -54,14 +54,14 @@ class BridgeCredentials:
         """(account, Twilio account SID, Twilio auth token) when ``raw_sid`` names an active account
         with the bridge configured; ``None`` otherwise (the caller answers all those alike)."""
         sid = normalize_sid("AC", raw_sid)
-        account = await self.store.get_account(sid) if sid else None
+        account = await self.store.accounts.get(sid) if sid else None
         if account is None or account.status != "active":
             return None
-        row = await self.store.get_bridge_credentials(account.sid)
+        row = await self.store.bridge.get(account.sid)
         if row is None:
             return None
         return account, row["twilio_account_sid"], self.box.open(row["token_sealed"])
 
     async def delete(self, account_sid: str) -> None:
-        if not await self.store.delete_bridge_credentials(account_sid):
+        if not await self.store.bridge.delete(account_sid):
             raise not_found("No bridge credentials are configured for this account")

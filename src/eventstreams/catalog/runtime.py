@@ -73,7 +73,7 @@ class Catalog:
         hit = self._types.get(key)
         if hit is not None:
             return hit
-        row = await self.store.get_event_type(owner, type_)
+        row = await self.store.catalogue.get_type(owner, type_)
         if row is not None:  # unknown types are not cached: one registered a moment later works at once
             self._types[key] = row
         return row
@@ -82,7 +82,7 @@ class Catalog:
         key = (owner, schema_id)
         if key in self._latest:
             return self._latest[key]
-        row = await self.store.get_schema_version(owner, schema_id, None)
+        row = await self.store.catalogue.get_version(owner, schema_id, None)
         version = row.version if row else None
         self._latest[key] = version
         return version
@@ -93,7 +93,7 @@ class Catalog:
         compiled = self._schemas.get(seen) if seen is not None else None
         if compiled is not None:
             return compiled
-        row = await self.store.get_schema_version(owner, schema_id, version)
+        row = await self.store.catalogue.get_version(owner, schema_id, version)
         if row is None:
             return None
         key: SchemaKey = (row.owner_sid, schema_id, version)

@@ -174,7 +174,7 @@ def migrate() -> None:
         await store.open()
         try:
             applied = await store.migrate()
-            await store.sync_builtin_catalog(builtin_types(), builtin_schema_versions())
+            await store.catalogue.sync_builtins(builtin_types(), builtin_schema_versions())
             return applied
         finally:
             await store.close()

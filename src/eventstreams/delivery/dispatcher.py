@@ -144,7 +144,7 @@ class SinkWorker:
         self._n += 1
         lease = f"{self.d.worker_id}:{self.row.sid}:{lane}:{self._n}"
         now_ms = int(self.d.now() * 1000)
-        batch = await self.d.store.lease_deliveries(self.row.sid, now_ms, limit, lease, cfg.lease_ms)
+        batch = await self.d.store.deliveries.lease(self.row.sid, now_ms, limit, lease, cfg.lease_ms)
         if not batch:
             return False
         if len(batch) == limit:
@@ -157,7 +157,7 @@ class SinkWorker:
         await self.d.sleep(max(0.0, self.paused_until - self.d.now()))
         retry = self.d.config.retry
         now_ms = int(self.d.now() * 1000)
-        n = await self.d.store.expire_deliveries(
+        n = await self.d.store.deliveries.expire(
             self.row.sid,
             now_ms - int(retry.max_age * 1000),
             now_ms,
@@ -188,7 +188,7 @@ class SinkWorker:
             if self.due_hint is not None and self.due_hint > now:  # lane 0's last look: a retry due
                 wait = min(wait, self.due_hint - now)  # while lane 0 is busy sending is not left waiting
         else:
-            due = await self.d.store.next_due(self.row.sid)
+            due = await self.d.store.deliveries.next_due(self.row.sid)
             self.due_hint = due / 1000 if due is not None else None
             wait = self.d.config.poll_interval
             if self.due_hint is not None:
@@ -242,7 +242,7 @@ class SinkWorker:
         while True:
             await asyncio.sleep(lease_ms / 3000)
             try:
-                await self.d.store.extend_lease(ids, chunk[0].lease, int(self.d.now() * 1000) + lease_ms)
+                await self.d.store.deliveries.extend_lease(ids, chunk[0].lease, int(self.d.now() * 1000) + lease_ms)
             except asyncio.CancelledError:
                 raise
             except Exception:  # the next beat tries again; at worst another worker re-sends (at-least-once)
@@ -308,7 +308,7 @@ class SinkWorker:
         dead = r.dead()
         if dead:
             hooks.on_dead_letter(r, dead)
-        alerts = await self.d.store.complete_deliveries(
+        alerts = await self.d.store.deliveries.complete(
             r.results, r.logs, r.errors, r.now_ms, self.d.config.alert_every_ms
         )
         hooks.after_commit(r, alerts)
@@ -351,7 +351,7 @@ class Dispatcher:
 
     async def start(self, release_leases: bool) -> None:
         if release_leases:
-            n = await self.store.release_leases()
+            n = await self.store.deliveries.release_leases()
             if n:
                 log.info("released %d leases left by a previous run", n)
         await self._sync()
@@ -394,8 +394,8 @@ class Dispatcher:
         await self._sync()
 
     async def _sync(self) -> None:
-        rows = await self.store.delivery_sinks()
-        versions = await self.store.subscribed_versions()  # one query, not one per sink every refresh
+        rows = await self.store.deliveries.sinks()
+        versions = await self.store.deliveries.subscribed_versions()  # one query, not one per sink every refresh
         seen = set()
         for row in rows:
             seen.add(row.sid)
@@ -430,7 +430,7 @@ class Dispatcher:
                 worker.start()
 
     async def _make_worker(self, row: SinkRow, versions: dict[str, int]) -> SinkWorker | None:
-        account = await self.store.get_account(row.account_sid)
+        account = await self.store.accounts.get(row.account_sid)
         if account is None:
             return None
         ctx = SinkContext(

@@ -199,7 +199,7 @@ class Publisher:
             seen.add(ev.id)
             ready.append(ev)
         if ready:
-            out = await self.store.publish_events(account_sid, ready, int(now * 1000), self.dedupe_window_ms)
+            out = await self.store.deliveries.publish(account_sid, ready, int(now * 1000), self.dedupe_window_ms)
             result.accepted = out.stored
             result.duplicates = out.duplicates + result.duplicates
             if self.on_stored is not None and out.woken_sinks:

@@ -1,11 +1,10 @@
-"""Delivery wiring for a process: the dispatcher, cross-process wake-ups
-(PostgreSQL LISTEN), retention pruning and the optional alert webhook."""
+"""Delivery wiring for a process: the dispatcher, wake-ups from the store's
+wake channel, retention pruning and the optional alert webhook."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 
 import aiohttp
 import orjson
@@ -54,47 +53,20 @@ class DeliveryService:
         config = dispatcher_config(settings)
         self.dispatcher = Dispatcher(store, box, catalog, config, settings.public_base_url(), hooks)
         self._tasks: list[asyncio.Task[None]] = []
-        self._listener: threading.Thread | None = None
-        self._stop = threading.Event()
+        self._wake = store.wake_channel()
 
     async def start(self) -> None:
         # On SQLite this process is the only deliverer, so leases left by a crash are ours to release.
         await self.dispatcher.start(release_leases=self.store.dialect == "sqlite")
         self._tasks.append(asyncio.create_task(self._prune_loop(), name="prune"))
-        if self.store.dialect == "postgres":
-            self._listen(asyncio.get_running_loop())
+        await self._wake.listen(self.dispatcher.wake)
 
     async def stop(self) -> None:
-        self._stop.set()
+        await self._wake.close()
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.dispatcher.stop()
-        if self._listener is not None:
-            self._listener.join(5)
-
-    def _listen(self, loop: asyncio.AbstractEventLoop) -> None:
-        import psycopg
-
-        from ..store.postgres import NOTIFY_CHANNEL
-
-        url = self.settings.database_url
-
-        def run() -> None:
-            while not self._stop.is_set():
-                try:
-                    with psycopg.connect(url, autocommit=True) as conn:
-                        conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-                        while not self._stop.is_set():
-                            for n in conn.notifies(timeout=1.0):
-                                sinks = [s for s in n.payload.split(",") if s]
-                                loop.call_soon_threadsafe(self.dispatcher.wake, sinks)
-                except Exception:  # reconnect: polling covers the gap
-                    log.exception("LISTEN connection lost; retrying")
-                    self._stop.wait(1.0)
-
-        self._listener = threading.Thread(target=run, name="pg-listen", daemon=True)
-        self._listener.start()
 
     async def prune_once(self) -> dict[str, int]:
         s = self.settings
@@ -104,7 +76,7 @@ class DeliveryService:
             "dedupe": int(s.dedupe_window_s * 1000),
             "events": int(max(s.event_retention_s, s.dedupe_window_s) * 1000),
         }
-        return await self.store.prune(int(clock.now() * 1000), keep)
+        return await self.store.retention.prune(int(clock.now() * 1000), keep)
 
     async def _prune_loop(self) -> None:
         while True:

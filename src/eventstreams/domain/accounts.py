@@ -58,7 +58,7 @@ class Accounts:
     ) -> tuple[AccountRow, str]:
         token = token or new_token()
         row = self._new_row(friendly_name, parent_sid, sid, token)
-        await self.store.create_account(row)
+        await self.store.accounts.create(row)
         return row, token
 
     def _new_row(self, friendly_name: str, parent_sid: str | None, sid: str | None, token: str) -> AccountRow:
@@ -81,22 +81,22 @@ class Accounts:
             canon = normalize_sid("AC", sid)
             if canon is None or not token:
                 raise ValueError("EVENTSTREAMS_ACCOUNT_SID must be AC + 32 hex and needs EVENTSTREAMS_AUTH_TOKEN")
-            if not await self.store.create_first_account(self._new_row("Main account", None, canon, token), False):
-                existing = await self.store.get_account(canon)
+            if not await self.store.accounts.create_first(self._new_row("Main account", None, canon, token), False):
+                existing = await self.store.accounts.get(canon)
                 if existing is not None and not verify_secret(token, existing.token_hash):
                     # The environment is the source of truth for the first account's token.
                     await self._set_token(existing, token)
             return None
-        if await self.store.count_accounts() > 0:
+        if await self.store.accounts.count() > 0:
             return None
         token = new_token()
         row = self._new_row("Main account", None, None, token)
-        if await self.store.create_first_account(row, True):
+        if await self.store.accounts.create_first(row, True):
             return row, token
         return None
 
     async def _set_token(self, row: AccountRow, token: str) -> None:
-        await self.store.set_account_token(row.sid, hash_secret(token), self.box.seal(token))
+        await self.store.accounts.set_token(row.sid, hash_secret(token), self.box.seal(token))
 
     def token_of(self, row: AccountRow) -> str:
         return self.box.open(row.token_sealed)
@@ -120,20 +120,20 @@ class Accounts:
         key_sid: str | None = None
         if user[:2].upper() == "SK":
             ksid = normalize_sid("SK", user)
-            key = await self.store.get_api_key(ksid) if ksid else None
+            key = await self.store.accounts.get_key(ksid) if ksid else None
             if key is None or not verify_secret(password, key.secret_hash):
                 raise _unauthorized()
-            caller = await self.store.get_account(key.account_sid)
+            caller = await self.store.accounts.get(key.account_sid)
             key_sid = key.sid
             target = caller
         else:
             sid = normalize_sid("AC", user)
-            target = await self.store.get_account(sid) if sid else None
+            target = await self.store.accounts.get(sid) if sid else None
             if target is None:
                 raise _unauthorized()
             caller = target
             if not verify_secret(password, target.token_hash):
-                parent = await self.store.get_account(target.parent_sid) if target.parent_sid else None
+                parent = await self.store.accounts.get(target.parent_sid) if target.parent_sid else None
                 if parent is None or not verify_secret(password, parent.token_hash):
                     raise _unauthorized()
                 caller = parent
@@ -141,7 +141,7 @@ class Accounts:
             raise _unauthorized()
         if on_behalf_of:
             sub_sid = normalize_sid("AC", on_behalf_of)
-            sub = await self.store.get_account(sub_sid) if sub_sid else None
+            sub = await self.store.accounts.get(sub_sid) if sub_sid else None
             if sub is None or (sub.sid != caller.sid and sub.parent_sid != caller.sid):
                 raise TwilioError(AUTH_FAILED, "Authenticate: not a subaccount of the caller", 401)
             target = sub
@@ -165,14 +165,14 @@ class Accounts:
     async def principal_of(self, sid: str) -> Principal:
         """The account acting as itself (operator tools: the CLI holds the database already)."""
         canon = normalize_sid("AC", sid)
-        row = await self.store.get_account(canon) if canon else None
+        row = await self.store.accounts.get(canon) if canon else None
         if row is None:
             raise not_found(f"Account {sid} was not found")
         return Principal(row, row)
 
     async def visible(self, p: Principal, sid: str) -> AccountRow:
         canon = normalize_sid("AC", sid)
-        row = await self.store.get_account(canon) if canon else None
+        row = await self.store.accounts.get(canon) if canon else None
         if row is None or (row.sid != p.caller.sid and row.parent_sid != p.caller.sid):
             raise not_found(f"The requested resource /2010-04-01/Accounts/{sid}.json was not found")
         return row
@@ -183,7 +183,7 @@ class Accounts:
         name = friendly_name or f"SubAccount Created at {clock.rfc2822(clock.iso(clock.now()))}"
         if len(name) > 64:
             raise bad_request("FriendlyName must be at most 64 characters")
-        if await self.store.count_owned("subaccounts", p.caller.sid) >= MAX_SUBACCOUNTS:
+        if await self.store.accounts.count_subaccounts(p.caller.sid) >= MAX_SUBACCOUNTS:
             raise TwilioError(LIMIT_REACHED, f"Account reached the max number of subaccounts ({MAX_SUBACCOUNTS})", 400)
         return await self.create(name, parent_sid=p.caller.sid)
 
@@ -198,17 +198,17 @@ class Accounts:
                 raise bad_request("A closed account cannot be reopened")
         if friendly_name is not None and len(friendly_name) > 64:
             raise bad_request("FriendlyName must be at most 64 characters")
-        await self.store.update_account(row.sid, friendly_name, status, clock.iso(clock.now()))
-        updated = await self.store.get_account(row.sid)
+        await self.store.accounts.update(row.sid, friendly_name, status, clock.iso(clock.now()))
+        updated = await self.store.accounts.get(row.sid)
         assert updated is not None
         return updated
 
     async def list(self, p: Principal, friendly_name: str | None, status: str | None, q: PageQuery) -> Page:
-        return await self.store.list_accounts(p.caller.sid, friendly_name, status, q)
+        return await self.store.accounts.list(p.caller.sid, friendly_name, status, q)
 
     # -- API keys
     async def create_key(self, account: AccountRow, friendly_name: str | None) -> tuple[ApiKeyRow, str]:
-        if await self.store.count_owned("api_keys", account.sid) >= MAX_API_KEYS:
+        if await self.store.accounts.count_keys(account.sid) >= MAX_API_KEYS:
             raise TwilioError(LIMIT_REACHED, f"Account reached the max number of API keys ({MAX_API_KEYS})", 400)
         now = clock.iso(clock.now())
         secret = new_token()
@@ -220,25 +220,25 @@ class Accounts:
             date_created=now,
             date_updated=now,
         )
-        await self.store.create_api_key(row)
+        await self.store.accounts.create_key(row)
         return row, secret
 
     async def list_keys(self, account: AccountRow, q: PageQuery) -> Page:
-        return await self.store.list_api_keys(account.sid, q)
+        return await self.store.accounts.list_keys(account.sid, q)
 
     async def update_key(self, key: ApiKeyRow, friendly_name: str) -> ApiKeyRow:
-        await self.store.update_api_key(key.sid, friendly_name, clock.iso(clock.now()))
-        updated = await self.store.get_api_key(key.sid)
+        await self.store.accounts.update_key(key.sid, friendly_name, clock.iso(clock.now()))
+        updated = await self.store.accounts.get_key(key.sid)
         if updated is None:
             raise not_found("Key was deleted")
         return updated
 
     async def delete_key(self, key: ApiKeyRow) -> None:
-        await self.store.delete_api_key(key.sid)
+        await self.store.accounts.delete_key(key.sid)
 
     async def key(self, account: AccountRow, sid: str) -> ApiKeyRow:
         canon = normalize_sid("SK", sid)
-        row = await self.store.get_api_key(canon) if canon else None
+        row = await self.store.accounts.get_key(canon) if canon else None
         if row is None or row.account_sid != account.sid:
             raise not_found(f"The requested resource Keys/{sid}.json was not found")
         return row

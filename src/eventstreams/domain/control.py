@@ -94,26 +94,26 @@ class ControlPlane:
 
     # -- event types and schemas
     async def list_types(self, p: Principal, schema_id: str | None, q: PageQuery) -> Page:
-        return await self.store.list_event_types(p.catalog_owner, schema_id, q)
+        return await self.store.catalogue.list_types(p.catalog_owner, schema_id, q)
 
     async def get_type(self, p: Principal, type_: str) -> EventTypeRow:
-        row = await self.store.get_event_type(p.catalog_owner, type_)
+        row = await self.store.catalogue.get_type(p.catalog_owner, type_)
         if row is None:
             raise not_found(f"Event type {type_} was not found", TYPE_NOT_FOUND)
         return row
 
     async def get_schema(self, p: Principal, schema_id: str) -> SchemaVersionRow:
-        latest = await self.store.get_schema_version(p.catalog_owner, schema_id, None)
+        latest = await self.store.catalogue.get_version(p.catalog_owner, schema_id, None)
         if latest is None:
             raise not_found(f"Schema {schema_id} was not found")
         return latest
 
     async def list_schema_versions(self, p: Principal, schema_id: str, q: PageQuery) -> Page:
         await self.get_schema(p, schema_id)
-        return await self.store.list_schema_versions(p.catalog_owner, schema_id, q)
+        return await self.store.catalogue.list_versions(p.catalog_owner, schema_id, q)
 
     async def get_schema_version(self, p: Principal, schema_id: str, version: int) -> SchemaVersionRow:
-        row = await self.store.get_schema_version(p.catalog_owner, schema_id, version)
+        row = await self.store.catalogue.get_version(p.catalog_owner, schema_id, version)
         if row is None:
             raise not_found(f"Schema {schema_id} has no version {version}")
         return row
@@ -131,12 +131,12 @@ class ControlPlane:
             raise bad_request(str(exc), BAD_PARAMETER) from None
         except TimeoutError:
             raise bad_request("Schema took too long to compile; simplify it", BAD_PARAMETER) from None
-        versions = await self.store.count_owned("schema_versions", p.catalog_owner, schema_id)
+        versions = await self.store.catalogue.count_versions(p.catalog_owner, schema_id)
         if versions >= MAX_SCHEMA_VERSIONS:
             raise TwilioError(
                 LIMIT_REACHED, f"Schema {schema_id} reached the max number of versions ({MAX_SCHEMA_VERSIONS})", 400
             )
-        if versions == 0 and await self.store.count_owned("schemas", p.catalog_owner) >= MAX_SCHEMAS:
+        if versions == 0 and await self.store.catalogue.count_schemas(p.catalog_owner) >= MAX_SCHEMAS:
             raise TwilioError(LIMIT_REACHED, f"Account reached the max number of schemas ({MAX_SCHEMAS})", 400)
         row = SchemaVersionRow(
             schema_id=schema_id,
@@ -146,7 +146,7 @@ class ControlPlane:
             date_created=clock.iso(clock.now()),
         )
         try:
-            return await self.store.add_schema_version(row)
+            return await self.store.catalogue.add_version(row)
         except Conflict:
             raise TwilioError(BAD_PARAMETER, f"Schema {schema_id} exists and is not yours to version", 409) from None
 
@@ -163,11 +163,11 @@ class ControlPlane:
             raise bad_request("Status must be available, deprecated, restricted or discontinued", BAD_PARAMETER)
         if not description.strip():
             raise bad_request("Description is required", BAD_PARAMETER)
-        if await self.store.get_schema_version(p.catalog_owner, schema_id, None) is None:
+        if await self.store.catalogue.get_version(p.catalog_owner, schema_id, None) is None:
             raise bad_request(f"Schema {schema_id} does not exist; register a version first", BAD_PARAMETER)
         now = clock.iso(clock.now())
-        existing = await self.store.get_event_type(p.catalog_owner, type_)
-        if existing is None and await self.store.count_owned("event_types", p.catalog_owner) >= MAX_TYPES:
+        existing = await self.store.catalogue.get_type(p.catalog_owner, type_)
+        if existing is None and await self.store.catalogue.count_types(p.catalog_owner) >= MAX_TYPES:
             raise TwilioError(LIMIT_REACHED, f"Account reached the max number of event types ({MAX_TYPES})", 400)
         row = EventTypeRow(
             type=type_,
@@ -181,7 +181,7 @@ class ControlPlane:
             date_updated=now,
         )
         try:
-            await self.store.put_event_type(row)
+            await self.store.catalogue.put_type(row)
         except Conflict:
             raise TwilioError(BAD_PARAMETER, f"Event type {type_} already exists and is not yours", 409) from None
         return row
@@ -232,14 +232,14 @@ class ControlPlane:
             date_updated=now,
         )
         try:
-            await self.store.create_sink(row, MAX_SINKS)
+            await self.store.sinks.create(row, MAX_SINKS)
         except LimitReached:
             raise TwilioError(LIMIT_REACHED, f"Account reached the max sink limit ({MAX_SINKS})", 400) from None
         return Sink(row, cfg)
 
     async def get_sink(self, p: Principal, sid: str) -> Sink:
         canon = self.sink_sid(sid)
-        row = await self.store.get_sink(p.account.sid, canon)
+        row = await self.store.sinks.get(p.account.sid, canon)
         if row is None:
             raise not_found(f"Sink could not be found: {sid}", SINK_NOT_FOUND)
         return self._sink(row)
@@ -249,7 +249,7 @@ class ControlPlane:
     ) -> tuple[Page, list[Sink]]:
         if status is not None and status not in SINK_STATUSES:
             raise bad_request(f"Status must be one of {', '.join(SINK_STATUSES)}")
-        page = await self.store.list_sinks(p.account.sid, in_use, status, q)
+        page = await self.store.sinks.list(p.account.sid, in_use, status, q)
         return page, [self._sink(r) for r in page.items]
 
     async def update_sink(self, p: Principal, sid: str, description: str | None) -> Sink:
@@ -258,7 +258,7 @@ class ControlPlane:
             raise bad_request("Missing required parameter Description")
         if len(description) > MAX_DESCRIPTION:
             raise bad_request(f"Description is longer than {MAX_DESCRIPTION} characters")
-        row = await self.store.update_sink(p.account.sid, canon, description, clock.iso(clock.now()))
+        row = await self.store.sinks.update(p.account.sid, canon, description, clock.iso(clock.now()))
         if row is None:
             raise not_found(f"Sink could not be found: {sid}", SINK_NOT_FOUND)
         return self._sink(row)
@@ -266,7 +266,7 @@ class ControlPlane:
     async def delete_sink(self, p: Principal, sid: str) -> None:
         canon = self.sink_sid(sid)
         try:
-            deleted = await self.store.delete_sink(p.account.sid, canon)
+            deleted = await self.store.sinks.delete(p.account.sid, canon)
         except Conflict:
             raise TwilioError(
                 SINK_IN_USE, f"Sink still in use: delete the subscriptions of {canon} first", 409
@@ -277,7 +277,7 @@ class ControlPlane:
     async def test_sink(self, p: Principal, sid: str) -> tuple[Sink, str]:
         sink = await self.get_sink(p, sid)
         test_id = str(uuid.uuid4())
-        await self.store.record_sink_test(sink.row.sid, test_id, clock.iso(clock.now()))
+        await self.store.sinks.record_test(sink.row.sid, test_id, clock.iso(clock.now()))
         return sink, test_id
 
     async def validate_sink(self, p: Principal, sid: str, test_id: str | None) -> None:
@@ -288,7 +288,7 @@ class ControlPlane:
             uuid.UUID(test_id)
         except ValueError:
             raise TwilioError(TEST_ID_INVALID, f"Test ID is invalid: {test_id!r}", 400) from None
-        if not await self.store.sink_test_exists(sink.row.sid, test_id.lower()):
+        if not await self.store.sinks.test_exists(sink.row.sid, test_id.lower()):
             raise TwilioError(
                 TEST_NOT_FOUND, "Test event cannot be found: send the test event (POST .../Test) first", 400
             )
@@ -306,7 +306,7 @@ class ControlPlane:
             raise bad_request(f"Missing required input parameter {where}.type")
         if "\x00" in type_ or len(type_) > 255:
             raise TwilioError(TYPE_NOT_FOUND, f"Event type not found: {where}.type is not a valid type name", 400)
-        row = await self.store.get_event_type(p.catalog_owner, type_)
+        row = await self.store.catalogue.get_type(p.catalog_owner, type_)
         if row is None:
             raise TwilioError(TYPE_NOT_FOUND, f"Event type not found: {type_} (Type not found in the system)", 400)
         if row.status == "discontinued":
@@ -314,13 +314,13 @@ class ControlPlane:
         if row.status == "restricted":
             raise TwilioError(TYPE_NOT_FOUND, f"Event type {type_} is restricted and cannot be subscribed to", 400)
         if version is None:
-            latest = await self.store.get_schema_version(p.catalog_owner, row.schema_id, None)
+            latest = await self.store.catalogue.get_version(p.catalog_owner, row.schema_id, None)
             if latest is None:
                 raise TwilioError(TYPE_NOT_FOUND, f"Event type {type_} has no schema", 400)
             return type_, latest.version
         if isinstance(version, bool) or not isinstance(version, int):
             raise bad_request(f"{where}.schema_version must be an integer", BAD_PARAMETER)
-        if await self.store.get_schema_version(p.catalog_owner, row.schema_id, version) is None:
+        if await self.store.catalogue.get_version(p.catalog_owner, row.schema_id, version) is None:
             raise bad_request(f"Schema {row.schema_id} has no version {version} (for {type_})", BAD_PARAMETER)
         return type_, version
 
@@ -363,7 +363,7 @@ class ControlPlane:
         now = clock.iso(clock.now())
         row = SubscriptionRow(sub_sid, p.account.sid, sink.row.sid, desc, now, now)
         try:
-            await self.store.create_subscription(row, rows, MAX_SUBSCRIPTIONS, self.settings.one_subscription_per_sink)
+            await self.store.subscriptions.create(row, rows, MAX_SUBSCRIPTIONS, self.settings.one_subscription_per_sink)
         except LimitReached:
             raise TwilioError(
                 LIMIT_REACHED, f"Account reached the max subscription limit ({MAX_SUBSCRIPTIONS})", 400
@@ -373,14 +373,14 @@ class ControlPlane:
         return row
 
     async def get_subscription(self, p: Principal, sid: str) -> SubscriptionRow:
-        row = await self.store.get_subscription(p.account.sid, self.subscription_sid(sid))
+        row = await self.store.subscriptions.get(p.account.sid, self.subscription_sid(sid))
         if row is None:
             raise not_found(f"Subscription could not be found: {sid}", SUBSCRIPTION_NOT_FOUND)
         return row
 
     async def list_subscriptions(self, p: Principal, sink_sid: str | None, q: PageQuery) -> Page:
         canon = self.sink_sid(sink_sid) if sink_sid is not None else None
-        return await self.store.list_subscriptions(p.account.sid, canon, q)
+        return await self.store.subscriptions.list(p.account.sid, canon, q)
 
     async def update_subscription(self, p: Principal, sid: str, description: str | None) -> SubscriptionRow:
         if description is not None:
@@ -388,7 +388,7 @@ class ControlPlane:
                 raise bad_request("Description cannot be empty")
             if len(description) > MAX_DESCRIPTION:
                 raise bad_request(f"Description is longer than {MAX_DESCRIPTION} characters")
-        row = await self.store.update_subscription(
+        row = await self.store.subscriptions.update(
             p.account.sid, self.subscription_sid(sid), description, clock.iso(clock.now())
         )
         if row is None:
@@ -396,16 +396,16 @@ class ControlPlane:
         return row
 
     async def delete_subscription(self, p: Principal, sid: str) -> None:
-        if not await self.store.delete_subscription(p.account.sid, self.subscription_sid(sid)):
+        if not await self.store.subscriptions.delete(p.account.sid, self.subscription_sid(sid)):
             raise not_found(f"Subscription could not be found: {sid}", SUBSCRIPTION_NOT_FOUND)
 
     async def list_subscribed_events(self, p: Principal, sid: str, q: PageQuery) -> Page:
         sub = await self.get_subscription(p, sid)
-        return await self.store.list_subscribed_events(sub.sid, q)
+        return await self.store.subscriptions.list_types(sub.sid, q)
 
     async def get_subscribed_event(self, p: Principal, sid: str, type_: str) -> SubscribedEventRow:
         sub = await self.get_subscription(p, sid)
-        row = await self.store.get_subscribed_event(sub.sid, type_)
+        row = await self.store.subscriptions.get_type(sub.sid, type_)
         if row is None:
             raise not_found(f"Subscription {sub.sid} does not include event type {type_}")
         return row
@@ -419,7 +419,7 @@ class ControlPlane:
         t, v = await self._resolve_type(p, type_, version, "Type")
         row = SubscribedEventRow(sub.sid, t, v, p.account.sid)
         try:
-            await self.store.add_subscribed_event(row, clock.iso(clock.now()))
+            await self.store.subscriptions.add_type(row, clock.iso(clock.now()))
         except Conflict:
             raise TwilioError(
                 SUBSCRIPTION_CREATE_FAILED, f"Event type {t} is already in subscription {sub.sid}", 409
@@ -431,14 +431,14 @@ class ControlPlane:
     ) -> SubscribedEventRow:
         current = await self.get_subscribed_event(p, sid, type_)
         _, v = await self._resolve_type(p, type_, version, "Type")
-        await self.store.update_subscribed_event(current.subscription_sid, type_, v, clock.iso(clock.now()))
+        await self.store.subscriptions.update_type(current.subscription_sid, type_, v, clock.iso(clock.now()))
         current.schema_version = v
         return current
 
     async def delete_subscribed_event(self, p: Principal, sid: str, type_: str) -> None:
         sub = await self.get_subscription(p, sid)
         try:
-            ok = await self.store.delete_subscribed_event(sub.sid, type_, clock.iso(clock.now()))
+            ok = await self.store.subscriptions.delete_type(sub.sid, type_, clock.iso(clock.now()))
         except Conflict as exc:
             raise TwilioError(TYPE_LIST_EMPTY, f"Event type list would be empty: {exc}", 400) from None
         if not ok:

@@ -141,12 +141,12 @@ class Operations:
     async def dead_letters(self, p: Principal, sink_sid: str | None, q: PageQuery) -> tuple[Sink | None, Page]:
         """One page of dead letters, of one sink (checked to be the caller's) or of the whole account."""
         sink = await self.control.get_sink(p, sink_sid) if sink_sid is not None else None
-        page = await self.store.list_dead_letters(p.account.sid, sink.row.sid if sink else None, q)
+        page = await self.store.dead_letters.list(p.account.sid, sink.row.sid if sink else None, q)
         return sink, page
 
     async def delivery_log(self, p: Principal, sink_sid: str, q: PageQuery) -> tuple[Sink, Page]:
         sink = await self.control.get_sink(p, sink_sid)
-        return sink, await self.store.list_delivery_log(p.account.sid, sink.row.sid, q)
+        return sink, await self.store.delivery_log.list(p.account.sid, sink.row.sid, q)
 
     async def replay(self, p: Principal, sink_sid: str, what: ReplayRequest) -> tuple[Sink, int]:
         """Re-enqueue to one sink; returns the sink and how many deliveries were created."""
@@ -156,11 +156,13 @@ class Operations:
         if what.dead_letters:
             if what.since is not None or what.until is not None:
                 raise bad_request("Since/Until select stored events; they cannot be combined with DeadLetters=true")
-            n, _ = await self.store.replay_dead_letters(p.account.sid, sink.row.sid, ids, now_ms)
+            n, _ = await self.store.deliveries.replay_dead_letters(p.account.sid, sink.row.sid, ids, now_ms)
         else:
             if ids is None and what.since is None and what.until is None:
                 raise bad_request("Say what to replay: DeadLetters=true, EventId (repeatable) or Since/Until")
-            n = await self.store.replay_events(p.account.sid, sink.row.sid, ids, what.since, what.until, now_ms)
+            n = await self.store.deliveries.replay_events(
+                p.account.sid, sink.row.sid, ids, what.since, what.until, now_ms
+            )
         self._wake([sink.row.sid])
         return sink, n
 
@@ -186,19 +188,19 @@ class Operations:
             "data": {"test_id": test_id},
         }
         row = NewEvent(p.account.sid, TEST_EVENT_TYPE, 1, clock.iso_ms(now), orjson.dumps(event).decode())
-        await self.store.enqueue_for_sink(p.account.sid, sink.row.sid, [row], int(now * 1000))
+        await self.store.deliveries.enqueue_for_sink(p.account.sid, sink.row.sid, [row], int(now * 1000))
         self._wake([sink.row.sid])
         return sink
 
     # -- alerts
     async def alerts(self, p: Principal, f: AlertFilter, q: PageQuery) -> tuple[Page, dict[str, str | None]]:
         """A page of alerts and each alert sink's request method."""
-        page = await self.store.list_alerts(p.account.sid, q, f.level, f.start, f.end)
+        page = await self.store.alerts.list(p.account.sid, q, f.level, f.start, f.end)
         methods = {s: await self.sink_request_method(p.account.sid, s) for s in {a.sink_sid for a in page.items}}
         return page, methods
 
     async def alert(self, p: Principal, sid: str) -> tuple[AlertRow, str | None]:
-        row = await self.store.get_alert(p.account.sid, sid)
+        row = await self.store.alerts.get(p.account.sid, sid)
         if row is None:
             raise not_found(f"Alert {sid} was not found")
         return row, await self.sink_request_method(p.account.sid, row.sink_sid)
@@ -210,7 +212,7 @@ class Operations:
 async def sink_request_method(store: Store, box: Box, account_sid: str, sink_sid: str) -> str | None:
     """``request_method`` for alerts of this sink; None once the sink is deleted (the method is not
     stored with the alert, and a sink's configuration cannot change, so the sink still tells it)."""
-    row = await store.get_sink(account_sid, sink_sid)
+    row = await store.sinks.get(account_sid, sink_sid)
     if row is None:
         return None
     return request_method(row.sink_type, orjson.loads(box.open(row.configuration_sealed)))

@@ -1,22 +1,26 @@
-"""Storage: pick the implementation from the database URL."""
+"""Storage: pick the database from its URL; the ``Store`` exposes one repository per area."""
 
 from __future__ import annotations
 
 from ..config import Settings
 from .base import Store
+from .db import Database
 
 
-def open_store(settings: Settings) -> Store:
-    url = settings.database_url
+def open_database(url: str, settings: Settings | None = None) -> Database:
     if url.startswith("sqlite:"):
-        from .sqlite import SqliteStore
+        from .sqlite import SqliteDatabase
 
-        return SqliteStore(url, settings.sqlite_synchronous)
+        return SqliteDatabase(url, settings.sqlite_synchronous if settings else "NORMAL")
     if url.startswith(("postgresql:", "postgres:")):
-        from .postgres import PostgresStore
+        from .postgres import PostgresDatabase
 
-        return PostgresStore(url, settings.pg_pool_size)
+        return PostgresDatabase(url, settings.pg_pool_size if settings else 8)
     raise ValueError(f"unsupported EVENTSTREAMS_DATABASE_URL scheme: {url.split(':', 1)[0]}")
 
 
-__all__ = ["Store", "open_store"]
+def open_store(settings: Settings) -> Store:
+    return Store(open_database(settings.database_url, settings))
+
+
+__all__ = ["Database", "Store", "open_database", "open_store"]

@@ -1,6 +1,15 @@
-"""Store-level failures the domain turns into Twilio error codes."""
+"""Store-level failures the domain turns into Twilio error codes.
+
+Driver errors never leave the store as themselves: each dialect translates a
+unique violation into ``Conflict`` (so a race between two requests surfaces as
+Twilio's 409, not a 500) and retries serialization failures and deadlocks.
+"""
 
 from __future__ import annotations
+
+# A translated unique violation: the message may reach a client, so it names no table or constraint
+# (the driver's error stays as ``__cause__`` for logs).
+ALREADY_EXISTS = "it already exists (a concurrent request may have written it first)"
 
 
 class StoreError(Exception):

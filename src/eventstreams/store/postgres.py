@@ -7,28 +7,36 @@ concurrency (the GIL is released while waiting on the server).
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from typing import Any, TypeVar
 
 import psycopg
+from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+from .db import Database, Tx
+from .dialect import Dialect, WakeCallback, WakeChannel
+from .errors import ALREADY_EXISTS, Conflict, StoreError
 from .records import NewEvent
-from .sql import SQLStore, Tx
 
 NOTIFY_CHANNEL = "eventstreams_deliveries"
+MIGRATION_LOCK = 727274  # pg_advisory_xact_lock key: migrations and first-account seeding
+RETRIES = 3  # a whole operation is re-run after a serialization failure or deadlock
 
 T = TypeVar("T")
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+log = logging.getLogger("eventstreams.store")
 
 
 @lru_cache(maxsize=1024)
 def to_pyformat(sql: str) -> str:
-    """``:name`` -> ``%(name)s`` (and literal % doubled)."""
+    """``:name`` -> ``%(name)s`` (and literal % doubled): the placeholder rewrite."""
     return _PARAM.sub(r"%(\1)s", sql.replace("%", "%%"))
 
 
@@ -52,12 +60,115 @@ class _PgTx(Tx):
         self.conn.execute(sql.encode())
 
 
-class PostgresStore(SQLStore):
-    dialect = "postgres"
+class PostgresDialect(Dialect):
+    name = "postgres"
+    skip_locked = "FOR UPDATE SKIP LOCKED"
+    for_update = " FOR UPDATE"
 
+    def in_(self, column: str, name: str) -> str:
+        return f"{column} = ANY(:{name})"
+
+    def list_(self, values: Sequence[Any]) -> Any:
+        return list(values)
+
+    def lock_account(self, tx: Tx, sid: str) -> None:
+        tx.all("SELECT sid FROM accounts WHERE sid = :sid FOR UPDATE", sid=sid)
+
+    def lock_migrations(self, tx: Tx) -> None:
+        tx.all("SELECT pg_advisory_xact_lock(:k) AS locked", k=MIGRATION_LOCK)
+
+    def insert_events(self, tx: Tx, account_sid: str, events: Sequence[NewEvent], now_ms: int) -> list[int]:
+        if not events:
+            return []
+        assert isinstance(tx, _PgTx)
+        # %(x)b: binary arrays. Text arrays make psycopg escape every quote of every JSON payload
+        # in Python (measured: 43 ms vs 4.7 ms per 100-event insert; docs/benchmarks.md).
+        rows = tx.conn.execute(
+            "INSERT INTO events (account_sid, id, type, schema_version, received_at, time, payload)"
+            " SELECT %(a)s, u.id, u.type, u.v, %(now)s, u.time, u.payload FROM unnest("
+            "%(ids)b::text[], %(types)b::text[], %(vs)s::int[], %(times)b::text[], %(payloads)b::text[])"
+            " WITH ORDINALITY AS u(id, type, v, time, payload, n) ORDER BY u.n RETURNING seq",
+            {
+                "a": account_sid,
+                "now": now_ms,
+                "ids": [e.id for e in events],
+                "types": [e.type for e in events],
+                "vs": [e.schema_version for e in events],
+                "times": [e.time for e in events],
+                "payloads": [e.payload for e in events],
+            },
+            prepare=False,
+        ).fetchall()
+        return [int(r["seq"]) for r in rows]
+
+    def claim_ids(self, tx: Tx, account_sid: str, ids: Sequence[str], now_ms: int, cutoff_ms: int) -> set[str]:
+        if not ids:
+            return set()
+        rows = tx.all(
+            "INSERT INTO event_ids (account_sid, id, received_at) SELECT :a, u, :now FROM unnest(:ids::text[]) AS u"
+            " ON CONFLICT (account_sid, id) DO UPDATE SET received_at = excluded.received_at"
+            " WHERE event_ids.received_at < :cutoff RETURNING id",
+            a=account_sid,
+            now=now_ms,
+            ids=list(ids),
+            cutoff=cutoff_ms,
+        )
+        return {r["id"] for r in rows}
+
+    def notify(self, tx: Tx, sinks: Sequence[str]) -> None:
+        if sinks:
+            # Delivered at commit, to every process LISTENing (workers on other machines).
+            tx.all("SELECT pg_notify(:ch, :p) AS n", ch=NOTIFY_CHANNEL, p=",".join(sinks)[:7900])
+
+    def translate(self, exc: Exception) -> StoreError | None:
+        if isinstance(exc, pg_errors.UniqueViolation):
+            return Conflict(ALREADY_EXISTS)
+        return None
+
+
+def _retryable(exc: Exception) -> bool:
+    return isinstance(exc, pg_errors.SerializationFailure | pg_errors.DeadlockDetected)
+
+
+class ListenWake(WakeChannel):
+    """LISTEN on its own connection in a thread; reconnects (polling covers the gap)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    async def listen(self, callback: WakeCallback) -> None:
+        loop = asyncio.get_running_loop()
+
+        def run() -> None:
+            while not self._stop.is_set():
+                try:
+                    with psycopg.connect(self.url, autocommit=True) as conn:
+                        conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                        while not self._stop.is_set():
+                            for n in conn.notifies(timeout=1.0):
+                                sinks = [s for s in n.payload.split(",") if s]
+                                loop.call_soon_threadsafe(callback, sinks)
+                except Exception:  # reconnect: polling covers the gap
+                    log.exception("LISTEN connection lost; retrying")
+                    self._stop.wait(1.0)
+
+        self._thread = threading.Thread(target=run, name="pg-listen", daemon=True)
+        self._thread.start()
+
+    async def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, 5)
+            self._thread = None
+
+
+class PostgresDatabase(Database):
     def __init__(self, url: str, pool_size: int = 8) -> None:
         self.url = url
         self.pool_size = pool_size
+        self.dialect = PostgresDialect()
         self._threads = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="pg")
         self._pool: ConnectionPool | None = None
 
@@ -82,70 +193,20 @@ class PostgresStore(SQLStore):
             await asyncio.get_running_loop().run_in_executor(self._threads, pool.close)
         self._threads.shutdown(wait=True)
 
+    def wake_channel(self) -> WakeChannel:
+        return ListenWake(self.url)
+
     def _tx_sync(self, fn: Callable[[Tx], T]) -> T:
-        if self._pool is None:
-            raise RuntimeError("store is not open")
-        with self._pool.connection() as conn, conn.transaction():
-            return fn(_PgTx(conn))  # type: ignore[arg-type]  # row_factory=dict_row set on the pool
+        for attempt in range(RETRIES):
+            if self._pool is None:
+                raise RuntimeError("store is not open")
+            try:
+                with self._pool.connection() as conn, conn.transaction():
+                    return fn(_PgTx(conn))  # type: ignore[arg-type]  # row_factory=dict_row set on the pool
+            except Exception as exc:
+                if attempt + 1 == RETRIES or not _retryable(exc):
+                    raise
+        raise AssertionError("unreachable")
 
-    async def _run(self, fn: Callable[[Tx], T], write: bool = False) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._threads, self._tx_sync, fn)
-
-    def _lock_account(self, tx: Tx, sid: str) -> None:
-        tx.all("SELECT sid FROM accounts WHERE sid = :sid FOR UPDATE", sid=sid)
-
-    def _lock_migrations(self, tx: Tx) -> None:
-        tx.all("SELECT pg_advisory_xact_lock(727274) AS locked")
-
-    # -- dialect hooks (see SQLDeliveryMixin)
-    _SKIP_LOCKED = "FOR UPDATE SKIP LOCKED"
-    _FOR_UPDATE = " FOR UPDATE"
-
-    def _in(self, column: str, name: str) -> str:
-        return f"{column} = ANY(:{name})"
-
-    def _list(self, values: Sequence[Any]) -> Any:
-        return list(values)
-
-    def _insert_events(self, tx: Tx, account_sid: str, events: Sequence[NewEvent], now_ms: int) -> list[int]:
-        if not events:
-            return []
-        assert isinstance(tx, _PgTx)
-        # %(x)b: binary arrays. Text arrays make psycopg escape every quote of every JSON payload
-        # in Python (measured: 43 ms vs 4.7 ms per 100-event insert; docs/benchmarks.md).
-        rows = tx.conn.execute(
-            "INSERT INTO events (account_sid, id, type, schema_version, received_at, time, payload)"
-            " SELECT %(a)s, u.id, u.type, u.v, %(now)s, u.time, u.payload FROM unnest("
-            "%(ids)b::text[], %(types)b::text[], %(vs)s::int[], %(times)b::text[], %(payloads)b::text[])"
-            " WITH ORDINALITY AS u(id, type, v, time, payload, n) ORDER BY u.n RETURNING seq",
-            {
-                "a": account_sid,
-                "now": now_ms,
-                "ids": [e.id for e in events],
-                "types": [e.type for e in events],
-                "vs": [e.schema_version for e in events],
-                "times": [e.time for e in events],
-                "payloads": [e.payload for e in events],
-            },
-            prepare=False,
-        ).fetchall()
-        return [int(r["seq"]) for r in rows]
-
-    def _claim_ids(self, tx: Tx, account_sid: str, ids: Sequence[str], now_ms: int, cutoff_ms: int) -> set[str]:
-        if not ids:
-            return set()
-        rows = tx.all(
-            "INSERT INTO event_ids (account_sid, id, received_at) SELECT :a, u, :now FROM unnest(:ids::text[]) AS u"
-            " ON CONFLICT (account_sid, id) DO UPDATE SET received_at = excluded.received_at"
-            " WHERE event_ids.received_at < :cutoff RETURNING id",
-            a=account_sid,
-            now=now_ms,
-            ids=list(ids),
-            cutoff=cutoff_ms,
-        )
-        return {r["id"] for r in rows}
-
-    def _notify(self, tx: Tx, sinks: Sequence[str]) -> None:
-        if sinks:
-            # Delivered at commit, to every process LISTENing (workers on other machines).
-            tx.all("SELECT pg_notify(:ch, :p) AS n", ch=NOTIFY_CHANNEL, p=",".join(sinks)[:7900])
+    def _submit(self, fn: Callable[[Tx], T], write: bool) -> asyncio.Future[T]:
+        return asyncio.get_running_loop().run_in_executor(self._threads, self._tx_sync, fn)

@@ -1,0 +1,69 @@
+"""What differs between SQLite and PostgreSQL, in one object per database.
+
+Repositories write one SQL text with ``:name`` placeholders; the dialect
+supplies list parameters (``in_``/``list_``), row locking (``skip_locked``,
+``for_update``, ``lock_account``, ``lock_migrations``), the bulk event insert
+with its sequence numbers, publish dedupe, NOTIFY, and the translation of
+driver errors. Statements that differ as a whole live in
+``queries/<dialect>/<area>.sql`` instead.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .db import Tx
+from .errors import StoreError
+from .records import NewEvent
+
+WakeCallback = Callable[[list[str]], None]
+
+
+class WakeChannel(abc.ABC):
+    """Tells deliverers which sinks have new work (PostgreSQL: LISTEN across
+    processes; SQLite: in-process, as nothing else can deliver)."""
+
+    @abc.abstractmethod
+    async def listen(self, callback: WakeCallback) -> None:
+        """Call ``callback(sink_sids)`` on the running loop for each wake-up until closed."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+
+class Dialect(abc.ABC):
+    name: str
+    skip_locked = ""  # appended to the lease's sub-select
+    for_update = ""  # appended to a SELECT that must lock its row until commit
+
+    @abc.abstractmethod
+    def in_(self, column: str, name: str) -> str:
+        """SQL testing ``column`` against the list parameter ``name``."""
+
+    @abc.abstractmethod
+    def list_(self, values: Sequence[Any]) -> Any:
+        """Encode a Python list for a parameter used with ``in_``."""
+
+    @abc.abstractmethod
+    def insert_events(self, tx: Tx, account_sid: str, events: Sequence[NewEvent], now_ms: int) -> list[int]:
+        """Insert events, return their seqs in order."""
+
+    @abc.abstractmethod
+    def claim_ids(self, tx: Tx, account_sid: str, ids: Sequence[str], now_ms: int, cutoff_ms: int) -> set[str]:
+        """Record ids for dedupe; return those not seen since ``cutoff_ms``."""
+
+    @abc.abstractmethod
+    def notify(self, tx: Tx, sinks: Sequence[str]) -> None:
+        """Wake deliverers of these sinks once ``tx`` commits (see WakeChannel)."""
+
+    @abc.abstractmethod
+    def translate(self, exc: Exception) -> StoreError | None:
+        """The project's error for a driver error, or None to let it through."""
+
+    def lock_account(self, tx: Tx, sid: str) -> None:  # noqa: B027 - SQLite's single writer already serialises
+        """Serialise writes that check a per-account rule (limits, next version)."""
+
+    def lock_migrations(self, tx: Tx) -> None:  # noqa: B027 - as above
+        """Keep two processes starting together from migrating (or seeding) twice."""

@@ -1,0 +1,23 @@
+-- Retention: what is deleted once it is older than its window. The delivery log is kept for the log
+-- window; its error entries (failed, dead) are the error log and stay for the error window, like
+-- Twilio's 7 and 23 days.
+
+-- name: log
+DELETE FROM delivery_log WHERE at < :t AND outcome IN ('delivered', 'skipped');
+
+-- name: error_log
+DELETE FROM delivery_log WHERE at < :t AND outcome NOT IN ('delivered', 'skipped');
+
+-- name: alerts
+DELETE FROM alerts WHERE created_at < :t;
+
+-- name: dead_letters
+DELETE FROM dead_letters WHERE dead_at < :t;
+
+-- name: event_ids
+DELETE FROM event_ids WHERE received_at < :t;
+
+-- name: events
+DELETE FROM events WHERE received_at < :t
+    AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = events.seq)
+    AND NOT EXISTS (SELECT 1 FROM dead_letters x WHERE x.event_seq = events.seq);

@@ -1,0 +1,86 @@
+"""Accounts and API keys."""
+
+from __future__ import annotations
+
+from ..db import Tx, asdict, conditions, keyset
+from ..records import AccountRow, ApiKeyRow, Page, PageQuery
+from . import Repository
+
+
+class Accounts(Repository):
+    area = "accounts"
+
+    async def create(self, row: AccountRow) -> None:
+        await self.db.run(lambda tx: tx.run(self.q.insert, **asdict(row)), write=True)
+
+    async def create_first(self, row: AccountRow, only_if_empty: bool) -> bool:
+        """Insert ``row`` unless it exists (or, with ``only_if_empty``, unless
+        any account exists). Safe when several processes start together."""
+
+        def go(tx: Tx) -> bool:
+            self.d.lock_migrations(tx)
+            if only_if_empty and tx.one(self.q.any):
+                return False
+            if tx.one(self.q.get, sid=row.sid):
+                return False
+            tx.run(self.q.insert, **asdict(row))
+            return True
+
+        return await self.db.run(go, write=True)
+
+    async def get(self, sid: str) -> AccountRow | None:
+        r = await self.db.run(lambda tx: tx.one(self.q.get, sid=sid))
+        return AccountRow(**r) if r else None
+
+    async def count(self) -> int:
+        r = await self.db.run(lambda tx: tx.one(self.q.count))
+        return int(r["n"]) if r else 0
+
+    async def count_subaccounts(self, parent_sid: str) -> int:
+        return await self._count(self.q.count_subaccounts, o=parent_sid)
+
+    async def count_keys(self, account_sid: str) -> int:
+        return await self._count(self.q.count_keys, o=account_sid)
+
+    async def list(self, root_sid: str, friendly_name: str | None, status: str | None, q: PageQuery) -> Page:
+        where, params = conditions(
+            ("(sid = :root OR parent_sid = :root)", "root", root_sid),
+            ("friendly_name = :fn", "fn", friendly_name),
+            ("status = :st", "st", status),
+        )
+
+        def go(tx: Tx) -> Page:
+            rows, more = keyset(tx, self.q.select, where, params, ["date_created", "sid"], q)
+            return Page([AccountRow(**r) for r in rows], more)
+
+        return await self.db.run(go)
+
+    async def update(self, sid: str, friendly_name: str | None, status: str | None, now: str) -> None:
+        await self.db.run(
+            lambda tx: tx.run(self.q.update, fn=friendly_name, st=status, now=now, sid=sid), write=True
+        )
+
+    async def set_token(self, sid: str, token_hash: str, token_sealed: str) -> None:
+        await self.db.run(lambda tx: tx.run(self.q.set_token, h=token_hash, s=token_sealed, sid=sid), write=True)
+
+    # -- API keys
+    async def create_key(self, row: ApiKeyRow) -> None:
+        await self.db.run(lambda tx: tx.run(self.q.insert_key, **asdict(row)), write=True)
+
+    async def get_key(self, sid: str) -> ApiKeyRow | None:
+        r = await self.db.run(lambda tx: tx.one(self.q.get_key, sid=sid))
+        return ApiKeyRow(**r) if r else None
+
+    async def list_keys(self, account_sid: str, q: PageQuery) -> Page:
+        def go(tx: Tx) -> Page:
+            rows, more = keyset(tx, self.q.select_keys, ["account_sid = :a"], {"a": account_sid},
+                                ["date_created", "sid"], q)  # fmt: skip
+            return Page([ApiKeyRow(**r) for r in rows], more)
+
+        return await self.db.run(go)
+
+    async def update_key(self, sid: str, friendly_name: str, now: str) -> None:
+        await self.db.run(lambda tx: tx.run(self.q.update_key, fn=friendly_name, now=now, sid=sid), write=True)
+
+    async def delete_key(self, sid: str) -> bool:
+        return await self.db.run(lambda tx: tx.run(self.q.delete_key, sid=sid), write=True) > 0

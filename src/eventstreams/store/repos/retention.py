@@ -1,0 +1,25 @@
+"""Retention: delete what has outlived its window, in one transaction."""
+
+from __future__ import annotations
+
+from ..db import Tx
+from . import Repository
+
+
+class Retention(Repository):
+    area = "retention"
+
+    async def prune(self, now_ms: int, keep: dict[str, int]) -> dict[str, int]:
+        """Delete expired rows; ``keep`` maps log/errors/dedupe/events to ages in ms."""
+
+        def go(tx: Tx) -> dict[str, int]:
+            q = self.q
+            return {
+                "delivery_log": tx.run(q.log, t=now_ms - keep["log"]) + tx.run(q.error_log, t=now_ms - keep["errors"]),
+                "alerts": tx.run(q.alerts, t=now_ms - keep["errors"]),
+                "dead_letters": tx.run(q.dead_letters, t=now_ms - keep["errors"]),
+                "event_ids": tx.run(q.event_ids, t=now_ms - keep["dedupe"]),
+                "events": tx.run(q.events, t=now_ms - keep["events"]),  # after dead letters: they hold events
+            }
+
+        return await self.db.run(go, write=True)
