@@ -1,0 +1,86 @@
+"""The OpenAPI document served at /openapi.json: Twilio's Events v1 spec (shipped verbatim in
+api/twilio_events_v1.json) pointed at this server, with the paths of every mounted surface. Each
+surface's fragment lives in a module here; tests/integration/test_fuzz_openapi.py fails when a
+route is missing from its surface's fragment."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Sequence
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from ...sinks import registry as sink_types
+from . import accounts, bridge, catalogue, operations, system
+
+
+@lru_cache(maxsize=1)
+def _twilio_spec() -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(resources.files("eventstreams.api").joinpath("twilio_events_v1.json").read_text())
+    doc["paths"].pop("/v1/Schemas", None)  # declared by Twilio with no operation
+    for item in doc["paths"].values():
+        # Twilio pins each path to events.twilio.com; the document's own servers entry must apply
+        item.pop("servers", None)
+    doc["info"]["title"] = "eventstreams: Twilio Events v1 compatible API"
+    return doc
+
+
+# -- each surface's fragment (its ``paths``) -----------------------------------------------------
+
+
+def events_v1_paths() -> dict[str, Any]:
+    """Twilio's Events v1 paths, verbatim, plus the operator catalogue and the raw schema documents."""
+    return {**copy.deepcopy(_twilio_spec()["paths"]), **copy.deepcopy(catalogue.PATHS)}
+
+
+def operations_paths() -> dict[str, Any]:
+    return copy.deepcopy(operations.PATHS)
+
+
+def accounts_paths() -> dict[str, Any]:
+    return copy.deepcopy(accounts.PATHS)
+
+
+def bridge_paths() -> dict[str, Any]:
+    return copy.deepcopy(bridge.PATHS)
+
+
+def system_paths() -> dict[str, Any]:
+    return copy.deepcopy(system.PATHS)
+
+
+def _sink_types(doc: dict[str, Any]) -> None:
+    """The sink_type enum and each type's sink_configuration schema, from the sink registry
+    (Twilio's ``email`` type is not offered: see docs/api.md)."""
+    schemas = doc["components"]["schemas"]
+    schemas["sink_enum_sink_type"]["enum"] = sink_types.names()
+    refs = []
+    for name, schema in sink_types.schemas().items():
+        schemas[f"sink_configuration_{name}"] = schema
+        refs.append({"$ref": f"#/components/schemas/sink_configuration_{name}"})
+    described = "The sink's configuration, one of the sink_configuration_<type> schemas (secret fields masked)."
+    schemas["events.v1.sink"]["properties"]["sink_configuration"] = {
+        "nullable": True,
+        "description": described,
+        "anyOf": refs,
+    }
+    sinks = doc["paths"].get("/v1/Sinks")
+    if sinks is not None:
+        create = sinks["post"]["requestBody"]["content"]["application/x-www-form-urlencoded"]
+        create["schema"]["properties"]["SinkConfiguration"]["description"] = (
+            "The sink's configuration as a JSON object, per SinkType: see the sink_configuration_<type> schemas."
+        )
+
+
+def openapi_document(base_url: str, surfaces: Sequence[Any]) -> dict[str, Any]:
+    """Twilio's document (info, components, security) with the paths of every mounted surface."""
+    doc = copy.deepcopy({k: v for k, v in _twilio_spec().items() if k != "paths"})
+    doc["paths"] = {}
+    for surface in surfaces:
+        if surface.openapi is not None:
+            doc["paths"].update(surface.openapi())
+    _sink_types(doc)  # per call: the registry can change (tests register types)
+    doc["servers"] = [{"url": base_url}]
+    return doc
