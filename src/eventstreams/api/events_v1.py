@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -10,7 +11,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..catalog import builtin_schema
-from ..domain.control import Sink
+from ..domain.accounts import Principal
+from ..domain.control import ControlPlane, Sink
 from ..errors import TwilioError, not_found
 from ..sinks import registry as sink_types
 from ..store.records import EventTypeRow, SchemaVersionRow, SubscribedEventRow, SubscriptionRow
@@ -192,18 +194,31 @@ async def list_sinks(request: Request) -> Response:
     return JSON({"sinks": [sink_view(svc.base, s) for s in sinks], "meta": meta})
 
 
-async def sink_item(request: Request) -> Response:
+async def _resource(
+    request: Request,
+    view: Callable[[str, Any], dict[str, Any]],
+    get: Callable[[ControlPlane], Callable[[Principal, str], Awaitable[Any]]],
+    delete: Callable[[ControlPlane], Callable[[Principal, str], Awaitable[None]]],
+    update: Callable[[ControlPlane], Callable[[Principal, str, str | None], Awaitable[Any]]],
+) -> Response:
+    """GET (fetch), DELETE (204) or POST (update its Description) of one sink or subscription."""
     svc, p = await auth(request)
     sid = request.path_params["sid"]
     if request.method in ("GET", "HEAD"):
         query(request)
-        return JSON(sink_view(svc.base, await svc.control.get_sink(p, sid)))
+        return JSON(view(svc.base, await get(svc.control)(p, sid)))
     if request.method == "DELETE":
         query(request)
-        await svc.control.delete_sink(p, sid)
+        await delete(svc.control)(p, sid)
         return Response(status_code=204)
     f = await form(request, {"Description"}, limit=svc.settings.max_body_bytes)
-    return JSON(sink_view(svc.base, await svc.control.update_sink(p, sid, f.get("Description"))))
+    return JSON(view(svc.base, await update(svc.control)(p, sid, f.get("Description"))))
+
+
+async def sink_item(request: Request) -> Response:
+    return await _resource(
+        request, sink_view, lambda c: c.get_sink, lambda c: c.delete_sink, lambda c: c.update_sink
+    )
 
 
 async def sink_test(request: Request) -> Response:
@@ -250,17 +265,13 @@ async def list_subscriptions(request: Request) -> Response:
 
 
 async def subscription_item(request: Request) -> Response:
-    svc, p = await auth(request)
-    sid = request.path_params["sid"]
-    if request.method in ("GET", "HEAD"):
-        query(request)
-        return JSON(subscription_view(svc.base, await svc.control.get_subscription(p, sid)))
-    if request.method == "DELETE":
-        query(request)
-        await svc.control.delete_subscription(p, sid)
-        return Response(status_code=204)
-    f = await form(request, {"Description"}, limit=svc.settings.max_body_bytes)
-    return JSON(subscription_view(svc.base, await svc.control.update_subscription(p, sid, f.get("Description"))))
+    return await _resource(
+        request,
+        subscription_view,
+        lambda c: c.get_subscription,
+        lambda c: c.delete_subscription,
+        lambda c: c.update_subscription,
+    )
 
 
 async def subscribed_events(request: Request) -> Response:
