@@ -8,7 +8,6 @@ services and dispatcher together. HTTP surfaces and the CLI only ever hold a
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -51,11 +50,6 @@ class Runtime:
     def base(self) -> str:
         return self.settings.public_base_url()
 
-    def wake(self, sinks: Iterable[str]) -> None:
-        """Tell this process's dispatcher that these sinks have new work (no-op without one)."""
-        if self.delivery is not None:
-            self.delivery.dispatcher.wake(list(sinks))
-
     async def start_delivery(self) -> None:
         """Run the dispatcher in this process and route wake-ups to it."""
         from .delivery.metrics import DeliveryMetrics
@@ -90,15 +84,8 @@ async def build_runtime(settings: Settings, store: Store | None = None) -> Runti
     await store.catalogue.sync_builtins(builtin_types(), builtin_schema_versions())
     box = Box.load(settings.secret_key, settings.data_dir)
     catalog = Catalog(store)
-    holder: list[Runtime] = []
-
-    def wake(sinks: Iterable[str]) -> None:
-        if holder:
-            holder[0].wake(sinks)
-
     control = ControlPlane(store, box, settings)
     publisher = Publisher(store, catalog, settings.dedupe_window_s, base_url=settings.public_base_url())
-    publisher.on_stored = wake
     rt = Runtime(
         settings=settings,
         store=store,
@@ -107,8 +94,7 @@ async def build_runtime(settings: Settings, store: Store | None = None) -> Runti
         control=control,
         catalog=catalog,
         publisher=publisher,
-        operations=Operations(store, box, settings, control, wake),
+        operations=Operations(store, box, control),
         bridge=BridgeCredentials(store, box),
     )
-    holder.append(rt)
     return rt

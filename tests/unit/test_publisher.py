@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
+import pytest
+
 from eventstreams.catalog import builtin_examples
+from eventstreams.delivery.dispatcher import Dispatcher
 from eventstreams.domain.accounts import Principal
 from eventstreams.runtime import Runtime
 
@@ -26,14 +30,19 @@ async def subscribed_sink(rt: Runtime, p: Principal) -> str:
     return sink.row.sid
 
 
-async def test_accepted_events_wake_exactly_the_subscribed_sinks(runtime: Runtime, principal: Principal) -> None:
+async def test_accepted_events_wake_exactly_the_subscribed_sinks_once(
+    runtime: Runtime, principal: Principal, monkeypatch: pytest.MonkeyPatch
+) -> None:
     sink = await subscribed_sink(runtime, principal)
-    woken: list[list[str]] = []
-    runtime.publisher.on_stored = woken.append
+    woken: asyncio.Queue[list[str]] = asyncio.Queue()
+    monkeypatch.setattr(Dispatcher, "wake", lambda self, sinks: woken.put_nowait(list(sinks)))
+    await runtime.start_delivery()  # the delivery service listens on the store's wake channel
     result = await runtime.publisher.publish(principal.account.sid, principal.catalog_owner, [event(1), event(2)])
     assert result.accepted == [f"EZ{1:032x}", f"EZ{2:032x}"] and not result.rejected
-    assert woken == [[sink]]
-    assert await runtime.store.deliveries.next_due(sink) is not None
+    assert await asyncio.wait_for(woken.get(), 5) == [sink]
+    for _ in range(5):  # let anything else already scheduled on the loop run: one wake-up, not two
+        await asyncio.sleep(0)
+    assert woken.empty()
 
 
 async def test_an_id_seen_within_the_window_is_stored_once(runtime: Runtime, principal: Principal) -> None:

@@ -3,8 +3,9 @@ through the sink's sender, and records what happened.
 
 Isolation: every sink has its own task(s), sender (connection pool) and
 throttle, so a hung or failing endpoint only ever holds its own slots.
-Wake-ups: publishers call ``wake()`` in-process after commit; other
-processes hear PostgreSQL NOTIFY; polling is only the fallback.
+Wake-ups: the store's wake channel calls ``wake()`` once a transaction that
+created deliveries commits (this process's directly, other processes' through
+PostgreSQL NOTIFY); polling is only the fallback.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -78,13 +78,11 @@ class Publisher:
         store: Store,
         catalog: Catalog,
         dedupe_window_s: float = 86400.0,
-        on_stored: Callable[[list[str]], None] | None = None,
         base_url: str = "",
     ) -> None:
         self.store = store
         self.catalog = catalog
         self.dedupe_window_ms = int(dedupe_window_s * 1000)
-        self.on_stored = on_stored
         self.base_url = base_url
 
     async def _resolve(
@@ -202,6 +200,4 @@ class Publisher:
             out = await self.store.deliveries.publish(account_sid, ready, int(now * 1000), self.dedupe_window_ms)
             result.accepted = out.stored
             result.duplicates = out.duplicates + result.duplicates
-            if self.on_stored is not None and out.woken_sinks:
-                self.on_stored(out.woken_sinks)
         return result

@@ -8,7 +8,6 @@ their input and render what comes back, so the two cannot drift apart.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,7 +16,6 @@ import orjson
 
 from .. import clock
 from ..catalog import SCHEMA_HOST
-from ..config import Settings
 from ..crypto import Box
 from ..errors import bad_request, not_found
 from ..sinks import registry as sink_types
@@ -25,8 +23,6 @@ from ..store.base import Store
 from ..store.records import AlertRow, DeadLetterRow, LogRow, NewEvent, Page, PageQuery
 from .accounts import Principal
 from .control import ControlPlane, Sink
-
-Wake = Callable[[Iterable[str]], None]
 
 LOG_LEVELS = ("error", "warning", "notice", "debug")
 TEST_EVENT_TYPE = "com.twilio.eventstreams.test-event"
@@ -131,12 +127,12 @@ def alert_view(a: AlertRow, base: str, method: str | None, full: bool = True) ->
 
 
 class Operations:
-    def __init__(self, store: Store, box: Box, settings: Settings, control: ControlPlane, wake: Wake) -> None:
+    """Sinks with new work are woken by the store's wake channel when the transaction commits."""
+
+    def __init__(self, store: Store, box: Box, control: ControlPlane) -> None:
         self.store = store
         self.box = box
-        self.settings = settings
         self.control = control
-        self._wake = wake
 
     async def dead_letters(self, p: Principal, sink_sid: str | None, q: PageQuery) -> tuple[Sink | None, Page]:
         """One page of dead letters, of one sink (checked to be the caller's) or of the whole account."""
@@ -163,7 +159,6 @@ class Operations:
             n = await self.store.deliveries.replay_events(
                 p.account.sid, sink.row.sid, ids, what.since, what.until, now_ms
             )
-        self._wake([sink.row.sid])
         return sink, n
 
     async def signing_secret(self, p: Principal, sink_sid: str) -> tuple[Sink, str]:
@@ -189,7 +184,6 @@ class Operations:
         }
         row = NewEvent(p.account.sid, TEST_EVENT_TYPE, 1, clock.iso_ms(now), orjson.dumps(event).decode())
         await self.store.deliveries.enqueue_for_sink(p.account.sid, sink.row.sid, [row], int(now * 1000))
-        self._wake([sink.row.sid])
         return sink
 
     # -- alerts

@@ -11,6 +11,7 @@ driver errors. Statements that differ as a whole live in
 from __future__ import annotations
 
 import abc
+import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -31,6 +32,25 @@ class WakeChannel(abc.ABC):
 
     @abc.abstractmethod
     async def close(self) -> None: ...
+
+
+class LocalWake(WakeChannel):
+    """In-process wake-ups: each listener hears, on its own event loop, what this process's
+    transactions notified once they committed. ``fire`` may be called from any thread."""
+
+    def __init__(self) -> None:
+        self._listeners: list[tuple[asyncio.AbstractEventLoop, WakeCallback]] = []
+
+    async def listen(self, callback: WakeCallback) -> None:
+        self._listeners.append((asyncio.get_running_loop(), callback))
+
+    async def close(self) -> None:
+        self._listeners.clear()
+
+    def fire(self, sinks: list[str]) -> None:
+        for loop, callback in list(self._listeners):
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(callback, sinks)
 
 
 class Dialect(abc.ABC):

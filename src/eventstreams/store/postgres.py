@@ -10,6 +10,7 @@ import asyncio
 import logging
 import re
 import threading
+import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
@@ -21,7 +22,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from .db import Database, Tx
-from .dialect import Dialect, WakeCallback, WakeChannel
+from .dialect import Dialect, LocalWake, WakeCallback, WakeChannel
 from .errors import ALREADY_EXISTS, Conflict, StoreError
 from .records import NewEvent
 
@@ -43,6 +44,7 @@ def to_pyformat(sql: str) -> str:
 class _PgTx(Tx):
     def __init__(self, conn: psycopg.Connection[dict[str, Any]]) -> None:
         self.conn = conn
+        self.woken: list[str] = []  # sinks to wake in this process once the transaction commits
 
     def all(self, sql: str, **params: Any) -> list[dict[str, Any]]:
         cur = self.conn.execute(to_pyformat(sql), params, prepare=False)
@@ -64,6 +66,9 @@ class PostgresDialect(Dialect):
     name = "postgres"
     skip_locked = "FOR UPDATE SKIP LOCKED"
     for_update = " FOR UPDATE"
+
+    def __init__(self, origin: str | None = None) -> None:
+        self.origin = origin or uuid.uuid4().hex[:12]  # tags this database's NOTIFY payloads (see ListenWake)
 
     def in_(self, column: str, name: str) -> str:
         return f"{column} = ANY(:{name})"
@@ -117,8 +122,12 @@ class PostgresDialect(Dialect):
 
     def notify(self, tx: Tx, sinks: Sequence[str]) -> None:
         if sinks:
-            # Delivered at commit, to every process LISTENing (workers on other machines).
-            tx.all("SELECT pg_notify(:ch, :p) AS n", ch=NOTIFY_CHANNEL, p=",".join(sinks)[:7900])
+            assert isinstance(tx, _PgTx)
+            tx.woken.extend(sinks)  # this process: woken directly after COMMIT, no round trip
+            # Other processes (workers on other machines): delivered at commit to every LISTENer. The
+            # origin prefix lets this process's own listener skip what it was already told.
+            payload = f"{self.origin}:{','.join(sinks)}"[:7900]
+            tx.all("SELECT pg_notify(:ch, :p) AS n", ch=NOTIFY_CHANNEL, p=payload)
 
     def translate(self, exc: Exception) -> StoreError | None:
         if isinstance(exc, pg_errors.UniqueViolation):
@@ -130,34 +139,41 @@ def _retryable(exc: Exception) -> bool:
     return isinstance(exc, pg_errors.SerializationFailure | pg_errors.DeadlockDetected)
 
 
-class ListenWake(WakeChannel):
-    """LISTEN on its own connection in a thread; reconnects (polling covers the gap)."""
+class ListenWake(LocalWake):
+    """This process's own commits wake its listeners directly (``fire``, as on SQLite); other
+    processes' arrive by LISTEN on a connection of its own in a thread, which reconnects (polling
+    covers the gap)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, origin: str) -> None:
+        super().__init__()
         self.url = url
+        self.origin = origin
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     async def listen(self, callback: WakeCallback) -> None:
-        loop = asyncio.get_running_loop()
+        await super().listen(callback)
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="pg-listen", daemon=True)
+            self._thread.start()
 
-        def run() -> None:
-            while not self._stop.is_set():
-                try:
-                    with psycopg.connect(self.url, autocommit=True) as conn:
-                        conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-                        while not self._stop.is_set():
-                            for n in conn.notifies(timeout=1.0):
-                                sinks = [s for s in n.payload.split(",") if s]
-                                loop.call_soon_threadsafe(callback, sinks)
-                except Exception:  # reconnect: polling covers the gap
-                    log.exception("LISTEN connection lost; retrying")
-                    self._stop.wait(1.0)
-
-        self._thread = threading.Thread(target=run, name="pg-listen", daemon=True)
-        self._thread.start()
+    def _run(self) -> None:
+        own = f"{self.origin}:"
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self.url, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    while not self._stop.is_set():
+                        for n in conn.notifies(timeout=1.0):
+                            if not n.payload.startswith(own):
+                                self.fire([s for s in n.payload.partition(":")[2].split(",") if s])
+            except Exception:  # reconnect: polling covers the gap
+                log.exception("LISTEN connection lost; retrying")
+                self._stop.wait(1.0)
 
     async def close(self) -> None:
+        await super().close()
         self._stop.set()
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join, 5)
@@ -169,6 +185,7 @@ class PostgresDatabase(Database):
         self.url = url
         self.pool_size = pool_size
         self.dialect = PostgresDialect()
+        self.wake = ListenWake(url, self.dialect.origin)
         self._threads = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="pg")
         self._pool: ConnectionPool | None = None
 
@@ -194,18 +211,24 @@ class PostgresDatabase(Database):
         self._threads.shutdown(wait=True)
 
     def wake_channel(self) -> WakeChannel:
-        return ListenWake(self.url)
+        return self.wake
 
     def _tx_sync(self, fn: Callable[[Tx], T]) -> T:
         for attempt in range(RETRIES):
             if self._pool is None:
                 raise RuntimeError("store is not open")
             try:
-                with self._pool.connection() as conn, conn.transaction():
-                    return fn(_PgTx(conn))  # type: ignore[arg-type]  # row_factory=dict_row set on the pool
+                with self._pool.connection() as conn:
+                    tx = _PgTx(conn)  # type: ignore[arg-type]  # row_factory=dict_row set on the pool
+                    with conn.transaction():
+                        result = fn(tx)
             except Exception as exc:
                 if attempt + 1 == RETRIES or not _retryable(exc):
                     raise
+                continue
+            if tx.woken:
+                self.wake.fire(tx.woken)
+            return result
         raise AssertionError("unreachable")
 
     def _submit(self, fn: Callable[[Tx], T], write: bool) -> asyncio.Future[T]:

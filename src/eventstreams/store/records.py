@@ -116,7 +116,6 @@ class NewEvent:
 class PublishOutcome:
     stored: list[str]
     duplicates: list[str]
-    woken_sinks: list[str]
 
 
 @dataclass(slots=True)

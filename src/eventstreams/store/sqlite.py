@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import orjson
 
 from .db import Database, Tx
-from .dialect import Dialect, WakeCallback, WakeChannel
+from .dialect import Dialect, LocalWake, WakeChannel
 from .errors import ALREADY_EXISTS, Conflict, StoreError
 from .records import NewEvent
 
@@ -112,23 +112,6 @@ class SqliteDialect(Dialect):
         ):
             return Conflict(ALREADY_EXISTS)
         return None
-
-
-class LocalWake(WakeChannel):
-    """In-process wake-ups: what this process's own transactions notified."""
-
-    def __init__(self) -> None:
-        self._callbacks: list[WakeCallback] = []
-
-    async def listen(self, callback: WakeCallback) -> None:
-        self._callbacks.append(callback)
-
-    async def close(self) -> None:
-        self._callbacks.clear()
-
-    def fire(self, sinks: list[str]) -> None:
-        for cb in list(self._callbacks):
-            cb(sinks)
 
 
 class _Job:
@@ -232,7 +215,7 @@ class SqliteDatabase(Database):
         conn = self._conn
         assert conn is not None
         done: list[tuple[_Job, Any, BaseException | None]] = []
-        woken: list[tuple[asyncio.AbstractEventLoop, list[str]]] = []
+        woken: list[list[str]] = []
         try:
             conn.execute("BEGIN IMMEDIATE" if any(j.write for j in jobs) else "BEGIN")
             for job in jobs:
@@ -248,7 +231,7 @@ class SqliteDatabase(Database):
                     conn.execute("RELEASE op")
                     done.append((job, result, None))
                     if tx.woken:
-                        woken.append((job.loop, tx.woken))
+                        woken.append(tx.woken)
             conn.execute("COMMIT")
         except Exception as exc:  # noqa: BLE001 - BEGIN/COMMIT failed (disk full, I/O): nothing committed
             if conn.in_transaction:
@@ -257,8 +240,8 @@ class SqliteDatabase(Database):
             woken = []
         for job, result, error in done:
             job.loop.call_soon_threadsafe(_settle, job.future, result, error)
-        for loop, sinks in woken:
-            loop.call_soon_threadsafe(self.wake.fire, sinks)
+        for sinks in woken:
+            self.wake.fire(sinks)
 
     def _submit(self, fn: Callable[[Tx], T], write: bool) -> asyncio.Future[T]:
         if self._thread is None:

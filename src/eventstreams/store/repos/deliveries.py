@@ -52,7 +52,7 @@ class Deliveries(Repository):
             seqs = self.d.insert_events(tx, account_sid, new, now_ms)
             sinks = self._fan_out(tx, account_sid, seqs, now_ms, sorted({e.type for e in new}))
             self.d.notify(tx, sinks)
-            return PublishOutcome([e.id for e in new], dup, sinks)
+            return PublishOutcome([e.id for e in new], dup)
 
         return await self.db.run(go, write=True)
 
