@@ -51,3 +51,7 @@ def bad_request(message: str, code: int = BAD_REQUEST) -> TwilioError:
 
 def not_found(message: str, code: int = NOT_FOUND) -> TwilioError:
     return TwilioError(code, message, 404)
+
+
+def limit_reached(message: str) -> TwilioError:
+    return TwilioError(LIMIT_REACHED, message, 400)

@@ -299,7 +299,7 @@ def test_schemas_stored_before_these_rules_are_never_fetched_nor_slow(
     }
     sid = f"Sec.Legacy{uuid.uuid4().hex[:8]}"
     row = SchemaVersionRow(sid, 0, account[0], json.dumps(legacy), clock.iso(clock.now()))
-    server.call(server.services.store.catalogue.add_version(row))
+    server.call(server.services.store.catalogue.add_version(row, 100, 1000))
     type_ = f"com.example.sec.legacy{uuid.uuid4().hex[:8]}"
     assert register_type(server, account, type_, sid).status_code == 201
     names = [f"{'a' * (20 + i % 10)}{'b' * (i // 10)}!" for i in range(300)]

@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import requests
 
 from tests.conftest import Server
@@ -71,3 +72,32 @@ def test_concurrent_adds_of_one_subscribed_type(server: Server, account: tuple[s
         answers = race(lambda t=t: requests.post(url, data={"Type": t}, auth=account, timeout=30))
         assert_twilio_answers(answers)
         assert sorted(r.status_code for r in answers) == [201] + [409] * (N - 1)
+
+
+def test_concurrent_creations_never_overshoot_a_limit(
+    server: Server, account: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Limits are counted in the inserting transaction, under the account's lock: N racing
+    creations of API keys, types and schemas stop exactly at the limit."""
+    from eventstreams.domain import accounts, control
+
+    monkeypatch.setattr(accounts, "MAX_API_KEYS", 3)
+    monkeypatch.setattr(control, "MAX_TYPES", 3)
+    monkeypatch.setattr(control, "MAX_SCHEMAS", 3)
+    keys = f"{server.url}/2010-04-01/Accounts/{account[0]}/Keys.json"
+    schema = f"{server.url}/v1/Catalog/Schemas/Limited.%d/Versions"
+    answers = race(lambda: requests.post(keys, data={"FriendlyName": "k"}, auth=account, timeout=30))
+    assert_twilio_answers(answers)
+    assert sorted(r.status_code for r in answers) == [201] * 3 + [400] * (N - 3)
+    counter = iter(range(N))
+    answers = race(lambda: requests.post(schema % next(counter), data={"Schema": json.dumps(SCHEMA)}, auth=account,
+                                         timeout=30))  # fmt: skip
+    assert_twilio_answers(answers)
+    assert sorted(r.status_code for r in answers) == [201] * 3 + [400] * (N - 3)
+    created = [r.json()["id"] for r in answers if r.status_code == 201]
+    names = iter(range(N))
+    answers = race(lambda: requests.post(f"{server.url}/v1/Catalog/Types", auth=account, timeout=30, data={
+        "Type": f"com.example.limited{next(names)}", "SchemaId": created[0], "Description": "d"}))  # fmt: skip
+    assert_twilio_answers(answers)
+    assert sorted(r.status_code for r in answers) == [201] * 3 + [400] * (N - 3)
+    assert {r.json()["code"] for r in answers if r.status_code == 400} == {91003}

@@ -195,9 +195,10 @@ def accounts_create(friendly_name: str, parent: str | None) -> None:
     """Create an account; prints its SID and auth token (shown once)."""
 
     async def go(rt: Any) -> dict[str, str]:
-        if parent:
-            await _principal(rt, parent)  # exists
-        row, token = await rt.accounts.create(friendly_name, parent_sid=parent)
+        if parent:  # the API's rules: a top-level parent, within its subaccount limit
+            row, token = await rt.accounts.create_sub(await rt.accounts.principal_of(parent), friendly_name)
+        else:
+            row, token = await rt.accounts.create(friendly_name)
         return {"sid": row.sid, "auth_token": token, "parent_sid": row.parent_sid or ""}
 
     _out(_run(go))

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 
 from .. import clock
 from ..crypto import Box, hash_secret, verify_secret
-from ..errors import AUTH_FAILED, FORBIDDEN, LIMIT_REACHED, TwilioError, bad_request, not_found
+from ..errors import AUTH_FAILED, FORBIDDEN, TwilioError, bad_request, limit_reached, not_found
 from ..ids import new_sid, new_token, normalize_sid
 from ..store.base import Store
+from ..store.errors import LimitReached
 from ..store.records import AccountRow, ApiKeyRow, Page, PageQuery
 
 ACCOUNT_STATUSES = ("active", "suspended", "closed")
@@ -58,7 +59,10 @@ class Accounts:
     ) -> tuple[AccountRow, str]:
         token = token or new_token()
         row = self._new_row(friendly_name, parent_sid, sid, token)
-        await self.store.accounts.create(row)
+        try:
+            await self.store.accounts.create(row, MAX_SUBACCOUNTS if parent_sid is not None else None)
+        except LimitReached:
+            raise limit_reached(f"Account reached the max number of subaccounts ({MAX_SUBACCOUNTS})") from None
         return row, token
 
     def _new_row(self, friendly_name: str, parent_sid: str | None, sid: str | None, token: str) -> AccountRow:
@@ -183,8 +187,6 @@ class Accounts:
         name = friendly_name or f"SubAccount Created at {clock.rfc2822(clock.iso(clock.now()))}"
         if len(name) > 64:
             raise bad_request("FriendlyName must be at most 64 characters")
-        if await self.store.accounts.count_subaccounts(p.caller.sid) >= MAX_SUBACCOUNTS:
-            raise TwilioError(LIMIT_REACHED, f"Account reached the max number of subaccounts ({MAX_SUBACCOUNTS})", 400)
         return await self.create(name, parent_sid=p.caller.sid)
 
     async def update(self, p: Principal, sid: str, friendly_name: str | None, status: str | None) -> AccountRow:
@@ -208,8 +210,6 @@ class Accounts:
 
     # -- API keys
     async def create_key(self, account: AccountRow, friendly_name: str | None) -> tuple[ApiKeyRow, str]:
-        if await self.store.accounts.count_keys(account.sid) >= MAX_API_KEYS:
-            raise TwilioError(LIMIT_REACHED, f"Account reached the max number of API keys ({MAX_API_KEYS})", 400)
         now = clock.iso(clock.now())
         secret = new_token()
         row = ApiKeyRow(
@@ -220,7 +220,10 @@ class Accounts:
             date_created=now,
             date_updated=now,
         )
-        await self.store.accounts.create_key(row)
+        try:
+            await self.store.accounts.create_key(row, MAX_API_KEYS)
+        except LimitReached:
+            raise limit_reached(f"Account reached the max number of API keys ({MAX_API_KEYS})") from None
         return row, secret
 
     async def list_keys(self, account: AccountRow, q: PageQuery) -> Page:

@@ -36,6 +36,7 @@ from ..errors import (
     TYPE_NOT_FOUND,
     TwilioError,
     bad_request,
+    limit_reached,
     not_found,
 )
 from ..ids import new_sid, normalize_sid
@@ -131,13 +132,6 @@ class ControlPlane:
             raise bad_request(str(exc), BAD_PARAMETER) from None
         except TimeoutError:
             raise bad_request("Schema took too long to compile; simplify it", BAD_PARAMETER) from None
-        versions = await self.store.catalogue.count_versions(p.catalog_owner, schema_id)
-        if versions >= MAX_SCHEMA_VERSIONS:
-            raise TwilioError(
-                LIMIT_REACHED, f"Schema {schema_id} reached the max number of versions ({MAX_SCHEMA_VERSIONS})", 400
-            )
-        if versions == 0 and await self.store.catalogue.count_schemas(p.catalog_owner) >= MAX_SCHEMAS:
-            raise TwilioError(LIMIT_REACHED, f"Account reached the max number of schemas ({MAX_SCHEMAS})", 400)
         row = SchemaVersionRow(
             schema_id=schema_id,
             version=0,
@@ -146,7 +140,13 @@ class ControlPlane:
             date_created=clock.iso(clock.now()),
         )
         try:
-            return await self.store.catalogue.add_version(row)
+            return await self.store.catalogue.add_version(row, MAX_SCHEMA_VERSIONS, MAX_SCHEMAS)
+        except LimitReached as exc:
+            if str(exc) == "versions":
+                message = f"Schema {schema_id} reached the max number of versions ({MAX_SCHEMA_VERSIONS})"
+            else:
+                message = f"Account reached the max number of schemas ({MAX_SCHEMAS})"
+            raise limit_reached(message) from None
         except Conflict:
             raise TwilioError(BAD_PARAMETER, f"Schema {schema_id} exists and is not yours to version", 409) from None
 
@@ -167,8 +167,6 @@ class ControlPlane:
             raise bad_request(f"Schema {schema_id} does not exist; register a version first", BAD_PARAMETER)
         now = clock.iso(clock.now())
         existing = await self.store.catalogue.get_type(p.catalog_owner, type_)
-        if existing is None and await self.store.catalogue.count_types(p.catalog_owner) >= MAX_TYPES:
-            raise TwilioError(LIMIT_REACHED, f"Account reached the max number of event types ({MAX_TYPES})", 400)
         row = EventTypeRow(
             type=type_,
             schema_id=schema_id,
@@ -181,7 +179,9 @@ class ControlPlane:
             date_updated=now,
         )
         try:
-            await self.store.catalogue.put_type(row)
+            await self.store.catalogue.put_type(row, MAX_TYPES)
+        except LimitReached:
+            raise limit_reached(f"Account reached the max number of event types ({MAX_TYPES})") from None
         except Conflict:
             raise TwilioError(BAD_PARAMETER, f"Event type {type_} already exists and is not yours", 409) from None
         return row
@@ -234,7 +234,7 @@ class ControlPlane:
         try:
             await self.store.sinks.create(row, MAX_SINKS)
         except LimitReached:
-            raise TwilioError(LIMIT_REACHED, f"Account reached the max sink limit ({MAX_SINKS})", 400) from None
+            raise limit_reached(f"Account reached the max sink limit ({MAX_SINKS})") from None
         return Sink(row, cfg)
 
     async def get_sink(self, p: Principal, sid: str) -> Sink:

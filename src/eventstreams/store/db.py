@@ -108,3 +108,9 @@ def conditions(*parts: tuple[str, str, Any]) -> tuple[list[str], dict[str, Any]]
             where.append(clause)
             params[name] = value
     return where, params
+
+
+def count(tx: Tx, sql: str, **params: Any) -> int:
+    """The ``n`` column of a ``SELECT COUNT(*) AS n`` statement."""
+    r = tx.one(sql, **params)
+    return int(r["n"]) if r else 0

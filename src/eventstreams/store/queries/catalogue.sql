@@ -68,6 +68,3 @@ SELECT COUNT(*) AS n FROM event_types WHERE owner_sid = :o;
 
 -- name: count_schemas
 SELECT COUNT(DISTINCT schema_id) AS n FROM schema_versions WHERE owner_sid = :o;
-
--- name: count_versions
-SELECT COUNT(*) AS n FROM schema_versions WHERE owner_sid = :o AND schema_id = :s;

@@ -14,7 +14,3 @@ class Repository:
         self.db = db
         self.d = db.dialect
         self.q: Queries = load(self.area, db.dialect)
-
-    async def _count(self, sql: str, **params: object) -> int:
-        r = await self.db.run(lambda tx: tx.one(sql, **params))
-        return int(r["n"]) if r else 0

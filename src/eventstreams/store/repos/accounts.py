@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ..db import Tx, asdict, conditions, keyset
+from ..db import Tx, asdict, conditions, count, keyset
+from ..errors import LimitReached
 from ..records import AccountRow, ApiKeyRow, Page, PageQuery
 from . import Repository
 
@@ -10,8 +11,18 @@ from . import Repository
 class Accounts(Repository):
     area = "accounts"
 
-    async def create(self, row: AccountRow) -> None:
-        await self.db.run(lambda tx: tx.run(self.q.insert, **asdict(row)), write=True)
+    async def create(self, row: AccountRow, sub_limit: int | None = None) -> None:
+        """Insert an account; a subaccount only while its parent has fewer than ``sub_limit``
+        (LimitReached), counted under the parent's lock in the same transaction."""
+
+        def go(tx: Tx) -> None:
+            if row.parent_sid is not None and sub_limit is not None:
+                self.d.lock_account(tx, row.parent_sid)
+                if count(tx, self.q.count_subaccounts, o=row.parent_sid) >= sub_limit:
+                    raise LimitReached("subaccounts")
+            tx.run(self.q.insert, **asdict(row))
+
+        await self.db.run(go, write=True)
 
     async def create_first(self, row: AccountRow, only_if_empty: bool) -> bool:
         """Insert ``row`` unless it exists (or, with ``only_if_empty``, unless
@@ -33,14 +44,7 @@ class Accounts(Repository):
         return AccountRow(**r) if r else None
 
     async def count(self) -> int:
-        r = await self.db.run(lambda tx: tx.one(self.q.count))
-        return int(r["n"]) if r else 0
-
-    async def count_subaccounts(self, parent_sid: str) -> int:
-        return await self._count(self.q.count_subaccounts, o=parent_sid)
-
-    async def count_keys(self, account_sid: str) -> int:
-        return await self._count(self.q.count_keys, o=account_sid)
+        return await self.db.run(lambda tx: count(tx, self.q.count))
 
     async def list(self, root_sid: str, friendly_name: str | None, status: str | None, q: PageQuery) -> Page:
         where, params = conditions(
@@ -64,8 +68,16 @@ class Accounts(Repository):
         await self.db.run(lambda tx: tx.run(self.q.set_token, h=token_hash, s=token_sealed, sid=sid), write=True)
 
     # -- API keys
-    async def create_key(self, row: ApiKeyRow) -> None:
-        await self.db.run(lambda tx: tx.run(self.q.insert_key, **asdict(row)), write=True)
+    async def create_key(self, row: ApiKeyRow, limit: int) -> None:
+        """Insert an API key while the account has fewer than ``limit`` (LimitReached)."""
+
+        def go(tx: Tx) -> None:
+            self.d.lock_account(tx, row.account_sid)
+            if count(tx, self.q.count_keys, o=row.account_sid) >= limit:
+                raise LimitReached("api_keys")
+            tx.run(self.q.insert_key, **asdict(row))
+
+        await self.db.run(go, write=True)
 
     async def get_key(self, sid: str) -> ApiKeyRow | None:
         r = await self.db.run(lambda tx: tx.one(self.q.get_key, sid=sid))

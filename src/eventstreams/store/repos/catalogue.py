@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..db import Row, Tx, asdict, conditions, keyset
-from ..errors import Conflict
+from ..db import Row, Tx, asdict, conditions, count, keyset
+from ..errors import Conflict, LimitReached
 from ..records import EventTypeRow, Page, PageQuery, SchemaVersionRow
 from . import Repository
 
@@ -58,25 +58,20 @@ class Catalogue(Repository):
         r = await self.db.run(lambda tx: tx.one(self.q.get_type, t=type_, o=owner_sid))
         return _type(r) if r else None
 
-    async def put_type(self, row: EventTypeRow) -> None:
-        """Insert or update an operator-registered type (never a built-in)."""
+    async def put_type(self, row: EventTypeRow, limit: int) -> None:
+        """Insert or update an operator-registered type (never a built-in); a new one only while the
+        owner has fewer than ``limit`` (LimitReached), counted in the same transaction."""
 
         def go(tx: Tx) -> None:
             if not row.owner_sid or tx.one(self.q.builtin_type, t=row.type):
                 raise Conflict(f"Event type {row.type} is a built-in")
+            self.d.lock_account(tx, row.owner_sid)
+            new = not tx.one(self.q.get_type, t=row.type, o=row.owner_sid)
+            if new and count(tx, self.q.count_types, o=row.owner_sid) >= limit:
+                raise LimitReached("types")
             tx.run(self.q.put_type, **_stored(row))
 
         await self.db.run(go, write=True)
-
-    # counts of an owner's own entries, for the per-account limits (built-ins never count)
-    async def count_types(self, owner_sid: str) -> int:
-        return await self._count(self.q.count_types, o=owner_sid)
-
-    async def count_schemas(self, owner_sid: str) -> int:
-        return await self._count(self.q.count_schemas, o=owner_sid)
-
-    async def count_versions(self, owner_sid: str, schema_id: str) -> int:
-        return await self._count(self.q.count_versions, o=owner_sid, s=schema_id)
 
     async def list_versions(self, owner_sid: str, schema_id: str, q: PageQuery) -> Page:
         def go(tx: Tx) -> Page:
@@ -94,8 +89,9 @@ class Catalogue(Repository):
             r = await self.db.run(lambda tx: tx.one(self.q.get_version, s=schema_id, o=owner_sid, v=version))
         return _version(r) if r else None
 
-    async def add_version(self, row: SchemaVersionRow) -> SchemaVersionRow:
-        """Append the owner's next version of a schema (version chosen here). Raises Conflict for a built-in's id."""
+    async def add_version(self, row: SchemaVersionRow, max_versions: int, max_schemas: int) -> SchemaVersionRow:
+        """Append the owner's next version of a schema (version chosen here). Raises Conflict for a built-in's
+        id, LimitReached("versions"/"schemas") at the limits, counted under the owner's lock."""
 
         def go(tx: Tx) -> SchemaVersionRow:
             if not row.owner_sid or tx.one(self.q.builtin_schema, s=row.schema_id):
@@ -103,7 +99,12 @@ class Catalogue(Repository):
             # Two requests versioning one schema must not both pick MAX+1 (PostgreSQL: lock the owner).
             self.d.lock_account(tx, row.owner_sid)
             cur = tx.one(self.q.max_version, o=row.owner_sid, s=row.schema_id)
-            row.version = int(cur["v"]) + 1 if cur is not None and cur["v"] is not None else 1
+            latest = int(cur["v"]) if cur is not None and cur["v"] is not None else 0
+            if latest >= max_versions:
+                raise LimitReached("versions")
+            if latest == 0 and count(tx, self.q.count_schemas, o=row.owner_sid) >= max_schemas:
+                raise LimitReached("schemas")
+            row.version = latest + 1
             tx.run(self.q.insert_version, **_stored(row))
             return row
 
