@@ -93,16 +93,22 @@ def test_catalogue_caches_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     assert store.reads == before
 
 
-def test_the_dispatcher_projection_cache_is_bounded() -> None:
-    from cachetools import LRUCache
-
+def test_a_chunks_projections_survive_tiny_catalogue_caches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dispatcher keeps no projection cache of its own (it was a second, shared LRU that another
+    worker could evict between lookup and use): a chunk gets every projection it needs, whatever the
+    catalogue's bounded caches evict meanwhile."""
     from eventstreams.delivery.dispatcher import Dispatcher, DispatcherConfig
+    from eventstreams.store.records import LeasedDelivery
 
-    d = Dispatcher(FakeStore(), None, Catalog(FakeStore()), DispatcherConfig())  # type: ignore[arg-type]
-    assert isinstance(d.projections, LRUCache) and d.projections.maxsize == runtime.MAX_CACHED_SCHEMAS
-    for i in range(runtime.MAX_CACHED_SCHEMAS + 50):
-        d.projections[("AC1", f"t{i}", 1)] = object()
-    assert len(d.projections) == runtime.MAX_CACHED_SCHEMAS
+    monkeypatch.setattr(runtime, "MAX_CACHED_SCHEMAS", 1)
+    monkeypatch.setattr(runtime, "MAX_CACHED_TYPES", 1)
+    store = FakeStore()
+    d = Dispatcher(store, None, Catalog(store), DispatcherConfig())  # type: ignore[arg-type]
+    batch = [LeasedDelivery(i, "DG1", "AC1", i, 0, 0, f"E{i}", f"t{i % 3}", 1, "{}", "l") for i in range(9)]
+    versions = {"t0": 2, "t1": 2, "t2": 2}
+    got = asyncio.run(d.projections("AC1", versions, batch))
+    assert sorted(got) == [("t0", 2), ("t1", 2), ("t2", 2)]
+    assert all(compiled.version == 2 for compiled, _ in got.values())
 
 
 def test_custom_schemas_are_compiled_with_the_safe_options() -> None:

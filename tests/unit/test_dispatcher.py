@@ -164,6 +164,8 @@ async def test_a_4xx_is_dead_lettered_at_once_and_the_hook_hears_it(rig: Rig) ->
     [dead] = await rig.dead_letters()
     assert (dead.event_id, dead.last_code) == (eid, 91305)
     assert ("on_dead_letter", [eid]) in rig.recorder.calls
+    # the dead letter is reported once committed, before the commit's alerts are handed on
+    assert rig.recorder.names() == ["before_send", "after_outcomes", "on_dead_letter", "after_commit"]
     # the first error raises an alert, committed with the round
     assert ("after_commit", [91305]) in rig.recorder.calls
 

@@ -22,11 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from cachetools import LRUCache
 
 from .. import clock
 from ..catalog import SCHEMA_HOST
-from ..catalog.runtime import MAX_CACHED_SCHEMAS, Catalog
+from ..catalog.runtime import Catalog, CompiledSchema
 from ..crypto import Box
 from ..sinks import UnsupportedSink, create_sender
 from ..sinks import registry as sink_types
@@ -38,6 +37,7 @@ from .policy import Action, Outcome, OutcomeKind, RetryPolicy, error_code, is_re
 from .throttle import Throttle
 
 log = logging.getLogger("eventstreams.delivery")
+Projections = dict[tuple[str, int], tuple[CompiledSchema, bool]]
 
 
 @dataclass
@@ -201,12 +201,12 @@ class SinkWorker:
         except TimeoutError:
             pass
 
-    def _outgoing(self, d: LeasedDelivery) -> OutgoingEvent | str:
+    def _outgoing(self, d: LeasedDelivery, projections: Projections) -> OutgoingEvent | str:
         """The event as this sink subscribed to it, or the reason it is skipped."""
         wanted = self.versions.get(d.type)
         if wanted is None or d.schema_version is None or wanted == d.schema_version:
             return OutgoingEvent(d.event_id, d.type, d.payload.encode())
-        target = self.d.projections.get((self.owner, d.type, wanted))
+        target = projections.get((d.type, wanted))
         if target is None:
             return f"schema version {wanted} of {d.type} is unavailable"
         compiled, builtin = target
@@ -252,13 +252,13 @@ class SinkWorker:
     async def _deliver(self, batch: list[LeasedDelivery]) -> tuple[int, int, float]:
         """Send one leased chunk and record it; returns (delivered, failures of a retried kind, the
         latest retry time a Retry-After header asked for, or 0)."""
-        await self.d.ensure_projections(self.owner, self.versions, batch)
+        projections = await self.d.projections(self.owner, self.versions, batch)
         sendable: list[tuple[LeasedDelivery, OutgoingEvent]] = []
         r = Round(self.row, self.destination, 0)
         for d in batch:
-            out = self._outgoing(d)
+            out = self._outgoing(d, projections)
             if isinstance(out, str):
-                r.skips.append((d, out))
+                r.skip(d, out)
             else:
                 sendable.append((d, out))
         outcomes: list[Outcome] = []
@@ -278,21 +278,27 @@ class SinkWorker:
         asked_until = 0.0
         for (d, ev), outcome in zip(sendable, outcomes, strict=True):
             if outcome.kind is OutcomeKind.SKIPPED:
-                r.skips.append((d, outcome.message or "skipped by the sink"))
+                r.skip(d, outcome.message or "skipped by the sink")
                 continue
             # the retry window runs from when the delivery was created, attempted or not
             decision = self.d.config.retry.decide(outcome, d.attempts + 1, d.window_start / 1000, now)
             if decision.action is Action.DELIVERED:
                 r.attempts.append(Attempt(d, ev.id, outcome, decision))
                 r.results.append(DeliveryResult(d, "delivered"))
+                r.delivered += 1
                 continue
             code = decision.error_code or error_code(outcome)
             # the response excerpt always; the policy's reason when it ended the delivery
             detail = outcome.describe()
             if decision.reason and detail not in decision.reason:
                 detail = f"{detail} ({decision.reason})"
-            r.attempts.append(Attempt(d, ev.id, outcome, decision, code, detail))
-            failing += is_retryable(outcome)
+            attempt = Attempt(d, ev.id, outcome, decision, code, detail)
+            r.attempts.append(attempt)
+            r.failed.append(attempt)
+            if is_retryable(outcome):
+                if not failing:
+                    self.down_code = code  # what a paused sink's expired deliveries are dead-lettered with
+                failing += 1
             if decision.action is Action.RETRY:
                 if outcome.retry_after is not None and decision.retry_at is not None:
                     asked_until = max(asked_until, decision.retry_at)
@@ -300,21 +306,16 @@ class SinkWorker:
                 r.results.append(DeliveryResult(d, "retry", due_at=due, code=code, error=detail))
             else:
                 r.results.append(DeliveryResult(d, "dead", code=code, error=detail))
-        r.results[:0] = [DeliveryResult(d, "skipped", error=reason) for d, reason in r.skips]
-        failed = r.failed()
-        if failed:
-            self.down_code = failed[0].code  # what a paused sink's expired deliveries are dead-lettered with
+                r.dead.append(attempt)
         hooks = self.d.hooks
         hooks.after_outcomes(r)
-        dead = r.dead()
-        if dead:
-            hooks.on_dead_letter(r, dead)
         alerts = await self.d.store.deliveries.complete(
             r.results, r.logs, r.errors, r.now_ms, self.d.config.alert_every_ms
         )
+        if r.dead:
+            hooks.on_dead_letter(r, r.dead)
         hooks.after_commit(r, alerts)
-        delivered = sum(1 for a in r.attempts if a.decision.action is Action.DELIVERED)
-        return delivered, failing, asked_until
+        return r.delivered, failing, asked_until
 
 
 class Dispatcher:
@@ -344,8 +345,6 @@ class Dispatcher:
         self.run_workers = run_workers  # False: workers are built but only stepped by hand (unit tests)
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.workers: dict[str, SinkWorker] = {}
-        # (owner, type, version) -> (compiled schema, built-in?); bounded like the catalogue's caches
-        self.projections: LRUCache[tuple[str, str, int], Any] = LRUCache(MAX_CACHED_SCHEMAS)
         self._refresh = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._fingerprints: dict[str, tuple[str, ...]] = {}
@@ -469,15 +468,17 @@ class Dispatcher:
 
         return lookup
 
-    async def ensure_projections(self, owner: str, versions: dict[str, int], batch: list[LeasedDelivery]) -> None:
+    async def projections(self, owner: str, versions: dict[str, int], batch: list[LeasedDelivery]) -> Projections:
+        """(type, subscribed version) -> (compiled schema, built-in?) for the events of ``batch`` published
+        at another version. Per chunk, from the catalogue's own bounded caches: nothing here can evict
+        what the chunk is about to use."""
+        out: Projections = {}
         for d in batch:
             wanted = versions.get(d.type)
-            if wanted is None or d.schema_version is None or wanted == d.schema_version:
-                continue
-            key = (owner, d.type, wanted)
-            if key in self.projections:
+            if wanted is None or d.schema_version is None or wanted == d.schema_version or (d.type, wanted) in out:
                 continue
             etype = await self.catalog.event_type(owner, d.type)
             compiled = await self.catalog.schema(owner, etype.schema_id, wanted) if etype else None
             if compiled is not None and etype is not None:
-                self.projections[key] = (compiled, etype.owner_sid is None)
+                out[(d.type, wanted)] = (compiled, etype.owner_sid is None)
+        return out

@@ -8,8 +8,8 @@ overrides what it needs. Hooks run on the event loop and must not block.
 
 Order of calls for one recorded chunk of a sink (a :class:`Round`):
 ``before_send`` → (send) → ``after_outcomes`` (may add log entries and error
-reports to the round) → ``on_dead_letter`` (when the round gave some up) →
-commit → ``after_commit`` (with the alerts the commit raised). A sink paused as
+reports to the round) → commit → ``on_dead_letter`` (when the round gave some
+up) → ``after_commit`` (with the alerts the commit raised). A sink paused as
 down whose retry window passes calls ``on_expired``.
 """
 
@@ -49,17 +49,18 @@ class Round:
     destination: str | None
     now_ms: int
     skips: list[tuple[LeasedDelivery, str]] = field(default_factory=list)  # (delivery, reason): nothing sent
-    attempts: list[Attempt] = field(default_factory=list)
+    attempts: list[Attempt] = field(default_factory=list)  # every event sent, in order
+    failed: list[Attempt] = field(default_factory=list)  # the attempts not delivered (retried or dead)
+    dead: list[Attempt] = field(default_factory=list)  # the attempts given up
+    delivered: int = 0
     results: list[DeliveryResult] = field(default_factory=list)  # what the commit applies
     logs: list[LogEntry] = field(default_factory=list)  # written in the same transaction
     errors: list[ErrorReport] = field(default_factory=list)  # alert grouping, same transaction
     send_seconds: float = 0.0
 
-    def failed(self) -> list[Attempt]:
-        return [a for a in self.attempts if a.decision.action is not Action.DELIVERED]
-
-    def dead(self) -> list[Attempt]:
-        return [a for a in self.attempts if a.decision.action is Action.DEAD_LETTER]
+    def skip(self, d: LeasedDelivery, reason: str) -> None:
+        self.skips.append((d, reason))
+        self.results.append(DeliveryResult(d, "skipped", error=reason))
 
 
 class DeliveryHook:
@@ -70,7 +71,8 @@ class DeliveryHook:
         """Every outcome is decided; add to ``r.logs``/``r.errors`` to have them committed with it."""
 
     def on_dead_letter(self, r: Round, attempts: Sequence[Attempt]) -> None:
-        """These attempts were given up (not retried, or past the retry window)."""
+        """These attempts were given up (not retried, or past the retry window) and committed as dead
+        letters (any whose lease another worker had taken meanwhile were left to that worker)."""
 
     def after_commit(self, r: Round, alerts: Sequence[AlertRow]) -> None:
         """The round is committed; ``alerts`` are the alerts its errors raised."""
@@ -120,7 +122,7 @@ class DeliveryLog(DeliveryHook):
         if delivered:
             r.logs.append(LogEntry(sink.account_sid, sink.sid, r.now_ms, "delivered", delivered, 1))
         failed: dict[tuple[str, int | None, int | None, str | None], list[str]] = defaultdict(list)
-        for a in r.failed():
+        for a in r.failed:
             kind = "failed" if a.decision.action is Action.RETRY else "dead"
             failed[(kind, a.code, a.outcome.status, a.detail)].append(a.event_id)
         for (kind, code, status, detail), ids in failed.items():
@@ -136,7 +138,7 @@ class Alerting(DeliveryHook):
         self._background: set[asyncio.Task[None]] = set()
 
     def after_outcomes(self, r: Round) -> None:
-        failed = r.failed()
+        failed = r.failed
         if not failed:
             return
         first = failed[0]

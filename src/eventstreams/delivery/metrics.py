@@ -13,9 +13,6 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from ..store.records import AlertRow, SinkRow
 from .hooks import DeliveryHook, Round
-from .policy import Action
-
-_KIND = {Action.DELIVERED: "delivered", Action.RETRY: "retried", Action.DEAD_LETTER: "dead_lettered"}
 
 
 class DeliveryMetrics(DeliveryHook):
@@ -33,16 +30,25 @@ class DeliveryMetrics(DeliveryHook):
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
         )
         self.alerts = Counter("eventstreams_alerts", "Alerts raised", registry=registry)
+        # children bound once: .labels() takes a lock and checks the label on every call
+        self._delivered, self._retried, self._dead, self._skipped, self._expired = (
+            self.deliveries.labels(result)
+            for result in ("delivered", "retried", "dead_lettered", "skipped", "expired")
+        )
 
     def after_commit(self, r: Round, alerts: Sequence[AlertRow]) -> None:
         if r.skips:
-            self.deliveries.labels("skipped").inc(len(r.skips))
-        for attempt in r.attempts:
-            self.deliveries.labels(_KIND[attempt.decision.action]).inc()
+            self._skipped.inc(len(r.skips))
+        if r.delivered:
+            self._delivered.inc(r.delivered)
+        if r.dead:
+            self._dead.inc(len(r.dead))
+        if len(r.failed) > len(r.dead):
+            self._retried.inc(len(r.failed) - len(r.dead))
         if r.attempts:
             self.send_seconds.observe(r.send_seconds)
         if alerts:
             self.alerts.inc(len(alerts))
 
     def on_expired(self, sink: SinkRow, count: int) -> None:
-        self.deliveries.labels("expired").inc(count)
+        self._expired.inc(count)
