@@ -13,9 +13,9 @@ import psycopg
 import pytest
 
 from eventstreams.store import Store, open_database
-from eventstreams.store.errors import Conflict
+from eventstreams.store.errors import Conflict, NotFound
 from eventstreams.store.queries import load
-from eventstreams.store.records import AccountRow, NewEvent
+from eventstreams.store.records import AccountRow, NewEvent, SubscriptionRow
 from tests.conftest import database_url, drop_pg_database
 
 
@@ -39,6 +39,16 @@ async def test_unique_violation_is_a_conflict(store: Store) -> None:
     with pytest.raises(Conflict):
         await store.accounts.create(_account("AC" + "1" * 32))
     assert await store.accounts.count() == 1  # and the store goes on working
+
+
+async def test_a_write_whose_referent_is_gone_is_not_found(store: Store) -> None:
+    """A foreign key that finds nothing (the sink deleted by a racing request) is the store's NotFound,
+    which the domain answers with Twilio's 404, never a driver error (500)."""
+    await store.accounts.create(_account("AC" + "2" * 32))
+    sub = SubscriptionRow("DF" + "1" * 32, "AC" + "2" * 32, "DG" + "9" * 32, "d", "t", "t")
+    with pytest.raises(NotFound):
+        await store.subscriptions.create(sub, [], 100, True)
+    assert await store.subscriptions.get("AC" + "2" * 32, sub.sid) is None
 
 
 async def test_migrating_again_applies_nothing(store: Store) -> None:

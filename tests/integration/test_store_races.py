@@ -101,3 +101,21 @@ def test_concurrent_creations_never_overshoot_a_limit(
     assert_twilio_answers(answers)
     assert sorted(r.status_code for r in answers) == [201] * 3 + [400] * (N - 3)
     assert {r.json()["code"] for r in answers if r.status_code == 400} == {91003}
+
+
+def test_a_subscription_racing_its_sinks_deletion_is_never_a_500(server: Server, account: tuple[str, str]) -> None:
+    """Subscribing to a sink while another request deletes it: 201, or Twilio's 404/409, never 500."""
+    client = server.client(*account)
+    for _ in range(ROUNDS):
+        sink = client.events.v1.sinks.create(description="r", sink_type="segment", sink_configuration={"write_key": "k"})
+        types = json.dumps({"type": "com.twilio.messaging.message.sent"})
+        calls = iter(range(N))
+
+        def one(sid: str = sink.sid) -> requests.Response:
+            if next(calls) % 2:
+                return requests.delete(f"{server.url}/v1/Sinks/{sid}", auth=account, timeout=30)
+            return requests.post(f"{server.url}/v1/Subscriptions", auth=account, timeout=30,
+                                 data={"Description": "r", "SinkSid": sid, "Types": types})  # fmt: skip
+
+        answers = race(one)
+        assert_twilio_answers(answers)

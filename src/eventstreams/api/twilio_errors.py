@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..errors import METHOD_NOT_ALLOWED, NOT_FOUND, TwilioError
+from ..store.errors import NotFound
 from .http import error_response
 
 log = logging.getLogger("eventstreams.api")
@@ -35,9 +36,19 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
     return error_response(TwilioError(exc.status_code * 100, exc.detail or "HTTP error", exc.status_code))
 
 
+async def on_gone(request: Request, exc: Exception) -> Response:
+    """A write whose referent a racing request deleted, where the domain did not say more."""
+    return error_response(TwilioError(NOT_FOUND, f"{exc}; the request was not applied", 404))
+
+
 async def on_crash(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(TwilioError(20500, "Internal Server Error", 500))
 
 
-TWILIO_ERRORS: dict[Any, Any] = {TwilioError: on_twilio_error, HTTPException: on_http_error, Exception: on_crash}
+TWILIO_ERRORS: dict[Any, Any] = {
+    TwilioError: on_twilio_error,
+    HTTPException: on_http_error,
+    NotFound: on_gone,
+    Exception: on_crash,
+}

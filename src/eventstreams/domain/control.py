@@ -43,7 +43,7 @@ from ..ids import new_sid, normalize_sid
 from ..sinks import registry as sink_types
 from ..sinks.spec import ConfigOptions
 from ..store.base import Store
-from ..store.errors import Conflict, LimitReached
+from ..store.errors import Conflict, LimitReached, NotFound
 from ..store.records import (
     EventTypeRow,
     Page,
@@ -370,6 +370,8 @@ class ControlPlane:
             ) from None
         except Conflict as exc:
             raise TwilioError(SUBSCRIPTION_SINK_NOT_ACTIVE, f"Subscription could not be created: {exc}", 409) from None
+        except NotFound:  # the sink was deleted by a request racing this one
+            raise not_found(f"Sink could not be found: {row.sink_sid}", SINK_NOT_FOUND) from None
         return row
 
     async def get_subscription(self, p: Principal, sid: str) -> SubscriptionRow:
@@ -420,6 +422,8 @@ class ControlPlane:
         row = SubscribedEventRow(sub.sid, t, v, p.account.sid)
         try:
             await self.store.subscriptions.add_type(row, clock.iso(clock.now()))
+        except NotFound:  # the subscription was deleted by a request racing this one
+            raise not_found(f"Subscription could not be found: {sub.sid}", SUBSCRIPTION_NOT_FOUND) from None
         except Conflict:
             raise TwilioError(
                 SUBSCRIPTION_CREATE_FAILED, f"Event type {t} is already in subscription {sub.sid}", 409

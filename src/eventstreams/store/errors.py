@@ -25,4 +25,7 @@ class Conflict(StoreError):
 
 
 class NotFound(StoreError):
-    pass
+    """A row the write refers to is gone (a foreign key found nothing: deleted by a racing request)."""
+
+
+REFERENCE_GONE = "a resource this one refers to no longer exists"

@@ -23,7 +23,7 @@ from psycopg_pool import ConnectionPool
 
 from .db import Database, Tx
 from .dialect import Dialect, LocalWake, WakeCallback, WakeChannel
-from .errors import ALREADY_EXISTS, Conflict, StoreError
+from .errors import ALREADY_EXISTS, REFERENCE_GONE, Conflict, NotFound, StoreError
 from .records import NewEvent
 
 NOTIFY_CHANNEL = "eventstreams_deliveries"
@@ -132,6 +132,8 @@ class PostgresDialect(Dialect):
     def translate(self, exc: Exception) -> StoreError | None:
         if isinstance(exc, pg_errors.UniqueViolation):
             return Conflict(ALREADY_EXISTS)
+        if isinstance(exc, pg_errors.ForeignKeyViolation):
+            return NotFound(REFERENCE_GONE)
         return None
 
 

@@ -20,7 +20,7 @@ import orjson
 
 from .db import Database, Tx
 from .dialect import Dialect, LocalWake, WakeChannel
-from .errors import ALREADY_EXISTS, Conflict, StoreError
+from .errors import ALREADY_EXISTS, REFERENCE_GONE, Conflict, NotFound, StoreError
 from .records import NewEvent
 
 T = TypeVar("T")
@@ -111,6 +111,10 @@ class SqliteDialect(Dialect):
             "SQLITE_CONSTRAINT_PRIMARYKEY",
         ):
             return Conflict(ALREADY_EXISTS)
+        if isinstance(exc, sqlite3.IntegrityError) and getattr(exc, "sqlite_errorname", "") == (
+            "SQLITE_CONSTRAINT_FOREIGNKEY"
+        ):
+            return NotFound(REFERENCE_GONE)
         return None
 
 
