@@ -42,7 +42,10 @@ async def on_gone(request: Request, exc: Exception) -> Response:
 
 
 async def on_crash(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    # Starlette re-raises after answering, so the root app's handler sees the surface's crash again.
+    if not getattr(exc, "_eventstreams_logged", False):
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        exc._eventstreams_logged = True  # type: ignore[attr-defined]
     return error_response(TwilioError(20500, "Internal Server Error", 500))
 
 
