@@ -14,7 +14,6 @@ from eventstreams.config import Settings
 from eventstreams.delivery.dispatcher import destination_of
 from eventstreams.delivery.policy import RetryPolicy, error_code
 from eventstreams.delivery.service import dispatcher_config
-from eventstreams.domain.operations import request_method
 from eventstreams.errors import TwilioError
 from eventstreams.outcome import Outcome
 from eventstreams.sinks import UnsupportedSink, create_sender, registry, stub
@@ -95,7 +94,7 @@ def test_a_new_type_is_known_everywhere_once_registered() -> None:
         # redaction, the dispatcher's destination text, alerts' request_method, the sender
         assert registry.redact("pigeon", cfg) == {**cfg, "band_code": MASK}
         assert destination_of("pigeon", cfg, "https://api.segment.io") == "loft roof"
-        assert request_method("pigeon", cfg) == "FLY"
+        assert registry.request_method("pigeon", cfg) == "FLY"
         ctx = SinkContext("DG1", "AC1", "pigeon", cfg, "token", "whsec_x")
         assert isinstance(create_sender(ctx), PigeonSender)
     assert "pigeon" not in registry.names()
@@ -191,9 +190,9 @@ def test_segment_write_key_masked_and_unknown_types_show_nothing() -> None:
 def test_destination_and_method_of_builtin_types() -> None:
     hook = {"destination": "https://u:p@hooks.example.com/x", "method": "get"}
     assert destination_of("webhook", hook, "https://api.segment.io") == "https://hooks.example.com/x"
-    assert request_method("webhook", hook) == "GET"
+    assert registry.request_method("webhook", hook) == "GET"
     assert destination_of("kinesis", KINESIS, "https://api.segment.io") == KINESIS["arn"]
-    assert request_method("kinesis", KINESIS) == "POST"
+    assert registry.request_method("kinesis", KINESIS) == "POST"
     assert destination_of("segment", {"write_key": "k"}, "https://seg.example") == "https://seg.example"
     assert destination_of("segment", {"write_key": "k", "endpoint": "https://e.example"}, "x") == "https://e.example"
     assert destination_of("gone", {}, "x") == "gone"

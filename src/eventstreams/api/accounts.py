@@ -10,9 +10,10 @@ from starlette.routing import Route
 
 from .. import clock
 from ..domain.accounts import Principal
+from ..runtime import Runtime
 from ..store.records import AccountRow, ApiKeyRow
 from . import openapi
-from .context import Services, auth
+from .context import auth
 from .http import JSON, PAGING, TIME_SID, form, legacy_meta, paging, query
 from .surface import Surface
 from .twilio_errors import TWILIO_ERRORS
@@ -45,7 +46,7 @@ def _strip(path: str) -> str:
     return path.removesuffix(".json")
 
 
-def account_view(svc: Services, a: AccountRow, token: str | None) -> dict[str, Any]:
+def account_view(svc: Runtime, a: AccountRow, token: str | None) -> dict[str, Any]:
     base = f"/2010-04-01/Accounts/{a.sid}"
     return {
         "auth_token": token if token is not None else svc.accounts.token_of(a),
@@ -77,7 +78,7 @@ def key_view(k: ApiKeyRow, secret: str | None = None) -> dict[str, Any]:
     return out
 
 
-async def _auth(request: Request) -> tuple[Services, Principal]:
+async def _auth(request: Request) -> tuple[Runtime, Principal]:
     svc, p = await auth(request)
     svc.accounts.require_account_credentials(p)
     return svc, p

@@ -11,10 +11,6 @@ from .surface import runtime_of
 
 ACT_AS_HEADER = "x-eventstreams-account"
 
-# Handlers were written against ``Services``; it is the runtime.
-Services = Runtime
-
-
 def _encodable(value: str) -> bool:
     try:
         value.encode("utf-8")

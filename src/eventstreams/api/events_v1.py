@@ -197,28 +197,27 @@ async def list_sinks(request: Request) -> Response:
 async def _resource(
     request: Request,
     view: Callable[[str, Any], dict[str, Any]],
-    get: Callable[[ControlPlane], Callable[[Principal, str], Awaitable[Any]]],
-    delete: Callable[[ControlPlane], Callable[[Principal, str], Awaitable[None]]],
-    update: Callable[[ControlPlane], Callable[[Principal, str, str | None], Awaitable[Any]]],
+    get: Callable[[ControlPlane, Principal, str], Awaitable[Any]],
+    delete: Callable[[ControlPlane, Principal, str], Awaitable[None]],
+    update: Callable[[ControlPlane, Principal, str, str | None], Awaitable[Any]],
 ) -> Response:
     """GET (fetch), DELETE (204) or POST (update its Description) of one sink or subscription."""
     svc, p = await auth(request)
     sid = request.path_params["sid"]
     if request.method in ("GET", "HEAD"):
         query(request)
-        return JSON(view(svc.base, await get(svc.control)(p, sid)))
+        return JSON(view(svc.base, await get(svc.control, p, sid)))
     if request.method == "DELETE":
         query(request)
-        await delete(svc.control)(p, sid)
+        await delete(svc.control, p, sid)
         return Response(status_code=204)
     f = await form(request, {"Description"}, limit=svc.settings.max_body_bytes)
-    return JSON(view(svc.base, await update(svc.control)(p, sid, f.get("Description"))))
+    return JSON(view(svc.base, await update(svc.control, p, sid, f.get("Description"))))
 
 
 async def sink_item(request: Request) -> Response:
-    return await _resource(
-        request, sink_view, lambda c: c.get_sink, lambda c: c.delete_sink, lambda c: c.update_sink
-    )
+    c = ControlPlane
+    return await _resource(request, sink_view, c.get_sink, c.delete_sink, c.update_sink)
 
 
 async def sink_test(request: Request) -> Response:
@@ -265,13 +264,8 @@ async def list_subscriptions(request: Request) -> Response:
 
 
 async def subscription_item(request: Request) -> Response:
-    return await _resource(
-        request,
-        subscription_view,
-        lambda c: c.get_subscription,
-        lambda c: c.delete_subscription,
-        lambda c: c.update_subscription,
-    )
+    c = ControlPlane
+    return await _resource(request, subscription_view, c.get_subscription, c.delete_subscription, c.update_subscription)
 
 
 async def subscribed_events(request: Request) -> Response:

@@ -39,12 +39,13 @@ from starlette.routing import Route
 
 from .. import clock
 from ..api import openapi
-from ..api.context import Services, auth, services
+from ..api.context import auth, services
 from ..api.http import JSON, form, query, read_body
 from ..api.surface import Surface
 from ..api.twilio_errors import TWILIO_ERRORS
 from ..errors import FORBIDDEN, TwilioError, bad_request
 from ..ids import normalize_sid
+from ..runtime import Runtime
 from ..sinks.signing import TWILIO_SIGNATURE_HEADER, validate_twilio_form_signature
 from .credentials import BridgeConfig
 from .mapping import (
@@ -80,7 +81,7 @@ def _forbidden(message: str) -> TwilioError:
 # -- management --------------------------------------------------------------------------------
 
 
-def _view(svc: Services, account_sid: str, config: BridgeConfig | None) -> dict[str, Any]:
+def _view(svc: Runtime, account_sid: str, config: BridgeConfig | None) -> dict[str, Any]:
     return {
         "account_sid": account_sid,
         "configured": config is not None,
@@ -109,7 +110,7 @@ async def credentials(request: Request) -> Response:
 # -- callbacks ---------------------------------------------------------------------------------
 
 
-def _signed_url(svc: Services, request: Request) -> str:
+def _signed_url(svc: Runtime, request: Request) -> str:
     """The URL Twilio requested, as it signed it: public base URL + raw path + raw query."""
     path = request.scope.get("raw_path") or request.scope["path"].encode()
     url = svc.base + path.decode("latin-1")

@@ -127,7 +127,7 @@ def dead_letters(account_sid: str, sink_sid: str | None) -> None:
     from ..store.records import PageQuery
 
     async def go(rt: Any) -> list[dict[str, Any]]:
-        p = await _principal(rt, account_sid)
+        p = await rt.accounts.principal_of(account_sid)
         out: list[dict[str, Any]] = []
         q = PageQuery(size=1000)
         while True:
@@ -155,7 +155,7 @@ def replay(
 
     async def go(rt: Any) -> dict[str, Any]:
         what = ReplayRequest(dead, event_ids, parse_instant("--since", since), parse_instant("--until", until))
-        p = await _principal(rt, account_sid)
+        p = await rt.accounts.principal_of(account_sid)
         sink, n = await rt.operations.replay(p, sink_sid, what)
         return {"sink_sid": sink.row.sid, "replayed": n}
 
@@ -211,7 +211,7 @@ def accounts_list(account_sid: str) -> None:
     from ..store.records import PageQuery
 
     async def go(rt: Any) -> list[dict[str, Any]]:
-        p = await _principal(rt, account_sid)
+        p = await rt.accounts.principal_of(account_sid)
         out: list[dict[str, Any]] = []
         q = PageQuery(size=1000)
         while True:
@@ -234,7 +234,7 @@ def accounts_create_key(account_sid: str, friendly_name: str) -> None:
     """Create an API key (SK...) for ACCOUNT_SID; prints the secret once."""
 
     async def go(rt: Any) -> dict[str, str]:
-        account = (await _principal(rt, account_sid)).account
+        account = (await rt.accounts.principal_of(account_sid)).account
         row, secret = await rt.accounts.create_key(account, friendly_name)
         return {"sid": row.sid, "secret": secret, "account_sid": account.sid}
 
@@ -246,11 +246,6 @@ def catalog() -> None:
     """Register your own event types and schema versions."""
 
 
-async def _principal(rt: Any, account_sid: str) -> Any:
-    """The CLI acts as the account itself (it holds the database, so it is the operator)."""
-    return await rt.accounts.principal_of(account_sid)
-
-
 @catalog.command("register-schema")
 @click.option("--account", "account_sid", required=True, help="Owning account SID.")
 @click.argument("schema_id")
@@ -259,7 +254,7 @@ def catalog_register_schema(account_sid: str, schema_id: str, path: Path) -> Non
     """Add the next version of SCHEMA_ID from the JSON Schema file PATH."""
 
     async def go(rt: Any) -> dict[str, Any]:
-        p = await _principal(rt, account_sid)
+        p = await rt.accounts.principal_of(account_sid)
         try:
             doc = orjson.loads(path.read_bytes())  # refuses nesting past 1,024 instead of recursing
         except orjson.JSONDecodeError as exc:
@@ -280,7 +275,7 @@ def catalog_register_type(account_sid: str, schema_id: str, description: str, st
     """Register (or update) event type TYPE_NAME using SCHEMA_ID."""
 
     async def go(rt: Any) -> dict[str, Any]:
-        p = await _principal(rt, account_sid)
+        p = await rt.accounts.principal_of(account_sid)
         row = await rt.control.register_type(p, type_name, schema_id, description, status)
         return {"type": row.type, "schema_id": row.schema_id, "status": row.status}
 

@@ -66,12 +66,6 @@ class AlertFilter:
     end: int | None = None
 
 
-def request_method(sink_type: str, configuration: dict[str, Any]) -> str:
-    """The HTTP method deliveries to a sink use, for an alert's ``request_method`` (the sink
-    type's registry entry says: a webhook's configured method, POST for Kinesis and Segment)."""
-    return sink_types.request_method(sink_type, configuration)
-
-
 def dead_letter_view(d: DeadLetterRow) -> dict[str, Any]:
     return {
         "id": d.id,
@@ -209,7 +203,7 @@ async def sink_request_method(store: Store, box: Box, account_sid: str, sink_sid
     row = await store.sinks.get(account_sid, sink_sid)
     if row is None:
         return None
-    return request_method(row.sink_type, orjson.loads(box.open(row.configuration_sealed)))
+    return sink_types.request_method(row.sink_type, orjson.loads(box.open(row.configuration_sealed)))
 
 
 def alert_bound(name: str, value: str) -> tuple[int, int]:
