@@ -423,6 +423,23 @@ async def test_connection_failures_and_private_endpoints() -> None:
     await guarded.close()
 
 
+@pytest.mark.parametrize(
+    "host", ["\uff11\uff12\uff17.\uff10.\uff10.\uff11", "127\u30020\u30020\u30021", "\u2460\u2461\u2466.0.0.1"]
+)
+async def test_unicode_spelling_of_loopback_is_refused(segment: SegmentDouble, host: str) -> None:
+    # the client IDNA-maps these to 127.0.0.1 (where the double listens); the policy must judge that
+    endpoint = segment.url.replace("127.0.0.1", host)
+    assert endpoint != segment.url
+    sender = SegmentSender(context(endpoint, allow_private=False))
+    try:
+        (outcome,) = await sender.send([outgoing(cloudevent(1, data=status("+14155550100")))], NoPacer())
+    finally:
+        await sender.close()
+    assert outcome.kind is OutcomeKind.CONNECT_ERROR and not is_retryable(outcome), outcome
+    assert "not a public address" in outcome.message
+    assert segment.calls == []
+
+
 async def test_endpoint_name_resolving_inward_is_refused_at_connect() -> None:
     async def dns(host: str, port: int) -> list[str]:
         return ["169.254.169.254"]  # the name was public when the sink was created; now metadata

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from eventstreams.errors import TwilioError
 from eventstreams.netpolicy import (
     DestinationRefused,
+    canonical_host,
     forbidden_reason,
     host_literal,
     host_refusal,
@@ -184,6 +185,46 @@ def test_creation_accepts_public_hosts(url: str) -> None:
 )
 def test_malformed_urls(url: str, fragment: str) -> None:
     assert fragment in (url_problem(url, allow_private=True) or "")
+
+
+# Spellings the client's IDNA (UTS 46) mapping turns into a forbidden ASCII address or name.
+UNICODE_INTERNAL = [
+    "\uff11\uff12\uff17.\uff10.\uff10.\uff11",  # full-width digits and dots
+    "127\u30020\u30020\u30021",  # ideographic full stop
+    "\u2460\u2461\u2466.0.0.1",  # circled digits
+    "\uff11\uff16\uff19.\uff12\uff15\uff14.\uff11\uff16\uff19.\uff12\uff15\uff14",  # metadata service
+    "\uff4c\uff4f\uff43\uff41\uff4c\uff48\uff4f\uff53\uff54",
+    "\uff10\uff58\uff17\uff46.1",  # full-width legacy literal
+]
+
+
+@pytest.mark.parametrize("host", UNICODE_INTERNAL)
+async def test_unicode_spellings_of_internal_hosts_are_refused(host: str) -> None:
+    assert canonical_host(host) in ("127.0.0.1", "169.254.169.254", "localhost", "0x7f.1")
+    errors = created(f"http://{host}:8080/x")
+    assert all(e is not None and "not a public address" in e for e in errors), errors
+    assert host_refusal(host, allow_private=False) is not None
+    with pytest.raises(DestinationRefused):
+        await resolve_checked(host, 80, False, resolver=_no_dns)
+    with pytest.raises(DestinationRefused):
+        resolve_checked_sync(host, 80, False, resolver=lambda h, p: [PUBLIC_V4])
+
+
+_FULL_WIDTH = str.maketrans("0123456789.", "\uff10\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18\uff19\uff0e")
+
+
+@given(st.ip_addresses(v=4).filter(lambda a: forbidden_reason(a) is not None))
+def test_full_width_spelling_of_any_forbidden_ipv4_is_refused(v4: ipaddress.IPv4Address) -> None:
+    for host in (str(v4).translate(_FULL_WIDTH), str(v4).replace(".", "\u3002")):
+        assert None not in created(f"https://{host}/"), host
+
+
+def test_a_name_is_resolved_in_its_canonical_form() -> None:
+    asked: list[str] = []
+    resolve_checked_sync(
+        "\uff48\uff4f\uff4f\uff4b\uff53.example.com", 443, False, resolver=lambda h, p: asked.append(h) or [PUBLIC_V4]
+    )
+    assert asked == ["hooks.example.com"]
 
 
 def test_refusal_is_plain() -> None:
