@@ -23,11 +23,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from standardwebhooks.webhooks import Webhook
 from twilio.request_validator import RequestValidator
+from yarl import URL
 
 from eventstreams import __version__
 from eventstreams.delivery.policy import Outcome, OutcomeKind, error_code, is_retryable
+from eventstreams.netpolicy import DestinationRefused
 from eventstreams.sinks import UnsupportedSink, create_sender
 from eventstreams.sinks.base import NoPacer, OutgoingEvent, SinkContext
+from eventstreams.sinks.http import HttpClient, outcome_for_exception
 from eventstreams.sinks.signing import new_standard_webhook_secret, validate_twilio_json_signature
 from eventstreams.sinks.webhook import WebhookSender
 from tests.pacing import RecordingPacer
@@ -403,6 +406,30 @@ async def test_private_literal_is_refused(receiver: Receiver) -> None:
     assert "refused" in outcomes[0].message and "not a public address" in outcomes[0].message
     # a refused destination will not become public by waiting: dead-lettered at once, 91307
     assert not is_retryable(outcomes[0]) and error_code(outcomes[0]) == 91307
+    assert receiver.requests == []
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "\uff11\uff12\uff17.\uff10.\uff10.\uff11", "127\u30020\u30020\u30021"])
+async def test_http_client_judges_the_url_it_sends(receiver: Receiver, host: str) -> None:
+    # The one send path checks the literal host of the URL object itself (no resolver runs for a
+    # literal), so no sender needs its own precomputed refusal.
+    client = HttpClient(allow_private=False, timeout=5, max_in_flight=1)
+    try:
+        with pytest.raises(DestinationRefused, match="not a public address"):
+            async with client.request("GET", URL(receiver.url(host=host))):
+                pass
+        outcome = outcome_for_exception(DestinationRefused("destination refused: x"), 5, "destination")
+        assert outcome.kind is OutcomeKind.CONNECT_ERROR and not is_retryable(outcome)
+    finally:
+        await client.close()
+    assert receiver.requests == []
+
+
+@pytest.mark.parametrize("host", ["\uff11\uff12\uff17.\uff10.\uff10.\uff11", "\u2460\u2461\u2466.0.0.1"])
+async def test_unicode_spelling_of_loopback_is_refused(receiver: Receiver, host: str) -> None:
+    (outcome,) = await deliver(make_sender(receiver.url(host=host), allow_private=False), make_events(1))
+    assert outcome.kind is OutcomeKind.CONNECT_ERROR and not is_retryable(outcome)
+    assert "not a public address" in outcome.message
     assert receiver.requests == []
 
 

@@ -214,7 +214,6 @@ class WebhookSender(SinkSender):
         self.standard_webhooks = _config_bool(config, "standard_webhooks", True)
         clean, self._authorization = split_userinfo(destination)
         self.url = _wire_url(clean)  # what is requested and signed: no userinfo
-        self._refusal = self._http.refusal(self.url)
         self._slots = asyncio.Semaphore(ctx.max_in_flight)
 
     # -- public API ------------------------------------------------------------------------
@@ -290,8 +289,6 @@ class WebhookSender(SinkSender):
         return url, headers
 
     async def _attempt(self, request: _Request) -> Outcome:
-        if self._refusal is not None:
-            return self._refusal
         try:
             url, headers = self._signed(request)
             async with self._http.request(
