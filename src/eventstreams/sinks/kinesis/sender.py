@@ -58,7 +58,7 @@ class StreamRef:
 
 def parse_stream_arn(arn: str) -> StreamRef:
     """Split ``arn:aws:kinesis:<region>:<account>:stream/<name>``; ``ValueError`` if it is not one."""
-    match = STREAM_ARN.match(arn.strip()) if isinstance(arn, str) else None
+    match = STREAM_ARN.fullmatch(arn.strip()) if isinstance(arn, str) else None
     if match is None:
         raise ValueError(f"not a Kinesis stream ARN: {arn!r}")
     partition, region, account, name = match.groups()
