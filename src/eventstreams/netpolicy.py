@@ -223,12 +223,30 @@ def host_refusal(host: str, allow_private: bool) -> str | None:
 
 
 _BAD_CHARS = re.compile(r"[\x00-\x20\x7f]")
+# One DNS label (the old check_destination's rule: "_" allowed, as some real host names use it).
+_LABEL = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)")
+
+
+def _host_name_problem(host: str) -> str | None:
+    """Why ``host`` (from ``urlsplit``) is neither an IP literal nor a valid host name, or ``None``."""
+    canonical = canonical_host(host)
+    if canonical is None:
+        return f"has an invalid host name ({host!r})"
+    if host_literal(canonical) is not None:
+        return None
+    if ":" in canonical:
+        return f"has an invalid IPv6 address ({host!r})"
+    name = canonical.removesuffix(".")
+    if not name or len(name) > 253 or not all(_LABEL.fullmatch(label) for label in name.split(".")):
+        return f"has an invalid host name ({host!r})"
+    return None
 
 
 def url_problem(url: str, allow_private: bool) -> str | None:
     """What is wrong with an outbound ``http(s)`` URL at configuration time, or ``None``.
 
-    Shape (scheme, host, port, no whitespace or control characters) and, unless
+    Shape (scheme, a valid host name or IP literal, port, no ``#fragment``, no whitespace
+    or control characters) and, unless
     ``allow_private``, the host without DNS (:func:`host_refusal`); names are
     checked again on their resolved addresses at connect time."""
     if _BAD_CHARS.search(url):
@@ -243,8 +261,13 @@ def url_problem(url: str, allow_private: bool) -> str | None:
     host = parts.hostname
     if not host:
         return "has no host"
+    if "#" in url:
+        return "must not contain a #fragment (connection overrides are not supported)"
     if parts.port == 0:
         return "has an invalid port (0)"
+    problem = _host_name_problem(host)
+    if problem is not None:
+        return problem
     refused = host_refusal(host, allow_private)
     return None if refused is None else NOT_PUBLIC
 

@@ -181,6 +181,14 @@ def test_creation_accepts_public_hosts(url: str) -> None:
         ("https://hooks.example.com/\r\nHost: evil", "control"),
         ("https://hooks.example.com:70000/", "valid URL"),
         ("https://hooks.example.com:0/", "port"),
+        # restored from the old check_destination: host labels and fragments
+        ("https://-bad-.example/", "invalid host name"),
+        ("https://a..b/", "invalid host name"),
+        ("https://bad-.example/", "invalid host name"),
+        (f"https://{'a' * 64}.example/", "invalid host name"),
+        ("https://exa$mple.com/", "invalid host name"),
+        ("https://hooks.example.com/x#frag", "#fragment"),
+        ("https://hooks.example.com/#", "#fragment"),
     ],
 )
 def test_malformed_urls(url: str, fragment: str) -> None:
@@ -225,6 +233,20 @@ def test_a_name_is_resolved_in_its_canonical_form() -> None:
         "\uff48\uff4f\uff4f\uff4b\uff53.example.com", 443, False, resolver=lambda h, p: asked.append(h) or [PUBLIC_V4]
     )
     assert asked == ["hooks.example.com"]
+
+
+@pytest.mark.parametrize(
+    "url", ["https://exa_mple.com/", "https://b\u00fccher.example/x", "https://xn--bcher-kva.example/", "http://a.b./"]
+)
+def test_valid_host_names_are_accepted(url: str) -> None:
+    # "_" stays allowed (the old label rule); Unicode names are judged in their IDNA form
+    assert url_problem(url, allow_private=False) is None
+    assert created(url) == [None] * 3
+
+
+def test_bad_host_name_is_a_91000_at_creation() -> None:
+    errors = created("https://-bad-.example/hook")
+    assert all(e is not None and "invalid host name" in e for e in errors), errors
 
 
 def test_refusal_is_plain() -> None:
