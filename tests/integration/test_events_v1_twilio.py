@@ -164,7 +164,7 @@ def test_sink_lifecycle(client: Client, server: Server) -> None:
     segment = client.events.v1.sinks.create(
         description="s", sink_type="segment", sink_configuration={"write_key": "WK"}
     )
-    assert segment.sink_configuration == {"write_key": "WK"}
+    assert segment.sink_configuration == {"write_key": "****"}  # masked on the creating response too
     listed = client.events.v1.sinks.list()
     assert [s.sid for s in listed] == [sink.sid, kinesis.sid, segment.sid]
     assert client.events.v1.sinks(kinesis.sid).delete() is True
