@@ -32,7 +32,7 @@ from yarl import URL
 
 from .. import __version__
 from ..netpolicy import AsyncResolver, DestinationRefused, host_refusal, resolve_checked
-from ..outcome import Outcome
+from ..outcome import EXCERPT_BYTES, Outcome
 
 __all__ = [
     "EXCERPT_BYTES",
@@ -43,8 +43,6 @@ __all__ = [
     "read_excerpt",
 ]
 
-#: Bytes of a response body kept for the outcome's excerpt.
-EXCERPT_BYTES = 4096
 USER_AGENT = f"eventstreams/{__version__}"
 
 _NUMERIC_FLAGS = socket.AI_NUMERICHOST | socket.AI_NUMERICSERV
