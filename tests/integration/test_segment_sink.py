@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import dataclasses
 import hashlib
 import json
 import socket
@@ -245,6 +246,24 @@ def test_helpers() -> None:
     big = split_batches([MAX_EVENT_BYTES] * 40)
     assert all(len(r) * (MAX_EVENT_BYTES + 1) + 48 <= MAX_BATCH_BYTES for r in big)
     assert sum(len(r) for r in big) == 40 and split_batches([]) == []
+
+
+async def test_builtin_lookup_is_the_catalogues_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    # one index of the built-in schemas (eventstreams.catalog.builtin_schema), not a second copy here
+    from eventstreams import catalog
+
+    row = catalog.builtin_schema("Messaging.MessageStatus", 4)
+    assert row is not None
+    assert await builtin_schema_lookup("Messaging.MessageStatus", 4) == json.loads(row.document)
+    fake = dataclasses.replace(row, schema_id="Only.Here", document='{"title": "only here"}')
+    monkeypatch.setattr(catalog, "builtin_schema", lambda s, v: fake if (s, v) == ("Only.Here", 1) else None)
+    assert await builtin_schema_lookup("Only.Here", 1) == {"title": "only here"}
+    assert await builtin_schema_lookup("Messaging.MessageStatus", 4) is None
+    # each call parses afresh: a caller mutating its copy cannot corrupt the next lookup
+    first = await builtin_schema_lookup("Only.Here", 1)
+    assert first is not None
+    first["title"] = "changed"
+    assert await builtin_schema_lookup("Only.Here", 1) == {"title": "only here"}
 
 
 async def test_schema_lookup_is_cached_and_custom_schemas_work(segment: SegmentDouble) -> None:

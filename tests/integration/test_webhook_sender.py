@@ -27,11 +27,13 @@ from yarl import URL
 
 from eventstreams import __version__
 from eventstreams.delivery.policy import Outcome, OutcomeKind, error_code, is_retryable
+from eventstreams.errors import TwilioError
 from eventstreams.netpolicy import DestinationRefused
-from eventstreams.sinks import UnsupportedSink, create_sender
+from eventstreams.sinks import UnsupportedSink, create_sender, registry, webhook
 from eventstreams.sinks.base import NoPacer, OutgoingEvent, SinkContext
 from eventstreams.sinks.http import HttpClient, outcome_for_exception
 from eventstreams.sinks.signing import new_standard_webhook_secret, validate_twilio_json_signature
+from eventstreams.sinks.spec import ConfigOptions
 from eventstreams.sinks.webhook import WebhookSender
 from tests.pacing import RecordingPacer
 
@@ -523,6 +525,25 @@ def test_create_sender_registry() -> None:
     ],
 )
 def test_invalid_configuration_is_rejected(config: dict[str, Any]) -> None:
+    # The registry refuses these before a sink is stored, so the sender (which only ever sees a
+    # validated configuration) does not check them again.
     base = {"destination": "https://example.com/h", "method": "POST", "batch_events": True}
-    with pytest.raises(ValueError):
-        WebhookSender(SinkContext("DG1", "AC1", "webhook", {**base, **config}, "t", SECRET))
+    with pytest.raises(TwilioError) as caught:
+        registry.validate("webhook", {**base, **config}, ConfigOptions())
+    assert caught.value.code == 91000
+
+
+def test_the_sender_takes_the_validated_configuration_as_it_is() -> None:
+    validated = registry.validate(
+        "webhook", {"destination": "https://u:p@example.com/h", "method": "get", "batch_events": "true"}, ConfigOptions()
+    )
+    sender = WebhookSender(SinkContext("DG1", "AC1", "webhook", validated, "t", SECRET))
+    assert (sender.method, sender.batch_events, sender.batch_max_events, sender.standard_webhooks) == (
+        "GET",
+        True,
+        100,
+        True,
+    )
+    assert sender.url == "https://example.com/h"
+    # no second validation layer: the sender module has no config checkers of its own
+    assert not hasattr(webhook, "_config_bool") and not hasattr(webhook, "_config_positive_int")

@@ -185,10 +185,7 @@ class KinesisSender(SinkSender):
         self.partition_key_path: tuple[str, ...] | None = (
             tuple(path.split(".")) if isinstance(path, str) and path.strip(".") else None
         )
-        as_string = config.get("data_as_string", False)
-        if isinstance(as_string, str):
-            as_string = as_string.strip().lower() == "true"
-        self.data_as_string = bool(as_string)
+        self.data_as_string: bool = config.get("data_as_string", False)  # a boolean: the registry validated it
 
         # An override accepts any region; otherwise it is checked once, off the event loop.
         self._region_checked = self.endpoint_url is not None
