@@ -70,6 +70,11 @@ def publish(server: Server, auth: tuple[str, str], n: int) -> None:
         ("webhook", {"destination": "http://metadata.google.internal/computeMetadata/v1/", "method": "GET"}),
         ("segment", {"write_key": "wk", "endpoint": "http://169.254.169.254/latest"}),
         ("segment", {"write_key": "wk", "endpoint": "http://100.100.100.200/"}),
+        # spellings the client's IDNA mapping turns into loopback / the metadata service
+        ("segment", {"write_key": "wk", "endpoint": "http://\uff11\uff12\uff17.\uff10.\uff10.\uff11:8080"}),
+        ("segment", {"write_key": "wk", "endpoint": "http://127\u30020\u30020\u30021:8080"}),
+        ("segment", {"write_key": "wk", "endpoint": "http://\u2460\u2461\u2466.0.0.1/"}),
+        ("webhook", {"destination": "http://\uff11\uff16\uff19.\uff12\uff15\uff14.\uff11\uff16\uff19.\uff12\uff15\uff14/", "method": "POST"}),
     ],
 )
 def test_creation_refuses_internal_destinations(strict_server: Server, sink_type: str, cfg: dict[str, Any]) -> None:
