@@ -25,7 +25,9 @@ The policy runs twice:
 2. :func:`resolve_checked` / :func:`resolve_checked_sync` at **connect time**,
    on the addresses the name resolves to. The client connects to those
    addresses (pinned), never resolving the name again behind the check's back
-   (DNS rebinding), and follows no redirects.
+   (DNS rebinding), and follows no redirects. The HTTP client also judges the
+   literal host of every request's URL with :func:`host_refusal` (no resolver
+   runs for an IP literal).
 
 Refusal messages are plain ("not a public address"): they never say what a
 name resolved to, so the delivery log is not an oracle for internal DNS.
@@ -171,7 +173,7 @@ def canonical_host(host: str) -> str | None:
     yarl (aiohttp's URL type) IDNA-encodes hosts with the UTS 46 mapping, which
     turns full-width digits, ideographic full stops and circled digits into
     ASCII (full-width ``127.0.0.1`` -> ``127.0.0.1``); judging the host as typed would
-    let such a spelling of a forbidden address through. Brackets are kept off."""
+    let such a spelling of a forbidden address through. IPv6 brackets are removed."""
     text = host.strip()
     if text.startswith("[") and text.endswith("]"):
         text = text[1:-1]
