@@ -10,7 +10,10 @@ benchmarking and reserved ranges, the cloud metadata services (AWS/GCP/Azure
 one of those IPv4 addresses (IPv4-mapped ``::ffff:a.b.c.d``, IPv4-compatible
 ``::a.b.c.d``, NAT64 ``64:ff9b::/96``, 6to4 ``2002::/16``). Hosts written as
 legacy IPv4 literals (``2130706433``, ``0x7f000001``, ``0177.0.0.1``,
-``127.1``) are judged as the address a resolver makes of them.
+``127.1``) are judged as the address a resolver makes of them, and every host
+is judged as the HTTP client will send it (:func:`canonical_host`: IDNA / UTS 46
+mapping, so full-width digits or ideographic full stops spelling 127.0.0.1 are
+judged as ``127.0.0.1``).
 ``EVENTSTREAMS_ALLOW_PRIVATE_DESTINATIONS`` (``allow_private``) is the one
 switch that turns the address checks off.
 
@@ -22,7 +25,9 @@ The policy runs twice:
 2. :func:`resolve_checked` / :func:`resolve_checked_sync` at **connect time**,
    on the addresses the name resolves to. The client connects to those
    addresses (pinned), never resolving the name again behind the check's back
-   (DNS rebinding), and follows no redirects.
+   (DNS rebinding), and follows no redirects. The HTTP client also judges the
+   literal host of every request's URL with :func:`host_refusal` (no resolver
+   runs for an IP literal).
 
 Refusal messages are plain ("not a public address"): they never say what a
 name resolved to, so the delivery log is not an oracle for internal DNS.
@@ -38,11 +43,14 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeAlias
 from urllib.parse import urlsplit
 
+from yarl import URL
+
 __all__ = [
     "NOT_PUBLIC",
     "AsyncResolver",
     "DestinationRefused",
     "Resolver",
+    "canonical_host",
     "forbidden_reason",
     "host_literal",
     "host_refusal",
@@ -159,13 +167,32 @@ def forbidden_reason(ip: str | IPAddress) -> str | None:
 _LEGACY_V4 = re.compile(r"(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}")
 
 
+def canonical_host(host: str) -> str | None:
+    """``host`` as the HTTP client sends and connects to it, or ``None`` if it cannot be encoded.
+
+    yarl (aiohttp's URL type) IDNA-encodes hosts with the UTS 46 mapping, which
+    turns full-width digits, ideographic full stops and circled digits into
+    ASCII (full-width ``127.0.0.1`` -> ``127.0.0.1``); judging the host as typed would
+    let such a spelling of a forbidden address through. IPv6 brackets are removed."""
+    text = host.strip()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    if text.isascii():
+        return text.lower()
+    try:
+        return URL.build(scheme="http", host=text).raw_host
+    except (ValueError, UnicodeError):
+        return None
+
+
 def host_literal(host: str) -> IPAddress | None:
     """The address ``host`` denotes when it is an IP literal in any form a resolver accepts
     (``[v6]``, ``v6%zone``, dotted IPv4 and the inet_aton forms ``2130706433``,
-    ``0x7f.1``, ``0177.0.0.1``, ``127.1``), or ``None`` for a name."""
-    text = host.strip().lower()
-    if text.startswith("[") and text.endswith("]"):
-        text = text[1:-1]
+    ``0x7f.1``, ``0177.0.0.1``, ``127.1``, in any spelling :func:`canonical_host`
+    maps to one of those), or ``None`` for a name."""
+    text = canonical_host(host)
+    if text is None:
+        return None
     text = text.removesuffix(".") if ":" not in text else text
     try:
         return ipaddress.ip_address(text)
@@ -179,32 +206,49 @@ def host_literal(host: str) -> IPAddress | None:
     return None
 
 
-def _special_name(host: str) -> bool:
-    name = host.strip().lower().removesuffix(".")
-    return name in _SPECIAL_NAMES or name.endswith(".localhost")
-
-
 def host_refusal(host: str, allow_private: bool) -> str | None:
     """The refusal message for a host judged **without DNS** (a literal address or a name that
     always means this machine or the metadata service), or ``None``."""
     if allow_private:
         return None
-    literal = host_literal(host)
+    canonical = canonical_host(host)
+    if canonical is None:
+        return refusal_message(host)  # the client cannot encode it either: fail closed
+    literal = host_literal(canonical)
     if literal is not None:
         return None if forbidden_reason(literal) is None else refusal_message(host)
-    if _special_name(host) or _LEGACY_V4.fullmatch(host.strip().lower().removesuffix(".")):
+    name = canonical.removesuffix(".")
+    if name in _SPECIAL_NAMES or name.endswith(".localhost") or _LEGACY_V4.fullmatch(name):
         # a legacy-looking literal inet_aton rejects (e.g. 256.1.1.1) is no name either: fail closed
         return refusal_message(host)
     return None
 
 
 _BAD_CHARS = re.compile(r"[\x00-\x20\x7f]")
+# One DNS label (the old check_destination's rule: "_" allowed, as some real host names use it).
+_LABEL = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)")
+
+
+def _host_name_problem(host: str) -> str | None:
+    """Why ``host`` (from ``urlsplit``) is neither an IP literal nor a valid host name, or ``None``."""
+    canonical = canonical_host(host)
+    if canonical is None:
+        return f"has an invalid host name ({host!r})"
+    if host_literal(canonical) is not None:
+        return None
+    if ":" in canonical:
+        return f"has an invalid IPv6 address ({host!r})"
+    name = canonical.removesuffix(".")
+    if not name or len(name) > 253 or not all(_LABEL.fullmatch(label) for label in name.split(".")):
+        return f"has an invalid host name ({host!r})"
+    return None
 
 
 def url_problem(url: str, allow_private: bool) -> str | None:
     """What is wrong with an outbound ``http(s)`` URL at configuration time, or ``None``.
 
-    Shape (scheme, host, port, no whitespace or control characters) and, unless
+    Shape (scheme, a valid host name or IP literal, port, no ``#fragment``, no whitespace
+    or control characters) and, unless
     ``allow_private``, the host without DNS (:func:`host_refusal`); names are
     checked again on their resolved addresses at connect time."""
     if _BAD_CHARS.search(url):
@@ -219,8 +263,13 @@ def url_problem(url: str, allow_private: bool) -> str | None:
     host = parts.hostname
     if not host:
         return "has no host"
+    if "#" in url:
+        return "must not contain a #fragment (connection overrides are not supported)"
     if parts.port == 0:
         return "has an invalid port (0)"
+    problem = _host_name_problem(host)
+    if problem is not None:
+        return problem
     refused = host_refusal(host, allow_private)
     return None if refused is None else NOT_PUBLIC
 
@@ -265,7 +314,7 @@ async def resolve_checked(
     literal = _literal_or_special(host, allow_private)
     if literal is not None:
         return literal
-    bare = host.strip("[]")
+    bare = canonical_host(host) or host.strip("[]")
     return _checked(host, await (resolver or _system_async)(bare, port), allow_private)
 
 
@@ -274,4 +323,5 @@ def resolve_checked_sync(host: str, port: int, allow_private: bool, *, resolver:
     literal = _literal_or_special(host, allow_private)
     if literal is not None:
         return literal
-    return _checked(host, (resolver or _system_sync)(host.strip("[]"), port), allow_private)
+    bare = canonical_host(host) or host.strip("[]")
+    return _checked(host, (resolver or _system_sync)(bare, port), allow_private)

@@ -24,6 +24,7 @@ __all__ = [
     "CODE_SERVER_ERROR",
     "CODE_THROTTLED",
     "CODE_TIMEOUT",
+    "EXCERPT_BYTES",
     "EXCERPT_LIMIT",
     "Outcome",
     "OutcomeKind",
@@ -34,6 +35,8 @@ __all__ = [
 
 #: Longest message/body excerpt kept on an :class:`Outcome` (characters).
 EXCERPT_LIMIT = 512
+#: Bytes of a response body worth reading for that excerpt (UTF-8: at most 4 bytes a character).
+EXCERPT_BYTES = EXCERPT_LIMIT * 4
 
 # Twilio delivery error codes (reference §8.2).
 CODE_GENERIC = 91300
@@ -109,10 +112,11 @@ class Outcome:
     def __post_init__(self) -> None:
         if self.kind is OutcomeKind.HTTP_STATUS and self.status is None:
             raise ValueError("HTTP_STATUS outcome needs a status code")
-        safe = bound(self.message)
-        if safe != self.message:
-            # frozen dataclass: bypass __setattr__ once, during construction
-            object.__setattr__(self, "message", safe)
+        if self.message:  # the one place a message is bounded; most successes have none
+            safe = bound(self.message)
+            if safe != self.message:
+                # frozen dataclass: bypass __setattr__ once, during construction
+                object.__setattr__(self, "message", safe)
         if self.retry_after is not None and _CONTROLS.search(self.retry_after):
             object.__setattr__(self, "retry_after", escape_controls(self.retry_after))
 
@@ -182,6 +186,7 @@ def classify_http(status: int, headers: Mapping[str, str] | None = None, body: b
     retry_after = _header(headers, "Retry-After") if headers else None
     if isinstance(body, bytes):
         # decode only what we keep: a 10 MB error page must not cost 10 MB of str
-        body = body[: EXCERPT_LIMIT * 4].decode("utf-8", errors="replace")
-    message = bound(body.strip()) if body else ""
+        body = body[:EXCERPT_BYTES].decode("utf-8", errors="replace")
+    # Outcome bounds (escapes and cuts) the message itself
+    message = body.strip() if body else ""
     return Outcome(OutcomeKind.HTTP_STATUS, status=status, retry_after=retry_after, message=message)

@@ -164,7 +164,7 @@ def test_sink_lifecycle(client: Client, server: Server) -> None:
     segment = client.events.v1.sinks.create(
         description="s", sink_type="segment", sink_configuration={"write_key": "WK"}
     )
-    assert segment.sink_configuration == {"write_key": "WK"}
+    assert segment.sink_configuration == {"write_key": "****"}  # masked on the creating response too
     listed = client.events.v1.sinks.list()
     assert [s.sid for s in listed] == [sink.sid, kinesis.sid, segment.sid]
     assert client.events.v1.sinks(kinesis.sid).delete() is True
@@ -195,6 +195,9 @@ def test_sink_filters_in_use_and_status(client: Client) -> None:
         ("webhook", {"destination": "https://x.example", "method": "PUT"}, "method"),
         ("webhook", {"destination": "https://x.example", "method": "POST", "batch_events": "maybe"}, "batch_events"),
         ("webhook", {"destination": "https://x.example", "method": "POST", "colour": 1}, "colour"),
+        ("webhook", {"destination": "https://-bad-.example/", "method": "POST"}, "invalid host name"),
+        ("webhook", {"destination": "https://a..b/", "method": "POST"}, "invalid host name"),
+        ("webhook", {"destination": "https://x.example/#rc=3", "method": "POST"}, "#fragment"),
         ("kinesis", {"arn": "arn:aws:kinesis:us-east-1:111111111111:stream/t", "external_id": "x"}, "role_arn"),
         ("kinesis", {"arn": "not-an-arn", "role_arn": "arn:aws:iam::111111111111:role/R", "external_id": "x"}, "arn"),
         (

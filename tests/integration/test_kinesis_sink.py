@@ -563,6 +563,19 @@ def test_private_endpoint_refused_unless_allowed(proxy: FaultProxy, stream: str)
     assert proxy.calls == []
 
 
+@pytest.mark.parametrize("host", ["\uff11\uff12\uff17.\uff10.\uff10.\uff11", "127\u30020\u30020\u30021"])
+def test_unicode_spelling_of_a_private_endpoint_is_refused(proxy: FaultProxy, stream: str, host: str) -> None:
+    # judged as the client maps it (IDNA/UTS 46: 127.0.0.1, where the proxy listens), no DNS asked
+    def dns(name: str, port: int) -> list[str]:
+        raise AssertionError(f"a literal must not be resolved ({name})")
+
+    endpoint = proxy.url.replace("127.0.0.1", host)
+    outcomes = send(KinesisSender(context(stream, endpoint, allow_private=False), resolver=dns), [outgoing(1)])
+    assert outcomes[0].kind is OutcomeKind.CONNECT_ERROR and not is_retryable(outcomes[0])
+    assert "not a public address" in outcomes[0].message
+    assert proxy.calls == []
+
+
 def test_sink_endpoint_url_refused_unless_the_operator_allows_it(proxy: FaultProxy, stream: str) -> None:
     """Security finding 3: the STS call is signed with the operator's credentials, so a tenant's
     endpoint_url must not receive it unless EVENTSTREAMS_ALLOW_SINK_ENDPOINT_URL is set."""

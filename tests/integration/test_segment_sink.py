@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import dataclasses
 import hashlib
 import json
 import socket
@@ -247,6 +248,24 @@ def test_helpers() -> None:
     assert sum(len(r) for r in big) == 40 and split_batches([]) == []
 
 
+async def test_builtin_lookup_is_the_catalogues_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    # one index of the built-in schemas (eventstreams.catalog.builtin_schema), not a second copy here
+    from eventstreams import catalog
+
+    row = catalog.builtin_schema("Messaging.MessageStatus", 4)
+    assert row is not None
+    assert await builtin_schema_lookup("Messaging.MessageStatus", 4) == json.loads(row.document)
+    fake = dataclasses.replace(row, schema_id="Only.Here", document='{"title": "only here"}')
+    monkeypatch.setattr(catalog, "builtin_schema", lambda s, v: fake if (s, v) == ("Only.Here", 1) else None)
+    assert await builtin_schema_lookup("Only.Here", 1) == {"title": "only here"}
+    assert await builtin_schema_lookup("Messaging.MessageStatus", 4) is None
+    # each call parses afresh: a caller mutating its copy cannot corrupt the next lookup
+    first = await builtin_schema_lookup("Only.Here", 1)
+    assert first is not None
+    first["title"] = "changed"
+    assert await builtin_schema_lookup("Only.Here", 1) == {"title": "only here"}
+
+
 async def test_schema_lookup_is_cached_and_custom_schemas_work(segment: SegmentDouble) -> None:
     custom = {
         "type": "object",
@@ -421,6 +440,23 @@ async def test_connection_failures_and_private_endpoints() -> None:
     assert blocked.kind is OutcomeKind.CONNECT_ERROR and "destination refused" in blocked.message
     assert not is_retryable(blocked)  # dead-lettered at once, not retried for the window
     await guarded.close()
+
+
+@pytest.mark.parametrize(
+    "host", ["\uff11\uff12\uff17.\uff10.\uff10.\uff11", "127\u30020\u30020\u30021", "\u2460\u2461\u2466.0.0.1"]
+)
+async def test_unicode_spelling_of_loopback_is_refused(segment: SegmentDouble, host: str) -> None:
+    # the client IDNA-maps these to 127.0.0.1 (where the double listens); the policy must judge that
+    endpoint = segment.url.replace("127.0.0.1", host)
+    assert endpoint != segment.url
+    sender = SegmentSender(context(endpoint, allow_private=False))
+    try:
+        (outcome,) = await sender.send([outgoing(cloudevent(1, data=status("+14155550100")))], NoPacer())
+    finally:
+        await sender.close()
+    assert outcome.kind is OutcomeKind.CONNECT_ERROR and not is_retryable(outcome), outcome
+    assert "not a public address" in outcome.message
+    assert segment.calls == []
 
 
 async def test_endpoint_name_resolving_inward_is_refused_at_connect() -> None:

@@ -70,6 +70,11 @@ def publish(server: Server, auth: tuple[str, str], n: int) -> None:
         ("webhook", {"destination": "http://metadata.google.internal/computeMetadata/v1/", "method": "GET"}),
         ("segment", {"write_key": "wk", "endpoint": "http://169.254.169.254/latest"}),
         ("segment", {"write_key": "wk", "endpoint": "http://100.100.100.200/"}),
+        # spellings the client's IDNA mapping turns into loopback / the metadata service
+        ("segment", {"write_key": "wk", "endpoint": "http://\uff11\uff12\uff17.\uff10.\uff10.\uff11:8080"}),
+        ("segment", {"write_key": "wk", "endpoint": "http://127\u30020\u30020\u30021:8080"}),
+        ("segment", {"write_key": "wk", "endpoint": "http://\u2460\u2461\u2466.0.0.1/"}),
+        ("webhook", {"destination": "http://\uff11\uff16\uff19.\uff12\uff15\uff14.\uff11\uff16\uff19.\uff12\uff15\uff14/", "method": "POST"}),
     ],
 )
 def test_creation_refuses_internal_destinations(strict_server: Server, sink_type: str, cfg: dict[str, Any]) -> None:
@@ -116,8 +121,8 @@ def test_refused_destination_is_dead_lettered_at_once(strict_server: Server, rec
 
 
 def test_secrets_are_masked_after_creation(server: Server, account: tuple[str, str], receiver: Receiver) -> None:
-    """Finding 6: the webhook's basic-auth password and Segment's write key are shown only in the
-    creating response; the sink keeps working with the sealed secret."""
+    """Finding 6: the webhook's basic-auth password and Segment's write key are masked in every
+    response, the creating one included; the sink keeps working with the sealed secret."""
     client = server.client(*account)
     destination = receiver.url.replace("http://", "http://hook-user:s3cr%40t@") + "/auth"
     hook = client.events.v1.sinks.create(
@@ -125,11 +130,12 @@ def test_secrets_are_masked_after_creation(server: Server, account: tuple[str, s
         sink_type="webhook",
         sink_configuration={"destination": destination, "method": "POST", "batch_events": False},
     )
-    assert hook.sink_configuration["destination"] == destination  # echoed to its creator, as Twilio does
     segment = client.events.v1.sinks.create(
         description="seg", sink_type="segment", sink_configuration={"write_key": "wk_live_secret"}
     )
     masked_hook = receiver.url.replace("http://", "http://hook-user:****@") + "/auth"
+    assert hook.sink_configuration["destination"] == masked_hook  # not echoed, even to its creator
+    assert segment.sink_configuration == {"write_key": "****"}
     for shown in (
         client.events.v1.sinks(hook.sid).fetch(),
         client.events.v1.sinks(hook.sid).update(description="renamed"),

@@ -23,12 +23,17 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from standardwebhooks.webhooks import Webhook
 from twilio.request_validator import RequestValidator
+from yarl import URL
 
 from eventstreams import __version__
 from eventstreams.delivery.policy import Outcome, OutcomeKind, error_code, is_retryable
-from eventstreams.sinks import UnsupportedSink, create_sender
+from eventstreams.errors import TwilioError
+from eventstreams.netpolicy import DestinationRefused
+from eventstreams.sinks import UnsupportedSink, create_sender, registry, webhook
 from eventstreams.sinks.base import NoPacer, OutgoingEvent, SinkContext
+from eventstreams.sinks.http import HttpClient, outcome_for_exception
 from eventstreams.sinks.signing import new_standard_webhook_secret, validate_twilio_json_signature
+from eventstreams.sinks.spec import ConfigOptions
 from eventstreams.sinks.webhook import WebhookSender
 from tests.pacing import RecordingPacer
 
@@ -406,6 +411,30 @@ async def test_private_literal_is_refused(receiver: Receiver) -> None:
     assert receiver.requests == []
 
 
+@pytest.mark.parametrize("host", ["127.0.0.1", "\uff11\uff12\uff17.\uff10.\uff10.\uff11", "127\u30020\u30020\u30021"])
+async def test_http_client_judges_the_url_it_sends(receiver: Receiver, host: str) -> None:
+    # The one send path checks the literal host of the URL object itself (no resolver runs for a
+    # literal), so no sender needs its own precomputed refusal.
+    client = HttpClient(allow_private=False, timeout=5, max_in_flight=1)
+    try:
+        with pytest.raises(DestinationRefused, match="not a public address"):
+            async with client.request("GET", URL(receiver.url(host=host))):
+                pass
+        outcome = outcome_for_exception(DestinationRefused("destination refused: x"), 5, "destination")
+        assert outcome.kind is OutcomeKind.CONNECT_ERROR and not is_retryable(outcome)
+    finally:
+        await client.close()
+    assert receiver.requests == []
+
+
+@pytest.mark.parametrize("host", ["\uff11\uff12\uff17.\uff10.\uff10.\uff11", "\u2460\u2461\u2466.0.0.1"])
+async def test_unicode_spelling_of_loopback_is_refused(receiver: Receiver, host: str) -> None:
+    (outcome,) = await deliver(make_sender(receiver.url(host=host), allow_private=False), make_events(1))
+    assert outcome.kind is OutcomeKind.CONNECT_ERROR and not is_retryable(outcome)
+    assert "not a public address" in outcome.message
+    assert receiver.requests == []
+
+
 async def test_localhost_is_refused(receiver: Receiver) -> None:
     (outcome,) = await deliver(make_sender(receiver.url(host="localhost"), allow_private=False), make_events(1))
     assert outcome.kind is OutcomeKind.CONNECT_ERROR and not is_retryable(outcome)
@@ -496,6 +525,25 @@ def test_create_sender_registry() -> None:
     ],
 )
 def test_invalid_configuration_is_rejected(config: dict[str, Any]) -> None:
+    # The registry refuses these before a sink is stored, so the sender (which only ever sees a
+    # validated configuration) does not check them again.
     base = {"destination": "https://example.com/h", "method": "POST", "batch_events": True}
-    with pytest.raises(ValueError):
-        WebhookSender(SinkContext("DG1", "AC1", "webhook", {**base, **config}, "t", SECRET))
+    with pytest.raises(TwilioError) as caught:
+        registry.validate("webhook", {**base, **config}, ConfigOptions())
+    assert caught.value.code == 91000
+
+
+def test_the_sender_takes_the_validated_configuration_as_it_is() -> None:
+    validated = registry.validate(
+        "webhook", {"destination": "https://u:p@example.com/h", "method": "get", "batch_events": "true"}, ConfigOptions()
+    )
+    sender = WebhookSender(SinkContext("DG1", "AC1", "webhook", validated, "t", SECRET))
+    assert (sender.method, sender.batch_events, sender.batch_max_events, sender.standard_webhooks) == (
+        "GET",
+        True,
+        100,
+        True,
+    )
+    assert sender.url == "https://example.com/h"
+    # no second validation layer: the sender module has no config checkers of its own
+    assert not hasattr(webhook, "_config_bool") and not hasattr(webhook, "_config_positive_int")

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from eventstreams.errors import TwilioError
 from eventstreams.netpolicy import (
     DestinationRefused,
+    canonical_host,
     forbidden_reason,
     host_literal,
     host_refusal,
@@ -180,10 +181,72 @@ def test_creation_accepts_public_hosts(url: str) -> None:
         ("https://hooks.example.com/\r\nHost: evil", "control"),
         ("https://hooks.example.com:70000/", "valid URL"),
         ("https://hooks.example.com:0/", "port"),
+        # restored from the old check_destination: host labels and fragments
+        ("https://-bad-.example/", "invalid host name"),
+        ("https://a..b/", "invalid host name"),
+        ("https://bad-.example/", "invalid host name"),
+        (f"https://{'a' * 64}.example/", "invalid host name"),
+        ("https://exa$mple.com/", "invalid host name"),
+        ("https://hooks.example.com/x#frag", "#fragment"),
+        ("https://hooks.example.com/#", "#fragment"),
     ],
 )
 def test_malformed_urls(url: str, fragment: str) -> None:
     assert fragment in (url_problem(url, allow_private=True) or "")
+
+
+# Spellings the client's IDNA (UTS 46) mapping turns into a forbidden ASCII address or name.
+UNICODE_INTERNAL = [
+    "\uff11\uff12\uff17.\uff10.\uff10.\uff11",  # full-width digits and dots
+    "127\u30020\u30020\u30021",  # ideographic full stop
+    "\u2460\u2461\u2466.0.0.1",  # circled digits
+    "\uff11\uff16\uff19.\uff12\uff15\uff14.\uff11\uff16\uff19.\uff12\uff15\uff14",  # metadata service
+    "\uff4c\uff4f\uff43\uff41\uff4c\uff48\uff4f\uff53\uff54",
+    "\uff10\uff58\uff17\uff46.1",  # full-width legacy literal
+]
+
+
+@pytest.mark.parametrize("host", UNICODE_INTERNAL)
+async def test_unicode_spellings_of_internal_hosts_are_refused(host: str) -> None:
+    assert canonical_host(host) in ("127.0.0.1", "169.254.169.254", "localhost", "0x7f.1")
+    errors = created(f"http://{host}:8080/x")
+    assert all(e is not None and "not a public address" in e for e in errors), errors
+    assert host_refusal(host, allow_private=False) is not None
+    with pytest.raises(DestinationRefused):
+        await resolve_checked(host, 80, False, resolver=_no_dns)
+    with pytest.raises(DestinationRefused):
+        resolve_checked_sync(host, 80, False, resolver=lambda h, p: [PUBLIC_V4])
+
+
+_FULL_WIDTH = str.maketrans("0123456789.", "\uff10\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18\uff19\uff0e")
+
+
+@given(st.ip_addresses(v=4).filter(lambda a: forbidden_reason(a) is not None))
+def test_full_width_spelling_of_any_forbidden_ipv4_is_refused(v4: ipaddress.IPv4Address) -> None:
+    for host in (str(v4).translate(_FULL_WIDTH), str(v4).replace(".", "\u3002")):
+        assert None not in created(f"https://{host}/"), host
+
+
+def test_a_name_is_resolved_in_its_canonical_form() -> None:
+    asked: list[str] = []
+    resolve_checked_sync(
+        "\uff48\uff4f\uff4f\uff4b\uff53.example.com", 443, False, resolver=lambda h, p: asked.append(h) or [PUBLIC_V4]
+    )
+    assert asked == ["hooks.example.com"]
+
+
+@pytest.mark.parametrize(
+    "url", ["https://exa_mple.com/", "https://b\u00fccher.example/x", "https://xn--bcher-kva.example/", "http://a.b./"]
+)
+def test_valid_host_names_are_accepted(url: str) -> None:
+    # "_" stays allowed (the old label rule); Unicode names are judged in their IDNA form
+    assert url_problem(url, allow_private=False) is None
+    assert created(url) == [None] * 3
+
+
+def test_bad_host_name_is_a_91000_at_creation() -> None:
+    errors = created("https://-bad-.example/hook")
+    assert all(e is not None and "invalid host name" in e for e in errors), errors
 
 
 def test_refusal_is_plain() -> None:

@@ -8,7 +8,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from eventstreams.outcome import EXCERPT_LIMIT, Outcome, OutcomeKind, bound, classify_http, escape_controls
+from eventstreams import outcome as outcome_module
+from eventstreams.outcome import (
+    EXCERPT_BYTES,
+    EXCERPT_LIMIT,
+    Outcome,
+    OutcomeKind,
+    bound,
+    classify_http,
+    escape_controls,
+)
+from eventstreams.sinks import http
 
 LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
 
@@ -64,3 +74,25 @@ def test_long_messages_are_bounded_after_escaping() -> None:
 def test_refused_is_91307_and_not_retried() -> None:
     refused = Outcome.refused("destination refused: host 'x' is not a public address")
     assert refused.kind is OutcomeKind.CONNECT_ERROR and refused.code == 91307 and refused.retryable is False
+
+
+def test_a_message_is_bounded_once_and_an_empty_one_not_at_all(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+
+    def counting(text: str) -> str:
+        calls.append(text)
+        return bound(text)
+
+    monkeypatch.setattr(outcome_module, "bound", counting)
+    failed = classify_http(500, {}, b"oops\n" * 1000)
+    assert len(calls) == 1 and failed.message.startswith("oops\\noops") and len(failed.message) == EXCERPT_LIMIT
+    calls.clear()
+    assert Outcome.success(200).message == "" and classify_http(204).message == ""
+    assert calls == []
+
+
+def test_the_client_reads_only_what_an_excerpt_can_keep() -> None:
+    # UTF-8 needs at most 4 bytes a character: reading more than that is thrown away
+    assert http.EXCERPT_BYTES == EXCERPT_BYTES == EXCERPT_LIMIT * 4
+    body = ("é" * EXCERPT_BYTES).encode()
+    assert len(classify_http(502, {}, body).message) == EXCERPT_LIMIT

@@ -135,6 +135,9 @@ def test_builtin_types_in_order() -> None:
         ),
         ("kinesis", {**KINESIS, "arn": "arn:aws:s3:::b"}, "arn must be a Kinesis stream ARN"),
         ("kinesis", {**KINESIS, "role_arn": "role"}, "role_arn must be an IAM role ARN"),
+        # a trailing newline passed re.match's "$" and then failed at AWS, retried for hours
+        ("kinesis", {**KINESIS, "arn": KINESIS["arn"] + "\n"}, "arn must be a Kinesis stream ARN"),
+        ("kinesis", {**KINESIS, "role_arn": KINESIS["role_arn"] + "\n"}, "role_arn must be an IAM role ARN"),
         ("kinesis", {**KINESIS, "partition_key": ""}, "partition_key is required for kinesis sinks"),
         ("kinesis", {**KINESIS, "data_as_string": 1}, "data_as_string must be a boolean"),
         ("segment", {"endpoint": "https://e.example"}, "write_key is required for segment sinks"),

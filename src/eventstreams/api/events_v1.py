@@ -57,13 +57,13 @@ def schema_version_view(base: str, v: SchemaVersionRow) -> dict[str, Any]:
     }
 
 
-def sink_view(base: str, s: Sink, *, created: bool = False) -> dict[str, Any]:
+def sink_view(base: str, s: Sink) -> dict[str, Any]:
     """A sink as the API shows it. Secret configuration fields (the sink type's registry entry
-    says which) are masked in every response except the creating one, which echoes what the
-    caller just sent, as Twilio does."""
+    says which) are masked in every response, the creating one included: the caller already
+    has the secret, and a response is often logged where the secret must not land."""
     r = s.row
     url = f"{base}/v1/Sinks/{r.sid}"
-    configuration = s.configuration if created else sink_types.redact(r.sink_type, s.configuration)
+    configuration = sink_types.redact(r.sink_type, s.configuration)
     return {
         "date_created": r.date_created,
         "date_updated": r.date_updated,
@@ -174,7 +174,7 @@ async def create_sink(request: Request) -> Response:
     svc, p = await auth(request)
     f = await form(request, {"Description", "SinkConfiguration", "SinkType"}, limit=svc.settings.max_body_bytes)
     sink = await svc.control.create_sink(p, f.get("Description"), f.get("SinkType"), f.get("SinkConfiguration"))
-    return JSON(sink_view(svc.base, sink, created=True), status_code=201)
+    return JSON(sink_view(svc.base, sink), status_code=201)
 
 
 async def list_sinks(request: Request) -> Response:

@@ -9,7 +9,8 @@ endpoint only ties up its own connections). The policy:
   :class:`GuardedResolver` resolves the name, refuses it if any address is
   forbidden and hands aiohttp the checked addresses to connect to (pinned; no
   DNS cache, so a rebinding answer is always re-checked). aiohttp calls no
-  resolver for IP literals, so literal hosts are checked before each request;
+  resolver for IP literals, so :meth:`HttpClient.request` checks the host of the
+  URL it is about to send;
 * redirects are never followed (a 3xx is the answer), proxy environment
   variables and ``.netrc`` are ignored (``trust_env=False``: a proxy would
   bypass the address check) and no cookies are kept;
@@ -31,7 +32,7 @@ from yarl import URL
 
 from .. import __version__
 from ..netpolicy import AsyncResolver, DestinationRefused, host_refusal, resolve_checked
-from ..outcome import Outcome
+from ..outcome import EXCERPT_BYTES, Outcome
 
 __all__ = [
     "EXCERPT_BYTES",
@@ -42,8 +43,6 @@ __all__ = [
     "read_excerpt",
 ]
 
-#: Bytes of a response body kept for the outcome's excerpt.
-EXCERPT_BYTES = 4096
 USER_AGENT = f"eventstreams/{__version__}"
 
 _NUMERIC_FLAGS = socket.AI_NUMERICHOST | socket.AI_NUMERICSERV
@@ -129,12 +128,6 @@ class HttpClient:
         self._resolver = resolver
         self._session: aiohttp.ClientSession | None = None
 
-    def refusal(self, url: str) -> Outcome | None:
-        """The non-retried outcome for a URL whose literal host the policy refuses, else ``None``."""
-        host = URL(url, encoded=True).raw_host or ""
-        message = host_refusal(host, self.allow_private)
-        return None if message is None else Outcome.refused(message)
-
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(
@@ -153,7 +146,14 @@ class HttpClient:
         return self._session
 
     def request(self, method: str, url: URL, **kwargs: Any) -> Any:
-        """``session.request`` with redirects off (the policy's one way to send)."""
+        """``session.request`` with redirects off (the policy's one way to send).
+
+        The host of ``url`` itself, the very object sent, is judged first: aiohttp
+        calls no resolver for an IP literal. Raises :class:`DestinationRefused`
+        (mapped by :func:`outcome_for_exception` to a non-retried outcome)."""
+        refused = host_refusal(url.raw_host or "", self.allow_private)
+        if refused is not None:
+            raise DestinationRefused(refused)
         return self.session().request(method, url, allow_redirects=False, **kwargs)
 
     async def close(self) -> None:

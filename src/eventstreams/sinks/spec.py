@@ -158,7 +158,8 @@ class SinkType:
             raise fail(f"{name} must be a string")
         if len(value) > MAX_TEXT:
             raise fail(f"{name} is too long (max {MAX_TEXT} characters)")
-        if f.pattern is not None and not re.match(f.pattern, value):
+        # fullmatch: with re.match a pattern's "$" also matches before a trailing newline
+        if f.pattern is not None and not re.fullmatch(f.pattern, value):
             raise fail(f"{name} must be {f.pattern_hint}")
         if f.type == "url":
             problem = url_problem(value, options.allow_private)

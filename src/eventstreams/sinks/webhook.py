@@ -76,29 +76,6 @@ _QUERY_SAFE = _PATH_SAFE + "?"
 # -- configuration -----------------------------------------------------------------------------
 
 
-def _config_bool(config: dict[str, Any], key: str, default: bool) -> bool:
-    value = config.get(key, default)
-    if value is None:
-        return default
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        # tolerate the form-encoded spelling the REST API receives
-        return value.strip().lower() == "true"
-    raise ValueError(f"webhook sink configuration {key!r} must be a boolean, not {value!r}")
-
-
-def _config_positive_int(config: dict[str, Any], key: str, default: int) -> int:
-    value = config.get(key, default)
-    if value is None:
-        return default
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"webhook sink configuration {key!r} must be a positive integer, not {value!r}")
-    return value
-
-
 def _wire_url(url: str) -> str:
     """``url`` (no userinfo) as the exact ASCII text to send and sign.
 
@@ -109,13 +86,9 @@ def _wire_url(url: str) -> str:
     line carries); the fragment is dropped (never sent).
     """
     parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https"):
-        raise ValueError(f"webhook destination must be http or https, not {parts.scheme or 'missing'!r}")
+    scheme = parts.scheme.lower()  # http or https, with a host: the registry validated it (url_problem)
     parsed = URL(url)
-    host = parsed.raw_host
-    if not host:
-        raise ValueError("webhook destination has no host")
+    host = parsed.raw_host or ""
     netloc = f"[{host}]" if ":" in host else host
     if parsed.explicit_port is not None:
         netloc += f":{parsed.explicit_port}"
@@ -191,30 +164,24 @@ class WebhookSender(SinkSender):
     Configuration keys: ``destination`` (URL, may carry ``user:pass@``),
     ``method`` (``POST`` or ``GET``), ``batch_events`` (bool), optional
     ``batch_max_events`` (int, default 100) and ``standard_webhooks`` (bool,
-    default true). Invalid configuration raises ``ValueError`` here.
+    default true). The configuration is the registry's validated form
+    (:data:`SINK_TYPE`; sinks are stored only after validation), so it is not checked again here.
 
     ``resolver`` replaces system DNS for connect-time lookups (tests).
     """
 
     def __init__(self, ctx: SinkContext, *, resolver: AsyncResolver | None = None) -> None:
         config = ctx.configuration
-        destination = config.get("destination")
-        if not isinstance(destination, str) or not destination:
-            raise ValueError("webhook sink configuration needs a 'destination' URL")
-        method = config.get("method", "POST")
-        if not isinstance(method, str) or method.upper() not in ("POST", "GET"):
-            raise ValueError(f"webhook sink method must be POST or GET, not {method!r}")
         self._http = HttpClient(
             allow_private=ctx.allow_private, timeout=ctx.timeout, max_in_flight=ctx.max_in_flight, resolver=resolver
         )
         self._ctx = ctx
-        self.method = method.upper()
-        self.batch_events = _config_bool(config, "batch_events", False)
-        self.batch_max_events = _config_positive_int(config, "batch_max_events", DEFAULT_BATCH_MAX_EVENTS)
-        self.standard_webhooks = _config_bool(config, "standard_webhooks", True)
-        clean, self._authorization = split_userinfo(destination)
+        self.method: str = config["method"]
+        self.batch_events: bool = config.get("batch_events", False)
+        self.batch_max_events: int = config.get("batch_max_events", DEFAULT_BATCH_MAX_EVENTS)
+        self.standard_webhooks: bool = config.get("standard_webhooks", True)
+        clean, self._authorization = split_userinfo(config["destination"])
         self.url = _wire_url(clean)  # what is requested and signed: no userinfo
-        self._refusal = self._http.refusal(self.url)
         self._slots = asyncio.Semaphore(ctx.max_in_flight)
 
     # -- public API ------------------------------------------------------------------------
@@ -290,8 +257,6 @@ class WebhookSender(SinkSender):
         return url, headers
 
     async def _attempt(self, request: _Request) -> Outcome:
-        if self._refusal is not None:
-            return self._refusal
         try:
             url, headers = self._signed(request)
             async with self._http.request(

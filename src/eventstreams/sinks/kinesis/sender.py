@@ -58,7 +58,7 @@ class StreamRef:
 
 def parse_stream_arn(arn: str) -> StreamRef:
     """Split ``arn:aws:kinesis:<region>:<account>:stream/<name>``; ``ValueError`` if it is not one."""
-    match = STREAM_ARN.match(arn.strip()) if isinstance(arn, str) else None
+    match = STREAM_ARN.fullmatch(arn.strip()) if isinstance(arn, str) else None
     if match is None:
         raise ValueError(f"not a Kinesis stream ARN: {arn!r}")
     partition, region, account, name = match.groups()
@@ -185,10 +185,7 @@ class KinesisSender(SinkSender):
         self.partition_key_path: tuple[str, ...] | None = (
             tuple(path.split(".")) if isinstance(path, str) and path.strip(".") else None
         )
-        as_string = config.get("data_as_string", False)
-        if isinstance(as_string, str):
-            as_string = as_string.strip().lower() == "true"
-        self.data_as_string = bool(as_string)
+        self.data_as_string: bool = config.get("data_as_string", False)  # a boolean: the registry validated it
 
         # An override accepts any region; otherwise it is checked once, off the event loop.
         self._region_checked = self.endpoint_url is not None

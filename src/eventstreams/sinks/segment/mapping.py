@@ -7,7 +7,6 @@ import json
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -97,16 +96,15 @@ def anonymous_id(phone: str) -> str:
     return str(int.from_bytes(hashlib.sha256(phone.encode("utf-8")).digest()[:8], "big"))
 
 
-@lru_cache(maxsize=1)
-def _builtin_schemas() -> dict[tuple[str, int], dict[str, Any]]:
-    from ...catalog import builtin_schema_versions
-
-    return {(row.schema_id, row.version): json.loads(row.document) for row in builtin_schema_versions()}
-
-
 async def builtin_schema_lookup(schema_id: str, version: int) -> dict[str, Any] | None:
-    """Schema lookup over the built-in catalogue only (used when the context has none)."""
-    return _builtin_schemas().get((schema_id, version))
+    """Schema lookup over the built-in catalogue only (used when the context has none).
+
+    Parsed per call, a fresh dict each time: a sender caches what it derives from a
+    schema (its identity fields), so each version is looked up once per sender."""
+    from ... import catalog  # at call time: the catalogue is only needed once a schema is asked for
+
+    row = catalog.builtin_schema(schema_id, version)
+    return None if row is None else json.loads(row.document)
 
 
 def path_label(path: tuple[str, ...]) -> str:

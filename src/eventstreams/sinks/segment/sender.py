@@ -77,7 +77,6 @@ class SegmentSender(SinkSender):
         self._authorization = "Basic " + base64.b64encode(f"{write_key}:".encode()).decode("ascii")
         self._lookup: SchemaLookup = lookup
         self._identity: dict[tuple[str, int], tuple[tuple[str, ...], ...]] = {}
-        self._refusal = self._http.refusal(self.url)
         self._slots = asyncio.Semaphore(ctx.max_in_flight)
 
     # -- public API ------------------------------------------------------------------------
@@ -225,8 +224,6 @@ class SegmentSender(SinkSender):
         return outcome
 
     async def _attempt(self, calls: list[bytes]) -> Outcome:
-        if self._refusal is not None:
-            return self._refusal
         body = b"".join((BODY_HEAD, b",".join(calls), BODY_TAIL, sent_at().encode("ascii"), b'"}'))
         headers = {
             "Authorization": self._authorization,
