@@ -63,6 +63,14 @@ class Settings:
     aws_endpoint_url: str | None = None
     segment_endpoint: str = "https://api.segment.io"
     metrics_token: str | None = None
+    # The Twilio sandbox (docs/sandbox.md): mounted in `serve` when true; `eventstreams sandbox` forces it.
+    sandbox: bool = False
+    sandbox_database_url: str = "sqlite:///./data/sandbox.db"
+    sandbox_port: int = 8090
+    sandbox_step_seconds: float = 1.0
+    sandbox_failure_ratio: float = 0.0
+    sandbox_outcomes: str = ""
+    sandbox_publish_events: bool = True
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -101,6 +109,13 @@ class Settings:
             aws_endpoint_url=g("EVENTSTREAMS_AWS_ENDPOINT_URL") or None,
             segment_endpoint=g("EVENTSTREAMS_SEGMENT_ENDPOINT") or cls.segment_endpoint,
             metrics_token=g("EVENTSTREAMS_METRICS_TOKEN") or None,
+            sandbox=_bool(g("EVENTSTREAMS_SANDBOX"), False),
+            sandbox_database_url=g("EVENTSTREAMS_SANDBOX_DATABASE_URL") or cls.sandbox_database_url,
+            sandbox_port=_int(g("EVENTSTREAMS_SANDBOX_PORT"), cls.sandbox_port),
+            sandbox_step_seconds=_float(g("EVENTSTREAMS_SANDBOX_STEP_SECONDS"), cls.sandbox_step_seconds),
+            sandbox_failure_ratio=_float(g("EVENTSTREAMS_SANDBOX_FAILURE_RATIO"), cls.sandbox_failure_ratio),
+            sandbox_outcomes=g("EVENTSTREAMS_SANDBOX_OUTCOMES") or "",
+            sandbox_publish_events=_bool(g("EVENTSTREAMS_SANDBOX_PUBLISH_EVENTS"), True),
         )
 
     def public_base_url(self) -> str:

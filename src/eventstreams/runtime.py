@@ -22,6 +22,7 @@ from .delivery.publish import Publisher
 from .domain.accounts import Accounts
 from .domain.control import ControlPlane
 from .domain.operations import Operations
+from .sandbox.service import Sandbox
 from .store import open_store
 from .store.base import Store
 
@@ -41,6 +42,7 @@ class Runtime:
     publisher: Publisher
     operations: Operations
     bridge: BridgeCredentials
+    sandbox: Sandbox
     metrics: CollectorRegistry = field(default_factory=CollectorRegistry)
     delivery: DeliveryService | None = None
     _closed: bool = field(default=False, repr=False)
@@ -96,5 +98,6 @@ async def build_runtime(settings: Settings, store: Store | None = None) -> Runti
         publisher=publisher,
         operations=Operations(store, box, control),
         bridge=BridgeCredentials(store, box),
+        sandbox=Sandbox(store, settings),
     )
     return rt

@@ -183,6 +183,43 @@ def migrate() -> None:
     click.echo("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
 
 
+def sandbox_settings(host: str | None = None, port: int | None = None) -> Settings:
+    """The settings ``eventstreams sandbox`` runs on: its own database and port, the sandbox mounted,
+    and status callbacks allowed to reach this machine (where a developer's app listens) unless
+    ``EVENTSTREAMS_ALLOW_PRIVATE_DESTINATIONS`` says otherwise."""
+    import dataclasses
+    import os
+
+    s = Settings.from_env()
+    private = os.environ.get("EVENTSTREAMS_ALLOW_PRIVATE_DESTINATIONS")
+    return dataclasses.replace(
+        s,
+        sandbox=True,
+        database_url=s.sandbox_database_url,
+        host=host or s.host,
+        port=port or s.sandbox_port,
+        allow_private_destinations=True if not private else s.allow_private_destinations,
+    )
+
+
+@main.group(invoke_without_command=True)
+@click.option("--host", default=None, help="Listen address (default 127.0.0.1 or EVENTSTREAMS_HOST).")
+@click.option("--port", default=None, type=int, help="Listen port (default 8090 or EVENTSTREAMS_SANDBOX_PORT).")
+@click.pass_context
+def sandbox(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Run a local Twilio (REST 2010-04-01 Messages, Calls, Conferences, ... and Event Streams) on its
+    own database (EVENTSTREAMS_SANDBOX_DATABASE_URL, default ./data/sandbox.db). docs/sandbox.md."""
+    if ctx.invoked_subcommand is not None:
+        return
+    import uvicorn
+
+    from ..api.app import create_app
+
+    settings = sandbox_settings(host, port)
+    click.echo(f"eventstreams sandbox: a local Twilio at {settings.public_base_url()}", err=True)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info", access_log=False)
+
+
 @main.group()
 def accounts() -> None:
     """Manage accounts and API keys."""

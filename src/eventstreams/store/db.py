@@ -74,14 +74,21 @@ class Database(abc.ABC):
 
 
 def keyset(
-    tx: Tx, select: str, where: list[str], params: dict[str, Any], cols: list[str], q: PageQuery
+    tx: Tx,
+    select: str,
+    where: list[str],
+    params: dict[str, Any],
+    cols: list[str],
+    q: PageQuery,
+    newest_first: bool = False,
 ) -> tuple[list[Row], bool]:
-    """One page by keyset (``q.after``/``q.before`` hold the edge row's sort key) or, without one, by offset."""
+    """One page by keyset (``q.after``/``q.before`` hold the edge row's sort key) or, without one, by offset.
+    ``newest_first`` lists in descending key order (Twilio's 2010 lists); "after" then means older."""
     conds = list(where)
-    desc = False
+    backwards = q.before is not None and q.after is None
+    desc = backwards != newest_first
     key = q.after if q.after is not None else q.before
     if key is not None:
-        desc = q.before is not None and q.after is None
         marks = ", ".join(f":_k{i}" for i in range(len(cols)))
         conds.append(f"({', '.join(cols)}) {'<' if desc else '>'} ({marks})")
         for i, v in enumerate(key):
@@ -91,7 +98,7 @@ def keyset(
     rows = tx.all(sql, _lim=q.size + 1, _off=q.offset if key is None else 0, **params)
     more = len(rows) > q.size
     rows = rows[: q.size]
-    if desc:
+    if backwards:
         rows.reverse()
     return rows, more
 

@@ -216,3 +216,118 @@ class LogRow:
     code: int | None
     http_status: int | None
     detail: str | None
+
+
+# -- the Twilio sandbox (store/sql/*/005_sandbox.sql); dates are ISO 8601 UTC text
+
+
+@dataclass(slots=True)
+class SandboxMessageRow:
+    sid: str
+    account_sid: str
+    messaging_service_sid: str | None
+    direction: str
+    from_number: str
+    to_number: str
+    body: str
+    status: str
+    num_segments: int
+    num_media: int
+    price: str | None
+    price_unit: str
+    error_code: int | None
+    error_message: str | None
+    status_callback: str | None
+    outcome: str | None
+    next_step_at: float | None
+    date_created: str
+    date_updated: str
+    date_sent: str | None
+
+
+@dataclass(slots=True)
+class SandboxCallRow:
+    sid: str
+    account_sid: str
+    parent_call_sid: str | None
+    to_number: str
+    to_formatted: str
+    from_number: str
+    from_formatted: str
+    phone_number_sid: str | None
+    status: str
+    start_time: str | None
+    end_time: str | None
+    duration: int | None
+    price: str | None
+    price_unit: str
+    direction: str
+    answered_by: str | None
+    forwarded_from: str | None
+    group_sid: str | None
+    caller_name: str | None
+    queue_time: int
+    trunk_sid: str | None
+    status_callback: str | None
+    status_callback_events: str | None
+    outcome: str | None
+    next_step_at: float | None
+    date_created: str
+    date_updated: str
+
+
+@dataclass(slots=True)
+class SandboxFeedbackRow:
+    call_sid: str
+    account_sid: str
+    quality_score: int
+    issues: str  # JSON array of issue names
+    date_created: str
+    date_updated: str
+
+
+@dataclass(slots=True)
+class SandboxConferenceRow:
+    sid: str
+    account_sid: str
+    friendly_name: str
+    region: str
+    status: str
+    reason_conference_ended: str | None
+    call_sid_ending_conference: str | None
+    date_created: str
+    date_updated: str
+
+
+@dataclass(slots=True)
+class SandboxTranscriptionRow:
+    sid: str
+    account_sid: str
+    recording_sid: str
+    status: str
+    transcription_text: str | None
+    type: str
+    duration: int | None
+    price: str | None
+    price_unit: str
+    date_created: str
+    date_updated: str
+
+
+@dataclass(slots=True)
+class SandboxAddressRow:
+    sid: str
+    account_sid: str
+    customer_name: str
+    friendly_name: str | None
+    street: str
+    street_secondary: str | None
+    city: str
+    region: str
+    postal_code: str
+    iso_country: str
+    emergency_enabled: bool
+    validated: bool
+    verified: bool
+    date_created: str
+    date_updated: str

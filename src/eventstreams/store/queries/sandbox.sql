@@ -1,0 +1,69 @@
+-- The Twilio sandbox's resources (sandbox/). Lists are built by store/db.keyset on the select_* statements.
+
+-- name: insert_message
+INSERT INTO sandbox_messages (sid, account_sid, messaging_service_sid, direction, from_number, to_number, body, status, num_segments, num_media, price, price_unit, error_code, error_message, status_callback, outcome, next_step_at, date_created, date_updated, date_sent)
+VALUES (:sid, :account_sid, :messaging_service_sid, :direction, :from_number, :to_number, :body, :status, :num_segments, :num_media, :price, :price_unit, :error_code, :error_message, :status_callback, :outcome, :next_step_at, :date_created, :date_updated, :date_sent);
+
+-- name: get_message
+SELECT * FROM sandbox_messages WHERE account_sid = :account_sid AND sid = :sid;
+
+-- name: select_message
+SELECT * FROM sandbox_messages;
+
+-- name: insert_call
+INSERT INTO sandbox_calls (sid, account_sid, parent_call_sid, to_number, to_formatted, from_number, from_formatted, phone_number_sid, status, start_time, end_time, duration, price, price_unit, direction, answered_by, forwarded_from, group_sid, caller_name, queue_time, trunk_sid, status_callback, status_callback_events, outcome, next_step_at, date_created, date_updated)
+VALUES (:sid, :account_sid, :parent_call_sid, :to_number, :to_formatted, :from_number, :from_formatted, :phone_number_sid, :status, :start_time, :end_time, :duration, :price, :price_unit, :direction, :answered_by, :forwarded_from, :group_sid, :caller_name, :queue_time, :trunk_sid, :status_callback, :status_callback_events, :outcome, :next_step_at, :date_created, :date_updated);
+
+-- name: get_call
+SELECT * FROM sandbox_calls WHERE account_sid = :account_sid AND sid = :sid;
+
+-- name: select_call
+SELECT * FROM sandbox_calls;
+
+-- name: insert_feedback
+INSERT INTO sandbox_call_feedback (call_sid, account_sid, quality_score, issues, date_created, date_updated)
+VALUES (:call_sid, :account_sid, :quality_score, :issues, :date_created, :date_updated);
+
+-- name: get_feedback
+SELECT * FROM sandbox_call_feedback WHERE account_sid = :account_sid AND call_sid = :sid;
+
+-- name: insert_conference
+INSERT INTO sandbox_conferences (sid, account_sid, friendly_name, region, status, reason_conference_ended, call_sid_ending_conference, date_created, date_updated)
+VALUES (:sid, :account_sid, :friendly_name, :region, :status, :reason_conference_ended, :call_sid_ending_conference, :date_created, :date_updated);
+
+-- name: get_conference
+SELECT * FROM sandbox_conferences WHERE account_sid = :account_sid AND sid = :sid;
+
+-- name: select_conference
+SELECT * FROM sandbox_conferences;
+
+-- name: insert_transcription
+INSERT INTO sandbox_transcriptions (sid, account_sid, recording_sid, status, transcription_text, type, duration, price, price_unit, date_created, date_updated)
+VALUES (:sid, :account_sid, :recording_sid, :status, :transcription_text, :type, :duration, :price, :price_unit, :date_created, :date_updated);
+
+-- name: get_transcription
+SELECT * FROM sandbox_transcriptions WHERE account_sid = :account_sid AND sid = :sid;
+
+-- name: select_transcription
+SELECT * FROM sandbox_transcriptions;
+
+-- name: insert_address
+INSERT INTO sandbox_addresses (sid, account_sid, customer_name, friendly_name, street, street_secondary, city, region, postal_code, iso_country, emergency_enabled, validated, verified, date_created, date_updated)
+VALUES (:sid, :account_sid, :customer_name, :friendly_name, :street, :street_secondary, :city, :region, :postal_code, :iso_country, :emergency_enabled, :validated, :verified, :date_created, :date_updated);
+
+-- name: get_address
+SELECT * FROM sandbox_addresses WHERE account_sid = :account_sid AND sid = :sid;
+
+-- name: select_address
+SELECT * FROM sandbox_addresses;
+
+-- name: update_feedback
+UPDATE sandbox_call_feedback SET quality_score = :quality_score, issues = :issues, date_updated = :date_updated
+WHERE call_sid = :call_sid;
+
+-- name: get_settings
+SELECT document FROM sandbox_settings WHERE account_sid = :account_sid;
+
+-- name: put_settings
+INSERT INTO sandbox_settings (account_sid, document, date_updated) VALUES (:account_sid, :document, :now)
+ON CONFLICT (account_sid) DO UPDATE SET document = excluded.document, date_updated = excluded.date_updated;

@@ -1,0 +1,104 @@
+"""The Twilio sandbox's resources: messages, calls, call feedback, conferences,
+transcriptions, addresses, and each account's sandbox settings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..db import Row, Tx, asdict, keyset
+from ..records import (
+    Page,
+    PageQuery,
+    SandboxAddressRow,
+    SandboxCallRow,
+    SandboxConferenceRow,
+    SandboxFeedbackRow,
+    SandboxMessageRow,
+    SandboxTranscriptionRow,
+)
+from . import Repository
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One resource: its query-name suffix, table and row type."""
+
+    name: str
+    table: str
+    row: type
+
+
+MESSAGE = Kind("message", "sandbox_messages", SandboxMessageRow)
+CALL = Kind("call", "sandbox_calls", SandboxCallRow)
+FEEDBACK = Kind("feedback", "sandbox_call_feedback", SandboxFeedbackRow)
+CONFERENCE = Kind("conference", "sandbox_conferences", SandboxConferenceRow)
+TRANSCRIPTION = Kind("transcription", "sandbox_transcriptions", SandboxTranscriptionRow)
+ADDRESS = Kind("address", "sandbox_addresses", SandboxAddressRow)
+KINDS = (MESSAGE, CALL, FEEDBACK, CONFERENCE, TRANSCRIPTION, ADDRESS)
+# Children first: what reset() deletes.
+TABLES = ("sandbox_call_feedback", "sandbox_messages", "sandbox_calls", "sandbox_conferences",
+          "sandbox_transcriptions", "sandbox_addresses", "sandbox_settings")  # fmt: skip
+
+
+def _row(kind: Kind, r: Row) -> Any:
+    if kind is ADDRESS:  # SQLite hands booleans back as 0/1
+        r = {**r, "emergency_enabled": bool(r["emergency_enabled"]), "validated": bool(r["validated"]),
+             "verified": bool(r["verified"])}  # fmt: skip
+    return kind.row(**r)
+
+
+class SandboxResources(Repository):
+    area = "sandbox"
+
+    async def insert(self, kind: Kind, row: Any) -> None:
+        await self.db.run(lambda tx: tx.run(self.q[f"insert_{kind.name}"], **asdict(row)), write=True)
+
+    async def insert_many(self, kind: Kind, rows: Sequence[Any], chunk: int = 5000) -> None:
+        """Bulk load (the seeder): one transaction per ``chunk`` rows."""
+        sql = self.q[f"insert_{kind.name}"]
+        for i in range(0, len(rows), chunk):
+            batch = [asdict(r) for r in rows[i : i + chunk]]
+            await self.db.run(lambda tx, b=batch: tx.many(sql, b), write=True)  # type: ignore[misc]
+
+    async def get(self, kind: Kind, account_sid: str, sid: str) -> Any | None:
+        r = await self.db.run(lambda tx: tx.one(self.q[f"get_{kind.name}"], account_sid=account_sid, sid=sid))
+        return _row(kind, r) if r else None
+
+    async def list(
+        self, kind: Kind, account_sid: str, where: Iterable[str], params: dict[str, Any], q: PageQuery
+    ) -> Page:
+        """Newest first by (date_created, sid); ``where``/``params`` are the list's filters."""
+        conds = ["account_sid = :account_sid", *where]
+        ps = {**params, "account_sid": account_sid}
+
+        def go(tx: Tx) -> Page:
+            rows, more = keyset(
+                tx, self.q[f"select_{kind.name}"], conds, ps, ["date_created", "sid"], q, newest_first=True
+            )
+            return Page([_row(kind, r) for r in rows], more)
+
+        return await self.db.run(go)
+
+    async def put_feedback(self, row: SandboxFeedbackRow) -> SandboxFeedbackRow:
+        """Create or replace a call's feedback (date_created kept from the first)."""
+
+        def go(tx: Tx) -> SandboxFeedbackRow:
+            old = tx.one(self.q.get_feedback, account_sid=row.account_sid, sid=row.call_sid)
+            if old is None:
+                tx.run(self.q.insert_feedback, **asdict(row))
+                return row
+            tx.run(self.q.update_feedback, **asdict(row))
+            return SandboxFeedbackRow(**{**asdict(row), "date_created": old["date_created"]})
+
+        return await self.db.run(go, write=True)
+
+    async def settings(self, account_sid: str) -> str | None:
+        r = await self.db.run(lambda tx: tx.one(self.q.get_settings, account_sid=account_sid))
+        return str(r["document"]) if r else None
+
+    async def put_settings(self, account_sid: str, document: str, now: str) -> None:
+        await self.db.run(
+            lambda tx: tx.run(self.q.put_settings, account_sid=account_sid, document=document, now=now), write=True
+        )
