@@ -69,11 +69,18 @@ class Runtime:
         if delivery is not None:
             await delivery.stop()
 
+    async def start_sandbox(self) -> None:
+        """Run the sandbox's status clock in this process (messages and calls move on, callbacks go out)."""
+
+    async def stop_sandbox(self) -> None:
+        """Stop the status clock (idempotent)."""
+
     async def close(self) -> None:
         """Stop delivery and close the store (idempotent)."""
         if self._closed:
             return
         self._closed = True
+        await self.stop_sandbox()
         await self.stop_delivery()
         await self.store.close()
 
