@@ -30,6 +30,7 @@ from ..store.records import (
     SandboxCallRow,
     SandboxFeedbackRow,
     SandboxMessageRow,
+    SandboxTranscriptionRow,
 )
 from ..store.repos import sandbox as kinds
 from . import lifecycle, phones
@@ -282,6 +283,26 @@ class Sandbox:
         w, p = sent.conditions("date_sent", "sent")
         return await self.repo.list(kinds.MESSAGE, account_sid, where + w, {**params, **p}, q)
 
+    async def update_message(self, row: SandboxMessageRow, body: str | None, status: str | None) -> SandboxMessageRow:
+        """Twilio allows two updates: redacting the body (``Body=""``) and canceling a scheduled message."""
+        if status is not None:
+            if status != "canceled":
+                raise bad_request("Status can only be set to canceled")
+            raise TwilioError(30409, "Message cannot be canceled: only scheduled messages can be", 400)
+        if body is None:
+            raise bad_request("Nothing to update: send Body= (empty) to redact the message body")
+        if body != "":
+            raise bad_request("Body can only be updated to an empty string (redaction)")
+        if row.status in ("queued", "accepted", "sending", "scheduled"):
+            raise TwilioError(20009, "Cannot redact a message that is still being sent", 400)
+        await self.repo.redact_message(row.account_sid, row.sid, clock.iso(clock.now()))
+        return await self.message(row.account_sid, row.sid)
+
+    async def delete_message(self, row: SandboxMessageRow) -> None:
+        if row.next_step_at is not None:  # Twilio: a message still in flight cannot be deleted
+            raise TwilioError(20009, f"Cannot delete message {row.sid}: it is still being sent", 400)
+        await self.repo.delete(kinds.MESSAGE, row.account_sid, row.sid)
+
     # -- calls
 
     async def create_call(
@@ -379,6 +400,16 @@ class Sandbox:
             where += w
             params.update(p)
         return await self.repo.list(kinds.CALL, account_sid, where, params, q)
+
+    async def delete_call(self, row: SandboxCallRow) -> None:
+        if row.next_step_at is not None:
+            raise TwilioError(20009, f"Cannot delete call {row.sid}: it is still in progress", 400)
+        await self.repo.delete(kinds.CALL, row.account_sid, row.sid)
+
+    async def delete(self, row: Any) -> None:
+        """Transcriptions and addresses: removed at once."""
+        kind = kinds.TRANSCRIPTION if isinstance(row, SandboxTranscriptionRow) else kinds.ADDRESS
+        await self.repo.delete(kind, row.account_sid, row.sid)
 
     async def feedback(self, account_sid: str, call_sid: str) -> SandboxFeedbackRow:
         await self.call(account_sid, call_sid)
