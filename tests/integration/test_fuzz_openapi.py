@@ -19,7 +19,7 @@ import contextlib
 import re
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -88,12 +88,26 @@ def server_tracebacks_flushed() -> Iterator[None]:
 
 
 
-def run_operation(operation: Any, mode: GenerationMode, auth: str, seen: Counter[int]) -> None:
-    strategy = operation.as_strategy(generation_mode=mode, headers={"Authorization": auth})
+def run_operation(
+    operation: Any,
+    mode: GenerationMode,
+    auth: str,
+    seen: Counter[int],
+    path_parameters: dict[str, str] | None = None,
+    prepare: Callable[[Case], None] | None = None,
+    max_examples: int | None = None,
+) -> None:
+    """Fuzz one operation; ``path_parameters`` pins those parameters (the rest are generated) and
+    ``prepare`` may adjust each case before it is sent."""
+    strategy = operation.as_strategy(
+        generation_mode=mode, headers={"Authorization": auth}, path_parameters=path_parameters
+    )
 
-    @settings(FUZZ, max_examples=MAX_EXAMPLES[mode])
+    @settings(FUZZ, max_examples=max_examples or MAX_EXAMPLES[mode])
     @given(case=strategy)
     def fuzz(case: Case) -> None:
+        if prepare is not None:
+            prepare(case)
         response = case.call(headers={"Authorization": auth}, timeout=15)
         seen[response.status_code] += 1
         where = f"{case.method} {case.formatted_path} -> {response.status_code}"
@@ -140,14 +154,34 @@ def routed_operation(routes: list[Any], path: str, method: str) -> tuple[str, st
     return None  # no route, or only routes for other methods (Starlette answers 405)
 
 
-def test_every_route_is_documented(server: Server) -> None:
-    """/openapi.json documents every routed operation and nothing that is not routed;
-    the list comes from the running app, so a new route without a description fails here."""
+def _refs(node: Any) -> set[str]:
+    if isinstance(node, dict):
+        own = {node["$ref"]} if isinstance(node.get("$ref"), str) else set()
+        return own.union(*(_refs(v) for v in node.values()))
+    if isinstance(node, list):
+        return set().union(*(_refs(v) for v in node))
+    return set()
+
+
+@pytest.mark.parametrize("which", ["server", "sandbox_server"])
+def test_every_route_is_documented(backend: str, which: str, request: pytest.FixtureRequest) -> None:
+    """/openapi.json documents every routed operation and nothing that is not routed, with or
+    without the sandbox mounted; the list comes from the running app, so a new route without a
+    description fails here. Every $ref in the document resolves."""
     import requests
     from starlette.routing import Route
 
+    from eventstreams.api.app import surfaces as all_surfaces
+
+    server: Server = request.getfixturevalue(which)
     doc = requests.get(f"{server.url}/openapi.json", timeout=10).json()
     surfaces = server.app.state.surfaces
+    sandboxed = which == "sandbox_server"
+    assert [s.name for s in surfaces] == [s.name for s in all_surfaces(sandbox=sandboxed)]
+    assert ("twilio-sandbox" in {s.name for s in surfaces}) is sandboxed
+    for ref in _refs(doc):
+        assert ref.startswith("#/components/schemas/"), ref
+        assert ref.rsplit("/", 1)[1] in doc["components"]["schemas"], f"unresolved {ref}"
     routes = [r for s in surfaces for r in s.routes]
     assert routes and all(isinstance(r, Route) for r in routes), routes  # a Mount would hide its routes
     for surface in surfaces:  # each surface's own fragment describes only its own routes

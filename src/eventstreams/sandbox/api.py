@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ..api import openapi
 from ..api.accounts import INVALID_PAGE_TOKEN
 from ..api.context import auth
 from ..api.http import JSON, PAGING, TIME_SID, Paging, Params, form, legacy_meta, paging, query
@@ -310,4 +311,4 @@ routes = [
     _route("/Sandbox.json", switches, ["GET", "POST"]),
 ]
 
-surface = Surface("twilio-sandbox", routes, {RateLimited: _on_rate_limited, **TWILIO_ERRORS}, None)
+surface = Surface("twilio-sandbox", routes, {RateLimited: _on_rate_limited, **TWILIO_ERRORS}, openapi.sandbox_paths)

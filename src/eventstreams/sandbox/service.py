@@ -97,8 +97,13 @@ class DateFilter:
         """(ISO start, ISO end of the day) for a date; (ISO instant, None) for a date-time."""
         d, date_only = parse_date(value)
         if date_only:
-            return clock.iso(d.timestamp()), clock.iso((d + timedelta(days=1)).timestamp())
+            # 9999-12-31 has no next day to end at: end at the last second a date can name
+            end = d + timedelta(days=1) if d < _LAST_DAY else _LAST_DAY.replace(hour=23, minute=59, second=59)
+            return clock.iso(d.timestamp()), clock.iso(end.timestamp())
         return clock.iso(d.timestamp()), None
+
+
+_LAST_DAY = datetime(9999, 12, 31, tzinfo=UTC)
 
 
 def parse_date(value: str) -> tuple[datetime, bool]:
@@ -118,7 +123,10 @@ def parse_date(value: str) -> tuple[datetime, bool]:
         d = d.replace(tzinfo=UTC)
     if not 1970 <= d.year <= 9999:
         raise ValueError(value)
-    return d.astimezone(UTC), False
+    try:
+        return d.astimezone(UTC), False
+    except OverflowError:  # an offset moving the instant past 9999-12-31 (a 500 before)
+        raise ValueError(value) from None
 
 
 def date_filter(params: Any, name: str) -> DateFilter:

@@ -13,7 +13,7 @@ from importlib import resources
 from typing import Any
 
 from ...sinks import registry as sink_types
-from . import accounts, bridge, catalogue, operations, system
+from . import accounts, bridge, catalogue, operations, sandbox, system
 
 
 @lru_cache(maxsize=1)
@@ -25,6 +25,26 @@ def _twilio_spec() -> dict[str, Any]:
         item.pop("servers", None)
     doc["info"]["title"] = "eventstreams: Twilio Events v1 compatible API"
     return doc
+
+
+@lru_cache(maxsize=1)
+def _twilio_v2010() -> dict[str, Any]:
+    """Twilio's 2010-04-01 document, trimmed to the sandbox's operations (scripts/trim_twilio_v2010.py)."""
+    doc: dict[str, Any] = json.loads(
+        resources.files("eventstreams.api").joinpath("twilio_api_v2010_sandbox.json").read_text()
+    )
+    return doc
+
+
+def _refs(node: Any) -> set[str]:
+    """The component schema names ``node`` references."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        found = {ref.rsplit("/", 1)[1]} if isinstance(ref, str) and ref.startswith("#/components/schemas/") else set()
+        return found.union(*(_refs(v) for v in node.values()))
+    if isinstance(node, list):
+        return set().union(*(_refs(v) for v in node))
+    return set()
 
 
 # -- each surface's fragment (its ``paths``) -----------------------------------------------------
@@ -49,6 +69,23 @@ def bridge_paths() -> dict[str, Any]:
 
 def system_paths() -> dict[str, Any]:
     return copy.deepcopy(system.PATHS)
+
+
+def sandbox_paths() -> dict[str, Any]:
+    """Twilio's 2010-04-01 paths the sandbox serves (their schemas join the components when mounted),
+    plus call feedback and our Sandbox.json."""
+    return sandbox.paths(copy.deepcopy(_twilio_v2010()["paths"]))
+
+
+def _v2010_schemas(doc: dict[str, Any]) -> None:
+    """Add the 2010-04-01 component schemas the paths reference (none unless the sandbox is mounted)."""
+    schemas = doc["components"]["schemas"]
+    todo = _refs(doc["paths"]) - set(schemas)
+    while todo:
+        name = todo.pop()
+        schema = _twilio_v2010()["components"]["schemas"][name]
+        schemas[name] = copy.deepcopy(schema)
+        todo |= _refs(schema) - set(schemas)
 
 
 def _sink_types(doc: dict[str, Any]) -> None:
@@ -81,6 +118,7 @@ def openapi_document(base_url: str, surfaces: Sequence[Any]) -> dict[str, Any]:
     for surface in surfaces:
         if surface.openapi is not None:
             doc["paths"].update(surface.openapi())
+    _v2010_schemas(doc)
     _sink_types(doc)  # per call: the registry can change (tests register types)
     doc["servers"] = [{"url": base_url}]
     return doc
