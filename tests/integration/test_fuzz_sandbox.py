@@ -13,14 +13,16 @@ faulted, so its own requests still must not give a 5xx).
 from __future__ import annotations
 
 import base64
+import re
 import time
 from collections import Counter
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import pytest
 import requests
 import schemathesis
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import Case, GenerationMode
@@ -37,11 +39,20 @@ from eventstreams.store.records import (
 )
 from eventstreams.store.repos import sandbox as kinds
 from tests.conftest import Receiver, Server
-from tests.integration.test_fuzz_openapi import run_operation
+from tests.integration.test_fuzz_openapi import (
+    FUZZ,
+    _operations,
+    _pairs,
+    _segment,
+    assert_client_error_shape,
+    run_operation,
+    server_tracebacks_flushed,
+)
 
 BASE = "/2010-04-01/Accounts/{AccountSid}"
 SWITCHES = f"{BASE}/Sandbox.json"
-EXAMPLES = 40  # per operation and mode: about 10 s for all of them on each backend
+# per operation: about 15 s for both modes on each backend (negative cases are the slower ones)
+EXAMPLES = {GenerationMode.POSITIVE: 100, GenerationMode.NEGATIVE: 40}
 
 # Twilio's own string formats, unknown to the generator: without them positive mode sends
 # random text as To/From and never gets a message or call created.
@@ -156,7 +167,7 @@ def test_fuzz_sandbox_no_server_errors(
             if mode is GenerationMode.POSITIVE:
                 params |= _instance(op.path, deleted if op.method.upper() == "DELETE" else kept)
         try:
-            run_operation(op, mode, auth, seen, params, _callbacks_to(receiver), EXAMPLES)
+            run_operation(op, mode, auth, seen, params, _callbacks_to(receiver), EXAMPLES[mode])
         except Unsatisfiable:
             assert mode is GenerationMode.NEGATIVE, op.label  # nothing left to make invalid
         except AssertionError as exc:
@@ -177,6 +188,57 @@ def test_fuzz_sandbox_no_server_errors(
         assert seen[201] >= 10 and seen[200] >= 50 and seen[204] >= 4, dict(seen)
     else:
         assert seen[400] >= 100 and seen[200] >= 1, dict(seen)
+
+
+@pytest.mark.timeout(300)
+def test_raw_fuzz_sandbox_no_server_errors(sandbox_server: Server, backend: str, capsys: Any) -> None:
+    """What schemathesis does not send (see test_fuzz_openapi's raw fuzz), as the path's own account:
+    NUL, dot segments, percent signs and non-ASCII as instance SIDs next to real ones, unknown and
+    repeated parameters, raw bodies. Sandbox.json as an unrelated account, as above."""
+    srv = sandbox_server
+    me, switches = srv.new_account("Sandbox raw fuzz"), srv.new_account("Sandbox raw switches fuzz")
+    kept = _seed(srv, me[0], 4)
+    doc = requests.get(f"{srv.url}/openapi.json", timeout=10).json()
+    ops = [op for op in _operations(doc) if op[1] in set(sandbox_paths())]
+    assert len(ops) == 22, ops
+    seen: Counter[int] = Counter()
+    session = requests.Session()
+    started = time.monotonic()
+
+    @settings(FUZZ, max_examples=300)
+    @given(
+        op=st.sampled_from(ops),
+        instance=st.one_of(st.sampled_from(sorted(kept.values())), _segment()),
+        params=st.data(),
+        raw_body=st.one_of(st.none(), st.binary(max_size=200)),
+    )
+    def fuzz(
+        op: tuple[str, str, list[str], list[str]], instance: str, params: st.DataObject, raw_body: bytes | None
+    ) -> None:
+        method, template, qnames, fnames = op
+        sid, token = switches if template == SWITCHES else me
+        path = re.sub(r"\{[^}]+\}", quote(instance, safe=""), template.replace("{AccountSid}", sid))
+        qs = urlencode(params.draw(_pairs(qnames)))
+        body = raw_body if raw_body is not None else urlencode(params.draw(_pairs(fnames))).encode()
+        r = session.request(
+            method,
+            f"{srv.url}{path}" + (f"?{qs}" if qs else ""),
+            data=body if method == "POST" else None,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+            auth=(sid, token),
+            timeout=15,
+        )
+        seen[r.status_code] += 1
+        assert_client_error_shape(
+            r, f"{method} {path[:200]}?{qs[:200]} body={body[:200]!r} -> {r.status_code}", template
+        )
+
+    with session, server_tracebacks_flushed():
+        fuzz()
+    with capsys.disabled():
+        took = time.monotonic() - started
+        print(f"\nsandbox raw fuzz[{backend}]: {sum(seen.values())} requests in {took:.1f}s, statuses {dict(seen)}")
+    assert seen[401] == seen[403] == 0 and seen[200] >= 5, dict(seen)
 
 
 @pytest.mark.parametrize(
