@@ -19,7 +19,7 @@ import contextlib
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -96,9 +96,10 @@ def run_operation(
     path_parameters: dict[str, str] | None = None,
     prepare: Callable[[Case], None] | None = None,
     max_examples: int | None = None,
+    checks: Sequence[Any] = (not_a_server_error,),
 ) -> None:
-    """Fuzz one operation; ``path_parameters`` pins those parameters (the rest are generated) and
-    ``prepare`` may adjust each case before it is sent."""
+    """Fuzz one operation; ``path_parameters`` pins those parameters (the rest are generated),
+    ``prepare`` may adjust each case before it is sent, ``checks`` are schemathesis' checks."""
     strategy = operation.as_strategy(
         generation_mode=mode, headers={"Authorization": auth}, path_parameters=path_parameters
     )
@@ -112,7 +113,7 @@ def run_operation(
         seen[response.status_code] += 1
         where = f"{case.method} {case.formatted_path} -> {response.status_code}"
         assert response.status_code < 500, f"{where}\n{case.as_curl_command()}\n{response.text[:500]}"
-        case.validate_response(response, checks=[not_a_server_error])
+        case.validate_response(response, checks=list(checks))
         if response.status_code >= 400 and case.method.upper() != "HEAD":
             problem = twilio_error_problem(response, error_extras(operation.path, response.status_code))
             assert problem is None, f"{where}: {problem}\n{case.as_curl_command()}"

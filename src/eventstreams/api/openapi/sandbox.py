@@ -153,11 +153,15 @@ PATHS: dict[str, Any] = {
 }
 
 
+_ENVELOPE_URIS = {"first_page_uri", "next_page_uri", "previous_page_uri", "uri"}
+
+
 def paths(twilio: dict[str, Any]) -> dict[str, Any]:
     """Twilio's trimmed ``twilio`` paths (modified in place) and ours, with what the sandbox
     enforces and Twilio's document does not say: the error responses each operation can give
-    (Sandbox.json is never faulted), no parameter outside the documented ones, and our paging
-    limits."""
+    (Sandbox.json is never faulted), no parameter outside the documented ones, our paging
+    limits; and the list envelope's ``*_uri`` fields as the relative references they are (Twilio
+    declares them ``uri`` but sends paths, as we do)."""
     out = {**twilio, **copy.deepcopy(PATHS)}
     paging = {p["name"]: p for p in PAGING}
     for path, item in out.items():
@@ -165,6 +169,9 @@ def paths(twilio: dict[str, Any]) -> dict[str, Any]:
             if method not in ("get", "post", "delete"):
                 continue
             op["parameters"] = [copy.deepcopy(paging.get(p["name"], p)) for p in op.get("parameters", [])]
+            listed = op["responses"].get("200", {}).get("content", {}).get("application/json", {}).get("schema", {})
+            for name in _ENVELOPE_URIS & set(listed.get("properties", {})):
+                listed["properties"][name]["format"] = "uri-reference"
             for body in op.get("requestBody", {}).get("content", {}).values():
                 body["schema"]["additionalProperties"] = False
             errors = {k: v for k, v in _ERRORS.items() if path != f"{_BASE}/Sandbox.json" or k not in ("429", "5XX")}
