@@ -1,6 +1,7 @@
 """The OpenAPI document served at /openapi.json: Twilio's Events v1 spec (shipped verbatim in
-api/twilio_events_v1.json) pointed at this server, with the paths of every mounted surface. Each
-surface's fragment lives in a module here; tests/integration/test_fuzz_openapi.py fails when a
+api/twilio_events_v1.json) pointed at this server, with the paths of every mounted surface (and,
+with the sandbox mounted, the 2010-04-01 schemas its paths reference, from api/twilio_api_v2010_sandbox.json).
+Each surface's fragment lives in a module here; tests/integration/test_fuzz_openapi.py fails when a
 route is missing from its surface's fragment."""
 
 from __future__ import annotations

@@ -25,13 +25,10 @@ TEXT = {"type": "string", "nullable": True}
 
 
 def form(props: dict[str, Any], required: list[str]) -> dict[str, Any]:
-    return {
-        "content": {
-            "application/x-www-form-urlencoded": {
-                "schema": {"type": "object", "properties": props, "required": required}
-            }
-        }
-    }
+    schema: dict[str, Any] = {"type": "object", "properties": props}
+    if required:  # OpenAPI 3.0 (JSON Schema draft 4) rejects an empty list
+        schema["required"] = required
+    return {"content": {"application/x-www-form-urlencoded": {"schema": schema}}}
 
 
 def json_body(code: str, desc: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
