@@ -43,6 +43,7 @@ from eventstreams.store.repos import sandbox as kinds
 from tests.conftest import Receiver, Server
 from tests.integration.test_fuzz_openapi import (
     FUZZ,
+    SERVER_THREAD_RANDOM,
     _operations,
     _pairs,
     _segment,
@@ -50,6 +51,8 @@ from tests.integration.test_fuzz_openapi import (
     run_operation,
     server_tracebacks_flushed,
 )
+
+pytestmark = SERVER_THREAD_RANDOM
 
 BASE = "/2010-04-01/Accounts/{AccountSid}"
 SWITCHES = f"{BASE}/Sandbox.json"
