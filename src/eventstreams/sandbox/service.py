@@ -187,21 +187,25 @@ class Sandbox:
         return b
 
     def fault(self, account_sid: str, b: Behaviour) -> TwilioError | None:
-        """The injected failure for this request, if any: the ratios are met exactly and
-        reproducibly (every 1/ratio-th request), not by chance."""
+        """The injected failure for this request, if any. Each ratio is met exactly and reproducibly
+        (every 1/ratio-th request), not by chance; a request both are due on gets the 429 and the 5xx
+        comes on the next one."""
+        due: list[str] = []
         for kind, ratio in (("429", b.rate_limit_ratio), ("5xx", b.server_error_ratio)):
-            if ratio <= 0:
-                continue
-            key = (account_sid, kind)
-            credit = self._credit.get(key, 0.0) + ratio
-            if credit >= 1.0 - 1e-9:
-                self._credit[key] = credit - 1.0
-                if kind == "429":
-                    return TwilioError(TOO_MANY_REQUESTS, "Too many requests", 429)
-                return TwilioError(b.server_error_status, "Internal Server Error (injected by the sandbox)",
-                                   b.server_error_status)  # fmt: skip
-            self._credit[key] = credit
-        return None
+            if ratio > 0:
+                key = (account_sid, kind)
+                credit = self._credit.get(key, 0.0) + ratio
+                self._credit[key] = credit
+                if credit >= 1.0 - 1e-9:
+                    due.append(kind)
+        if not due:
+            return None
+        kind = due[0]
+        self._credit[(account_sid, kind)] -= 1.0
+        if kind == "429":
+            return TwilioError(TOO_MANY_REQUESTS, "Too many requests", 429)
+        status = b.server_error_status
+        return TwilioError(status, "Internal Server Error (injected by the sandbox)", status)
 
     async def _created(self, kind: str, row: Any) -> None:
         for hook in self.on_created:
