@@ -67,3 +67,19 @@ SELECT document FROM sandbox_settings WHERE account_sid = :account_sid;
 -- name: put_settings
 INSERT INTO sandbox_settings (account_sid, document, date_updated) VALUES (:account_sid, :document, :now)
 ON CONFLICT (account_sid) DO UPDATE SET document = excluded.document, date_updated = excluded.date_updated;
+
+-- The seeder's guard against repeating a run: is this SID taken (by any account)?
+-- name: exists_message
+SELECT sid FROM sandbox_messages WHERE sid = :sid;
+
+-- name: exists_call
+SELECT sid FROM sandbox_calls WHERE sid = :sid;
+
+-- name: exists_conference
+SELECT sid FROM sandbox_conferences WHERE sid = :sid;
+
+-- name: exists_transcription
+SELECT sid FROM sandbox_transcriptions WHERE sid = :sid;
+
+-- name: exists_address
+SELECT sid FROM sandbox_addresses WHERE sid = :sid;
