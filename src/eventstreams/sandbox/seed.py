@@ -254,7 +254,7 @@ class _World:
     numbers: tuple[str, ...]
     number_sids: dict[str, str]
     service_sid: str
-    customers: tuple[str, ...]
+    customers: tuple[str, ...]  # messages use a prefix of it, calls another: each independent of the other's count
 
 
 def _world(sid: str, index: int, seed: int, customers: int, now: int) -> _World:
@@ -395,13 +395,14 @@ def generate(account_sids: Sequence[str], messages: int, calls: int, seed: int, 
     if not account_sids:
         raise ValueError("at least one account")
     end = int(now)
-    per_account = max(50, min(20_000, (messages + calls) // (6 * len(account_sids))))
-    worlds = [_world(sid, i, seed, per_account, end) for i, sid in enumerate(account_sids)]
+    # about five messages and two calls per customer
+    texted, called = (max(50, min(20_000, n // (k * len(account_sids)))) for n, k in ((messages, 5), (calls, 2)))
+    worlds = [_world(sid, i, seed, max(texted, called), end) for i, sid in enumerate(account_sids)]
     spread = tuple(worlds[i] for i in _weights(len(worlds)))
     iso = _iso_formatter()
     data = Dataset()
-    data.messages = _messages(random.Random(f"{seed}/messages"), spread, messages, end, iso)
-    data.calls, completed = _calls(random.Random(f"{seed}/calls"), spread, calls, end, iso)
+    data.messages = _messages(random.Random(f"{seed}/messages"), spread, texted, messages, end, iso)
+    data.calls, completed = _calls(random.Random(f"{seed}/calls"), spread, called, calls, end, iso)
     data.feedback = _feedback(random.Random(f"{seed}/feedback"), completed, end, iso)
     data.conferences = _conferences(
         random.Random(f"{seed}/conferences"), completed, int(calls * CONFERENCES_PER_CALL), end, iso
@@ -413,7 +414,9 @@ def generate(account_sids: Sequence[str], messages: int, calls: int, seed: int, 
     return data
 
 
-def _messages(rng: random.Random, spread: Sequence[_World], n: int, now: int, iso: _Iso) -> list[SandboxMessageRow]:
+def _messages(
+    rng: random.Random, spread: Sequence[_World], customers: int, n: int, now: int, iso: _Iso
+) -> list[SandboxMessageRow]:
     r, bits = rng.random, rng.getrandbits
     out_pool = _bodies(random.Random(f"{rng.random()}/bodies"), min(4096, max(64, n // 8)))
     in_pool = _inbound_bodies()
@@ -426,7 +429,7 @@ def _messages(rng: random.Random, spread: Sequence[_World], n: int, now: int, is
     rows = []
     for ts in _times(rng, n, now):
         w = spread[int(r() * na)]
-        customer = w.customers[int(r() * len(w.customers))]
+        customer = w.customers[int(r() * customers)]
         own = w.numbers[int(r() * len(w.numbers))]
         direction = directions[int(r() * nd)]
         service = None
@@ -520,7 +523,7 @@ class _Answered:
 
 
 def _calls(
-    rng: random.Random, spread: Sequence[_World], n: int, now: int, iso: _Iso
+    rng: random.Random, spread: Sequence[_World], customers: int, n: int, now: int, iso: _Iso
 ) -> tuple[list[SandboxCallRow], list[_Answered]]:
     """``n`` calls: parent legs (inbound or API-created) and, for ~15 %, ``<Dial>`` legs
     (``outbound-dial``) that lie inside an answered parent call of the same account."""
@@ -534,7 +537,7 @@ def _calls(
     answered: list[_Answered] = []
     for ts in _times(rng, n - children, now):
         w = spread[int(r() * na)]
-        customer = w.customers[int(r() * len(w.customers))]
+        customer = w.customers[int(r() * customers)]
         own = w.numbers[int(r() * len(w.numbers))]
         inbound = r() < 0.4
         status = statuses[int(r() * len(statuses))]
@@ -559,7 +562,7 @@ def _calls(
         w = accounts[p.row.account_sid]
         created = p.start + 1 + int(r() * 8)
         status = child_statuses[int(r() * len(child_statuses))]
-        agent = w.customers[int(r() * len(w.customers))]
+        agent = w.customers[int(r() * customers)]
         start, duration = created, 0
         end = min(created + 3 + int(r() * 30), p.end)
         if status == "completed":

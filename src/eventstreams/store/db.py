@@ -37,11 +37,10 @@ class Tx(abc.ABC):
     @abc.abstractmethod
     def script(self, sql: str) -> None: ...
 
+    @abc.abstractmethod
     def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
-        """Bulk insert of positional rows (``columns`` order): each backend overrides this with its
-        fastest path. ``table`` and ``columns`` are the code's own names, never input."""
-        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)})"
-        self.many(sql, [dict(zip(columns, r, strict=True)) for r in rows])
+        """Bulk load of positional rows (in ``columns`` order) by the backend's fastest path.
+        ``table`` and ``columns`` are the code's own names, never input."""
 
     def one(self, sql: str, **params: Any) -> Row | None:
         rows = self.all(sql, **params)
