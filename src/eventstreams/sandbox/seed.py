@@ -390,8 +390,8 @@ class Dataset:
 
 def generate(account_sids: Sequence[str], messages: int, calls: int, seed: int, now: float) -> Dataset:
     """The data set for these accounts (the first is the main one, ~40 % of the rows), spread over the
-    365 days before ``now``. Each collection draws from its own stream of ``random.Random(seed)``
-    (so changing ``calls`` leaves the messages as they were)."""
+    365 days before ``now``. Each collection draws from its own stream, ``random.Random(f"{seed}/messages")``
+    and so on (so changing ``calls`` leaves the messages as they were)."""
     if not account_sids:
         raise ValueError("at least one account")
     end = int(now)
@@ -422,7 +422,7 @@ def _messages(
     in_pool = _inbound_bodies()
     directions = _table(_MESSAGE_DIRECTIONS)
     nd = len(directions)
-    sms = [_price(SMS_PRICE * s) for s in range(12)]
+    sms = [_price(SMS_PRICE * s) for s in range(phones.MAX_BODY // 67 + 2)]  # up to 24 UCS-2 segments
     mms = _price(MMS_PRICE)
     na, no, ni = len(spread), len(out_pool), len(in_pool)
     mark = SEEDED_MARK
