@@ -357,6 +357,20 @@ async def test_seed_into_a_named_account(runtime: Runtime) -> None:
         await seeding.seed(runtime, 50, 20, 1, seed=2, now=NOW, account_sid=sub.sid)
 
 
+async def test_seed_fills_the_configured_first_account(tmp_path: Path) -> None:
+    """With EVENTSTREAMS_ACCOUNT_SID/AUTH_TOKEN set, that account is the main one, as in `serve`."""
+    sid, token = "AC" + "d" * 32, "e" * 32
+    # given in upper case: Twilio's SIDs are matched case-insensitively, stored in lower case
+    rt = await build_runtime(memory_settings(tmp_path, account_sid="AC" + "D" * 32, auth_token=token))
+    try:
+        await rt.accounts.create("Older, but not the configured one")
+        report = await seeding.seed(rt, 20, 10, 1, seed=1, now=NOW)
+        assert (report.accounts[0].row.sid, report.accounts[0].auth_token) == (sid, token)
+        assert report.accounts[1].row.parent_sid == sid
+    finally:
+        await rt.close()
+
+
 def test_parse_now() -> None:
     assert seeding.parse_now("1780000000") == NOW
     assert seeding.parse_now("2026-05-28T20:26:40Z") == NOW

@@ -11,8 +11,8 @@ days after ``date_sent``/``end_time``.
 
 Speed (see docs/benchmarks.md): the per-row work is a few ``random()`` draws, table lookups and one
 f-string per SID and date. What would be slow per row is done once per distinct value instead:
-bodies come from a pool whose segment counts are computed once, phone numbers from per-account pools
-whose national formats are cached, ISO days from a per-day cache.
+bodies come from a pool whose segment counts are computed once, national formats of phone numbers
+from one template per layout, ISO dates from a per-day cache.
 """
 
 from __future__ import annotations
@@ -777,8 +777,8 @@ async def seed(
     """Seed ``rt``'s store: the main account (``account_sid``, or the first account, created as
     ``serve`` does when there is none) and ``subaccounts`` new subaccounts of it.
 
-    The data is generated before any account is created, so a run that would repeat an earlier
-    one's SIDs (same seed and now) stops before changing anything."""
+    The data is generated before any subaccount is created, so a run that would repeat an earlier
+    one's SIDs (same seed and now) stops before adding anything."""
     main, token, created = await _main_account(rt, account_sid)
     if main.parent_sid is not None and subaccounts:
         raise SeedError(f"{main.sid} is a subaccount; subaccounts cannot have subaccounts (use --subaccounts 0)")
