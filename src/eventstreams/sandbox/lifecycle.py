@@ -272,6 +272,7 @@ class StatusClock:
         lease: float = LEASE_SECONDS,
         callback_timeout: float = CALLBACK_TIMEOUT,
         resolver: AsyncResolver | None = None,
+        stop_grace: float = 2.0,
     ) -> None:
         self.store = store
         self.sandbox = sandbox
@@ -283,6 +284,7 @@ class StatusClock:
         self.max_in_flight = max_in_flight
         self.poll_interval = poll_interval  # rows created by other processes are seen at least this often
         self.lease = lease
+        self.stop_grace = stop_grace
         self.http = HttpClient(
             allow_private=allow_private, timeout=callback_timeout, max_in_flight=64, resolver=resolver
         )
@@ -303,6 +305,10 @@ class StatusClock:
         with contextlib.suppress(ValueError):
             self.sandbox.on_created.remove(self.on_created)
         task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+        if self._running:  # a step cut short stays leased for a minute: let the quick ones finish
+            await asyncio.wait(set(self._running), timeout=self.stop_grace)
         tasks = [t for t in (task, *self._running) if t is not None]
         for t in tasks:
             t.cancel()
