@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-from functools import lru_cache
 from datetime import UTC, datetime
+from functools import lru_cache
 
 
 def now() -> float:
@@ -33,4 +33,4 @@ def rfc2822(iso_value: str) -> str:
 
 @lru_cache(maxsize=4096)
 def _rfc2822_day(day: str) -> str:
-    return datetime.strptime(day, "%Y-%m-%d").strftime("%a, %d %b %Y")
+    return datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC).strftime("%a, %d %b %Y")
