@@ -7,6 +7,9 @@ VALUES (:sid, :account_sid, :messaging_service_sid, :direction, :from_number, :t
 -- name: get_message
 SELECT * FROM sandbox_messages WHERE account_sid = :account_sid AND sid = :sid;
 
+-- name: delete_message
+DELETE FROM sandbox_messages WHERE account_sid = :account_sid AND sid = :sid;
+
 -- name: select_message
 SELECT * FROM sandbox_messages;
 
@@ -16,6 +19,9 @@ VALUES (:sid, :account_sid, :parent_call_sid, :to_number, :to_formatted, :from_n
 
 -- name: get_call
 SELECT * FROM sandbox_calls WHERE account_sid = :account_sid AND sid = :sid;
+
+-- name: delete_call
+DELETE FROM sandbox_calls WHERE account_sid = :account_sid AND sid = :sid;
 
 -- name: select_call
 SELECT * FROM sandbox_calls;
@@ -44,6 +50,9 @@ VALUES (:sid, :account_sid, :recording_sid, :status, :transcription_text, :type,
 -- name: get_transcription
 SELECT * FROM sandbox_transcriptions WHERE account_sid = :account_sid AND sid = :sid;
 
+-- name: delete_transcription
+DELETE FROM sandbox_transcriptions WHERE account_sid = :account_sid AND sid = :sid;
+
 -- name: select_transcription
 SELECT * FROM sandbox_transcriptions;
 
@@ -54,8 +63,14 @@ VALUES (:sid, :account_sid, :customer_name, :friendly_name, :street, :street_sec
 -- name: get_address
 SELECT * FROM sandbox_addresses WHERE account_sid = :account_sid AND sid = :sid;
 
+-- name: delete_address
+DELETE FROM sandbox_addresses WHERE account_sid = :account_sid AND sid = :sid;
+
 -- name: select_address
 SELECT * FROM sandbox_addresses;
+
+-- name: redact_message
+UPDATE sandbox_messages SET body = '', date_updated = :now WHERE account_sid = :account_sid AND sid = :sid;
 
 -- name: update_feedback
 UPDATE sandbox_call_feedback SET quality_score = :quality_score, issues = :issues, date_updated = :date_updated

@@ -81,6 +81,17 @@ class SandboxResources(Repository):
 
         return await self.db.run(go)
 
+    async def delete(self, kind: Kind, account_sid: str, sid: str) -> bool:
+        n = await self.db.run(
+            lambda tx: tx.run(self.q[f"delete_{kind.name}"], account_sid=account_sid, sid=sid), write=True
+        )
+        return n > 0
+
+    async def redact_message(self, account_sid: str, sid: str, now: str) -> None:
+        await self.db.run(
+            lambda tx: tx.run(self.q.redact_message, account_sid=account_sid, sid=sid, now=now), write=True
+        )
+
     async def put_feedback(self, row: SandboxFeedbackRow) -> SandboxFeedbackRow:
         """Create or replace a call's feedback (date_created kept from the first)."""
 
