@@ -4,7 +4,10 @@ status callbacks as Twilio does and publishes the matching Event Streams events.
 Messages: queued → sending → sent → delivered | undelivered, or queued → sending → failed.
 Calls: queued → ringing → in-progress → completed, queued → ringing → busy | no-answer | canceled,
 or queued → failed. The end is the row's ``outcome``, planned at creation (:func:`message_outcome`,
-:func:`call_outcome`); one step per ``step_seconds`` of the account's Behaviour.
+:func:`call_outcome`); one step per ``step_seconds`` of the account's Behaviour, counted from the end of
+the previous step's callbacks. A call's ``initiated`` and ``ringing`` callbacks go out in the same step
+(leaving ``queued``); its ``duration`` is a few seconds taken from its SID, not the time it spent
+``in-progress`` (which is one step, often shorter).
 
 A step, for one row:
 
