@@ -6,8 +6,8 @@ Calls: queued → ringing → in-progress → completed, queued → ringing → 
 or queued → failed. The end is the row's ``outcome``, planned at creation (:func:`message_outcome`,
 :func:`call_outcome`); one step per ``step_seconds`` of the account's Behaviour, counted from the end of
 the previous step's callbacks. A call's ``initiated`` and ``ringing`` callbacks go out in the same step
-(leaving ``queued``); its ``duration`` is a few seconds taken from its SID, not the time it spent
-``in-progress`` (which is one step, often shorter).
+(leaving ``queued``); its ``duration`` is the whole seconds it spent ``in-progress`` (at least 1), so
+``end_time - start_time`` and ``duration`` agree as they do on Twilio.
 
 A step, for one row:
 
@@ -47,7 +47,7 @@ from ..bridge.mapping import call_status_event, message_status_event
 from ..netpolicy import AsyncResolver
 from ..sinks.http import HttpClient, outcome_for_exception, read_excerpt
 from ..sinks.signing import TWILIO_SIGNATURE_HEADER, split_userinfo, twilio_form_signature
-from ..sinks.webhook import _wire_url
+from ..sinks.webhook import wire_url
 from ..store.records import AccountRow, SandboxCallRow, SandboxMessageRow
 from ..store.repos import sandbox as kinds
 from .behaviour import Behaviour
@@ -134,9 +134,12 @@ def _after(path: tuple[str, ...], status: str) -> str | None:
     return path[i + 1] if i + 1 < len(path) else None
 
 
-def call_duration(sid: str) -> int:
-    """A few seconds, the same for the same SID."""
-    return 3 + zlib.crc32(sid.encode()) % 28
+def call_duration(start_time: str | None, at: float) -> int:
+    """Whole seconds from the stored ``start_time`` to ``at``; at least 1 (a completed call was answered)."""
+    if start_time is None:
+        return 1
+    started = datetime.strptime(start_time, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+    return max(1, int(at - started))
 
 
 def _price(amount: Decimal) -> str:
@@ -168,7 +171,7 @@ def next_call(row: SandboxCallRow, at: float, lease_until: float) -> SandboxCall
     if status == "in-progress":
         new = replace(new, start_time=stamp)
     elif status == "completed":
-        duration = call_duration(row.sid)
+        duration = call_duration(row.start_time, at)
         new = replace(new, end_time=stamp, duration=duration, price=_price(CALL_PRICE * -(-duration // 60)))
     elif status in ("busy", "no-answer", "canceled", "failed"):
         new = replace(new, start_time=row.start_time or stamp, end_time=stamp, duration=0)
@@ -403,7 +406,7 @@ class StatusClock:
 
     async def _post(self, url: str, params: Mapping[str, str], token: str) -> None:
         clean, authorization = split_userinfo(url.partition("#")[0])
-        wire = _wire_url(clean)  # the exact text requested and signed
+        wire = wire_url(clean)  # the exact text requested and signed
         headers = {
             TWILIO_SIGNATURE_HEADER: twilio_form_signature(wire, params, token),
             "Content-Type": "application/x-www-form-urlencoded",
