@@ -166,6 +166,12 @@ def short_window_server(backend: str, tmp_path_factory: pytest.TempPathFactory) 
     yield from _session_server(backend, tmp_path_factory, retry_max_age=3.0)
 
 
+@pytest.fixture(scope="session")
+def sandbox_server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server with the Twilio sandbox mounted (its status clock running, 50 ms per step)."""
+    yield from _session_server(backend, tmp_path_factory, sandbox=True, sandbox_step_seconds=0.05)
+
+
 @pytest.fixture
 def database(backend: str, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty store URL on ``backend``, for tests that run eventstreams processes."""

@@ -18,6 +18,8 @@ from .http import JSON, PAGING, TIME_SID, form, legacy_meta, paging, query
 from .surface import Surface
 from .twilio_errors import TWILIO_ERRORS
 
+INVALID_PAGE_TOKEN = 21481  # the 2010-04-01 API's code for a PageToken it did not mint
+
 _SUBRESOURCES = (
     "addresses",
     "conferences",
@@ -91,7 +93,7 @@ async def accounts_collection(request: Request) -> Response:
         row, token = await svc.accounts.create_sub(p, f.get("FriendlyName"))
         return JSON(account_view(svc, row, token), status_code=201)
     params = query(request, {"FriendlyName", "Status", *PAGING})
-    pg = paging(params, TIME_SID)
+    pg = paging(params, TIME_SID, bad_token=INVALID_PAGE_TOKEN)
     page = await svc.accounts.list(p, params.get("FriendlyName"), params.get("Status"), pg.q)
     filters = [(n, v) for n in ("FriendlyName", "Status") if (v := params.get(n)) is not None]
     meta = legacy_meta("/2010-04-01/Accounts.json", filters, pg, page, "accounts", lambda a: (a.date_created, a.sid))
@@ -118,7 +120,7 @@ async def keys_collection(request: Request) -> Response:
         row, secret = await svc.accounts.create_key(account, f.get("FriendlyName"))
         return JSON(key_view(row, secret), status_code=201)
     params = query(request, PAGING)
-    pg = paging(params, TIME_SID)
+    pg = paging(params, TIME_SID, bad_token=INVALID_PAGE_TOKEN)
     page = await svc.accounts.list_keys(account, pg.q)
     meta = legacy_meta(
         f"/2010-04-01/Accounts/{account.sid}/Keys.json", [], pg, page, "keys", lambda k: (k.date_created, k.sid)

@@ -75,8 +75,9 @@ async def metrics(request: Request) -> Response:
     return Response(generate_latest(rt.metrics), media_type=CONTENT_TYPE_LATEST)
 
 
-def surfaces() -> list[Surface]:
-    """Every HTTP surface, in matching order (the publish path first: it is the hot one)."""
+def surfaces(sandbox: bool = False) -> list[Surface]:
+    """Every HTTP surface, in matching order (the publish path first: it is the hot one); the Twilio
+    sandbox's only when it is mounted (``EVENTSTREAMS_SANDBOX``, or ``eventstreams sandbox``)."""
     system = Surface(
         "system",
         [
@@ -87,11 +88,17 @@ def surfaces() -> list[Surface]:
         TWILIO_ERRORS,
         openapi.system_paths,
     )
-    return [delivery.surface, events_v1.surface, accounts.surface, bridge.surface, system]
+    mounted = [delivery.surface, events_v1.surface, accounts.surface, bridge.surface, system]
+    if sandbox:
+        from ..sandbox import api as sandbox_api
+
+        mounted.insert(3, sandbox_api.surface)
+    return mounted
 
 
 async def _openapi(request: Request) -> Response:
-    return JSON(openapi.openapi_document(services(request).base, surfaces()))
+    rt = services(request)
+    return JSON(openapi.openapi_document(rt.base, surfaces(rt.settings.sandbox)))
 
 
 def create_app(settings: Settings, svc: Runtime | None = None, announce: bool = True) -> Starlette:
@@ -115,14 +122,17 @@ def create_app(settings: Settings, svc: Runtime | None = None, announce: bool = 
             )
         if settings.delivery:
             await rt.start_delivery()
+        if settings.sandbox:
+            await rt.start_sandbox()
         try:
             yield {}
         finally:
+            await rt.stop_sandbox()
             await rt.stop_delivery()
             if own:
                 await rt.close()
 
-    mounted: Sequence[Mounted] = [Mounted(s) for s in surfaces()]
+    mounted: Sequence[Mounted] = [Mounted(s) for s in surfaces(settings.sandbox)]
     app = Starlette(
         routes=list(mounted),
         # Only what no surface matched reaches the root: answer it in Twilio's shape, the default.

@@ -180,9 +180,9 @@ NUMBER: tuple[type, ...] = (int,)
 NUMBER_SID: tuple[type, ...] = (int, str)
 
 
-def paging(params: Params, shape: tuple[type, ...]) -> Paging:
+def paging(params: Params, shape: tuple[type, ...], bad_token: int = BAD_PAGINATION) -> Paging:
     """Page parameters; a PageToken must carry a key of this list's ``shape`` (a token minted by another
-    list, or forged, is a 400, never a query with unbound or mistyped keys)."""
+    list, or forged, is a 400 with ``bad_token``'s code, never a query with unbound or mistyped keys)."""
     def _int(name: str, lo: int, hi: int | None) -> int | None:
         v = params.get(name)
         if v is None:
@@ -204,9 +204,15 @@ def paging(params: Params, shape: tuple[type, ...]) -> Paging:
     token = params.get("PageToken")
     q = PageQuery(size=size)
     if token:
-        direction, key = _dec(token)
+        message = "Invalid PageToken"
+        if bad_token == BAD_PAGINATION:
+            message = "Incorrect values for pagination: invalid PageToken"
+        try:
+            direction, key = _dec(token)
+        except TwilioError:
+            raise TwilioError(bad_token, message, 400) from None
         if len(key) != len(shape) or not all(type(v) is t for v, t in zip(key, shape, strict=True)):
-            raise TwilioError(BAD_PAGINATION, "Incorrect values for pagination: invalid PageToken", 400)
+            raise TwilioError(bad_token, message, 400)
         if direction == "a":
             q.after = key
         else:

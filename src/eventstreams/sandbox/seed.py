@@ -40,7 +40,7 @@ from ..store.records import (
     SandboxTranscriptionRow,
 )
 from ..store.repos import sandbox as kinds
-from . import phones
+from . import lifecycle, phones
 from .service import FEEDBACK_ISSUES, parse_date
 
 if TYPE_CHECKING:
@@ -55,18 +55,12 @@ YEAR_DAYS = 365
 SEEDED_MARK = 0xE << 44
 SEEDED_SIDS = "e"  # the first hex digit after the prefix of every seeded SID
 
-MESSAGE_ERRORS = {
-    30003: "Unreachable destination handset",
-    30005: "Unknown destination handset",
-    30006: "Landline or unreachable carrier",
-    30007: "Message filtered",
-    30008: "Unknown error",
-}
+MESSAGE_ERRORS = lifecycle.ERROR_MESSAGES  # the texts the status clock gives the same codes
 _UNDELIVERED = (30003, 30005, 30006, 30007)
-SMS_PRICE = 0.0079  # USD per segment, both directions (US long code)
+SMS_PRICE = float(lifecycle.MESSAGE_PRICE)  # USD per segment, both directions (US long code)
 MMS_PRICE = 0.0200  # USD per message with media
 CALL_RATE_INBOUND = 0.0085  # USD per started minute
-CALL_RATE_US = 0.0140
+CALL_RATE_US = float(lifecycle.CALL_PRICE)
 CALL_RATE_INTL = 0.0550
 TRANSCRIPTION_RATE = 0.05  # USD per started minute
 

@@ -30,6 +30,7 @@ from ..store.records import (
     SandboxCallRow,
     SandboxFeedbackRow,
     SandboxMessageRow,
+    SandboxTranscriptionRow,
 )
 from ..store.repos import sandbox as kinds
 from . import lifecycle, phones
@@ -186,21 +187,25 @@ class Sandbox:
         return b
 
     def fault(self, account_sid: str, b: Behaviour) -> TwilioError | None:
-        """The injected failure for this request, if any: the ratios are met exactly and
-        reproducibly (every 1/ratio-th request), not by chance."""
+        """The injected failure for this request, if any. Each ratio is met exactly and reproducibly
+        (every 1/ratio-th request), not by chance; a request both are due on gets the 429 and the 5xx
+        comes on the next one."""
+        due: list[str] = []
         for kind, ratio in (("429", b.rate_limit_ratio), ("5xx", b.server_error_ratio)):
-            if ratio <= 0:
-                continue
-            key = (account_sid, kind)
-            credit = self._credit.get(key, 0.0) + ratio
-            if credit >= 1.0 - 1e-9:
-                self._credit[key] = credit - 1.0
-                if kind == "429":
-                    return TwilioError(TOO_MANY_REQUESTS, "Too many requests", 429)
-                return TwilioError(b.server_error_status, "Internal Server Error (injected by the sandbox)",
-                                   b.server_error_status)  # fmt: skip
-            self._credit[key] = credit
-        return None
+            if ratio > 0:
+                key = (account_sid, kind)
+                credit = self._credit.get(key, 0.0) + ratio
+                self._credit[key] = credit
+                if credit >= 1.0 - 1e-9:
+                    due.append(kind)
+        if not due:
+            return None
+        kind = due[0]
+        self._credit[(account_sid, kind)] -= 1.0
+        if kind == "429":
+            return TwilioError(TOO_MANY_REQUESTS, "Too many requests", 429)
+        status = b.server_error_status
+        return TwilioError(status, "Internal Server Error (injected by the sandbox)", status)
 
     async def _created(self, kind: str, row: Any) -> None:
         for hook in self.on_created:
@@ -281,6 +286,26 @@ class Sandbox:
                 params[name] = value
         w, p = sent.conditions("date_sent", "sent")
         return await self.repo.list(kinds.MESSAGE, account_sid, where + w, {**params, **p}, q)
+
+    async def update_message(self, row: SandboxMessageRow, body: str | None, status: str | None) -> SandboxMessageRow:
+        """Twilio allows two updates: redacting the body (``Body=""``) and canceling a scheduled message."""
+        if status is not None:
+            if status != "canceled":
+                raise bad_request("Status can only be set to canceled")
+            raise TwilioError(30409, "Message cannot be canceled: only scheduled messages can be", 400)
+        if body is None:
+            raise bad_request("Nothing to update: send Body= (empty) to redact the message body")
+        if body != "":
+            raise bad_request("Body can only be updated to an empty string (redaction)")
+        if row.status in ("queued", "accepted", "sending", "scheduled"):
+            raise TwilioError(20009, "Cannot redact a message that is still being sent", 400)
+        await self.repo.redact_message(row.account_sid, row.sid, clock.iso(clock.now()))
+        return await self.message(row.account_sid, row.sid)
+
+    async def delete_message(self, row: SandboxMessageRow) -> None:
+        if row.next_step_at is not None:  # Twilio: a message still in flight cannot be deleted
+            raise TwilioError(20009, f"Cannot delete message {row.sid}: it is still being sent", 400)
+        await self.repo.delete(kinds.MESSAGE, row.account_sid, row.sid)
 
     # -- calls
 
@@ -379,6 +404,16 @@ class Sandbox:
             where += w
             params.update(p)
         return await self.repo.list(kinds.CALL, account_sid, where, params, q)
+
+    async def delete_call(self, row: SandboxCallRow) -> None:
+        if row.next_step_at is not None:
+            raise TwilioError(20009, f"Cannot delete call {row.sid}: it is still in progress", 400)
+        await self.repo.delete(kinds.CALL, row.account_sid, row.sid)
+
+    async def delete(self, row: Any) -> None:
+        """Transcriptions and addresses: removed at once."""
+        kind = kinds.TRANSCRIPTION if isinstance(row, SandboxTranscriptionRow) else kinds.ADDRESS
+        await self.repo.delete(kind, row.account_sid, row.sid)
 
     async def feedback(self, account_sid: str, call_sid: str) -> SandboxFeedbackRow:
         await self.call(account_sid, call_sid)

@@ -7,6 +7,9 @@ VALUES (:sid, :account_sid, :messaging_service_sid, :direction, :from_number, :t
 -- name: get_message
 SELECT * FROM sandbox_messages WHERE account_sid = :account_sid AND sid = :sid;
 
+-- name: delete_message
+DELETE FROM sandbox_messages WHERE account_sid = :account_sid AND sid = :sid;
+
 -- name: select_message
 SELECT * FROM sandbox_messages;
 
@@ -16,6 +19,9 @@ VALUES (:sid, :account_sid, :parent_call_sid, :to_number, :to_formatted, :from_n
 
 -- name: get_call
 SELECT * FROM sandbox_calls WHERE account_sid = :account_sid AND sid = :sid;
+
+-- name: delete_call
+DELETE FROM sandbox_calls WHERE account_sid = :account_sid AND sid = :sid;
 
 -- name: select_call
 SELECT * FROM sandbox_calls;
@@ -44,6 +50,9 @@ VALUES (:sid, :account_sid, :recording_sid, :status, :transcription_text, :type,
 -- name: get_transcription
 SELECT * FROM sandbox_transcriptions WHERE account_sid = :account_sid AND sid = :sid;
 
+-- name: delete_transcription
+DELETE FROM sandbox_transcriptions WHERE account_sid = :account_sid AND sid = :sid;
+
 -- name: select_transcription
 SELECT * FROM sandbox_transcriptions;
 
@@ -54,8 +63,14 @@ VALUES (:sid, :account_sid, :customer_name, :friendly_name, :street, :street_sec
 -- name: get_address
 SELECT * FROM sandbox_addresses WHERE account_sid = :account_sid AND sid = :sid;
 
+-- name: delete_address
+DELETE FROM sandbox_addresses WHERE account_sid = :account_sid AND sid = :sid;
+
 -- name: select_address
 SELECT * FROM sandbox_addresses;
+
+-- name: redact_message
+UPDATE sandbox_messages SET body = '', date_updated = :now WHERE account_sid = :account_sid AND sid = :sid;
 
 -- name: update_feedback
 UPDATE sandbox_call_feedback SET quality_score = :quality_score, issues = :issues, date_updated = :date_updated
@@ -67,6 +82,41 @@ SELECT document FROM sandbox_settings WHERE account_sid = :account_sid;
 -- name: put_settings
 INSERT INTO sandbox_settings (account_sid, document, date_updated) VALUES (:account_sid, :document, :now)
 ON CONFLICT (account_sid) DO UPDATE SET document = excluded.document, date_updated = excluded.date_updated;
+
+-- status clock (sandbox/lifecycle.py). A due row is claimed by moving it to its next status with
+-- next_step_at set to a lease; the step's callbacks and events then run outside the transaction and
+-- release_* sets the real next time, only while the lease is still this process's (a process that
+-- outlived its lease must not overwrite another's progress). PostgreSQL: SKIP LOCKED, so two
+-- processes never claim the same row at once; SQLite's single writer serialises claims.
+
+-- name: due_message
+SELECT * FROM sandbox_messages WHERE next_step_at <= :now ORDER BY next_step_at LIMIT :n {skip_locked};
+
+-- name: step_message
+UPDATE sandbox_messages SET status = :status, price = :price, error_code = :error_code,
+    error_message = :error_message, next_step_at = :next_step_at, date_updated = :date_updated,
+    date_sent = :date_sent
+WHERE sid = :sid;
+
+-- name: release_message
+UPDATE sandbox_messages SET next_step_at = :next WHERE sid = :sid AND next_step_at = :lease;
+
+-- name: next_due_message
+SELECT MIN(next_step_at) AS due FROM sandbox_messages WHERE next_step_at IS NOT NULL;
+
+-- name: due_call
+SELECT * FROM sandbox_calls WHERE next_step_at <= :now ORDER BY next_step_at LIMIT :n {skip_locked};
+
+-- name: step_call
+UPDATE sandbox_calls SET status = :status, start_time = :start_time, end_time = :end_time, duration = :duration,
+    price = :price, next_step_at = :next_step_at, date_updated = :date_updated
+WHERE sid = :sid;
+
+-- name: release_call
+UPDATE sandbox_calls SET next_step_at = :next WHERE sid = :sid AND next_step_at = :lease;
+
+-- name: next_due_call
+SELECT MIN(next_step_at) AS due FROM sandbox_calls WHERE next_step_at IS NOT NULL;
 
 -- The seeder's guard against repeating a run: is this SID taken (by any account)?
 -- name: exists_message
