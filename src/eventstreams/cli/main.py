@@ -221,8 +221,9 @@ def sandbox(ctx: click.Context, host: str | None, port: int | None) -> None:
 
 
 @sandbox.command("seed")
-@click.option("--messages", default=100_000, show_default=True, type=click.IntRange(0, 10_000_000))
-@click.option("--calls", default=20_000, show_default=True, type=click.IntRange(0, 2_000_000),
+# the rows are held in memory until inserted (~0.7 KB each): the caps keep that under ~4 GB
+@click.option("--messages", default=100_000, show_default=True, type=click.IntRange(0, 5_000_000))
+@click.option("--calls", default=20_000, show_default=True, type=click.IntRange(0, 1_000_000),
               help="Calls; conferences (calls/20), transcriptions (calls/10) and feedback follow from them.")
 @click.option("--subaccounts", default=3, show_default=True, type=click.IntRange(0, 100),
               help="New subaccounts of the main account to spread the data over.")
