@@ -280,7 +280,10 @@ class Sandbox:
         self, account_sid: str, to: str | None, from_: str | None, sent: DateFilter, q: PageQuery
     ) -> Page:
         where, params = [], {}
-        for col, name, value in (("to_number", "to", _number_filter(to)), ("from_number", "fr", from_)):
+        for col, name, value in (
+            ("to_number", "to", _number_filter(to)),
+            ("from_number", "fr", _number_filter(from_)),
+        ):
             if value is not None:
                 where.append(f"{col} = :{name}")
                 params[name] = value
