@@ -42,7 +42,7 @@ def build_source(manifest: Path, args: list[str]) -> Any:
     from airbyte_cdk.sources.declarative.yaml_declarative_source import YamlDeclarativeSource
     from source_twilio import SourceTwilio
 
-    class PatchedSourceTwilio(SourceTwilio):  # type: ignore[misc]
+    class PatchedSourceTwilio(SourceTwilio):
         # SourceTwilio.__init__ hard-codes path_to_yaml="manifest.yaml"; the rest is the connector's.
         def __init__(self, catalog: Any, config: Any, state: Any) -> None:
             YamlDeclarativeSource.__init__(
