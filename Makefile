@@ -41,6 +41,11 @@ $(AIRBYTE_VENV)/.done: scripts/airbyte-requirements.txt
 
 test: $(AIRBYTE_VENV)/.done
 
+.PHONY: clean-airbyte
+clean: clean-airbyte
+clean-airbyte:
+	rm -rf $(AIRBYTE_VENV)
+
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench.run
 
