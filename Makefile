@@ -2,8 +2,11 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# airbyte-source-twilio (tests/integration/test_sandbox_airbyte.py) gets a venv of its own: airbyte-cdk
+# would downgrade packages of ours. Rebuilt from scratch when its pins change (about 30 s).
+AIRBYTE_VENV := .venv-airbyte
 
-.PHONY: run test lint typecheck unit bench clean
+.PHONY: run test lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +20,12 @@ $(VENV)/.dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@ $(VENV)/.runtime
 
+$(AIRBYTE_VENV)/.done: scripts/airbyte-requirements.txt
+	rm -rf $(AIRBYTE_VENV)
+	$(PYTHON) -m venv $(AIRBYTE_VENV)
+	$(AIRBYTE_VENV)/bin/pip install -q -r scripts/airbyte-requirements.txt
+	touch $@
+
 run: $(VENV)/.runtime
 	EVENTSTREAMS_ALLOW_PRIVATE_DESTINATIONS=$${EVENTSTREAMS_ALLOW_PRIVATE_DESTINATIONS:-true} $(BIN)/eventstreams serve
 
@@ -24,7 +33,7 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 
-test: $(VENV)/.dev
+test: $(VENV)/.dev $(AIRBYTE_VENV)/.done
 	bash scripts/ensure-postgres.sh
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
@@ -34,4 +43,4 @@ bench: $(VENV)/.dev
 	$(BIN)/python -m bench.run
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(AIRBYTE_VENV) data .pytest_cache .mypy_cache .ruff_cache

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from functools import lru_cache
 
 
 def now() -> float:
@@ -22,6 +23,14 @@ def iso_ms(ts: float) -> str:
 
 
 def rfc2822(iso_value: str) -> str:
-    """Render a stored ISO date the way the 2010-04-01 API does."""
+    """Render a stored ISO date (``YYYY-MM-DDTHH:MM:SSZ``) the way the 2010-04-01 API does. Lists render
+    three per record, so the day part is cached and the time copied (strptime costs ~6 µs)."""
+    if len(iso_value) == 20 and iso_value[10] == "T" and iso_value[19] == "Z":
+        return f"{_rfc2822_day(iso_value[:10])} {iso_value[11:19]} +0000"
     d = datetime.strptime(iso_value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     return d.strftime("%a, %d %b %Y %H:%M:%S +0000")
+
+
+@lru_cache(maxsize=4096)
+def _rfc2822_day(day: str) -> str:
+    return datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC).strftime("%a, %d %b %Y")

@@ -29,6 +29,7 @@ from .store.base import Store
 if TYPE_CHECKING:
     from .delivery.metrics import DeliveryMetrics
     from .delivery.service import DeliveryService
+    from .sandbox.lifecycle import StatusClock
 
 
 @dataclass
@@ -45,6 +46,7 @@ class Runtime:
     sandbox: Sandbox
     metrics: CollectorRegistry = field(default_factory=CollectorRegistry)
     delivery: DeliveryService | None = None
+    status_clock: StatusClock | None = None
     _closed: bool = field(default=False, repr=False)
     _delivery_metrics: DeliveryMetrics | None = field(default=None, repr=False)
 
@@ -71,9 +73,24 @@ class Runtime:
 
     async def start_sandbox(self) -> None:
         """Run the sandbox's status clock in this process (messages and calls move on, callbacks go out)."""
+        from .sandbox.lifecycle import StatusClock
+
+        if self.status_clock is not None:
+            return
+        self.status_clock = StatusClock(
+            self.store,
+            self.sandbox,
+            self.accounts,
+            self.publisher,
+            allow_private=self.settings.allow_private_destinations,
+        )
+        await self.status_clock.start()
 
     async def stop_sandbox(self) -> None:
         """Stop the status clock (idempotent)."""
+        status_clock, self.status_clock = self.status_clock, None
+        if status_clock is not None:
+            await status_clock.stop()
 
     async def close(self) -> None:
         """Stop delivery and close the store (idempotent)."""

@@ -18,11 +18,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def spawn(args: list[str], env: dict[str, str], log: Path, cwd: Path | None = None) -> subprocess.Popen[bytes]:
     full = {**os.environ, **env}
     out = log.open("ab")
     return subprocess.Popen(
-        [sys.executable, "-m", "eventstreams.cli.main", *args], env=full, stdout=out, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "eventstreams.cli.main", *args], env=full, stdout=out, stderr=subprocess.STDOUT,
+        cwd=cwd,
     )
 
 

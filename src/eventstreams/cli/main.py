@@ -220,6 +220,55 @@ def sandbox(ctx: click.Context, host: str | None, port: int | None) -> None:
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info", access_log=False)
 
 
+@sandbox.command("seed")
+# the rows are held in memory until inserted (~0.7 KB each): the caps keep that under ~4 GB
+@click.option("--messages", default=100_000, show_default=True, type=click.IntRange(0, 5_000_000))
+@click.option("--calls", default=20_000, show_default=True, type=click.IntRange(0, 1_000_000),
+              help="Calls; conferences (calls/20), transcriptions (calls/10) and feedback follow from them.")
+@click.option("--subaccounts", default=3, show_default=True, type=click.IntRange(0, 100),
+              help="New subaccounts of the main account to spread the data over.")
+@click.option("--seed", "seed_value", type=click.IntRange(0), default=None,
+              help="Random seed (default: a random one, printed). Same seed and --now: the same rows.")
+@click.option("--now", default=None,
+              help="The end of the year the data covers: ISO 8601, YYYY-MM-DD, RFC 2822 or epoch seconds "
+                   "(default: now).")
+@click.option("--account", "account_sid", default=None,
+              help="Main account (default: the first account, created as `serve` does if there is none).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def sandbox_seed(
+    messages: int, calls: int, subaccounts: int, seed_value: int | None, now: str | None,
+    account_sid: str | None, as_json: bool,
+) -> None:  # fmt: skip
+    """Fill the sandbox's database with a year of realistic, reproducible Twilio data; prints the
+    seeded accounts' credentials and what was inserted."""
+    import secrets
+
+    from ..errors import TwilioError
+    from ..runtime import build_runtime
+    from ..sandbox import seed as seeding
+
+    try:
+        end = seeding.parse_now(now)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--now") from None
+    seed_value = secrets.randbelow(2**31) if seed_value is None else seed_value
+
+    async def go() -> seeding.SeedReport:
+        rt = await build_runtime(sandbox_settings())
+        try:
+            return await seeding.seed(rt, messages, calls, subaccounts, seed_value, end, account_sid)
+        except (TwilioError, seeding.SeedError) as exc:
+            raise click.ClickException(str(exc)) from None
+        finally:
+            await rt.close()
+
+    report = asyncio.run(go())
+    if as_json:
+        _out(seeding.report_view(report))
+    else:
+        click.echo(seeding.report_text(report))
+
+
 @main.group()
 def accounts() -> None:
     """Manage accounts and API keys."""

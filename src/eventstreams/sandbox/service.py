@@ -142,6 +142,19 @@ def date_filter(params: Any, name: str) -> DateFilter:
     return f
 
 
+def _filters(
+    equal: dict[str, Any], dates: dict[str, DateFilter] | None = None
+) -> tuple[list[str], dict[str, Any]]:
+    """SQL conditions for a list: ``column = value`` for each given value, then each date filter."""
+    where = [f"{col} = :{col}" for col, v in equal.items() if v is not None]
+    params = {col: v for col, v in equal.items() if v is not None}
+    for col, f in (dates or {}).items():
+        w, p = f.conditions(col, col)
+        where += w
+        params.update(p)
+    return where, params
+
+
 def _callback_url(value: str | None) -> str | None:
     if not value:
         return None
@@ -195,21 +208,25 @@ class Sandbox:
         return b
 
     def fault(self, account_sid: str, b: Behaviour) -> TwilioError | None:
-        """The injected failure for this request, if any: the ratios are met exactly and
-        reproducibly (every 1/ratio-th request), not by chance."""
+        """The injected failure for this request, if any. Each ratio is met exactly and reproducibly
+        (every 1/ratio-th request), not by chance; a request both are due on gets the 429 and the 5xx
+        comes on the next one."""
+        due: list[str] = []
         for kind, ratio in (("429", b.rate_limit_ratio), ("5xx", b.server_error_ratio)):
-            if ratio <= 0:
-                continue
-            key = (account_sid, kind)
-            credit = self._credit.get(key, 0.0) + ratio
-            if credit >= 1.0 - 1e-9:
-                self._credit[key] = credit - 1.0
-                if kind == "429":
-                    return TwilioError(TOO_MANY_REQUESTS, "Too many requests", 429)
-                return TwilioError(b.server_error_status, "Internal Server Error (injected by the sandbox)",
-                                   b.server_error_status)  # fmt: skip
-            self._credit[key] = credit
-        return None
+            if ratio > 0:
+                key = (account_sid, kind)
+                credit = self._credit.get(key, 0.0) + ratio
+                self._credit[key] = credit
+                if credit >= 1.0 - 1e-9:
+                    due.append(kind)
+        if not due:
+            return None
+        kind = due[0]
+        self._credit[(account_sid, kind)] -= 1.0
+        if kind == "429":
+            return TwilioError(TOO_MANY_REQUESTS, "Too many requests", 429)
+        status = b.server_error_status
+        return TwilioError(status, "Internal Server Error (injected by the sandbox)", status)
 
     async def _created(self, kind: str, row: Any) -> None:
         for hook in self.on_created:
@@ -275,21 +292,16 @@ class Sandbox:
         return row
 
     async def message(self, account_sid: str, sid: str) -> SandboxMessageRow:
-        row: SandboxMessageRow | None = await self.repo.get(kinds.MESSAGE, account_sid, sid)
-        if row is None:
-            raise missing(f"/2010-04-01/Accounts/{account_sid}/Messages/{sid}.json")
+        row: SandboxMessageRow = await self._get(kinds.MESSAGE, account_sid, sid, "Messages")
         return row
 
     async def messages(
         self, account_sid: str, to: str | None, from_: str | None, sent: DateFilter, q: PageQuery
     ) -> Page:
-        where, params = [], {}
-        for col, name, value in (("to_number", "to", _number_filter(to)), ("from_number", "fr", from_)):
-            if value is not None:
-                where.append(f"{col} = :{name}")
-                params[name] = value
-        w, p = sent.conditions("date_sent", "sent")
-        return await self.repo.list(kinds.MESSAGE, account_sid, where + w, {**params, **p}, q)
+        where, params = _filters(
+            {"to_number": _number_filter(to), "from_number": _number_filter(from_)}, {"date_sent": sent}
+        )
+        return await self.repo.list(kinds.MESSAGE, account_sid, where, params, q)
 
     async def update_message(self, row: SandboxMessageRow, body: str | None, status: str | None) -> SandboxMessageRow:
         """Twilio allows two updates: redacting the body (``Body=""``) and canceling a scheduled message."""
@@ -375,9 +387,7 @@ class Sandbox:
         return row
 
     async def call(self, account_sid: str, sid: str) -> SandboxCallRow:
-        row: SandboxCallRow | None = await self.repo.get(kinds.CALL, account_sid, sid)
-        if row is None:
-            raise missing(f"/2010-04-01/Accounts/{account_sid}/Calls/{sid}.json")
+        row: SandboxCallRow = await self._get(kinds.CALL, account_sid, sid, "Calls")
         return row
 
     async def calls(
@@ -393,20 +403,11 @@ class Sandbox:
     ) -> Page:
         if status is not None and status not in CALL_STATUSES:
             raise bad_request(f"Status must be one of {', '.join(CALL_STATUSES)}")
-        where, params = [], {}
-        for col, name, value in (
-            ("to_number", "to", _number_filter(to)),
-            ("from_number", "fr", _number_filter(from_)),
-            ("parent_call_sid", "parent", parent),
-            ("status", "st", status),
-        ):
-            if value is not None:
-                where.append(f"{col} = :{name}")
-                params[name] = value
-        for f, col in ((start, "start_time"), (end, "end_time")):
-            w, p = f.conditions(col, col)
-            where += w
-            params.update(p)
+        where, params = _filters(
+            {"to_number": _number_filter(to), "from_number": _number_filter(from_), "parent_call_sid": parent,
+             "status": status},
+            {"start_time": start, "end_time": end},
+        )  # fmt: skip
         return await self.repo.list(kinds.CALL, account_sid, where, params, q)
 
     async def delete_call(self, row: SandboxCallRow) -> None:
@@ -455,15 +456,9 @@ class Sandbox:
     ) -> Page:
         if status is not None and status not in CONFERENCE_STATUSES:
             raise bad_request(f"Status must be one of {', '.join(CONFERENCE_STATUSES)}")
-        where, params = [], {}
-        for col, name, value in (("friendly_name", "fn", friendly_name), ("status", "st", status)):
-            if value is not None:
-                where.append(f"{col} = :{name}")
-                params[name] = value
-        for f, col in ((created, "date_created"), (updated, "date_updated")):
-            w, p = f.conditions(col, col)
-            where += w
-            params.update(p)
+        where, params = _filters(
+            {"friendly_name": friendly_name, "status": status}, {"date_created": created, "date_updated": updated}
+        )
         return await self.repo.list(kinds.CONFERENCE, account_sid, where, params, q)
 
     async def transcription(self, account_sid: str, sid: str) -> Any:
@@ -484,16 +479,10 @@ class Sandbox:
         iso_country: str | None,
         q: PageQuery,
     ) -> Page:
-        where, params = [], {}
-        for col, name, value in (
-            ("customer_name", "cn", customer_name),
-            ("friendly_name", "fn", friendly_name),
-            ("emergency_enabled", "ee", emergency_enabled),
-            ("iso_country", "iso", iso_country),
-        ):
-            if value is not None:
-                where.append(f"{col} = :{name}")
-                params[name] = value
+        where, params = _filters(
+            {"customer_name": customer_name, "friendly_name": friendly_name, "emergency_enabled": emergency_enabled,
+             "iso_country": iso_country}
+        )  # fmt: skip
         return await self.repo.list(kinds.ADDRESS, account_sid, where, params, q)
 
     async def create_address(self, account: AccountRow, fields: dict[str, str | None], emergency: bool) -> Any:

@@ -59,13 +59,17 @@ def message(m: SandboxMessageRow) -> dict[str, Any]:
     }
 
 
+_CALL_SUBRESOURCES = tuple(
+    (name, "".join(p.capitalize() for p in name.split("_")))
+    for name in ("feedback", "notifications", "recordings", "payments", "events", "siprec", "streams",
+                 "user_defined_message_subscriptions", "user_defined_messages")
+)  # fmt: skip
+
+
 def call(c: SandboxCallRow) -> dict[str, Any]:
     acct = account_path(c.account_sid)
     base = f"{acct}/Calls/{c.sid}"
-    subs = ("notifications", "recordings", "payments", "events", "siprec", "streams",
-            "user_defined_message_subscriptions", "user_defined_messages")  # fmt: skip
-    uris = {name: f"{base}/{''.join(p.capitalize() for p in name.split('_'))}.json" for name in subs}
-    uris["feedback"] = f"{base}/Feedback.json"
+    uris = {name: f"{base}/{camel}.json" for name, camel in _CALL_SUBRESOURCES}
     uris["feedback_summaries"] = f"{acct}/Calls/FeedbackSummary.json"
     return {
         "sid": c.sid,

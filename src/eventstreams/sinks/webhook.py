@@ -76,7 +76,7 @@ _QUERY_SAFE = _PATH_SAFE + "?"
 # -- configuration -----------------------------------------------------------------------------
 
 
-def _wire_url(url: str) -> str:
+def wire_url(url: str) -> str:
     """``url`` (no userinfo) as the exact ASCII text to send and sign.
 
     Sent with ``URL(..., encoded=True)`` so yarl does not re-normalise it
@@ -181,7 +181,7 @@ class WebhookSender(SinkSender):
         self.batch_max_events: int = config.get("batch_max_events", DEFAULT_BATCH_MAX_EVENTS)
         self.standard_webhooks: bool = config.get("standard_webhooks", True)
         clean, self._authorization = split_userinfo(config["destination"])
-        self.url = _wire_url(clean)  # what is requested and signed: no userinfo
+        self.url = wire_url(clean)  # what is requested and signed: no userinfo
         self._slots = asyncio.Semaphore(ctx.max_in_flight)
 
     # -- public API ------------------------------------------------------------------------

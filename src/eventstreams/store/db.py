@@ -37,6 +37,11 @@ class Tx(abc.ABC):
     @abc.abstractmethod
     def script(self, sql: str) -> None: ...
 
+    @abc.abstractmethod
+    def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
+        """Bulk load of positional rows (in ``columns`` order) by the backend's fastest path.
+        ``table`` and ``columns`` are the code's own names, never input."""
+
     def one(self, sql: str, **params: Any) -> Row | None:
         rows = self.all(sql, **params)
         return rows[0] if rows else None

@@ -43,6 +43,12 @@ class _SqliteTx(Tx):
         if params:
             self.conn.executemany(sql, params)
 
+    def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
+        # positional parameters: a quarter cheaper than named ones per row (bench/sandbox_seed.py)
+        if rows:
+            marks = ", ".join("?" * len(columns))
+            self.conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+
     def script(self, sql: str) -> None:
         # executescript would COMMIT our transaction; run statements one by one.
         for stmt in _split(sql):

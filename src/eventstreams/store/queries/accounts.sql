@@ -13,6 +13,9 @@ SELECT * FROM accounts WHERE sid = :sid;
 -- name: count
 SELECT COUNT(*) AS n FROM accounts;
 
+-- name: first
+SELECT * FROM accounts WHERE parent_sid IS NULL ORDER BY date_created, sid LIMIT 1;
+
 -- name: select
 SELECT * FROM accounts;
 

@@ -82,3 +82,54 @@ SELECT document FROM sandbox_settings WHERE account_sid = :account_sid;
 -- name: put_settings
 INSERT INTO sandbox_settings (account_sid, document, date_updated) VALUES (:account_sid, :document, :now)
 ON CONFLICT (account_sid) DO UPDATE SET document = excluded.document, date_updated = excluded.date_updated;
+
+-- status clock (sandbox/lifecycle.py). A due row is claimed by moving it to its next status with
+-- next_step_at set to a lease; the step's callbacks and events then run outside the transaction and
+-- release_* sets the real next time, only while the lease is still this process's (a process that
+-- outlived its lease must not overwrite another's progress). PostgreSQL: SKIP LOCKED, so two
+-- processes never claim the same row at once; SQLite's single writer serialises claims.
+
+-- name: due_message
+SELECT * FROM sandbox_messages WHERE next_step_at <= :now ORDER BY next_step_at LIMIT :n {skip_locked};
+
+-- name: step_message
+UPDATE sandbox_messages SET status = :status, price = :price, error_code = :error_code,
+    error_message = :error_message, next_step_at = :next_step_at, date_updated = :date_updated,
+    date_sent = :date_sent
+WHERE sid = :sid;
+
+-- name: release_message
+UPDATE sandbox_messages SET next_step_at = :next WHERE sid = :sid AND next_step_at = :lease;
+
+-- name: next_due_message
+SELECT MIN(next_step_at) AS due FROM sandbox_messages WHERE next_step_at IS NOT NULL;
+
+-- name: due_call
+SELECT * FROM sandbox_calls WHERE next_step_at <= :now ORDER BY next_step_at LIMIT :n {skip_locked};
+
+-- name: step_call
+UPDATE sandbox_calls SET status = :status, start_time = :start_time, end_time = :end_time, duration = :duration,
+    price = :price, next_step_at = :next_step_at, date_updated = :date_updated
+WHERE sid = :sid;
+
+-- name: release_call
+UPDATE sandbox_calls SET next_step_at = :next WHERE sid = :sid AND next_step_at = :lease;
+
+-- name: next_due_call
+SELECT MIN(next_step_at) AS due FROM sandbox_calls WHERE next_step_at IS NOT NULL;
+
+-- The seeder's guard against repeating a run: is this SID taken (by any account)?
+-- name: exists_message
+SELECT sid FROM sandbox_messages WHERE sid = :sid;
+
+-- name: exists_call
+SELECT sid FROM sandbox_calls WHERE sid = :sid;
+
+-- name: exists_conference
+SELECT sid FROM sandbox_conferences WHERE sid = :sid;
+
+-- name: exists_transcription
+SELECT sid FROM sandbox_transcriptions WHERE sid = :sid;
+
+-- name: exists_address
+SELECT sid FROM sandbox_addresses WHERE sid = :sid;

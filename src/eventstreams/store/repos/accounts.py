@@ -43,6 +43,11 @@ class Accounts(Repository):
         r = await self.db.run(lambda tx: tx.one(self.q.get, sid=sid))
         return AccountRow(**r) if r else None
 
+    async def first(self) -> AccountRow | None:
+        """The oldest top-level account: the one `serve` created first (what the seeder fills by default)."""
+        r = await self.db.run(lambda tx: tx.one(self.q.first))
+        return AccountRow(**r) if r else None
+
     async def count(self) -> int:
         return await self.db.run(lambda tx: count(tx, self.q.count))
 

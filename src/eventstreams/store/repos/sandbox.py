@@ -3,8 +3,9 @@ transcriptions, addresses, and each account's sandbox settings."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, fields
+from operator import attrgetter
 from typing import Any
 
 from ..db import Row, Tx, asdict, keyset
@@ -56,15 +57,22 @@ class SandboxResources(Repository):
         await self.db.run(lambda tx: tx.run(self.q[f"insert_{kind.name}"], **asdict(row)), write=True)
 
     async def insert_many(self, kind: Kind, rows: Sequence[Any], chunk: int = 5000) -> None:
-        """Bulk load (the seeder): one transaction per ``chunk`` rows."""
-        sql = self.q[f"insert_{kind.name}"]
+        """Bulk load (the seeder): one transaction per ``chunk`` rows, through the backend's fastest
+        insert (positional executemany on SQLite, COPY on PostgreSQL)."""
+        columns = tuple(f.name for f in fields(kind.row))
+        values = attrgetter(*columns)  # a row's values as a tuple, in C
         for i in range(0, len(rows), chunk):
-            batch = [asdict(r) for r in rows[i : i + chunk]]
-            await self.db.run(lambda tx, b=batch: tx.many(sql, b), write=True)  # type: ignore[misc]
+            batch = [values(r) for r in rows[i : i + chunk]]
+            await self.db.run(lambda tx, b=batch: tx.insert_rows(kind.table, columns, b), write=True)  # type: ignore[misc]
 
     async def get(self, kind: Kind, account_sid: str, sid: str) -> Any | None:
         r = await self.db.run(lambda tx: tx.one(self.q[f"get_{kind.name}"], account_sid=account_sid, sid=sid))
         return _row(kind, r) if r else None
+
+    async def exists(self, kind: Kind, sid: str) -> bool:
+        """Whether any account holds a row with this SID (messages, calls, conferences, transcriptions,
+        addresses): the seeder checks before it inserts."""
+        return await self.db.run(lambda tx: tx.one(self.q[f"exists_{kind.name}"], sid=sid)) is not None
 
     async def list(
         self, kind: Kind, account_sid: str, where: Iterable[str], params: dict[str, Any], q: PageQuery
@@ -113,3 +121,49 @@ class SandboxResources(Repository):
         await self.db.run(
             lambda tx: tx.run(self.q.put_settings, account_sid=account_sid, document=document, now=now), write=True
         )
+
+    # -- status clock (sandbox/lifecycle.py)
+
+    async def claim_due(
+        self, kind: Kind, now: float, lease_until: float, limit: int, advance: Callable[[Any], Any]
+    ) -> Sequence[tuple[Any, Any]]:
+        """Claim up to ``limit`` messages or calls due at ``now`` and move each one step in the same
+        transaction: ``advance(row)`` returns the row after its step, its ``next_step_at`` the lease
+        (``lease_until``). Returns (before, after) pairs. Columns written: see ``step_<kind>``."""
+        step = self.q[f"step_{kind.name}"]
+        cols = _STEP_COLUMNS[kind.name]
+
+        def go(tx: Tx) -> Sequence[tuple[Any, Any]]:
+            out = []
+            for r in tx.all(self.q[f"due_{kind.name}"], now=now, n=limit):
+                old = _row(kind, r)
+                new = advance(old)
+                tx.run(step, **{c: getattr(new, c) for c in cols})
+                out.append((old, new))
+            return out
+
+        return await self.db.run(go, write=True)
+
+    async def release(self, kind: Kind, sid: str, lease: float, next_step_at: float | None) -> bool:
+        """Set the real next step time of a row claimed with ``lease``; False when the lease was lost
+        (it expired and another claim moved the row on)."""
+        n = await self.db.run(
+            lambda tx: tx.run(self.q[f"release_{kind.name}"], sid=sid, lease=lease, next=next_step_at), write=True
+        )
+        return n > 0
+
+    async def next_due(self) -> float | None:
+        """The earliest ``next_step_at`` of any message or call (leases included), or None."""
+
+        def go(tx: Tx) -> float | None:
+            dues = [r["due"] for q in (self.q.next_due_message, self.q.next_due_call) if (r := tx.one(q))]
+            known = [float(d) for d in dues if d is not None]
+            return min(known) if known else None
+
+        return await self.db.run(go)
+
+
+_STEP_COLUMNS = {
+    "message": ("sid", "status", "price", "error_code", "error_message", "next_step_at", "date_updated", "date_sent"),
+    "call": ("sid", "status", "start_time", "end_time", "duration", "price", "next_step_at", "date_updated"),
+}

@@ -1,6 +1,6 @@
 -- The Twilio sandbox (eventstreams sandbox): Twilio REST 2010-04-01 resources owned by our accounts.
 -- Dates are ISO 8601 UTC text ("2026-01-02T03:04:05Z"), as elsewhere, so text order is time order.
--- next_step_at / step_lease: the status clock (sandbox/lifecycle.py) moves a row on when its time comes.
+-- next_step_at: when the status clock (sandbox/lifecycle.py) moves a row on, or its lease while a step runs.
 CREATE TABLE sandbox_messages (
     sid TEXT PRIMARY KEY,
     account_sid TEXT NOT NULL REFERENCES accounts(sid) ON DELETE CASCADE,
