@@ -159,8 +159,8 @@ _ENVELOPE_URIS = {"first_page_uri", "next_page_uri", "previous_page_uri", "uri"}
 def paths(twilio: dict[str, Any]) -> dict[str, Any]:
     """Twilio's trimmed ``twilio`` paths (modified in place) and ours, with what the sandbox
     enforces and Twilio's document does not say: the error responses each operation can give
-    (Sandbox.json is never faulted), no parameter outside the documented ones, our paging
-    limits; and the list envelope's ``*_uri`` fields as the relative references they are (Twilio
+    (Sandbox.json is never faulted), no parameter outside the documented ones, a body where one
+    is required, our paging limits; and the list envelope's ``*_uri`` fields as the relative references they are (Twilio
     declares them ``uri`` but sends paths, as we do)."""
     out = {**twilio, **copy.deepcopy(PATHS)}
     paging = {p["name"]: p for p in PAGING}
@@ -174,6 +174,8 @@ def paths(twilio: dict[str, Any]) -> dict[str, Any]:
                 listed["properties"][name]["format"] = "uri-reference"
             for body in op.get("requestBody", {}).get("content", {}).values():
                 body["schema"]["additionalProperties"] = False
+                if body["schema"].get("required"):  # a body without its required fields is no use
+                    op["requestBody"]["required"] = True
             errors = {k: v for k, v in _ERRORS.items() if path != f"{_BASE}/Sandbox.json" or k not in ("429", "5XX")}
             if "requestBody" in op:
                 errors.update(_BODY_ERRORS)
