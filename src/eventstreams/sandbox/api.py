@@ -114,7 +114,9 @@ def _listing(request: Request, names: Sequence[str]) -> tuple[Params, Paging, li
 async def messages(request: Request) -> Response:
     svc, account = await _account(request)
     if request.method == "POST":
-        f = await form(request, _MESSAGE_CREATE, repeatable={"MediaUrl"}, limit=svc.settings.max_body_bytes)
+        f = await form(
+            request, _MESSAGE_CREATE, repeatable={"MediaUrl", "PersistentAction"}, limit=svc.settings.max_body_bytes
+        )
         row = await svc.sandbox.send_message(
             account,
             f.get("To"),
