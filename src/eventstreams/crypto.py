@@ -32,6 +32,12 @@ class Box:
 
     def __init__(self, key: bytes) -> None:
         self._fernet = Fernet(key)
+        # A separate key for MACs (PageTokens), derived so the encryption key is never used twice.
+        self._mac_key = hashlib.sha256(b"eventstreams mac\x00" + key).digest()
+
+    def mac(self, text: str) -> str:
+        """A short keyed digest of ``text`` (the same on every node sharing EVENTSTREAMS_SECRET_KEY)."""
+        return hmac.new(self._mac_key, text.encode(), hashlib.sha256).hexdigest()[:32]
 
     @classmethod
     def load(cls, configured: str | None, data_dir: Path) -> Box:

@@ -84,6 +84,7 @@ def test_sandbox_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     s = sandbox_settings()
     assert (s.port, s.database_url, s.sandbox, s.allow_private_destinations) == (
         8090, "sqlite:///./data/sandbox.db", True, True)  # fmt: skip
+    assert sandbox_settings(host="0.0.0.0").allow_private_destinations is False  # reachable by others: no
     monkeypatch.setenv("EVENTSTREAMS_ALLOW_PRIVATE_DESTINATIONS", "false")
     assert sandbox_settings(port=9999).allow_private_destinations is False
     assert sandbox_settings(port=9999).port == 9999

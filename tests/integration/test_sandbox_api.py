@@ -5,6 +5,7 @@ Twilio's validation errors and the injected faults."""
 from __future__ import annotations
 
 import base64
+import json
 import random
 from typing import Any
 
@@ -83,6 +84,9 @@ def test_long_unicode_body_is_segmented_and_media_counted(sandbox_server: Server
         ({"to": "+14155552671", "from_": "+15005550007", "body": "x"}, 21606),
         ({"to": "+14155552671", "body": "x"}, 21603),
         ({"to": "+14155552671", "from_": FROM, "body": "x", "status_callback": "http://bad_host/cb"}, 21609),
+        ({"to": "+14155552671", "from_": FROM, "body": "x", "status_callback": "http://[::1"}, 21609),
+        ({"to": "+14155552671", "from_": FROM, "body": "x", "status_callback": "http://a.test:99999/x"}, 21609),
+        ({"to": "+14155552671", "from_": FROM, "body": "x", "status_callback": "ftp://a.test/x"}, 21609),
         ({"to": "+14155552671", "messaging_service_sid": "MGnope", "body": "x"}, 21701),
     ],
 )
@@ -171,10 +175,29 @@ def test_page_size_default_and_clamp(sandbox_server: Server, acct: tuple[str, st
     assert [m.sid for m in every] == sids[::-1][:1400]
 
 
-@pytest.mark.parametrize("token", ["PAnope", "garbage", "PA" + base64.urlsafe_b64encode(b'["a",1]').decode(), "P"])
+def _token(direction: str, *key: str) -> str:
+    return "P" + direction.upper() + base64.urlsafe_b64encode(json.dumps([direction, *key]).encode()).decode()
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["PAnope", "garbage", "PA" + base64.urlsafe_b64encode(b'["a",1]').decode(), "P",
+     _token("a", "9999-01-01T00:00:00Z", "SMzzzz"),  # well formed, the right shape, but not minted here
+     _token("a", "9999-01-01T00:00:00Z", "SMzzzz") + ".0123456789abcdef0123456789abcdef"],
+)  # fmt: skip
 def test_forged_page_token_is_21481(sandbox_server: Server, acct: tuple[str, str], token: str) -> None:
     r = _get(sandbox_server, acct, f"/2010-04-01/Accounts/{acct[0]}/Calls.json", PageToken=token)
     assert r.status_code == 400 and r.json()["code"] == 21481
+
+
+def test_a_page_token_works_only_on_its_own_list(sandbox_server: Server, acct: tuple[str, str]) -> None:
+    _bulk_messages(sandbox_server, acct[0], 3)
+    base = f"/2010-04-01/Accounts/{acct[0]}"
+    nxt = _get(sandbox_server, acct, f"{base}/Messages.json", PageSize="1").json()["next_page_uri"]
+    token = nxt.split("PageToken=")[1]
+    assert _get(sandbox_server, acct, f"{base}/Messages.json", PageSize="1", PageToken=token).status_code == 200
+    other = _get(sandbox_server, acct, f"{base}/Calls.json", PageSize="1", PageToken=token)
+    assert (other.status_code, other.json()["code"]) == (400, 21481)
 
 
 # -- auth and accounts
@@ -199,6 +222,15 @@ def test_credentials_and_account_isolation(sandbox_server: Server) -> None:
     with_key = srv.client(key.sid, key.secret, parent[0])
     m = with_key.messages.create(to="+14155552671", from_=FROM, body="by key")
     assert with_key.messages(m.sid).fetch().body == "by key"
+    # Twilio: a main account's API key reaches main-account resources only; a subaccount's key its own
+    assert _get(srv, (key.sid, key.secret), path.format(sub_a.sid)).json()["code"] == 20404
+    sub_key = srv.client(*a).new_keys.create(friendly_name="sub k")
+    assert _get(srv, (sub_key.sid, sub_key.secret), path.format(sub_a.sid)).status_code == 200
+    assert _get(srv, (sub_key.sid, sub_key.secret), path.format(parent[0])).status_code == 404
+    # a closed subaccount answers nobody, its parent included
+    srv.client(*parent).api.v2010.accounts(sub_b.sid).update(status="closed")
+    closed = _get(srv, parent, path.format(sub_b.sid))
+    assert (closed.status_code, closed.json()["code"]) == (401, 20003)
 
 
 def test_accounts_list_filters_and_subresource_uris(sandbox_server: Server) -> None:
@@ -247,6 +279,9 @@ def test_calls_create_list_filters_and_feedback(sandbox_server: Server, acct: tu
     bad = requests.post(sandbox_server.url + feedback_path, auth=acct, data={"QualityScore": "9"})
     assert bad.status_code == 400
     assert twilio_error(lambda: c.calls.create(to="+14155552671", from_=FROM)) == (400, 21205)
+    voice = "http://demo.twilio.com/docs/voice.xml"  # a call dials numbers: no sender IDs or channels
+    assert twilio_error(lambda: c.calls.create(to="+14155552671", from_="ACME", url=voice)) == (400, 21212)
+    assert twilio_error(lambda: c.calls.create(to="whatsapp:+14155552671", from_=FROM, url=voice)) == (400, 21217)
 
 
 def test_calls_date_filters(sandbox_server: Server, acct: tuple[str, str]) -> None:

@@ -18,6 +18,7 @@ from aiohttp import web
 from twilio.request_validator import RequestValidator
 
 from eventstreams import clock
+from eventstreams.errors import TwilioError
 from eventstreams.runtime import Runtime, build_runtime
 from eventstreams.sandbox import lifecycle
 from eventstreams.sandbox.behaviour import Behaviour, parse_rules
@@ -252,6 +253,9 @@ async def test_messaging_service_sid_and_basic_auth_in_the_callback_url(rig: Rig
         assert hit.headers["Authorization"] == "Basic dXNlcjpwQHNz"  # user:p@ss, never in the signed URL
         assert "user" not in hit.url
         assert_signed(hit, rig.token)
+    events = await rig.events()  # the callback's credentials reach the callback only, never an event
+    assert len(events) == 3 and not any("p%40ss" in orjson.dumps(e).decode() for e in events)  # no sending type
+    assert events[-1]["data"]["statusCallBackUrl"] == f"http://{host}/cb"
 
 
 # -- events
@@ -360,6 +364,12 @@ async def test_a_private_callback_is_refused_unless_allowed(
     try:
         account, token = await rt.accounts.create("sandbox")
         rig = _rig(rt, account, token, monkeypatch, allow_private=False)
+        with pytest.raises(TwilioError) as refused:  # an address literal is refused when the message is sent
+            await rig.send(callback=f"{receiver.url}/cb")
+        assert refused.value.code == 21609 and "not a public address" in refused.value.message
+        # a public-looking name that resolves to a private address passes that check; the connect-time
+        # check refuses it (stood in for here by letting the create-time check pass)
+        rt.sandbox.allow_private = True
         msg = await rig.send(callback=f"{receiver.url}/cb")
         await rig.run()
         assert receiver.hits == []  # 127.0.0.1 is not a public address

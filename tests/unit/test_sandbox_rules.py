@@ -108,3 +108,12 @@ def test_date_parsing_and_day_semantics() -> None:
     assert params == {"p_on": "2024-03-01T00:00:00Z", "p_on_end": "2024-03-02T00:00:00Z",
                       "p_after": "2024-03-02T00:00:00Z", "p_before": "2024-03-06T00:00:00Z"}  # fmt: skip
     assert where == ["c >= :p_on AND c < :p_on_end", "c >= :p_after", "c < :p_before"]
+
+
+def test_seed_now_must_leave_room_for_a_year() -> None:
+    from eventstreams.sandbox.seed import parse_now
+
+    assert parse_now("2026-12-01") == 1_796_083_200.0
+    for bad in ("999999999999999", "1970-06-01", "9999-12-31", "soon"):
+        with pytest.raises(ValueError):
+            parse_now(bad)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -139,9 +140,15 @@ async def form(
 # -- paging
 
 
-def _enc(direction: str, key: Sequence[Any]) -> str:
+#: A MAC over a PageToken's text and the list it belongs to (``Box.mac``), for lists whose tokens must
+#: be opaque: a token not minted for that list is then refused, not merely a malformed one.
+Signer = Callable[[str], str]
+
+
+def _enc(direction: str, key: Sequence[Any], signer: Signer | None = None, scope: str = "") -> str:
     raw = orjson.dumps([direction, *key])
-    return "P" + direction.upper() + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    token = "P" + direction.upper() + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return f"{token}.{signer(scope + token)}" if signer else token
 
 
 def _dec(token: str) -> tuple[str, tuple[Any, ...]]:
@@ -180,9 +187,13 @@ NUMBER: tuple[type, ...] = (int,)
 NUMBER_SID: tuple[type, ...] = (int, str)
 
 
-def paging(params: Params, shape: tuple[type, ...], bad_token: int = BAD_PAGINATION) -> Paging:
+def paging(
+    params: Params, shape: tuple[type, ...], bad_token: int = BAD_PAGINATION, signer: Signer | None = None,
+    scope: str = "",
+) -> Paging:
     """Page parameters; a PageToken must carry a key of this list's ``shape`` (a token minted by another
-    list, or forged, is a 400 with ``bad_token``'s code, never a query with unbound or mistyped keys)."""
+    list, or forged, is a 400 with ``bad_token``'s code, never a query with unbound or mistyped keys).
+    With ``signer``, the token must also carry the MAC minted for ``scope`` (the list's path)."""
     def _int(name: str, lo: int, hi: int | None) -> int | None:
         v = params.get(name)
         if v is None:
@@ -208,7 +219,14 @@ def paging(params: Params, shape: tuple[type, ...], bad_token: int = BAD_PAGINAT
         if bad_token == BAD_PAGINATION:
             message = "Incorrect values for pagination: invalid PageToken"
         try:
-            direction, key = _dec(token)
+            if signer is not None:
+                text, _, mac = token.rpartition(".")
+                if not text or not hmac.compare_digest(mac.encode(), signer(scope + text).encode()):
+                    raise TwilioError(bad_token, message, 400)
+                token_text = text
+            else:
+                token_text = token
+            direction, key = _dec(token_text)
         except TwilioError:
             raise TwilioError(bad_token, message, 400) from None
         if len(key) != len(shape) or not all(type(v) is t for v, t in zip(key, shape, strict=True)):
@@ -223,7 +241,13 @@ def paging(params: Params, shape: tuple[type, ...], bad_token: int = BAD_PAGINAT
 
 
 def _links(
-    filters: list[tuple[str, str]], pg: Paging, page: Page, sort_key: Callable[[Any], Sequence[Any]], prefix: str
+    filters: list[tuple[str, str]],
+    pg: Paging,
+    page: Page,
+    sort_key: Callable[[Any], Sequence[Any]],
+    prefix: str,
+    signer: Signer | None = None,
+    scope: str = "",
 ) -> tuple[Callable[[int, str | None], str], str | None, str | None]:
     """The page-URL builder and the previous/next URLs (None at either end)."""
 
@@ -237,8 +261,8 @@ def _links(
     items = page.items
     has_next = bool(items) and (backwards or page.has_more)
     has_prev = bool(items) and ((backwards and page.has_more) or (not backwards and pg.page > 0))
-    prev = url(max(pg.page - 1, 0), _enc("b", sort_key(items[0]))) if has_prev else None
-    nxt = url(pg.page + 1, _enc("a", sort_key(items[-1]))) if has_next else None
+    prev = url(max(pg.page - 1, 0), _enc("b", sort_key(items[0]), signer, scope)) if has_prev else None
+    nxt = url(pg.page + 1, _enc("a", sort_key(items[-1]), signer, scope)) if has_next else None
     return url, prev, nxt
 
 
@@ -270,9 +294,11 @@ def legacy_meta(
     page: Page,
     key: str,
     sort_key: Callable[[Any], Sequence[Any]],
+    signer: Signer | None = None,
 ) -> dict[str, Any]:
-    """The 2010-04-01 envelope: relative ``*_uri`` fields, start and end."""
-    uri, prev, nxt = _links(filters, pg, page, sort_key, path)
+    """The 2010-04-01 envelope: relative ``*_uri`` fields, start and end (tokens signed for ``path``
+    with ``signer`` when given)."""
+    uri, prev, nxt = _links(filters, pg, page, sort_key, path, signer, path)
     start = pg.page * pg.size
     return {
         "first_page_uri": uri(0, None),

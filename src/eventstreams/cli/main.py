@@ -184,21 +184,24 @@ def migrate() -> None:
 
 
 def sandbox_settings(host: str | None = None, port: int | None = None) -> Settings:
-    """The settings ``eventstreams sandbox`` runs on: its own database and port, the sandbox mounted,
-    and status callbacks allowed to reach this machine (where a developer's app listens) unless
-    ``EVENTSTREAMS_ALLOW_PRIVATE_DESTINATIONS`` says otherwise."""
+    """The settings ``eventstreams sandbox`` runs on: its own database and port, the sandbox mounted.
+    Listening on loopback only, status callbacks (and sinks) may reach this machine's private addresses
+    (where a developer's app listens) unless ``EVENTSTREAMS_ALLOW_PRIVATE_DESTINATIONS`` says otherwise;
+    listening on another address, the SSRF policy stays as configured (off by default)."""
     import dataclasses
     import os
 
     s = Settings.from_env()
-    private = os.environ.get("EVENTSTREAMS_ALLOW_PRIVATE_DESTINATIONS")
+    bind = host or s.host
+    loopback = bind in ("127.0.0.1", "::1", "localhost") or bind.startswith("127.")
+    explicit = os.environ.get("EVENTSTREAMS_ALLOW_PRIVATE_DESTINATIONS")
     return dataclasses.replace(
         s,
         sandbox=True,
         database_url=s.sandbox_database_url,
-        host=host or s.host,
+        host=bind,
         port=port or s.sandbox_port,
-        allow_private_destinations=True if not private else s.allow_private_destinations,
+        allow_private_destinations=s.allow_private_destinations if explicit else loopback,
     )
 
 

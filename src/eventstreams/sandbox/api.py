@@ -23,7 +23,7 @@ from ..api.context import auth
 from ..api.http import JSON, PAGING, TIME_SID, Paging, Params, form, legacy_meta, paging, query
 from ..api.surface import Surface
 from ..api.twilio_errors import TWILIO_ERRORS
-from ..errors import TwilioError
+from ..errors import AUTH_FAILED, TwilioError, not_found
 from ..runtime import Runtime
 from ..store.records import AccountRow, Page
 from . import views
@@ -76,6 +76,11 @@ async def _account(request: Request, faults: bool = True) -> tuple[Runtime, Acco
     of its subaccounts); then the account's injected faults, if any."""
     svc, p = await auth(request)
     account = await svc.accounts.visible(p, request.path_params["account"])
+    if p.key_sid is not None and account.sid != p.caller.sid:
+        # Twilio: a main account's API keys reach main-account resources only, never a subaccount's
+        raise not_found(f"The requested resource {request.url.path[:200]} was not found")
+    if account.status != "active":
+        raise TwilioError(AUTH_FAILED, f"Account {account.sid} is {account.status}", 401)
     if faults:
         b = await svc.sandbox.behaviour(account.sid)
         err = svc.sandbox.fault(account.sid, b)
@@ -97,14 +102,17 @@ def _list(
     key: str,
     view: Callable[[Any], dict[str, Any]],
 ) -> JSON:
-    meta = legacy_meta(path, filters, pg, page, key, lambda r: (r.date_created, r.sid))
+    meta = legacy_meta(path, filters, pg, page, key, lambda r: (r.date_created, r.sid), svc.box.mac)
     meta[key] = [view(r) for r in page.items]
     return JSON(meta)
 
 
-def _listing(request: Request, names: Sequence[str]) -> tuple[Params, Paging, list[tuple[str, str]]]:
+def _listing(
+    svc: Runtime, request: Request, names: Sequence[str]
+) -> tuple[Params, Paging, list[tuple[str, str]]]:
+    """The list's filters and page; its PageToken must be one this server minted for this very list."""
     params = query(request, {*names, *PAGING})
-    pg = paging(params, TIME_SID, bad_token=INVALID_PAGE_TOKEN)
+    pg = paging(params, TIME_SID, INVALID_PAGE_TOKEN, svc.box.mac, request.url.path)
     return params, pg, [(n, v) for n in names if (v := params.get(n)) is not None]
 
 
@@ -127,7 +135,7 @@ async def messages(request: Request) -> Response:
             f.get("StatusCallback"),
         )
         return JSON(views.message(row), status_code=201)
-    params, pg, filters = _listing(request, ("To", "From", "DateSent", "DateSent<", "DateSent>"))
+    params, pg, filters = _listing(svc, request, ("To", "From", "DateSent", "DateSent<", "DateSent>"))
     page = await svc.sandbox.messages(
         account.sid, params.get("To"), params.get("From"), date_filter(params, "DateSent"), pg.q
     )
@@ -164,7 +172,7 @@ async def calls(request: Request) -> Response:
         return JSON(views.call(row), status_code=201)
     names = ("To", "From", "ParentCallSid", "Status", "StartTime", "StartTime<", "StartTime>", "EndTime",
              "EndTime<", "EndTime>")  # fmt: skip
-    params, pg, filters = _listing(request, names)
+    params, pg, filters = _listing(svc, request, names)
     page = await svc.sandbox.calls(
         account.sid,
         params.get("To"),
@@ -206,7 +214,7 @@ async def conferences(request: Request) -> Response:
     svc, account = await _account(request)
     names = ("DateCreated", "DateCreated<", "DateCreated>", "DateUpdated", "DateUpdated<", "DateUpdated>",
              "FriendlyName", "Status")  # fmt: skip
-    params, pg, filters = _listing(request, names)
+    params, pg, filters = _listing(svc, request, names)
     page = await svc.sandbox.conferences(
         account.sid,
         date_filter(params, "DateCreated"),
@@ -226,7 +234,7 @@ async def conference(request: Request) -> Response:
 
 async def transcriptions(request: Request) -> Response:
     svc, account = await _account(request)
-    _, pg, filters = _listing(request, ())
+    _, pg, filters = _listing(svc, request, ())
     page = await svc.sandbox.transcriptions(account.sid, pg.q)
     return _list(svc, request.url.path, filters, pg, page, "transcriptions", views.transcription)
 
@@ -251,7 +259,7 @@ async def addresses(request: Request) -> Response:
             account, {n: f.get(n) for n in _ADDRESS_FIELDS}, bool(f.bool("EmergencyEnabled"))
         )
         return JSON(views.address(row), status_code=201)
-    params, pg, filters = _listing(request, ("CustomerName", "FriendlyName", "EmergencyEnabled", "IsoCountry"))
+    params, pg, filters = _listing(svc, request, ("CustomerName", "FriendlyName", "EmergencyEnabled", "IsoCountry"))
     page = await svc.sandbox.addresses(
         account.sid,
         params.get("CustomerName"),

@@ -820,18 +820,23 @@ async def _main_account(rt: Runtime, account_sid: str | None) -> tuple[AccountRo
     return first, rt.accounts.token_of(first), False
 
 
+_EARLIEST_NOW = 31_536_000.0  # 1971-01-01
+_LATEST_NOW = 253_370_764_800.0  # 9998-12-31
+
+
 def parse_now(value: str | None) -> float:
     """``--now``: epoch seconds, or a date as the list filters take it (YYYY-MM-DD, ISO 8601, RFC 2822;
     naive means UTC). None: the current time. Raises ValueError."""
     if value is None:
         return clock.now()
     v = value.strip()
-    if v.isdigit():
-        return float(v)
     try:
-        return parse_date(v)[0].timestamp()
+        ts = float(v) if v.isdigit() else parse_date(v)[0].timestamp()
     except ValueError:
         raise ValueError(f"{value[:40]!r} is not a date: use epoch seconds, YYYY-MM-DD, ISO 8601 or RFC 2822") from None
+    if not _EARLIEST_NOW <= ts <= _LATEST_NOW:  # the year before it must fit in 1970..9999
+        raise ValueError(f"{value[:40]!r} is out of range: --now must fall between 1971 and 9998")
+    return ts
 
 
 def report_view(report: SeedReport) -> dict[str, Any]:

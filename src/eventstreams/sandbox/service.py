@@ -17,10 +17,12 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from .. import clock
+from .. import clock, netpolicy
 from ..config import Settings
 from ..errors import BAD_REQUEST, NOT_FOUND, TwilioError, bad_request
 from ..ids import new_sid, normalize_sid
+from ..sinks.signing import split_userinfo
+from ..sinks.webhook import wire_url
 from ..store.base import Store
 from ..store.records import (
     AccountRow,
@@ -155,12 +157,23 @@ def _filters(
     return where, params
 
 
-def _callback_url(value: str | None) -> str | None:
+def _callback_url(value: str | None, allow_private: bool) -> str | None:
+    """A StatusCallback Twilio would take (a valid hostname, no underscores) and that this server may call
+    (the SSRF policy; checked again on the resolved address when the callback is sent)."""
     if not value:
         return None
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname or not _HOST.match(parts.hostname):
-        raise TwilioError(INVALID_CALLBACK, f"The StatusCallback URL {value[:100]} is not a valid URL.", 400)
+    problem = netpolicy.url_problem(value, allow_private)
+    if problem is None:
+        host = urlsplit(value).hostname or ""
+        if not _HOST.match(host) and not host.startswith("["):
+            problem = "must have a valid hostname (no underscores)"
+    if problem is None:
+        try:
+            wire_url(split_userinfo(value)[0])  # what the clock will send and sign
+        except ValueError as exc:
+            problem = f"cannot be sent ({exc})"
+    if problem is not None:
+        raise TwilioError(INVALID_CALLBACK, f"The StatusCallback URL {value[:100]} {problem}.", 400)
     return value
 
 
@@ -179,6 +192,7 @@ class Sandbox:
         self.store = store
         self.repo = store.sandbox
         self.defaults = Behaviour.defaults(settings)
+        self.allow_private = settings.allow_private_destinations
         self._behaviour: dict[str, tuple[float, Behaviour]] = {}
         self._credit: dict[tuple[str, str], float] = {}
         #: awaited after a message or call is created (the status clock's wake-up and the queued event)
@@ -226,7 +240,8 @@ class Sandbox:
         if kind == "429":
             return TwilioError(TOO_MANY_REQUESTS, "Too many requests", 429)
         status = b.server_error_status
-        return TwilioError(status, "Internal Server Error (injected by the sandbox)", status)
+        # Twilio's codes for its own 5xx are 20000 + the status (20500, 20503, ...)
+        return TwilioError(20000 + status, "Server error injected by the sandbox (Sandbox.json)", status)
 
     async def _created(self, kind: str, row: Any) -> None:
         for hook in self.on_created:
@@ -260,7 +275,7 @@ class Sandbox:
         if len(media_urls) > 10:
             raise TwilioError(TOO_MANY_MEDIA, "Too many media URLs: at most 10 are allowed.", 400)
         text = phones.check_body(body, bool(media_urls))
-        callback = _callback_url(status_callback)
+        callback = _callback_url(status_callback, self.allow_private)
         b = await self.behaviour(account.sid)
         now = clock.now()
         sid = new_sid("SM")
@@ -344,11 +359,16 @@ class Sandbox:
         try:
             from_number = phones.check_from(from_)
         except TwilioError:
+            from_number = ""
+        # a voice call dials phone numbers: no sender IDs, short codes or messaging channels
+        if not from_number.startswith("+"):
             raise TwilioError(21212, f"Invalid 'From' Phone Number: {from_[:40]}", 400) from None
+        if not to_number.startswith("+"):
+            raise TwilioError(21217, f"Phone number {to[:40]} is not a valid phone number", 400)
         bad = [e for e in events if e not in CALL_EVENTS]
         if bad:
             raise bad_request(f"StatusCallbackEvent {bad[0][:40]!r} must be one of {', '.join(CALL_EVENTS)}")
-        callback = _callback_url(status_callback)
+        callback = _callback_url(status_callback, self.allow_private)
         b = await self.behaviour(account.sid)
         now = clock.now()
         sid = new_sid("CA")

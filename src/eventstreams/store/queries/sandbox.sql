@@ -72,9 +72,11 @@ SELECT * FROM sandbox_addresses;
 -- name: redact_message
 UPDATE sandbox_messages SET body = '', date_updated = :now WHERE account_sid = :account_sid AND sid = :sid;
 
--- name: update_feedback
-UPDATE sandbox_call_feedback SET quality_score = :quality_score, issues = :issues, date_updated = :date_updated
-WHERE call_sid = :call_sid;
+-- name: upsert_feedback
+INSERT INTO sandbox_call_feedback (call_sid, account_sid, quality_score, issues, date_created, date_updated)
+VALUES (:call_sid, :account_sid, :quality_score, :issues, :date_created, :date_updated)
+ON CONFLICT (call_sid) DO UPDATE SET quality_score = excluded.quality_score, issues = excluded.issues,
+    date_updated = excluded.date_updated;
 
 -- name: get_settings
 SELECT document FROM sandbox_settings WHERE account_sid = :account_sid;

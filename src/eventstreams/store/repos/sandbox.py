@@ -101,15 +101,14 @@ class SandboxResources(Repository):
         )
 
     async def put_feedback(self, row: SandboxFeedbackRow) -> SandboxFeedbackRow:
-        """Create or replace a call's feedback (date_created kept from the first)."""
+        """Create or replace a call's feedback (date_created kept from the first); one statement, so two
+        racing first POSTs both succeed."""
 
         def go(tx: Tx) -> SandboxFeedbackRow:
-            old = tx.one(self.q.get_feedback, account_sid=row.account_sid, sid=row.call_sid)
-            if old is None:
-                tx.run(self.q.insert_feedback, **asdict(row))
-                return row
-            tx.run(self.q.update_feedback, **asdict(row))
-            return SandboxFeedbackRow(**{**asdict(row), "date_created": old["date_created"]})
+            tx.run(self.q.upsert_feedback, **asdict(row))
+            stored = tx.one(self.q.get_feedback, account_sid=row.account_sid, sid=row.call_sid)
+            assert stored is not None
+            return SandboxFeedbackRow(**stored)
 
         return await self.db.run(go, write=True)
 
