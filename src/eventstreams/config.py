@@ -71,6 +71,7 @@ class Settings:
     sandbox_failure_ratio: float = 0.0
     sandbox_outcomes: str = ""
     sandbox_publish_events: bool = True
+    tracking_dedupe_s: float = 86400.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -116,6 +117,7 @@ class Settings:
             sandbox_failure_ratio=_float(g("EVENTSTREAMS_SANDBOX_FAILURE_RATIO"), cls.sandbox_failure_ratio),
             sandbox_outcomes=g("EVENTSTREAMS_SANDBOX_OUTCOMES") or "",
             sandbox_publish_events=_bool(g("EVENTSTREAMS_SANDBOX_PUBLISH_EVENTS"), True),
+            tracking_dedupe_s=_float(g("EVENTSTREAMS_TRACKING_DEDUPE_SECONDS"), cls.tracking_dedupe_s),
         )
 
     def public_base_url(self) -> str:

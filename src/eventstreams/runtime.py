@@ -25,6 +25,7 @@ from .domain.operations import Operations
 from .sandbox.service import Sandbox
 from .store import open_store
 from .store.base import Store
+from .tracking.sources import Sources
 
 if TYPE_CHECKING:
     from .delivery.metrics import DeliveryMetrics
@@ -44,6 +45,7 @@ class Runtime:
     operations: Operations
     bridge: BridgeCredentials
     sandbox: Sandbox
+    sources: Sources
     metrics: CollectorRegistry = field(default_factory=CollectorRegistry)
     delivery: DeliveryService | None = None
     status_clock: StatusClock | None = None
@@ -123,5 +125,6 @@ async def build_runtime(settings: Settings, store: Store | None = None) -> Runti
         operations=Operations(store, box, control),
         bridge=BridgeCredentials(store, box),
         sandbox=Sandbox(store, settings),
+        sources=Sources(store, box),
     )
     return rt

@@ -62,6 +62,30 @@ def error_extras(path: str, status: int) -> set[str]:
     return PUBLISH_RESULT if path == "/v1/Events" and status == 400 else set()
 
 
+SEGMENT_PATHS = frozenset({"/v1/alias", "/v1/group", "/v1/identify", "/v1/page", "/v1/screen", "/v1/track",
+                           "/v1/batch", "/v1/import"})  # fmt: skip
+
+
+def segment_error_problem(response: Any) -> str | None:
+    """None when ``response`` carries Segment's error JSON (what segment-analytics-python reads)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return f"error body is not JSON: {response.text[:200]!r}"
+    if not isinstance(body, dict) or set(body) != {"success", "code", "message"} or body["success"] is not False:
+        return f"error body is not Segment's shape: {body!r:.300}"
+    if not isinstance(body["code"], str) or not isinstance(body["message"], str) or not body["message"]:
+        return f"bad code/message: {body!r:.300}"
+    return None
+
+
+def error_problem(response: Any, path: str) -> str | None:
+    """The error shape of the surface serving ``path``."""
+    if path in SEGMENT_PATHS:
+        return segment_error_problem(response)
+    return twilio_error_problem(response, error_extras(path, response.status_code))
+
+
 def twilio_error_problem(response: Any, extra: set[str] | frozenset[str] = frozenset()) -> str | None:
     """None when ``response`` (status >= 400) carries Twilio's error JSON,
     alone or with exactly the ``extra`` fields."""
@@ -83,7 +107,7 @@ def assert_client_error_shape(r: Any, where: str, template: str) -> None:
     """No 5xx; a 4xx carries Twilio's error JSON (plus the extras ``template``'s path may add)."""
     assert r.status_code < 500, f"{where}\n{r.text[:300]}"
     if r.status_code >= 400:
-        problem = twilio_error_problem(r, error_extras(template, r.status_code))
+        problem = error_problem(r, template)
         assert problem is None, f"{where}: {problem}"
 
 
@@ -124,7 +148,7 @@ def run_operation(
         assert response.status_code < 500, f"{where}\n{case.as_curl_command()}\n{response.text[:500]}"
         case.validate_response(response, checks=list(checks))
         if response.status_code >= 400 and case.method.upper() != "HEAD":
-            problem = twilio_error_problem(response, error_extras(operation.path, response.status_code))
+            problem = error_problem(response, operation.path)
             assert problem is None, f"{where}: {problem}\n{case.as_curl_command()}"
 
     fuzz()

@@ -331,6 +331,54 @@ def accounts_create_key(account_sid: str, friendly_name: str) -> None:
 
 
 @main.group()
+def sources() -> None:
+    """Tracking sources: write keys for the Segment-compatible tracking API (docs/segment.md)."""
+
+
+@sources.command("create")
+@click.option("--account", "account_sid", required=True, help="Account SID the source belongs to.")
+@click.option("--name", required=True, help="The source's name (unique in the account).")
+@click.option("--rate-limit", type=int, default=None, help="Requests/s before 429 (default 1000).")
+def sources_create(account_sid: str, name: str, rate_limit: int | None) -> None:
+    """Create a source; prints its write key."""
+
+    async def go(rt: Any) -> dict[str, Any]:
+        account = (await rt.accounts.principal_of(account_sid)).account
+        row, key = await rt.sources.create(account, name, rate_limit)
+        return {"sid": row.sid, "name": row.name, "write_key": key, "rate_limit": row.rate_limit}
+
+    _out(_run(go))
+
+
+@sources.command("list")
+@click.option("--account", "account_sid", required=True)
+def sources_list(account_sid: str) -> None:
+    """List the account's sources (write keys are not shown; `sources rotate` issues a new one)."""
+    from ..store.records import PageQuery
+
+    async def go(rt: Any) -> list[dict[str, Any]]:
+        account = (await rt.accounts.principal_of(account_sid)).account
+        page = await rt.sources.list(account, PageQuery(size=1000))
+        return [{"sid": r.sid, "name": r.name, "enabled": r.enabled, "rate_limit": r.rate_limit} for r in page.items]
+
+    _out(_run(go))
+
+
+@sources.command("rotate")
+@click.option("--account", "account_sid", required=True)
+@click.argument("source_sid")
+def sources_rotate(account_sid: str, source_sid: str) -> None:
+    """Give SOURCE_SID a new write key (the old one stops working at once); prints it."""
+
+    async def go(rt: Any) -> dict[str, Any]:
+        account = (await rt.accounts.principal_of(account_sid)).account
+        row, key = await rt.sources.rotate(await rt.sources.get(account, source_sid))
+        return {"sid": row.sid, "name": row.name, "write_key": key}
+
+    _out(_run(go))
+
+
+@main.group()
 def catalog() -> None:
     """Register your own event types and schema versions."""
 

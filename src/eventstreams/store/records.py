@@ -331,3 +331,34 @@ class SandboxAddressRow:
     verified: bool
     date_created: str
     date_updated: str
+
+
+# -- the tracking API (store/sql/*/006_tracking.sql)
+
+
+@dataclass(slots=True)
+class TrackingSourceRow:
+    sid: str
+    account_sid: str
+    name: str
+    key_hash: str
+    key_sealed: str
+    enabled: bool
+    rate_limit: int
+    date_created: str
+    date_updated: str
+
+
+@dataclass(slots=True)
+class TrackingMessageRow:
+    """One message as received: ``status`` accepted or rejected (``reason`` says why)."""
+
+    account_sid: str
+    source_sid: str
+    message_id: str
+    type: str | None
+    status: str
+    reason: str | None
+    received_at: str
+    payload: str
+    seq: int | None = None

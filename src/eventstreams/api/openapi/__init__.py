@@ -14,7 +14,7 @@ from importlib import resources
 from typing import Any
 
 from ...sinks import registry as sink_types
-from . import accounts, bridge, catalogue, operations, sandbox, system
+from . import accounts, bridge, catalogue, operations, sandbox, system, tracking
 
 
 @lru_cache(maxsize=1)
@@ -66,6 +66,10 @@ def accounts_paths() -> dict[str, Any]:
 
 def bridge_paths() -> dict[str, Any]:
     return copy.deepcopy(bridge.PATHS)
+
+
+def tracking_paths() -> dict[str, Any]:
+    return copy.deepcopy(tracking.PATHS)
 
 
 def system_paths() -> dict[str, Any]:
@@ -121,5 +125,7 @@ def openapi_document(base_url: str, surfaces: Sequence[Any]) -> dict[str, Any]:
             doc["paths"].update(surface.openapi())
     _v2010_schemas(doc)
     _sink_types(doc)  # per call: the registry can change (tests register types)
+    # the tracking API's write key: Basic auth with the key as username and an empty password
+    doc["components"]["securitySchemes"]["writeKey"] = {"type": "http", "scheme": "basic"}
     doc["servers"] = [{"url": base_url}]
     return doc

@@ -1,0 +1,87 @@
+"""The tracking API's sources (write keys) and the messages they received."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..db import Row, Tx, asdict, keyset
+from ..records import Page, PageQuery, TrackingMessageRow, TrackingSourceRow
+from . import Repository
+
+
+def _source(r: Row) -> TrackingSourceRow:
+    return TrackingSourceRow(**{**r, "enabled": bool(r["enabled"])})  # SQLite hands booleans back as 0/1
+
+
+class Tracking(Repository):
+    area = "tracking"
+
+    async def create_source(self, row: TrackingSourceRow) -> None:
+        await self.db.run(lambda tx: tx.run(self.q.insert_source, **asdict(row)), write=True)
+
+    async def source_by_key(self, key_hash: str) -> TrackingSourceRow | None:
+        r = await self.db.run(lambda tx: tx.one(self.q.source_by_key, key_hash=key_hash))
+        return _source(r) if r else None
+
+    async def source(self, account_sid: str, sid: str) -> TrackingSourceRow | None:
+        r = await self.db.run(lambda tx: tx.one(self.q.get_source, account_sid=account_sid, sid=sid))
+        return _source(r) if r else None
+
+    async def sources(self, account_sid: str, q: PageQuery) -> Page:
+        def go(tx: Tx) -> Page:
+            rows, more = keyset(
+                tx, self.q.select_sources, ["account_sid = :a"], {"a": account_sid}, ["date_created", "sid"], q
+            )
+            return Page([_source(r) for r in rows], more)
+
+        return await self.db.run(go)
+
+    async def update_source(self, row: TrackingSourceRow, now: str) -> None:
+        await self.db.run(
+            lambda tx: tx.run(self.q.update_source, name=row.name, enabled=row.enabled, rate_limit=row.rate_limit,
+                              now=now, account_sid=row.account_sid, sid=row.sid),
+            write=True,
+        )  # fmt: skip
+
+    async def rotate_key(self, row: TrackingSourceRow, key_hash: str, key_sealed: str, now: str) -> None:
+        await self.db.run(
+            lambda tx: tx.run(self.q.rotate_key, key_hash=key_hash, key_sealed=key_sealed, now=now,
+                              account_sid=row.account_sid, sid=row.sid),
+            write=True,
+        )  # fmt: skip
+
+    async def delete_source(self, row: TrackingSourceRow) -> None:
+        await self.db.run(
+            lambda tx: tx.run(self.q.delete_source, account_sid=row.account_sid, sid=row.sid), write=True
+        )
+
+    async def receive(
+        self, messages: Sequence[TrackingMessageRow], now: float, dedupe_s: float
+    ) -> list[TrackingMessageRow]:
+        """Store one request's messages in one transaction (durable before the caller answers). An
+        accepted message whose messageId the account sent within ``dedupe_s`` is dropped; the rest
+        (rejected ones too, with their reason) are stored. Returns what was stored."""
+
+        def go(tx: Tx) -> list[TrackingMessageRow]:
+            kept = []
+            for m in messages:
+                if m.status == "accepted" and not tx.all(
+                    self.q.claim_message_id, account_sid=m.account_sid, message_id=m.message_id, now=now,
+                    cutoff=now - dedupe_s,
+                ):  # fmt: skip
+                    continue
+                tx.run(self.q.insert_message, **{k: v for k, v in asdict(m).items() if k != "seq"})
+                kept.append(m)
+            return kept
+
+        return await self.db.run(go, write=True)
+
+    async def messages(self, source_sid: str, status: str | None, q: PageQuery) -> Page:
+        where = ["source_sid = :s"] + (["status = :st"] if status else [])
+
+        def go(tx: Tx) -> Page:
+            rows, more = keyset(tx, self.q.select_messages, where, {"s": source_sid, "st": status}, ["seq"], q,
+                                newest_first=True)  # fmt: skip
+            return Page([TrackingMessageRow(**r) for r in rows], more)
+
+        return await self.db.run(go)
