@@ -15,7 +15,7 @@ CREATE TABLE tracking_sources (
 
 -- Accepted and rejected messages alike (rejected ones with their reason: the source's debugger shows them).
 CREATE TABLE tracking_messages (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq INTEGER PRIMARY KEY,
     account_sid TEXT NOT NULL REFERENCES accounts(sid) ON DELETE CASCADE,
     source_sid TEXT NOT NULL REFERENCES tracking_sources(sid) ON DELETE CASCADE,
     message_id TEXT NOT NULL,
