@@ -172,3 +172,18 @@ def test_odd_bodies_are_400(server: Server, body: bytes) -> None:
     _, _, key = _source(server)
     path = "/v1/batch" if b"batch" in body else "/v1/identify"
     assert _post(server, path, body, key).status_code == 400
+
+
+def test_nul_characters_are_rejected_not_a_500(server: Server) -> None:
+    # PostgreSQL text cannot hold NUL: such messages are rejected (and stored, NUL replaced) on both backends
+    _, source, key = _source(server)
+    for path, body in (
+        ("/v1/track", b'{"userId": "a\\u0000b", "event": "x"}'),
+        ("/v1/track", b'{"userId": "1", "event": "x", "messageId": "m\\u0000"}'),
+        ("/v1/batch", b'{"batch": [{"type": "nope\\u0000", "userId": "a\\u0000"}]}'),  # rejected for its type
+    ):
+        r = _post(server, path, body, key)
+        assert r.status_code == 200 and r.json()["rejected"] == 1, r.text
+    stored = _stored(server, source)
+    assert [m["reason"] for m in stored] == ["nul_character", "nul_character", "invalid_type"]
+    assert stored[2]["payload"]["userId"] == "a\ufffd" and stored[1]["message_id"] == "m\ufffd"

@@ -160,9 +160,9 @@ async def _receive(request: Request, batch: bool, forced_type: str | None = None
         checked = [rules.check(body, received, None, forced_type)]
     stamp = rules._iso(received)
     rows = [
-        TrackingMessageRow(source.account_sid, source.sid, c.message_id, c.type,
+        TrackingMessageRow(source.account_sid, source.sid, c.message_id.replace("\x00", "\ufffd"), _text(c.type),
                            "accepted" if c.reason is None else "rejected", c.reason, stamp,
-                           orjson.dumps(c.message).decode())
+                           orjson.dumps(c.message).decode().replace("\\u0000", "\\ufffd"))
         for c in checked
     ]  # fmt: skip
     stored = await svc.store.tracking.receive(rows, now, svc.settings.tracking_dedupe_s)
@@ -173,6 +173,11 @@ async def _receive(request: Request, batch: bool, forced_type: str | None = None
     if rejected:
         out["reasons"] = sorted({r.reason for r in rows if r.reason})
     return JSON(out)
+
+
+def _text(value: str | None) -> str | None:
+    """What a rejected message carried, storable: NUL (which PostgreSQL text refuses) becomes U+FFFD."""
+    return None if value is None else value.replace("\x00", "\ufffd")
 
 
 def _single(kind: str) -> Any:

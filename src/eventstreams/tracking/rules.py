@@ -91,8 +91,11 @@ def check(item: Any, received: datetime, sent_at: Any = None, forced_type: str |
         return reject("invalid_message_id")
     if kind not in TYPES:
         return reject("invalid_type")
-    if len(orjson.dumps(msg)) > MAX_EVENT_BYTES:
+    dumped = orjson.dumps(msg)
+    if len(dumped) > MAX_EVENT_BYTES:
         return reject("message_too_large")
+    if b"\\u0000" in dumped:  # PostgreSQL text cannot hold NUL; nor can most warehouses
+        return reject("nul_character")
     if kind == "alias":
         if not _present(msg.get("userId")) or not _present(msg.get("previousId")):
             return reject("no_user_or_previous_id")
