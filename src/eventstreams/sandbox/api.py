@@ -239,16 +239,6 @@ async def transcriptions(request: Request) -> Response:
     return _list(svc, request.url.path, filters, pg, page, "transcriptions", views.transcription)
 
 
-async def transcription(request: Request) -> Response:
-    svc, account = await _account(request)
-    row = await svc.sandbox.transcription(account.sid, _sid(request))
-    query(request)
-    if request.method == "DELETE":
-        await svc.sandbox.delete(row)
-        return Response(status_code=204)
-    return JSON(views.transcription(row))
-
-
 async def addresses(request: Request) -> Response:
     svc, account = await _account(request)
     if request.method == "POST":
@@ -271,14 +261,24 @@ async def addresses(request: Request) -> Response:
     return _list(svc, request.url.path, filters, pg, page, "addresses", views.address)
 
 
-async def address(request: Request) -> Response:
-    svc, account = await _account(request)
-    row = await svc.sandbox.address(account.sid, _sid(request))
-    query(request)
-    if request.method == "DELETE":
-        await svc.sandbox.delete(row)
-        return Response(status_code=204)
-    return JSON(views.address(row))
+def _fetch_or_delete(kind: str, view: Callable[[Any], dict[str, Any]]) -> Callable[[Request], Any]:
+    """GET renders the record, DELETE removes it (transcriptions, addresses: no state to wait for)."""
+
+    async def endpoint(request: Request) -> Response:
+        svc, account = await _account(request)
+        row = await getattr(svc.sandbox, kind)(account.sid, _sid(request))
+        query(request)
+        if request.method == "DELETE":
+            await svc.sandbox.delete(row)
+            return Response(status_code=204)
+        return JSON(view(row))
+
+    endpoint.__name__ = kind
+    return endpoint
+
+
+transcription = _fetch_or_delete("transcription", views.transcription)
+address = _fetch_or_delete("address", views.address)
 
 
 # -- the sandbox's own switches
