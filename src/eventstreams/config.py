@@ -72,6 +72,9 @@ class Settings:
     sandbox_outcomes: str = ""
     sandbox_publish_events: bool = True
     tracking_dedupe_s: float = 86400.0
+    # Profiles (docs/segment.md): national phone numbers are read in this region; per-type identifier limits.
+    profiles_default_region: str = "US"
+    profiles_limits: str = "user_id=1,email=5,phone=5,anonymous_id=1000"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -118,6 +121,8 @@ class Settings:
             sandbox_outcomes=g("EVENTSTREAMS_SANDBOX_OUTCOMES") or "",
             sandbox_publish_events=_bool(g("EVENTSTREAMS_SANDBOX_PUBLISH_EVENTS"), True),
             tracking_dedupe_s=_float(g("EVENTSTREAMS_TRACKING_DEDUPE_SECONDS"), cls.tracking_dedupe_s),
+            profiles_default_region=(g("EVENTSTREAMS_PROFILES_DEFAULT_REGION") or cls.profiles_default_region).upper(),
+            profiles_limits=g("EVENTSTREAMS_PROFILES_LIMITS") or cls.profiles_limits,
         )
 
     def public_base_url(self) -> str:

@@ -22,6 +22,8 @@ from .delivery.publish import Publisher
 from .domain.accounts import Accounts
 from .domain.control import ControlPlane
 from .domain.operations import Operations
+from .profiles.identity import parse_limits
+from .profiles.service import Profiles
 from .sandbox.service import Sandbox
 from .store import open_store
 from .store.base import Store
@@ -46,6 +48,7 @@ class Runtime:
     bridge: BridgeCredentials
     sandbox: Sandbox
     sources: Sources
+    profiles: Profiles
     metrics: CollectorRegistry = field(default_factory=CollectorRegistry)
     delivery: DeliveryService | None = None
     status_clock: StatusClock | None = None
@@ -126,5 +129,6 @@ async def build_runtime(settings: Settings, store: Store | None = None) -> Runti
         bridge=BridgeCredentials(store, box),
         sandbox=Sandbox(store, settings),
         sources=Sources(store, box),
+        profiles=Profiles(store, settings.profiles_default_region, parse_limits(settings.profiles_limits)),
     )
     return rt

@@ -2,7 +2,8 @@
 
 ``store.accounts``, ``store.catalogue``, ``store.sinks``, ``store.subscriptions``,
 ``store.deliveries``, ``store.dead_letters``, ``store.delivery_log``,
-``store.alerts``, ``store.bridge``, ``store.retention``, ``store.sandbox`` and ``store.tracking`` each run their
+``store.alerts``, ``store.bridge``, ``store.retention``, ``store.sandbox``, ``store.tracking`` and
+``store.profiles`` each run their
 operations as single transactions on one ``Database`` (store/db.py): the
 connection/transaction seam, with a ``Dialect`` for what SQLite and PostgreSQL
 do differently. The store itself only opens, migrates, checks and resets.
@@ -21,6 +22,7 @@ from .repos.bridge import BridgeCredentials
 from .repos.catalogue import Catalogue
 from .repos.deliveries import Deliveries
 from .repos.history import DeadLetters, DeliveryLog
+from .repos.profiles import Profiles
 from .repos.retention import Retention
 from .repos.sandbox import TABLES as SANDBOX_TABLES
 from .repos.sandbox import SandboxResources
@@ -29,7 +31,8 @@ from .repos.tracking import Tracking
 
 # Deleted by reset(), children first; the catalogue's built-ins stay.
 _ACCOUNT_TABLES = (
-    *SANDBOX_TABLES, "tracking_message_ids", "tracking_messages", "tracking_sources",
+    *SANDBOX_TABLES, "profile_merges", "profile_events", "profile_identifiers", "profiles",
+    "tracking_message_ids", "tracking_messages", "tracking_sources",
     "deliveries", "dead_letters", "delivery_log", "alerts", "sink_alert_state", "event_ids", "events",
     "subscribed_events", "subscriptions", "sink_tests", "sinks", "bridge_credentials", "api_keys", "accounts",
 )  # fmt: skip
@@ -60,6 +63,7 @@ class Store:
         self.retention = Retention(db)
         self.sandbox = SandboxResources(db)
         self.tracking = Tracking(db)
+        self.profiles = Profiles(db)
         self._q = load("store", db.dialect)
 
     async def open(self) -> None:
