@@ -25,6 +25,7 @@ from .domain.operations import Operations
 from .sandbox.service import Sandbox
 from .store import open_store
 from .store.base import Store
+from .tracking.ingest import Ingest
 from .tracking.sources import Sources
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ class Runtime:
     bridge: BridgeCredentials
     sandbox: Sandbox
     sources: Sources
+    ingest: Ingest
     metrics: CollectorRegistry = field(default_factory=CollectorRegistry)
     delivery: DeliveryService | None = None
     status_clock: StatusClock | None = None
@@ -126,5 +128,6 @@ async def build_runtime(settings: Settings, store: Store | None = None) -> Runti
         bridge=BridgeCredentials(store, box),
         sandbox=Sandbox(store, settings),
         sources=Sources(store, box),
+        ingest=Ingest(store, catalog, settings),
     )
     return rt

@@ -14,7 +14,7 @@ import requests
 from rudderstack.analytics.client import Client as RudderClient
 from segment.analytics import Client as SegmentClient
 
-from tests.conftest import Server
+from tests.conftest import Receiver, Server
 
 
 def _source(srv: Server, name: str = "web", rate_limit: int | None = None) -> tuple[str, str, str]:
@@ -22,6 +22,37 @@ def _source(srv: Server, name: str = "web", rate_limit: int | None = None) -> tu
     account = srv.call(srv.services.store.accounts.get(sid))
     row, key = srv.call(srv.services.sources.create(account, name, rate_limit))
     return sid, row.sid, key
+
+
+def test_accepted_messages_become_events_for_subscribed_sinks(server: Server, receiver: Receiver) -> None:
+    sid, token = server.new_account("Tracking events")
+    account = server.call(server.services.store.accounts.get(sid))
+    source, key = server.call(server.services.sources.create(account, "web"))
+    client = server.client(sid, token)
+    sink = client.events.v1.sinks.create(
+        description="segment traffic", sink_type="webhook",
+        sink_configuration={"destination": receiver.url + "/seg", "method": "POST", "batch_events": False},
+    )  # fmt: skip
+    client.events.v1.subscriptions.create(description="tracks", sink_sid=sink.sid,
+                                          types=[{"type": "com.segment.tracking.track"}])  # fmt: skip
+    seg = SegmentClient(key, host=server.url, sync_mode=True)
+    seg.identify("42", {"first_name": "Ada"})  # stored, but nobody subscribed to identify
+    seg.track("42", "Trial Expired", {"plan": "pro"}, message_id="m-1")
+    seg.track("42", "Trial Expired", {"plan": "pro"}, message_id="m-1")  # a duplicate: no second event
+    assert _post(server, "/v1/track", {"event": "No one"}, key).json()["rejected"] == 1  # no event either
+    receiver.wait_for(lambda: len(receiver.events("/seg")) >= 1)
+    server.settled(sink.sid)
+    got = receiver.events("/seg")
+    assert len(got) == 1
+    ev = got[0]
+    assert ev["type"] == "com.segment.tracking.track" and ev["id"] == f"{source.sid}.m-1"
+    assert ev["source"] == f"/v1/Sources/{source.sid}" and ev["subject"] == "42"
+    assert ev["data"]["event"] == "Trial Expired" and ev["data"]["properties"] == {"plan": "pro"}
+    assert ev["dataschema"].endswith("/schemas/Segment.Track/1")  # on EVENTSTREAMS_BASE_URL: served by us
+    schema = requests.get(server.url + "/schemas/Segment.Track/1", timeout=5)
+    assert schema.status_code == 200 and schema.json()["required"][:2] == ["type", "messageId"]
+    types = [t.type for t in client.events.v1.event_types.list(schema_id="Segment.Track")]
+    assert types == ["com.segment.tracking.track"]
 
 
 def _stored(srv: Server, source_sid: str) -> list[dict[str, Any]]:
