@@ -218,3 +218,31 @@ def test_nul_characters_are_rejected_not_a_500(server: Server) -> None:
     stored = _stored(server, source)
     assert [m["reason"] for m in stored] == ["nul_character", "nul_character", "invalid_type"]
     assert stored[2]["payload"]["userId"] == "a\ufffd" and stored[1]["message_id"] == "m\ufffd"
+
+
+def test_segment_sink_can_point_at_our_own_tracking_api(server: Server) -> None:
+    """A Twilio event reaches the tracking API through the Event Streams Segment sink, as it would
+    reach a customer's Segment: a track call keyed by the phone (anonymousId + a phone external id)."""
+    from eventstreams.catalog import builtin_examples
+
+    sid, token = server.new_account("Loop")
+    account = server.call(server.services.store.accounts.get(sid))
+    source, key = server.call(server.services.sources.create(account, "twilio"))
+    client = server.client(sid, token)
+    sink = client.events.v1.sinks.create(description="to ourselves", sink_type="segment",
+                                         sink_configuration={"write_key": key, "endpoint": server.url})  # fmt: skip
+    delivered = "com.twilio.messaging.message.delivered"
+    client.events.v1.subscriptions.create(description="d", sink_sid=sink.sid, types=[{"type": delivered}])
+    data = {**builtin_examples()["Messaging.MessageStatus"][1], "to": "+14155552671"}
+    r = requests.post(f"{server.url}/v1/Events", auth=(sid, token), timeout=5,
+                      headers={"Content-Type": "application/cloudevents+json"},
+                      data=json.dumps({"specversion": "1.0", "type": delivered, "source": "/t", "id": "EV1",
+                                       "data": data}))  # fmt: skip
+    assert r.status_code == 201, r.text
+    server.settled(sink.sid)
+    got = [m for m in _stored(server, source.sid) if m["status"] == "accepted"]
+    assert len(got) == 1
+    msg = got[0]["payload"]
+    assert msg["type"] == "track" and msg["event"] == delivered and msg["properties"]["to"] == "+14155552671"
+    assert {"id": "+14155552671", "type": "phone", "collection": "users", "encoding": "none"} in (
+        msg["context"]["externalIds"])  # fmt: skip
