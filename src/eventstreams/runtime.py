@@ -27,6 +27,7 @@ from .profiles.service import Profiles
 from .sandbox.service import Sandbox
 from .store import open_store
 from .store.base import Store
+from .tracking.ingest import Ingest
 from .tracking.sources import Sources
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ class Runtime:
     bridge: BridgeCredentials
     sandbox: Sandbox
     sources: Sources
+    ingest: Ingest
     profiles: Profiles
     metrics: CollectorRegistry = field(default_factory=CollectorRegistry)
     delivery: DeliveryService | None = None
@@ -117,6 +119,7 @@ async def build_runtime(settings: Settings, store: Store | None = None) -> Runti
     catalog = Catalog(store)
     control = ControlPlane(store, box, settings)
     publisher = Publisher(store, catalog, settings.dedupe_window_s, base_url=settings.public_base_url())
+    profiles = Profiles(store, settings.profiles_default_region, parse_limits(settings.profiles_limits))
     rt = Runtime(
         settings=settings,
         store=store,
@@ -129,6 +132,7 @@ async def build_runtime(settings: Settings, store: Store | None = None) -> Runti
         bridge=BridgeCredentials(store, box),
         sandbox=Sandbox(store, settings),
         sources=Sources(store, box),
-        profiles=Profiles(store, settings.profiles_default_region, parse_limits(settings.profiles_limits)),
+        ingest=Ingest(store, catalog, settings, profiles.resolve_tx),
+        profiles=profiles,
     )
     return rt
