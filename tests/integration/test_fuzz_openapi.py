@@ -79,10 +79,26 @@ def segment_error_problem(response: Any) -> str | None:
     return None
 
 
+def profile_error_problem(response: Any) -> str | None:
+    """None when ``response`` carries Segment's Profile API error JSON (``{"error": {code, message}}``)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return f"error body is not JSON: {response.text[:200]!r}"
+    err = body.get("error") if isinstance(body, dict) and set(body) == {"error"} else None
+    if not isinstance(err, dict) or set(err) != {"code", "message"}:
+        return f"error body is not the Profile API's shape: {body!r:.300}"
+    if not isinstance(err["code"], str) or not isinstance(err["message"], str) or not err["message"]:
+        return f"bad code/message: {body!r:.300}"
+    return None
+
+
 def error_problem(response: Any, path: str) -> str | None:
     """The error shape of the surface serving ``path``."""
     if path in SEGMENT_PATHS:
         return segment_error_problem(response)
+    if path.startswith("/v1/spaces/"):
+        return profile_error_problem(response)
     return twilio_error_problem(response, error_extras(path, response.status_code))
 
 

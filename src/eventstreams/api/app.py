@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ..bridge import api as bridge
 from ..config import Settings
 from ..errors import AUTH_FAILED, TwilioError, bad_request, not_found
+from ..profiles import api as profiles_api
 from ..runtime import Runtime, build_runtime
 from ..tracking import api as tracking_api
 from . import accounts, delivery, events_v1, openapi
@@ -47,8 +48,11 @@ class RejectControlCharsInPath:
             bad = _CONTROL.search(path)
             if bad is not None:
                 what = "a NUL" if bad.group() == "\x00" else f"a control character ({bad.group()!r})"
-                err = bad_request(f"The request path contains {what} at offset {bad.start()}")
-                await error_response(err)(scope, receive, send)
+                message = f"The request path contains {what} at offset {bad.start()}"
+                if path.startswith(profiles_api.PATH_PREFIX):  # that surface answers in Segment's shape
+                    await profiles_api.error_response(400, "invalid_request_error", message)(scope, receive, send)
+                    return
+                await error_response(bad_request(message))(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
@@ -89,7 +93,8 @@ def surfaces(sandbox: bool = False) -> list[Surface]:
         TWILIO_ERRORS,
         openapi.system_paths,
     )
-    mounted = [delivery.surface, events_v1.surface, tracking_api.surface, accounts.surface, bridge.surface, system]
+    mounted = [delivery.surface, events_v1.surface, tracking_api.surface, profiles_api.surface, accounts.surface,
+               bridge.surface, system]
     if sandbox:
         from ..sandbox import api as sandbox_api
 

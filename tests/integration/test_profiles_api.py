@@ -1,0 +1,163 @@
+"""Profiles through the real tracking API (segment-analytics-python) and Segment's Profile API
+paths, on SQLite and PostgreSQL: identity resolution, traits, events from every id, paging,
+isolation between accounts, bad input."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from segment.analytics import Client as SegmentClient
+
+from tests.conftest import Server
+
+
+def _setup(srv: Server, name: str) -> tuple[str, str, SegmentClient]:
+    sid, token = srv.new_account(name)
+    account = srv.call(srv.services.store.accounts.get(sid))
+    _, key = srv.call(srv.services.sources.create(account, "web"))
+    errors: list[Any] = []
+    seg = SegmentClient(key, host=srv.url, sync_mode=True, on_error=lambda e, b: errors.append(e))
+    return sid, token, seg
+
+
+def _get(srv: Server, auth: tuple[str, str] | None, space: str, ident: str, what: str,
+         **params: Any) -> requests.Response:  # fmt: skip
+    url = f"{srv.url}/v1/spaces/{space}/collections/users/profiles/{quote(ident, safe=':@+')}/{what}"
+    return requests.get(url, params=params, auth=auth, timeout=10)
+
+
+def _at(second: int) -> datetime:
+    return datetime(2026, 3, 1, 10, 0, second, tzinfo=UTC)
+
+
+def test_anonymous_then_identify_then_alias_is_one_profile(server: Server) -> None:
+    sid, token, seg = _setup(server, "Profiles journey")
+    auth = (sid, token)
+    seg.page(anonymous_id="anon-1", name="Pricing", timestamp=_at(1))
+    seg.track(anonymous_id="anon-1", event="Plan Viewed", properties={"plan": "pro"}, timestamp=_at(2))
+    seg.identify("42", {"first_name": "Ada", "phone": "(415) 555-2671", "email": "Ada@Example.com"},
+                 anonymous_id="anon-1", timestamp=_at(5))
+    seg.identify("42", {"first_name": "Old"}, timestamp=_at(3))  # older, arrives later: loses
+    seg.track(anonymous_id="anon-2", event="Cart Viewed", timestamp=_at(6))  # another device
+    assert _get(server, auth, sid, "anonymous_id:anon-2", "traits").json()["traits"] == {}
+    seg.alias("anon-2", "42", timestamp=_at(7))
+    seg.track("42", "Trial Expired", {"plan": "pro"}, timestamp=_at(8))
+
+    traits = _get(server, auth, sid, "user_id:42", "traits").json()
+    assert traits["traits"] == {"first_name": "Ada", "phone": "(415) 555-2671", "email": "Ada@Example.com"}
+    assert traits["cursor"]["has_more"] is False
+    for ident in ("anonymous_id:anon-1", "anonymous_id:anon-2", "email:ada@example.com", "phone:+14155552671"):
+        assert _get(server, auth, sid, ident, "traits").json()["traits"]["first_name"] == "Ada", ident
+
+    ids = _get(server, auth, sid, "user_id:42", "external_ids").json()["data"]
+    assert {(i["type"], i["id"]) for i in ids} == {("user_id", "42"), ("anonymous_id", "anon-1"),
+                                                   ("anonymous_id", "anon-2"), ("email", "ada@example.com"),
+                                                   ("phone", "+14155552671")}  # fmt: skip
+    assert all(i["collection"] == "users" and i["encoding"] == "none" for i in ids)
+
+    events = _get(server, auth, sid, "user_id:42", "events", limit=100).json()["data"]
+    assert [e["type"] for e in events] == ["track", "alias", "track", "identify", "identify", "track", "page"]
+    assert events[0]["event"] == "Trial Expired" and events[0]["properties"] == {"plan": "pro"}
+    assert events[2]["event"] == "Cart Viewed"  # sent under the other device's anonymousId
+    assert events[-1]["name"] == "Pricing" and {"type": "anonymous_id", "id": "anon-1", "collection": "users",
+                                                 "encoding": "none"} in events[-1]["external_ids"]  # fmt: skip
+    assert len({e["related"]["users"] for e in events}) == 1
+
+    links = _get(server, auth, sid, "user_id:42", "links").json()["data"]
+    merges = [link["merge"] for link in links if link["to_collection"] == "users"]
+    assert [(m["status"], m["winner"] != m["loser"]) for m in merges] == [("merged", True)]
+    assert links[0]["external_ids"][0] == {"id": "anon-2", "type": "anonymous_id", "collection": "users",
+                                           "encoding": "none"}  # fmt: skip
+
+
+def test_refused_merge_is_visible_in_links(server: Server) -> None:
+    sid, token, seg = _setup(server, "Profiles refusal")
+    seg.identify("1", {"email": "shared@example.com"})
+    seg.identify("2", {"email": "shared@example.com"})  # would give one profile two user_ids
+    one = _get(server, (sid, token), sid, "user_id:1", "links").json()["data"]
+    two = _get(server, (sid, token), sid, "user_id:2", "links").json()["data"]
+    assert [link["merge"]["status"] for link in one] == [link["merge"]["status"] for link in two] == ["refused"]
+    assert two[0]["merge"]["reason"] == "user_id limit 1 exceeded"
+    owner = _get(server, (sid, token), sid, "email:shared@example.com", "external_ids").json()["data"]
+    assert ("user_id", "1") in {(i["type"], i["id"]) for i in owner}
+
+
+def test_events_paging_with_cursor_and_groups_in_links(server: Server) -> None:
+    sid, token, seg = _setup(server, "Profiles paging")
+    for i in range(7):
+        seg.track("p", f"E{i}", timestamp=_at(i))
+    seg.group("p", "acme", {"name": "Acme"}, timestamp=_at(30))
+    names: list[str] = []
+    nxt: str | None = None
+    pages = 0
+    while True:
+        params: dict[str, Any] = {"limit": 3, **({"next": nxt} if nxt else {})}
+        body = _get(server, (sid, token), sid, "user_id:p", "events", **params).json()
+        names += [e.get("event") or e.get("group_id") for e in body["data"]]
+        pages += 1
+        assert body["cursor"]["limit"] == 3
+        if not body["cursor"]["has_more"]:
+            assert body["cursor"]["next"] == ""
+            break
+        nxt = body["cursor"]["next"]
+        assert f"next={nxt}" in body["cursor"]["url"]
+    assert names == ["acme", "E6", "E5", "E4", "E3", "E2", "E1", "E0"] and pages == 3
+    asc = _get(server, (sid, token), sid, "user_id:p", "events", sort="asc", limit=2, cursor=None).json()
+    assert [e.get("event") for e in asc["data"]] == ["E0", "E1"]
+    links = _get(server, (sid, token), sid, "user_id:p", "links").json()["data"]
+    assert links[0]["to_collection"] == "accounts" and links[0]["external_ids"][0]["id"] == "acme"
+
+
+def test_traits_paging_include_and_verbose(server: Server) -> None:
+    sid, token, seg = _setup(server, "Profiles traits")
+    seg.identify("t", {f"k{i:02d}": i for i in range(12)})
+    first = _get(server, (sid, token), sid, "user_id:t", "traits").json()
+    assert list(first["traits"]) == [f"k{i:02d}" for i in range(10)] and first["cursor"]["has_more"]
+    rest = _get(server, (sid, token), sid, "user_id:t", "traits", next=first["cursor"]["next"]).json()
+    assert rest["traits"] == {"k10": 10, "k11": 11} and not rest["cursor"]["has_more"]
+    only = _get(server, (sid, token), sid, "user_id:t", "traits", include="k03,k05", verbose="true").json()
+    assert set(only["traits"]) == {"k03", "k05"} and only["traits"]["k03"]["value"] == 3
+
+
+def test_an_account_never_sees_another_accounts_profiles(server: Server) -> None:
+    sid, token, seg = _setup(server, "Profiles owner")
+    other_sid, other_token, _ = _setup(server, "Profiles other")
+    seg.identify("secret-user", {"first_name": "Eve"})
+    assert _get(server, (sid, token), sid, "user_id:secret-user", "traits").status_code == 200
+    for space in (sid, other_sid):  # their space, or the owner's: nothing
+        r = _get(server, (other_sid, other_token), space, "user_id:secret-user", "traits")
+        assert r.status_code == 404 and r.json()["error"]["code"] == "not_found", r.text
+    # an API key reads its own account's profiles
+    account = server.call(server.services.store.accounts.get(sid))
+    key, secret = server.call(server.services.accounts.create_key(account, "profiles"))
+    assert _get(server, (key.sid, secret), sid, "user_id:secret-user", "traits").json()["traits"] == {
+        "first_name": "Eve"}  # fmt: skip
+
+
+def test_bad_input_is_a_clear_4xx_in_the_profile_api_shape(server: Server) -> None:
+    sid, token, seg = _setup(server, "Profiles bad input")
+    seg.identify("42", {"a": 1})
+    auth = (sid, token)
+    cases = [
+        (_get(server, None, sid, "user_id:42", "traits"), 401, "authentication_error"),
+        (_get(server, (sid, "wrong"), sid, "user_id:42", "traits"), 401, "authentication_error"),
+        (_get(server, auth, sid, "no-colon", "traits"), 400, "validation_error"),
+        (_get(server, auth, sid, "user_id:", "events"), 400, "validation_error"),
+        (_get(server, auth, sid, "user_id:42", "events", limit=0), 400, "invalid_request_error"),
+        (_get(server, auth, sid, "user_id:42", "events", limit="ten"), 400, "invalid_request_error"),
+        (_get(server, auth, sid, "user_id:42", "traits", limit=201), 400, "invalid_request_error"),
+        (_get(server, auth, sid, "user_id:42", "events", next="not-a-cursor"), 400, "invalid_request_error"),
+        (_get(server, auth, sid, "user_id:42", "external_ids", cursor="WzFd"), 400, "invalid_request_error"),
+        (_get(server, auth, sid, "user_id:42", "events", sort="sideways"), 400, "invalid_request_error"),
+        (_get(server, auth, sid, "user_id:nobody", "links"), 404, "not_found"),
+        (requests.post(f"{server.url}/v1/spaces/{sid}/collections/users/profiles/user_id:42/traits", auth=auth,
+                       timeout=10), 405, "invalid_request_error"),
+        (requests.get(f"{server.url}/v1/spaces/{sid}/collections/users/profiles/user_id%0A42/traits", auth=auth,
+                      timeout=10), 400, "invalid_request_error"),
+    ]  # fmt: skip
+    for r, status, code in cases:
+        assert (r.status_code, r.json()["error"]["code"]) == (status, code), (r.request.url, r.text)
+        assert r.json()["error"]["message"]
