@@ -379,6 +379,68 @@ def sources_rotate(account_sid: str, source_sid: str) -> None:
 
 
 @main.group()
+def profiles() -> None:
+    """Profiles built from tracking messages by identity resolution (docs/segment.md, Profiles)."""
+
+
+@profiles.command("show")
+@click.option("--account", "account_sid", required=True, help="Account SID the profile belongs to.")
+@click.option("--events", "n_events", default=10, show_default=True, type=click.IntRange(0, 100),
+              help="How many recent events to show.")
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.argument("identifier")
+def profiles_show(account_sid: str, n_events: int, output: str, identifier: str) -> None:
+    """Show the profile holding IDENTIFIER (id_type:value, e.g. user_id:42 or email:jane@example.com):
+    traits, external ids, recent events, merges."""
+    from ..profiles.service import BadIdentifier
+
+    async def go(rt: Any) -> dict[str, Any]:
+        account = (await rt.accounts.principal_of(account_sid)).account
+        try:
+            p = await rt.profiles.find(account.sid, identifier)
+        except BadIdentifier as exc:
+            raise click.ClickException(str(exc)) from None
+        if p is None:
+            raise click.ClickException(f"No profile holds {identifier} in {account.sid}")
+        ids, _ = await rt.profiles.external_ids(account.sid, p.id, None, 100, None)
+        events, _ = await rt.profiles.events(account.sid, p.id, n_events, None) if n_events else ([], None)
+        merges, _ = await rt.profiles.merges(account.sid, p.id, 100, None)
+        view = rt.profiles.view(p)
+        return {
+            "id": p.id, "traits": view.traits, "phone": view.phone, "phone_valid": view.phone_valid,
+            "opted_out": view.opted_out, "date_created": p.date_created, "date_updated": p.date_updated,
+            "external_ids": [{"type": r["id_type"], "id": r["value"], "created_at": r["date_first_seen"]} for r in ids],
+            "events": [{"type": e["type"], "name": e["name"], "timestamp": e["timestamp"],
+                        "message_id": e["message_id"]} for e in events],
+            "merges": [{k: m[k] for k in ("status", "winner", "loser", "id_type", "id_value", "reason",
+                                          "date_created")} for m in merges],
+        }  # fmt: skip
+
+    out = _run(go)
+    if output == "json":
+        _out(out)
+        return
+    click.echo(f"profile {out['id']}  (created {out['date_created']}, updated {out['date_updated']})")
+    phone = out["phone"] or "-"
+    click.echo(f"phone {phone}{'' if out['phone_valid'] or not out['phone'] else ' (not valid E.164)'}"
+               f"{'  opted out' if out['opted_out'] else ''}")  # fmt: skip
+    click.echo("traits:")
+    for k, v in sorted(out["traits"].items()):
+        click.echo(f"  {k} = {json.dumps(v)}")
+    click.echo("external ids:")
+    for i in out["external_ids"]:
+        click.echo(f"  {i['type']}:{i['id']}  (since {i['created_at']})")
+    click.echo("recent events:")
+    for e in out["events"]:
+        click.echo(f"  {e['timestamp']}  {e['type']}{'  ' + e['name'] if e['name'] else ''}")
+    click.echo("merges:")
+    for m in out["merges"]:
+        other = m["loser"] or "(new identifier)"
+        click.echo(f"  {m['date_created']}  {m['status']}  {other} -> {m['winner']}  by {m['id_type']}:{m['id_value']}"
+                   f"{'  (' + m['reason'] + ')' if m['reason'] else ''}")  # fmt: skip
+
+
+@main.group()
 def catalog() -> None:
     """Register your own event types and schema versions."""
 
