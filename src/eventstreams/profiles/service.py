@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +25,7 @@ from ..store.base import Store
 from ..store.db import Row, Tx
 from ..store.records import Page, PageQuery
 from ..store.repos.profiles import ProfileRow, Writes
+from ..store.repos.profiles import Profiles as ProfilesRepo
 from . import identity as rules
 from .view import ProfileView
 
@@ -55,15 +56,38 @@ class _State:
 
 @dataclass(slots=True)
 class _Run:
-    """One resolution's view of the account: identifiers → profile, profiles, per-type counts."""
+    """One resolution's view of the account: identifiers → profile, and (read only when a message
+    needs them) profiles and per-type identifier counts."""
 
+    tx: Tx
+    repo: ProfilesRepo
     account_sid: str
     now: str
     owner: dict[tuple[str, str], str] = field(default_factory=dict)
     parent: dict[str, str] = field(default_factory=dict)  # merged loser -> winner (this run)
     states: dict[str, _State] = field(default_factory=dict)
-    counts: dict[str, Counter[str]] = field(default_factory=dict)
+    base: dict[str, Counter[str]] = field(default_factory=dict)  # counts as stored before this run
+    delta: dict[str, Counter[str]] = field(default_factory=dict)  # what this run added
     writes: Writes = field(default_factory=Writes)
+
+    def load_states(self, pids: Iterable[str]) -> None:
+        missing = sorted({p for p in pids if p not in self.states})
+        for pid, row in self.repo.profiles_tx(self.tx, self.account_sid, missing).items():
+            self.states[pid] = _state(row)
+
+    def load_counts(self, pids: Iterable[str]) -> None:
+        missing = sorted({p for p in pids if p not in self.base})
+        self.base.update(self.repo.counts_tx(self.tx, self.account_sid, missing))
+
+    def state(self, pid: str) -> _State:
+        if pid not in self.states:
+            self.load_states([pid])
+        return self.states[pid]
+
+    def count(self, pid: str) -> Counter[str]:
+        if pid not in self.base:
+            self.load_counts([pid])
+        return self.base[pid] + self.delta.get(pid, Counter())
 
     def root(self, pid: str) -> str:
         while pid in self.parent:
@@ -117,7 +141,7 @@ class Profiles:
         record each message as a profile event. Reads once and writes once per kind of statement."""
         if not messages:
             return
-        run = _Run(account_sid, clock.iso_ms(clock.now()))
+        run = _Run(tx, self.repo, account_sid, clock.iso_ms(clock.now()))
         found = [(seq, m, rules.identity(m, self.region)) for seq, m in messages]
         values = {v for _, _, ident in found for _, v in ident.ids}
         values |= {ident.previous_id for _, _, ident in found if ident.previous_id is not None}
@@ -126,10 +150,21 @@ class Profiles:
         self.repo.lock_tx(tx, account_sid)
         for r in self.repo.identifiers_tx(tx, account_sid, sorted(values)):
             run.owner[(r["id_type"], r["value"])] = r["profile_id"]
-        known = sorted(set(run.owner.values()))
-        for pid, row in self.repo.profiles_tx(tx, account_sid, known).items():
-            run.states[pid] = _state(row)
-        run.counts.update(self.repo.counts_tx(tx, account_sid, known))
+        # Read in bulk only what the messages will need: a track for a known user needs neither its
+        # profile nor its counts (what this pass misses, e.g. after a merge in this run, loads lazily).
+        states: set[str] = set()
+        counts: set[str] = set()
+        for _, _, ident in found:
+            ids = list(ident.ids)
+            if ident.previous_id is not None:
+                ids += [(rules.USER_ID, ident.previous_id), (rules.ANONYMOUS_ID, ident.previous_id)]
+            matched = {run.owner[i] for i in ids if i in run.owner}
+            if len(matched) > 1 or (matched and any(i not in run.owner for i in ident.ids)):
+                counts |= matched
+            if len(matched) > 1 or ident.traits or ident.phone is not None:
+                states |= matched
+        run.load_states(states)
+        run.load_counts(counts)
         for seq, m, ident in found:
             self._resolve_one(run, seq, m, ident)
         self._flush(run)
@@ -168,24 +203,26 @@ class Profiles:
             self._merge(run, target, loser, proof, mid)
         for i in new:
             run.owner[i] = target
-            run.counts.setdefault(target, Counter())[i[0]] += 1
+            run.delta.setdefault(target, Counter())[i[0]] += 1
             run.writes.identifiers.append({"account_sid": run.account_sid, "value": i[1], "id_type": i[0],
                                            "profile_id": target, "first_message_id": mid,
                                            "date_first_seen": run.now})  # fmt: skip
         for (t, v), holder, reason in refused:
             run.writes.merge_records.append(_merge_record(run, target, holder, t, v, "refused", reason, mid))
-        state = run.states[target]
         ts = ident.timestamp
         if ident.traits:
+            state = run.state(target)
             for k, v in ident.traits.items():
                 if ts >= state.times.get(k, ""):
                     state.traits[k] = v
                     state.times[k] = ts
             state.dirty = True
         phone = ident.phone
-        if phone is not None and (rules.PHONE, phone.value) in ids and ts >= state.times.get("$phone", ""):
-            state.phone, state.phone_valid, state.times["$phone"] = phone.value, phone.valid, ts
-            state.dirty = True
+        if phone is not None and (rules.PHONE, phone.value) in ids:
+            state = run.state(target)
+            if ts >= state.times.get("$phone", ""):
+                state.phone, state.phone_valid, state.times["$phone"] = phone.value, phone.valid, ts
+                state.dirty = True
         kind = m.get("type")
         run.writes.events.append({"account_sid": run.account_sid, "seq": seq, "profile_id": target, "message_id": mid,
                                   "type": kind if isinstance(kind, str) else "", "name": ident.name,
@@ -193,9 +230,11 @@ class Profiles:
 
     def _over(self, run: _Run, matched: list[str], new: list[tuple[str, str]]) -> str | None:
         """The first identifier type (by priority) the combined profile would hold too many of."""
+        if not new and len(matched) <= 1:
+            return None  # nothing attached, nothing merged: the profile stays as it is
         total: Counter[str] = Counter(t for t, _ in new)
         for pid in matched:
-            total.update(run.counts.get(pid, Counter()))
+            total.update(run.count(pid))
         for t in sorted(total, key=rules.priority):
             if total[t] > self.limits(t):
                 return t
@@ -204,11 +243,11 @@ class Profiles:
     def _create(self, run: _Run) -> str:
         pid = "prf_" + new_sid("")
         run.states[pid] = _State(pid, {}, {}, None, False, False, run.now, new=True, dirty=True)
-        run.counts[pid] = Counter()
+        run.base[pid] = Counter()
         return pid
 
     def _merge(self, run: _Run, winner: str, loser: str, proof: tuple[str, str], mid: str) -> None:
-        w, lo = run.states[winner], run.states[loser]
+        w, lo = run.state(winner), run.state(loser)
         for k, v in lo.traits.items():  # latest wins, by the timestamp of the message that set each trait
             t = lo.times.get(k, "")
             if t > w.times.get(k, ""):
@@ -220,7 +259,7 @@ class Profiles:
         w.dirty = lo.dirty = True
         lo.merged_into = winner
         run.parent[loser] = winner
-        run.counts.setdefault(winner, Counter()).update(run.counts.pop(loser, Counter()))
+        run.delta.setdefault(winner, Counter()).update(run.count(loser))
         run.writes.merges.append((winner, loser))
         run.writes.merge_records.append(_merge_record(run, winner, loser, proof[0], proof[1], "merged", None, mid))
 
