@@ -74,6 +74,45 @@ async def seed(db: Path, tmp: Path, n: int, chunk: int = 100_000) -> tuple[str, 
         await rt.close()
 
 
+async def in_process(db: Path, tmp: Path, key: str, n: int, batches: int = 30) -> dict[str, float]:
+    """Messages (events) per second through the ingest (the publisher), 100 per transaction."""
+    from datetime import UTC, datetime
+
+    from eventstreams.tracking import rules
+
+    rt = await build_runtime(Settings(database_url=f"sqlite:///{db}", data_dir=tmp, delivery=False))
+    try:
+        source = await rt.sources.by_write_key(key)
+        assert source is not None
+        rng = random.Random(2)
+        out: dict[str, float] = {}
+        factory = EventFactory(f"{random.getrandbits(32):08x}")
+        a = source.account_sid
+        t = time.perf_counter()
+        for _ in range(batches):
+            await rt.publisher.publish(a, a, orjson.loads(factory.batch(100)))
+        out["publish"] = batches * 100 / (time.perf_counter() - t)
+        for resolve in (True, False):
+            rt.ingest.resolver = rt.profiles.resolve_tx if resolve else None
+            for kind in ("identify", "track"):
+                t = time.perf_counter()
+                for _ in range(batches):
+                    now = datetime.now(UTC)
+                    msgs = []
+                    for _ in range(100):
+                        i = rng.randrange(n)
+                        m = ({"type": "identify", "userId": f"u{i}", "anonymousId": f"a{i}",
+                              "traits": {"plan": "pro", "v": rng.random()}} if kind == "identify" else
+                             {"type": "track", "userId": f"u{i}", "event": "Product Viewed",
+                              "properties": {"a": 1}})  # fmt: skip
+                        msgs.append(rules.check(m, now))
+                    await rt.ingest.receive(source, msgs, now)
+                out[f"{kind} {'with' if resolve else 'without'} resolution"] = batches * 100 / (time.perf_counter() - t)
+        return out
+    finally:
+        await rt.close()
+
+
 def pct(values: list[float], p: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, int(p / 100 * len(s)))] if s else 0.0
@@ -164,6 +203,10 @@ def main() -> None:
         size = db.stat().st_size + sum(p.stat().st_size for p in Path(tmp).glob("bench.db-*"))
         print(f"profiles benchmark, SQLite: seeded {args.profiles:,} profiles ({2 * args.profiles:,} identifiers) "
               f"in {took:.1f} s, {size / 1e6:.0f} MB")  # fmt: skip
+        inproc = asyncio.run(in_process(db, Path(tmp), key, args.profiles))
+        print("in-process, 100 per transaction (no HTTP):")
+        for name, rate in inproc.items():
+            print(f"  {name:30s} {rate:9,.0f}/s")
         port = free_port()
         env = {"EVENTSTREAMS_DATABASE_URL": f"sqlite:///{db}", "EVENTSTREAMS_DATA_DIR": tmp,
                "EVENTSTREAMS_DELIVERY": "false", "EVENTSTREAMS_PORT": str(port)}  # fmt: skip
