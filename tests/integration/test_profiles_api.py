@@ -161,3 +161,34 @@ def test_bad_input_is_a_clear_4xx_in_the_profile_api_shape(server: Server) -> No
     for r, status, code in cases:
         assert (r.status_code, r.json()["error"]["code"]) == (status, code), (r.request.url, r.text)
         assert r.json()["error"]["message"]
+
+
+def test_concurrent_calls_for_one_new_user_make_one_profile(server: Server) -> None:
+    """Racing requests carrying the same new identifiers (real races on PostgreSQL's connections):
+    every call is accepted, one profile holds them all, no merge was needed."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    sid, token, _ = _setup(server, "Profiles race")
+    account = server.call(server.services.store.accounts.get(sid))
+    _, key = server.call(server.services.sources.create(account, "race"))
+    n = 12
+    for round_ in range(3):
+        gate = threading.Barrier(n)
+
+        def one(i: int, round_: int = round_) -> requests.Response:
+            body = {"userId": f"racer-{round_}", "anonymousId": f"anon-{round_}-{i % 3}", "event": "Raced",
+                    "context": {"traits": {"email": f"racer{round_}@example.com"}}}  # fmt: skip
+            gate.wait(10)
+            return requests.post(f"{server.url}/v1/track", json=body, auth=(key, ""), timeout=30)
+
+        with ThreadPoolExecutor(n) as pool:
+            answers = list(pool.map(one, range(n)))
+        assert all(r.status_code == 200 and r.json()["accepted"] == 1 for r in answers), [r.text for r in answers]
+        events = _get(server, (sid, token), sid, f"user_id:racer-{round_}", "events", limit=100).json()["data"]
+        assert len(events) == n
+        for i in range(3):
+            other = _get(server, (sid, token), sid, f"anonymous_id:anon-{round_}-{i}", "events", limit=100).json()
+            assert [e["message_id"] for e in other["data"]] == [e["message_id"] for e in events]
+        links = _get(server, (sid, token), sid, f"user_id:racer-{round_}", "links").json()["data"]
+        assert links == []
