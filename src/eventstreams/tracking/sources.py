@@ -23,14 +23,14 @@ from ..store.records import AccountRow, Page, PageQuery, TrackingSourceRow
 DEFAULT_RATE_LIMIT = 1000  # requests/s per source: Segment asks clients to stay under 1,000/s per workspace
 MIN_RATE_LIMIT, MAX_RATE_LIMIT = 1, 100_000
 STATUSES = ("accepted", "rejected")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}")  # fullmatch: "$" would let a trailing "\n" in
 _NAME_RULE = "Name must be 1-64 letters, digits, spaces, '.', '_' or '-', not starting with a symbol"
 
 
 def check_name(name: str | None) -> str:
     if name is None:
         raise bad_request("Missing required parameter Name")
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise bad_request(_NAME_RULE)
     return name
 
