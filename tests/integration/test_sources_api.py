@@ -203,6 +203,7 @@ def test_paging_with_page_size_and_page_token(server: Server) -> None:
         ("/v1/Sources", {"Name": "-dash"}, "Name must be"),
         ("/v1/Sources", {"Name": "x" * 65}, "Name must be"),
         ("/v1/Sources", {"Name": "web\n"}, "Name must be"),
+        ("/v1/Sources", {"Name": "EventStreams"}, "reserved for eventstreams' own messages"),
         ("/v1/Sources", {"Name": "ok", "RateLimit": "0"}, "RateLimit must be between 1 and 100000"),
         ("/v1/Sources", {"Name": "ok", "RateLimit": "100001"}, "RateLimit must be between 1 and 100000"),
         ("/v1/Sources", {"Name": "ok", "RateLimit": "9" * 40}, "RateLimit must be between 1 and 100000"),

@@ -92,3 +92,18 @@ async def test_messages_filter_by_status_newest_first(runtime: Runtime, principa
     assert [(m.message_id, m.reason) for m in page.items] == [("m1", "no_event")]
     with pytest.raises(TwilioError):
         await runtime.sources.messages(row, "all", PageQuery(size=10))
+
+
+async def test_the_internal_sources_name_is_reserved(runtime: Runtime, principal: Principal) -> None:
+    for name in ("eventstreams", "EventStreams"):
+        with pytest.raises(TwilioError, match="reserved for eventstreams' own messages"):
+            await runtime.sources.create(principal.account, name)
+    row, _ = await runtime.sources.create(principal.account, "web")
+    with pytest.raises(TwilioError, match="reserved"):
+        await runtime.sources.update(row, "eventstreams", None, None)
+    # the internal source itself (made by the ingest) is an ordinary source otherwise: listed, and its
+    # own name passes an update
+    internal = await runtime.ingest.internal_source(principal.account.sid)
+    assert (await runtime.sources.update(internal, "eventstreams", None, 5)).rate_limit == 5
+    page = await runtime.sources.list(principal.account, PageQuery(size=10))
+    assert sorted(s.name for s in page.items) == ["eventstreams", "web"]

@@ -19,6 +19,7 @@ from ..ids import new_sid, normalize_sid
 from ..store.base import Store
 from ..store.errors import Conflict
 from ..store.records import AccountRow, Page, PageQuery, TrackingSourceRow
+from .ingest import INTERNAL_SOURCE
 
 DEFAULT_RATE_LIMIT = 1000  # requests/s per source: Segment asks clients to stay under 1,000/s per workspace
 MIN_RATE_LIMIT, MAX_RATE_LIMIT = 1, 100_000
@@ -32,6 +33,14 @@ def check_name(name: str | None) -> str:
         raise bad_request("Missing required parameter Name")
     if not _NAME.fullmatch(name):
         raise bad_request(_NAME_RULE)
+    return name
+
+
+def check_not_reserved(name: str, current: str | None = None) -> str:
+    """eventstreams' own messages go to the source named INTERNAL_SOURCE (tracking/ingest.py): a user's
+    source of that name would receive them, so no other source may take it (in any case)."""
+    if name != current and name.casefold() == INTERNAL_SOURCE:
+        raise bad_request(f"Name {name!r} is reserved for eventstreams' own messages")
     return name
 
 
@@ -69,7 +78,7 @@ class Sources:
     async def create(
         self, account: AccountRow, name: str | None, rate_limit: int | None = None
     ) -> tuple[TrackingSourceRow, str]:
-        name = check_name(name)
+        name = check_not_reserved(check_name(name))
         limit = check_rate_limit(DEFAULT_RATE_LIMIT if rate_limit is None else rate_limit)
         key = new_write_key()
         stamp = clock.iso(clock.now())
@@ -95,7 +104,7 @@ class Sources:
         self, row: TrackingSourceRow, name: str | None, enabled: bool | None, rate_limit: int | None
     ) -> TrackingSourceRow:
         if name is not None:
-            check_name(name)
+            check_not_reserved(check_name(name), row.name)
         if rate_limit is not None:
             check_rate_limit(rate_limit)
         row = TrackingSourceRow(row.sid, row.account_sid, name if name is not None else row.name, row.key_hash,
