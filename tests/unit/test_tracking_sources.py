@@ -101,9 +101,10 @@ async def test_the_internal_sources_name_is_reserved(runtime: Runtime, principal
     row, _ = await runtime.sources.create(principal.account, "web")
     with pytest.raises(TwilioError, match="reserved"):
         await runtime.sources.update(row, "eventstreams", None, None)
-    # the internal source itself (made by the ingest) is an ordinary source otherwise: listed, and its
-    # own name passes an update
+    # the internal source itself (made by the ingest) is listed, but takes no key and no change
     internal = await runtime.ingest.internal_source(principal.account.sid)
-    assert (await runtime.sources.update(internal, "eventstreams", None, 5)).rate_limit == 5
+    for change in (lambda: runtime.sources.update(internal, None, False, None), lambda: runtime.sources.rotate(internal)):
+        with pytest.raises(TwilioError, match="eventstreams' own messages: it has no write key"):
+            await change()
     page = await runtime.sources.list(principal.account, PageQuery(size=10))
     assert sorted(s.name for s in page.items) == ["eventstreams", "web"]

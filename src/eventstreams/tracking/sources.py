@@ -44,6 +44,13 @@ def check_not_reserved(name: str, current: str | None = None) -> str:
     return name
 
 
+def _check_not_internal(row: TrackingSourceRow) -> None:
+    """The internal source takes no writes from outside (no write key) and is always on."""
+    if row.name == INTERNAL_SOURCE:
+        raise bad_request(f"Source {row.sid} holds eventstreams' own messages: it has no write key and cannot be "
+                          "changed (deleting it is allowed; it is recreated when needed)")  # fmt: skip
+
+
 def check_rate_limit(rate_limit: int) -> int:
     if not MIN_RATE_LIMIT <= rate_limit <= MAX_RATE_LIMIT:
         raise bad_request(
@@ -103,6 +110,7 @@ class Sources:
     async def update(
         self, row: TrackingSourceRow, name: str | None, enabled: bool | None, rate_limit: int | None
     ) -> TrackingSourceRow:
+        _check_not_internal(row)
         if name is not None:
             check_not_reserved(check_name(name), row.name)
         if rate_limit is not None:
@@ -121,6 +129,7 @@ class Sources:
 
     async def rotate(self, row: TrackingSourceRow) -> tuple[TrackingSourceRow, str]:
         """A new write key; the old one stops working at once."""
+        _check_not_internal(row)
         key = new_write_key()
         now = clock.iso(clock.now())
         await self.repo.rotate_key(row, key_hash(key), self.box.seal(key), now)
