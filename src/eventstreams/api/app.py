@@ -25,6 +25,7 @@ from ..errors import AUTH_FAILED, TwilioError, bad_request, not_found
 from ..profiles import api as profiles_api
 from ..runtime import Runtime, build_runtime
 from ..tracking import api as tracking_api
+from ..tracking import sources_api
 from . import accounts, delivery, events_v1, openapi
 from .context import services
 from .http import JSON, error_response
@@ -94,7 +95,7 @@ def surfaces(sandbox: bool = False) -> list[Surface]:
         openapi.system_paths,
     )
     mounted = [delivery.surface, events_v1.surface, tracking_api.surface, profiles_api.surface, accounts.surface,
-               bridge.surface, system]
+               sources_api.surface, bridge.surface, system]  # fmt: skip
     if sandbox:
         from ..sandbox import api as sandbox_api
 
