@@ -93,12 +93,20 @@ def profile_error_problem(response: Any) -> str | None:
     return None
 
 
+def _sent_path(response: Any) -> str:
+    """The path the client actually sent (it resolves dot segments), or "/v1/spaces/" when unknown."""
+    from urllib.parse import urlsplit
+
+    url = getattr(getattr(response, "request", None), "url", None)
+    return urlsplit(str(url)).path if url else "/v1/spaces/"
+
+
 def error_problem(response: Any, path: str) -> str | None:
     """The error shape of the surface serving ``path``."""
     if path in SEGMENT_PATHS:
         return segment_error_problem(response)
-    if path.startswith("/v1/spaces/"):
-        return profile_error_problem(response)
+    if path.startswith("/v1/spaces/") and _sent_path(response).startswith("/v1/spaces/"):
+        return profile_error_problem(response)  # (a dot segment in {space} leaves the surface: the root answers)
     return twilio_error_problem(response, error_extras(path, response.status_code))
 
 
