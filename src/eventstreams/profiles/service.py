@@ -331,7 +331,8 @@ class Profiles:
     async def for_message(self, account_sid: str, message: dict[str, Any]) -> ProfileView | None:
         ident = rules.identity(message, self.region)
         profile: ProfileRow | None = None
-        for id_type, value in ident.ids:  # userId, then anonymousId, then external ids (priority order)
+        order = {rules.USER_ID: 0, rules.ANONYMOUS_ID: 1}
+        for id_type, value in sorted(ident.ids, key=lambda i: order.get(i[0], 2)):  # userId, anonymousId, the rest
             profile = await self.repo.find(account_sid, id_type, value)
             if profile is not None:
                 break
