@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry
 
 from .bridge.credentials import BridgeCredentials
+from .bridge.sms import SmsCallbacks
 from .catalog import builtin_schema_versions, builtin_types
 from .catalog.runtime import Catalog
 from .config import Settings
@@ -46,6 +47,7 @@ class Runtime:
     bridge: BridgeCredentials
     sandbox: Sandbox
     sources: Sources
+    sms: SmsCallbacks
     metrics: CollectorRegistry = field(default_factory=CollectorRegistry)
     delivery: DeliveryService | None = None
     status_clock: StatusClock | None = None
@@ -65,7 +67,11 @@ class Runtime:
             return
         if self._delivery_metrics is None:  # once per registry: a restart must not register them twice
             self._delivery_metrics = DeliveryMetrics(self.metrics)
-        self.delivery = DeliveryService(self.settings, self.store, self.box, self.catalog, self._delivery_metrics)
+        # the profiles domain, when this runtime has one (the SMS sink reads profiles through it)
+        profiles = getattr(self, "profiles", None)
+        self.delivery = DeliveryService(
+            self.settings, self.store, self.box, self.catalog, self._delivery_metrics, profiles=profiles
+        )
         await self.delivery.start()
 
     async def stop_delivery(self) -> None:
@@ -126,5 +132,9 @@ async def build_runtime(settings: Settings, store: Store | None = None) -> Runti
         bridge=BridgeCredentials(store, box),
         sandbox=Sandbox(store, settings),
         sources=Sources(store, box),
+        sms=SmsCallbacks(store, box),
     )
+    # the SMS callbacks record through the tracking ingest and profiles, where this runtime has them
+    rt.sms.ingest = getattr(rt, "ingest", None)
+    rt.sms.profiles = getattr(rt, "profiles", None)
     return rt
