@@ -26,6 +26,7 @@ from .domain.operations import Operations
 from .sandbox.service import Sandbox
 from .store import open_store
 from .store.base import Store
+from .tracking.ingest import Ingest
 from .tracking.sources import Sources
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ class Runtime:
     bridge: BridgeCredentials
     sandbox: Sandbox
     sources: Sources
+    ingest: Ingest
     sms: SmsCallbacks
     metrics: CollectorRegistry = field(default_factory=CollectorRegistry)
     delivery: DeliveryService | None = None
@@ -132,9 +134,10 @@ async def build_runtime(settings: Settings, store: Store | None = None) -> Runti
         bridge=BridgeCredentials(store, box),
         sandbox=Sandbox(store, settings),
         sources=Sources(store, box),
+        ingest=Ingest(store, catalog, settings),
         sms=SmsCallbacks(store, box),
     )
-    # the SMS callbacks record through the tracking ingest and profiles, where this runtime has them
-    rt.sms.ingest = getattr(rt, "ingest", None)
+    # the SMS callbacks record through the tracking ingest, and opt-outs through profiles when this runtime has them
+    rt.sms.ingest = rt.ingest
     rt.sms.profiles = getattr(rt, "profiles", None)
     return rt

@@ -14,7 +14,7 @@ import requests
 from rudderstack.analytics.client import Client as RudderClient
 from segment.analytics import Client as SegmentClient
 
-from tests.conftest import Server
+from tests.conftest import Receiver, Server
 
 
 def _source(srv: Server, name: str = "web", rate_limit: int | None = None) -> tuple[str, str, str]:
@@ -22,6 +22,37 @@ def _source(srv: Server, name: str = "web", rate_limit: int | None = None) -> tu
     account = srv.call(srv.services.store.accounts.get(sid))
     row, key = srv.call(srv.services.sources.create(account, name, rate_limit))
     return sid, row.sid, key
+
+
+def test_accepted_messages_become_events_for_subscribed_sinks(server: Server, receiver: Receiver) -> None:
+    sid, token = server.new_account("Tracking events")
+    account = server.call(server.services.store.accounts.get(sid))
+    source, key = server.call(server.services.sources.create(account, "web"))
+    client = server.client(sid, token)
+    sink = client.events.v1.sinks.create(
+        description="segment traffic", sink_type="webhook",
+        sink_configuration={"destination": receiver.url + "/seg", "method": "POST", "batch_events": False},
+    )  # fmt: skip
+    client.events.v1.subscriptions.create(description="tracks", sink_sid=sink.sid,
+                                          types=[{"type": "com.segment.tracking.track"}])  # fmt: skip
+    seg = SegmentClient(key, host=server.url, sync_mode=True)
+    seg.identify("42", {"first_name": "Ada"})  # stored, but nobody subscribed to identify
+    seg.track("42", "Trial Expired", {"plan": "pro"}, message_id="m-1")
+    seg.track("42", "Trial Expired", {"plan": "pro"}, message_id="m-1")  # a duplicate: no second event
+    assert _post(server, "/v1/track", {"event": "No one"}, key).json()["rejected"] == 1  # no event either
+    receiver.wait_for(lambda: len(receiver.events("/seg")) >= 1)
+    server.settled(sink.sid)
+    got = receiver.events("/seg")
+    assert len(got) == 1
+    ev = got[0]
+    assert ev["type"] == "com.segment.tracking.track" and ev["id"] == f"{source.sid}.m-1"
+    assert ev["source"] == f"/v1/Sources/{source.sid}" and ev["subject"] == "42"
+    assert ev["data"]["event"] == "Trial Expired" and ev["data"]["properties"] == {"plan": "pro"}
+    assert ev["dataschema"].endswith("/schemas/Segment.Track/1")  # on EVENTSTREAMS_BASE_URL: served by us
+    schema = requests.get(server.url + "/schemas/Segment.Track/1", timeout=5)
+    assert schema.status_code == 200 and schema.json()["required"][:2] == ["type", "messageId"]
+    types = [t.type for t in client.events.v1.event_types.list(schema_id="Segment.Track")]
+    assert types == ["com.segment.tracking.track"]
 
 
 def _stored(srv: Server, source_sid: str) -> list[dict[str, Any]]:
@@ -187,3 +218,31 @@ def test_nul_characters_are_rejected_not_a_500(server: Server) -> None:
     stored = _stored(server, source)
     assert [m["reason"] for m in stored] == ["nul_character", "nul_character", "invalid_type"]
     assert stored[2]["payload"]["userId"] == "a\ufffd" and stored[1]["message_id"] == "m\ufffd"
+
+
+def test_segment_sink_can_point_at_our_own_tracking_api(server: Server) -> None:
+    """A Twilio event reaches the tracking API through the Event Streams Segment sink, as it would
+    reach a customer's Segment: a track call keyed by the phone (anonymousId + a phone external id)."""
+    from eventstreams.catalog import builtin_examples
+
+    sid, token = server.new_account("Loop")
+    account = server.call(server.services.store.accounts.get(sid))
+    source, key = server.call(server.services.sources.create(account, "twilio"))
+    client = server.client(sid, token)
+    sink = client.events.v1.sinks.create(description="to ourselves", sink_type="segment",
+                                         sink_configuration={"write_key": key, "endpoint": server.url})  # fmt: skip
+    delivered = "com.twilio.messaging.message.delivered"
+    client.events.v1.subscriptions.create(description="d", sink_sid=sink.sid, types=[{"type": delivered}])
+    data = {**builtin_examples()["Messaging.MessageStatus"][1], "to": "+14155552671"}
+    r = requests.post(f"{server.url}/v1/Events", auth=(sid, token), timeout=5,
+                      headers={"Content-Type": "application/cloudevents+json"},
+                      data=json.dumps({"specversion": "1.0", "type": delivered, "source": "/t", "id": "EV1",
+                                       "data": data}))  # fmt: skip
+    assert r.status_code == 201, r.text
+    server.settled(sink.sid)
+    got = [m for m in _stored(server, source.sid) if m["status"] == "accepted"]
+    assert len(got) == 1
+    msg = got[0]["payload"]
+    assert msg["type"] == "track" and msg["event"] == delivered and msg["properties"]["to"] == "+14155552671"
+    assert {"id": "+14155552671", "type": "phone", "collection": "users", "encoding": "none"} in (
+        msg["context"]["externalIds"])  # fmt: skip

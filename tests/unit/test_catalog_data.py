@@ -31,7 +31,7 @@ TYPE_KEYS = {
     "segment_compatible",
 }
 ISO_SECONDS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
-TYPE_RE = re.compile(r"^com\.twilio(\.[a-z0-9_-]+)+$")
+TYPE_RE = re.compile(r"^com\.(twilio|segment\.tracking)(\.[a-z0-9_-]+)+$")  # Twilio's, and ours for Segment traffic
 SCHEMA_ID_RE = re.compile(r"^[A-Za-z0-9]+\.[A-Za-z0-9]+$")
 
 
@@ -164,7 +164,9 @@ def test_schema_document_is_valid(schema_id: str, version: int) -> None:
         "http://json-schema.org/draft-07/schema#",
         "https://json-schema.org/draft/2020-12/schema",
     }
-    assert schema["$id"] == f"https://events-schemas.twilio.com/{schema_id}/{version}"
+    # Twilio's schemas keep Twilio's public URL; ours for Segment traffic are served by the server itself.
+    host = "urn:eventstreams:schemas:" if schema_id.startswith("Segment.") else "https://events-schemas.twilio.com/"
+    assert schema["$id"] == f"{host}{schema_id}/{version}"
     assert schema["type"] == "object"
     assert schema["additionalProperties"] is True
     assert isinstance(schema["title"], str) and schema["title"]

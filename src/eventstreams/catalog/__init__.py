@@ -15,6 +15,15 @@ STATUSES = ("available", "deprecated", "restricted", "discontinued")
 SCHEMA_HOST = "https://events-schemas.twilio.com"
 
 
+def schema_url(base_url: str, builtin: bool, schema_id: str, version: int) -> str:
+    """An event's ``dataschema``: Twilio's schemas keep Twilio's public URL (receivers written for
+    Twilio see the same thing); tenants' schemas and ours for Segment traffic (``Segment.*``) are
+    served by this server at ``/schemas/{id}/{version}``."""
+    if builtin and not schema_id.startswith("Segment."):
+        return f"{SCHEMA_HOST}/{schema_id}/{version}"
+    return f"{base_url}/schemas/{schema_id}/{version}"
+
+
 def _data() -> Any:
     return resources.files("eventstreams.catalog").joinpath("data")
 

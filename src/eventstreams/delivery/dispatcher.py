@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from .. import clock
-from ..catalog import SCHEMA_HOST
+from ..catalog import schema_url
 from ..catalog.runtime import Catalog, CompiledSchema
 from ..crypto import Box
 from ..profiles.view import ProfileLookup
@@ -220,11 +220,7 @@ class SinkWorker:
                 f" not valid against v{wanted} after projection: {problem}"
             )
         event["data"] = data
-        event["dataschema"] = (
-            f"{SCHEMA_HOST}/{compiled.schema_id}/{wanted}"
-            if builtin
-            else f"{self.d.base_url}/schemas/{compiled.schema_id}/{wanted}"
-        )
+        event["dataschema"] = schema_url(self.d.base_url, builtin, compiled.schema_id, wanted)
         return OutgoingEvent(d.event_id, d.type, orjson.dumps(event))
 
     @contextlib.asynccontextmanager

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from .. import clock
-from ..catalog import SCHEMA_HOST
+from ..catalog import schema_url
 from ..catalog.runtime import Catalog
 from ..store.base import Store
 from ..store.records import NewEvent
@@ -174,8 +174,7 @@ class Publisher:
         return NewEvent(event_id, type_, version, time_, payload)
 
     def schema_url(self, builtin: bool, schema_id: str, version: int) -> str:
-        # Built-in schemas keep Twilio's public URL so receivers written for Twilio see the same thing.
-        return f"{SCHEMA_HOST}/{schema_id}/{version}" if builtin else f"{self.base_url}/schemas/{schema_id}/{version}"
+        return schema_url(self.base_url, builtin, schema_id, version)
 
     async def publish(self, account_sid: str, owner: str, raws: Sequence[Any]) -> PublishResult:
         now = clock.now()

@@ -18,7 +18,7 @@ from ..api import openapi
 from ..api.http import JSON
 from ..api.surface import Surface, runtime_of
 from ..runtime import Runtime
-from ..store.records import TrackingMessageRow, TrackingSourceRow
+from ..store.records import TrackingSourceRow
 from . import rules
 
 
@@ -158,14 +158,7 @@ async def _receive(request: Request, batch: bool, forced_type: str | None = None
             checked.append(c)
     else:
         checked = [rules.check(body, received, None, forced_type)]
-    stamp = rules._iso(received)
-    rows = [
-        TrackingMessageRow(source.account_sid, source.sid, c.message_id.replace("\x00", "\ufffd"), _text(c.type),
-                           "accepted" if c.reason is None else "rejected", c.reason, stamp,
-                           orjson.dumps(c.message).decode().replace("\\u0000", "\\ufffd"))
-        for c in checked
-    ]  # fmt: skip
-    stored = await svc.store.tracking.receive(rows, now, svc.settings.tracking_dedupe_s)
+    rows, stored = await svc.ingest.receive(source, checked, received)
     accepted = sum(1 for r in stored if r.status == "accepted")
     rejected = sum(1 for r in rows if r.status == "rejected")
     out: dict[str, Any] = {"success": True, "accepted": accepted, "rejected": rejected,
@@ -173,11 +166,6 @@ async def _receive(request: Request, batch: bool, forced_type: str | None = None
     if rejected:
         out["reasons"] = sorted({r.reason for r in rows if r.reason})
     return JSON(out)
-
-
-def _text(value: str | None) -> str | None:
-    """What a rejected message carried, storable: NUL (which PostgreSQL text refuses) becomes U+FFFD."""
-    return None if value is None else value.replace("\x00", "\ufffd")
 
 
 def _single(kind: str) -> Any:

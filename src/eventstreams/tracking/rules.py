@@ -62,7 +62,7 @@ def _parse_time(value: Any) -> datetime | None:
     return d if d.tzinfo is not None else d.replace(tzinfo=UTC)
 
 
-def _iso(d: datetime) -> str:
+def iso(d: datetime) -> str:
     return d.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}Z"
 
 
@@ -106,7 +106,7 @@ def check(item: Any, received: datetime, sent_at: Any = None, forced_type: str |
     if kind == "group" and not _present(msg.get("groupId")):
         return reject("no_group_id")
     # receivedAt, and timestamp corrected for the sender's clock: receivedAt - (sentAt - timestamp)
-    msg["receivedAt"] = _iso(received)
+    msg["receivedAt"] = iso(received)
     given = msg.get("timestamp")
     ts = _parse_time(given)
     if given is not None and ts is None:
@@ -117,9 +117,9 @@ def check(item: Any, received: datetime, sent_at: Any = None, forced_type: str |
     else:
         msg["originalTimestamp"] = given
         try:
-            msg["timestamp"] = _iso(received - (sent - ts)) if sent is not None else _iso(ts)
+            msg["timestamp"] = iso(received - (sent - ts)) if sent is not None else iso(ts)
         except OverflowError:  # a skew that lands outside datetime's range
             return reject("invalid_timestamp")
     if sent is not None:
-        msg["sentAt"] = _iso(sent)
+        msg["sentAt"] = iso(sent)
     return Checked(msg, mid, kind, None)

@@ -11,6 +11,9 @@ SELECT * FROM tracking_sources WHERE key_hash = :key_hash;
 -- name: get_source
 SELECT * FROM tracking_sources WHERE account_sid = :account_sid AND sid = :sid;
 
+-- name: source_by_name
+SELECT * FROM tracking_sources WHERE account_sid = :account_sid AND name = :name;
+
 -- name: select_sources
 SELECT * FROM tracking_sources;
 
@@ -33,7 +36,8 @@ RETURNING message_id;
 
 -- name: insert_message
 INSERT INTO tracking_messages (account_sid, source_sid, message_id, type, status, reason, received_at, payload)
-VALUES (:account_sid, :source_sid, :message_id, :type, :status, :reason, :received_at, :payload);
+VALUES (:account_sid, :source_sid, :message_id, :type, :status, :reason, :received_at, :payload)
+RETURNING seq;
 
 -- name: select_messages
 SELECT * FROM tracking_messages;

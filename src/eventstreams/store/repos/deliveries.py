@@ -44,17 +44,21 @@ class Deliveries(Repository):
     ) -> PublishOutcome:
         """Store new events (dropping ids seen within the dedupe window) and one
         delivery per subscribed sink, in one transaction."""
+        return await self.db.run(lambda tx: self.publish_tx(tx, account_sid, events, now_ms, dedupe_window_ms),
+                                 write=True)  # fmt: skip
 
-        def go(tx: Tx) -> PublishOutcome:
-            fresh = self.d.claim_ids(tx, account_sid, [e.id for e in events], now_ms, now_ms - dedupe_window_ms)
-            new = [e for e in events if e.id in fresh]
-            dup = [e.id for e in events if e.id not in fresh]
-            seqs = self.d.insert_events(tx, account_sid, new, now_ms)
-            sinks = self._fan_out(tx, account_sid, seqs, now_ms, sorted({e.type for e in new}))
-            self.d.notify(tx, sinks)
-            return PublishOutcome([e.id for e in new], dup)
-
-        return await self.db.run(go, write=True)
+    def publish_tx(
+        self, tx: Tx, account_sid: str, events: Sequence[NewEvent], now_ms: int, dedupe_window_ms: int
+    ) -> PublishOutcome:
+        """:meth:`publish` inside a caller's transaction (the tracking API stores its messages, their
+        profiles and their events in one)."""
+        fresh = self.d.claim_ids(tx, account_sid, [e.id for e in events], now_ms, now_ms - dedupe_window_ms)
+        new = [e for e in events if e.id in fresh]
+        dup = [e.id for e in events if e.id not in fresh]
+        seqs = self.d.insert_events(tx, account_sid, new, now_ms)
+        sinks = self._fan_out(tx, account_sid, seqs, now_ms, sorted({e.type for e in new}))
+        self.d.notify(tx, sinks)
+        return PublishOutcome([e.id for e in new], dup)
 
     async def enqueue_for_sink(self, account_sid: str, sink_sid: str, events: Sequence[NewEvent], now_ms: int) -> int:
         """Store events for one sink only (sink test events), no dedupe."""

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Callable, Sequence
 
 from ..db import Row, Tx, asdict, keyset
 from ..records import Page, PageQuery, TrackingMessageRow, TrackingSourceRow
@@ -25,6 +26,10 @@ class Tracking(Repository):
 
     async def source(self, account_sid: str, sid: str) -> TrackingSourceRow | None:
         r = await self.db.run(lambda tx: tx.one(self.q.get_source, account_sid=account_sid, sid=sid))
+        return _source(r) if r else None
+
+    async def source_by_name(self, account_sid: str, name: str) -> TrackingSourceRow | None:
+        r = await self.db.run(lambda tx: tx.one(self.q.source_by_name, account_sid=account_sid, name=name))
         return _source(r) if r else None
 
     async def sources(self, account_sid: str, q: PageQuery) -> Page:
@@ -56,11 +61,16 @@ class Tracking(Repository):
         )
 
     async def receive(
-        self, messages: Sequence[TrackingMessageRow], now: float, dedupe_s: float
+        self,
+        messages: Sequence[TrackingMessageRow],
+        now: float,
+        dedupe_s: float,
+        then: Callable[[Tx, list[TrackingMessageRow]], None] | None = None,
     ) -> list[TrackingMessageRow]:
         """Store one request's messages in one transaction (durable before the caller answers). An
         accepted message whose messageId the account sent within ``dedupe_s`` is dropped; the rest
-        (rejected ones too, with their reason) are stored. Returns what was stored."""
+        (rejected ones too, with their reason) are stored. ``then(tx, stored)`` runs in the same
+        transaction (profiles, events). Returns what was stored, each with its ``seq``."""
 
         def go(tx: Tx) -> list[TrackingMessageRow]:
             kept = []
@@ -70,8 +80,11 @@ class Tracking(Repository):
                     cutoff=now - dedupe_s,
                 ):  # fmt: skip
                     continue
-                tx.run(self.q.insert_message, **{k: v for k, v in asdict(m).items() if k != "seq"})
-                kept.append(m)
+                seq = tx.one(self.q.insert_message, **{k: v for k, v in asdict(m).items() if k != "seq"})
+                assert seq is not None
+                kept.append(dataclasses.replace(m, seq=int(seq["seq"])))
+            if then is not None:
+                then(tx, kept)
             return kept
 
         return await self.db.run(go, write=True)
