@@ -119,7 +119,7 @@ class TwilioSmsSender(SinkSender):
 
     async def _one(self, event: OutgoingEvent, pacer: Pacer) -> Outcome:
         try:
-            prepared = await self._prepare(event)
+            prepared = await self.prepare(event)
         except Exception as exc:  # noqa: BLE001 - a profile/store hiccup: retried; send() never raises
             return Outcome.internal(f"{type(exc).__name__}: {exc}")
         if isinstance(prepared, Outcome):
@@ -152,7 +152,9 @@ class TwilioSmsSender(SinkSender):
             pacer.observe(outcome)
         return outcome
 
-    async def _prepare(self, event: OutgoingEvent) -> tuple[SmsRow, str] | Outcome:
+    async def prepare(self, event: OutgoingEvent) -> tuple[SmsRow, str] | Outcome:
+        """The ledger row to claim and the body to send, or the outcome that ends the event here (a
+        skip or a failed check); nothing is written. Raises only for a profile lookup failure."""
         try:
             doc = orjson.loads(event.payload)
         except orjson.JSONDecodeError:
