@@ -73,6 +73,16 @@ def config(**over: Any) -> dict[str, Any]:
     return {k: v for k, v in cfg.items() if v is not None}
 
 
+_SENDERS: list[TwilioSmsSender] = []
+
+
+@pytest.fixture(autouse=True)
+async def _close_senders() -> Any:
+    yield
+    while _SENDERS:
+        await _SENDERS.pop().close()
+
+
 def make_sender(rt: Runtime, account_sid: str, profiles: Profiles | None = None, **over: Any) -> TwilioSmsSender:
     cfg = registry.validate("twilio-sms", config(**over), OPTIONS)
     extra = {"store": rt.store, "profiles": profiles, "base_url": "https://es.example"}
@@ -80,6 +90,7 @@ def make_sender(rt: Runtime, account_sid: str, profiles: Profiles | None = None,
                       timeout=1.0, extra=extra)  # fmt: skip
     sender = registry.create_sender(ctx)
     assert isinstance(sender, TwilioSmsSender)
+    _SENDERS.append(sender)
     return sender
 
 
