@@ -12,6 +12,7 @@ import pytest
 
 from eventstreams import clock
 from eventstreams.bridge.sms import opt_keyword, status_track
+from eventstreams.delivery.dispatcher import Dispatcher, DispatcherConfig
 from eventstreams.delivery.hooks import Attempt, DeliveryLog, Round
 from eventstreams.delivery.policy import Action, Decision, is_retryable
 from eventstreams.domain.accounts import Principal
@@ -457,3 +458,44 @@ def test_status_callbacks_become_track_messages_of_the_profile() -> None:
     assert status_track(params, "42", None, 1.0)["messageId"] == message["messageId"]  # type: ignore[index]
     assert status_track({**params, "MessageStatus": ["queued"]}, "42", None, 1.0) is None
     assert status_track(params, None, None, 1.0) is None  # nobody to record it on
+
+
+# -- wiring: the dispatcher hands the sender the store, the profiles and its rate ----------------
+
+
+async def test_the_dispatcher_gives_the_sender_store_profiles_base_url_and_rate(
+    runtime: Runtime, principal: Principal
+) -> None:
+    profiles = Profiles(ADA)
+    cfg = config(max_per_second=2, status_callback_base_url=None)
+    sink = await runtime.control.create_sink(principal, "texts", "twilio-sms", json.dumps(cfg))
+    await runtime.control.create_subscription(principal, "tracks", sink.row.sid,
+                                              [json.dumps({"type": "com.segment.tracking.track"})])  # fmt: skip
+    d = Dispatcher(runtime.store, runtime.box, runtime.catalog, DispatcherConfig(allow_private=True),
+                   "https://es.example", run_workers=False, profiles=profiles)  # fmt: skip
+    await d.sync()
+    worker = d.workers[sink.row.sid]
+    try:
+        sender = worker.sender
+        assert isinstance(sender, TwilioSmsSender)
+        assert sender.max_rate == 2.0 and worker.throttle.max_rate == 2.0
+        # no status_callback_base_url: the server's public base URL
+        assert sender.status_callback == f"https://es.example/bridge/{principal.account.sid}/sms/{sink.row.sid}/status"
+        prepared = await sender.prepare(track())
+        assert not isinstance(prepared, Outcome) and prepared[0].profile_id == "prf_ada"  # through the double
+    finally:
+        await d.stop()
+
+
+async def test_the_ledger_is_pruned_with_the_events_and_never_inside_the_rate_window(
+    runtime: Runtime, principal: Principal
+) -> None:
+    account = principal.account.sid
+    now = clock.now()
+    for message_id, age in (("old", 7200), ("recent", 1800)):
+        assert (await runtime.store.sms.claim(ledger_row(account, message_id=message_id, at=now - age),
+                                              30_000, 0, 0)).state == "claimed"  # fmt: skip
+    counts = await runtime.store.retention.prune(int(now * 1000), {"log": 0, "errors": 0, "dedupe": 0, "events": 0})
+    assert counts["sms_messages"] == 1
+    assert await runtime.store.sms.get(account, SINK_SID, "old", "+14155552671") is None
+    assert await runtime.store.sms.get(account, SINK_SID, "recent", "+14155552671") is not None
