@@ -35,9 +35,9 @@ def _wait(predicate: Any, timeout: float = 20.0, what: str = "condition") -> Any
 class Setup:
     """A sandbox Twilio account that sends, an eventstreams account that owns the sink and the source."""
 
-    def __init__(self, srv: Server, **config: Any) -> None:
+    def __init__(self, srv: Server, tw: tuple[str, str] | None = None, **config: Any) -> None:
         self.srv = srv
-        self.tw = srv.new_account("the sandbox's Twilio account")
+        self.tw = tw or srv.new_account("the sandbox's Twilio account")
         self.es = srv.new_account("eventstreams")
         self.twilio = srv.client(*self.tw)
         c = srv.client(*self.es)
@@ -50,6 +50,7 @@ class Setup:
             "mappings": [{"event": "Trial Expired", "body": BODY}],
             **config,
         }
+        cfg = {k: v for k, v in cfg.items() if v is not None}
         self.sink = c.events.v1.sinks.create(description="texts", sink_configuration=cfg, sink_type="twilio-sms").sid
         c.events.v1.subscriptions.create(description="tracks", sink_sid=self.sink, types=[{"type": TRACK}])
         account = srv.call(srv.services.store.accounts.get(self.es[0]))
@@ -174,3 +175,47 @@ def test_status_callbacks_are_verified(sandbox_server: Server) -> None:
     r = requests.post(url, data=foreign, timeout=5,
                       headers={"X-Twilio-Signature": RequestValidator(s.tw[1]).compute_signature(url, foreign)})  # fmt: skip
     assert r.status_code == 403
+
+
+class FakeProfiles:
+    """The profiles helper's ProfileLookup, faithfully in memory (the opt-out side: STOP/START by phone)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, bool]] = []
+
+    async def for_message(self, account_sid: str, message: dict[str, Any]) -> None:
+        return None
+
+    async def set_opted_out(self, account_sid: str, phone: str, opted_out: bool) -> int:
+        self.calls.append((account_sid, phone, opted_out))
+        return 1
+
+
+def test_an_api_key_sink_is_verified_with_the_bridge_credentials_and_stop_opts_out(sandbox_server: Server) -> None:
+    srv = sandbox_server
+    tw = srv.new_account("the sandbox's Twilio account")
+    key = srv.client(*tw).new_keys.create(friendly_name="sms")
+    s = Setup(srv, tw, auth_token=None, api_key_sid=key.sid, api_key_secret=key.secret)
+    # Twilio signs callbacks with the account's auth token, never an API key secret: the bridge holds it
+    r = requests.post(f"{srv.url}/v1/Bridge/Credentials", auth=s.es, timeout=10,
+                      data={"TwilioAccountSid": tw[0], "TwilioAuthToken": tw[1]})  # fmt: skip
+    assert r.status_code in (200, 201), r.text
+    s.track("+14155550120")
+    [text] = _wait(lambda: s.texts("+14155550120"), what="the text")
+    assert text.body == "Hi Ada, your pro trial ended."
+    delivered = _wait(lambda: [m for m in s.tracked("SMS Delivered") if m["properties"]["messageSid"] == text.sid])
+    assert delivered[0]["userId"] == "42"
+    # an incoming STOP through the existing inbound route opts the sender's phone out; START opts back in
+    profiles = FakeProfiles()
+    srv.services.sms.profiles = profiles
+    try:
+        url = f"{srv.url}/bridge/{s.es[0]}/messaging/inbound"
+        for body in ("Stop", "START", "hello"):
+            params = {"MessageSid": "SM" + uuid.uuid4().hex, "AccountSid": tw[0], "From": "+14155550120", "To": FROM,
+                      "Body": body, "NumMedia": "0", "SmsStatus": "received", "ApiVersion": "2010-04-01"}  # fmt: skip
+            signature = RequestValidator(tw[1]).compute_signature(url, params)
+            r = requests.post(url, data=params, headers={"X-Twilio-Signature": signature}, timeout=5)
+            assert r.status_code == 200, r.text
+    finally:
+        srv.services.sms.profiles = None
+    assert profiles.calls == [(s.es[0], "+14155550120", True), (s.es[0], "+14155550120", False)]
