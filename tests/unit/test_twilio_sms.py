@@ -4,6 +4,7 @@ SQLite in memory). Sending through the sandbox: tests/integration/test_twilio_sm
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 
 from eventstreams import clock
-from eventstreams.bridge.sms import opt_keyword, status_track
+from eventstreams.bridge.sms import SmsTarget, opt_keyword, status_track
 from eventstreams.delivery.dispatcher import Dispatcher, DispatcherConfig
 from eventstreams.delivery.hooks import Attempt, DeliveryLog, Round
 from eventstreams.delivery.policy import Action, Decision, is_retryable
@@ -29,6 +30,7 @@ from eventstreams.sinks.twilio_sms.template import MAX_TEMPLATE_BYTES, TemplateE
 from eventstreams.store.records import LeasedDelivery, SinkRow, SmsRow
 
 TWILIO_SID = "AC" + "a" * 32
+FROM = "+15005550006"
 SINK_SID = "DG" + "b" * 32
 OPTIONS = ConfigOptions(allow_private=True)
 TRIAL = {"event": "Trial Expired", "body": "Hi {{ traits.first_name | default: 'there' }}, your {{ properties.plan }}"
@@ -84,11 +86,12 @@ async def _close_senders() -> Any:
         await _SENDERS.pop().close()
 
 
-def make_sender(rt: Runtime, account_sid: str, profiles: Profiles | None = None, **over: Any) -> TwilioSmsSender:
+def make_sender(rt: Runtime, account_sid: str, profiles: Profiles | None = None, timeout: float = 1.0,
+                **over: Any) -> TwilioSmsSender:  # fmt: skip
     cfg = registry.validate("twilio-sms", config(**over), OPTIONS)
     extra = {"store": rt.store, "profiles": profiles, "base_url": "https://es.example"}
     ctx = SinkContext(SINK_SID, account_sid, "twilio-sms", cfg, "acct-token", "whsec_x", allow_private=True,
-                      timeout=1.0, extra=extra)  # fmt: skip
+                      timeout=timeout, extra=extra)  # fmt: skip
     sender = registry.create_sender(ctx)
     assert isinstance(sender, TwilioSmsSender)
     _SENDERS.append(sender)
@@ -388,6 +391,28 @@ async def test_a_failed_connection_releases_the_claim(runtime: Runtime, principa
     assert await runtime.store.sms.get(account, SINK_SID, "m-1", "+14155552671") is None
 
 
+async def test_no_answer_may_have_sent_the_text_so_it_is_never_retried(
+    runtime: Runtime, principal: Principal
+) -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(65536)  # the request arrives, and no answer ever leaves
+        await asyncio.sleep(30)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        account = principal.account.sid
+        sender = make_sender(runtime, account, Profiles(ADA), timeout=0.3, base_url=f"http://127.0.0.1:{port}")
+        [outcome] = await sender.send([track()], NoPacer())
+        assert "no answer from Twilio (timeout" in reason(outcome) and "not retried (never twice)" in outcome.message
+        row = await runtime.store.sms.get(account, SINK_SID, "m-1", "+14155552671")
+        assert row is not None and row.status == "claimed" and row.message_sid is None  # the claim stays
+        [again] = await sender.send([track()], NoPacer())  # a replay: no second request
+        assert again.kind is OutcomeKind.INTERNAL and "in flight" in again.message
+    finally:
+        server.close()
+
+
 async def test_per_profile_rate(runtime: Runtime, principal: Principal) -> None:
     account = principal.account.sid
     for i in range(2):
@@ -499,3 +524,47 @@ async def test_the_ledger_is_pruned_with_the_events_and_never_inside_the_rate_wi
     assert counts["sms_messages"] == 1
     assert await runtime.store.sms.get(account, SINK_SID, "old", "+14155552671") is None
     assert await runtime.store.sms.get(account, SINK_SID, "recent", "+14155552671") is not None
+
+
+class Ingest:
+    def __init__(self) -> None:
+        self.recorded: list[tuple[str, list[dict[str, Any]]]] = []
+
+    async def record(self, account_sid: str, messages: Any) -> list[Any]:
+        self.recorded.append((account_sid, list(messages)))
+        return []
+
+
+async def test_a_callback_that_overtakes_twilios_answer_finds_its_claim(runtime: Runtime, principal: Principal) -> None:
+    account = principal.account.sid
+    row = ledger_row(account)
+    assert (await runtime.store.sms.claim(row, 30_000, 0, 5)).state == "claimed"
+    ingest = Ingest()
+    runtime.sms.ingest = ingest
+    target = SmsTarget(principal.account, SINK_SID, TWILIO_SID, "tok")
+    sid = "SM" + "1" * 32
+    params = {"MessageSid": [sid], "MessageStatus": ["sent"], "To": ["+14155552671"], "From": [FROM]}
+    assert await runtime.sms.status(target, params, clock.now()) is not None
+    [(where, [message])] = ingest.recorded
+    assert where == account and message["event"] == "SMS Sent" and message["userId"] == "42"
+    # then the sender records Twilio's answer ("queued"): the later status stays
+    await runtime.store.sms.sent(row, sid, "queued", clock.iso(clock.now()))
+    got = await runtime.store.sms.by_message_sid(account, sid)
+    assert got is not None and got.status == "sent"
+    # two claims to one number awaiting answers: which text a callback is about is unknowable
+    for message_id in ("m-2", "m-3"):
+        assert (await runtime.store.sms.claim(ledger_row(account, message_id=message_id), 30_000, 0, 0)).state == (
+            "claimed"
+        )
+    other = {**params, "MessageSid": ["SM" + "2" * 32]}
+    assert await runtime.sms.status(target, other, clock.now()) is None and len(ingest.recorded) == 1
+    # a failing ingest does not fail the callback
+    class Failing(Ingest):
+        async def record(self, account_sid: str, messages: Any) -> list[Any]:
+            raise RuntimeError("tracking store down")
+
+    runtime.sms.ingest = Failing()
+    delivered = {**params, "MessageStatus": ["delivered"]}
+    assert await runtime.sms.status(target, delivered, clock.now()) is None
+    got = await runtime.store.sms.by_message_sid(account, sid)
+    assert got is not None and got.status == "delivered"

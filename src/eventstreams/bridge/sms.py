@@ -14,6 +14,7 @@ QUIT) mark the sender's phone opted out on every profile holding it; START, YES,
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from collections.abc import Mapping, Sequence
@@ -27,7 +28,7 @@ from ..crypto import Box
 from ..ids import normalize_sid
 from ..profiles.view import ProfileLookup
 from ..store.base import Store
-from ..store.records import AccountRow, TrackingMessageRow
+from ..store.records import AccountRow, SmsRow, TrackingMessageRow
 from .mapping import CallbackParams, first
 
 log = logging.getLogger("eventstreams.bridge")
@@ -40,6 +41,9 @@ TRACK_EVENTS = {
     "undelivered": "SMS Undelivered",
     "failed": "SMS Failed",
 }
+#: how long a claim may wait for Twilio's answer and still be matched to an early callback (the sink timeout
+#: is far shorter; a crash leaves the claim unanswered for good)
+PENDING_S = 120.0
 OPT_OUT = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
 OPT_IN = frozenset({"START", "YES", "UNSTOP"})
 
@@ -145,6 +149,8 @@ class SmsCallbacks:
             return None
         account_sid = target.account.sid
         row = await self.store.sms.by_message_sid(account_sid, sid)
+        if row is None:
+            row = await self._overtaken(target, sid, first(params, "To"), now)
         if row is None or row.sink_sid != target.sink_sid:
             return None
         code = first(params, "ErrorCode")
@@ -157,8 +163,25 @@ class SmsCallbacks:
         if self.ingest is None:
             log.info("sms %s: %s not recorded as a track event (no tracking ingest in this runtime)", sid, status)
             return None
-        await self.ingest.record(account_sid, [message])
+        try:
+            await self.ingest.record(account_sid, [message])
+        except Exception:  # the callback is published and the ledger updated; Twilio would not retry it anyway
+            log.exception("sms %s: could not record %s as a track event", sid, message["event"])
+            return None
         return str(message["messageId"])
+
+    async def _overtaken(self, target: SmsTarget, sid: str, to: str | None, now: float) -> SmsRow | None:
+        """A callback that arrived before the sender recorded Twilio's answer: the one claim to ``To`` still
+        awaiting an answer is this text (with two, which one is unknowable: nothing is recorded)."""
+        if to is None:
+            return None
+        since = int((now - PENDING_S) * 1000)
+        pending = await self.store.sms.pending_for(target.account.sid, target.sink_sid, to, since)
+        if len(pending) != 1:
+            return None
+        row = pending[0]
+        await self.store.sms.sent(row, sid, "queued", clock.iso(now))
+        return dataclasses.replace(row, message_sid=sid)
 
     async def inbound(self, account_sid: str, params: Mapping[str, Sequence[str]]) -> int | None:
         """Apply an opt-out/opt-in keyword of an incoming message; profiles changed, or ``None`` when the

@@ -24,8 +24,16 @@ WHERE account_sid = :account_sid AND sink_sid = :sink_sid AND message_id = :mess
     AND status = 'rejected' AND message_sid IS NULL;
 
 -- name: sent
-UPDATE sms_messages SET message_sid = :message_sid, status = :status, date_updated = :now
+-- a status callback that overtook Twilio's answer may have recorded the SID and a later status already
+UPDATE sms_messages SET status = CASE WHEN message_sid IS NULL THEN :status ELSE status END,
+    message_sid = :message_sid, date_updated = :now
 WHERE account_sid = :account_sid AND sink_sid = :sink_sid AND message_id = :message_id AND recipient = :recipient;
+
+-- name: pending_for
+SELECT * FROM sms_messages
+WHERE account_sid = :account_sid AND sink_sid = :sink_sid AND recipient = :recipient AND message_sid IS NULL
+    AND status = 'claimed' AND claimed_ms >= :since
+LIMIT 2;
 
 -- name: rejected
 UPDATE sms_messages SET status = 'rejected', error_code = :error_code, date_updated = :now

@@ -95,6 +95,14 @@ class SmsLedger(Repository):
                                                 message_sid=message_sid))  # fmt: skip
         return _row(r) if r else None
 
+    async def pending_for(self, account_sid: str, sink_sid: str, recipient: str, since_ms: int) -> list[SmsRow]:
+        """Claims to ``recipient`` awaiting Twilio's answer (at most two: the caller wants exactly one)."""
+        rows = await self.db.run(
+            lambda tx: tx.all(self.q.pending_for, account_sid=account_sid, sink_sid=sink_sid, recipient=recipient,
+                              since=since_ms)
+        )  # fmt: skip
+        return [_row(r) for r in rows]
+
     async def set_status(self, account_sid: str, message_sid: str, status: str, error_code: int | None,
                          now: str) -> bool:  # fmt: skip
         n = await self.db.run(
