@@ -254,9 +254,12 @@ def test_defaults_and_secrets_masked() -> None:
 
 async def test_no_mapping_or_not_a_track_message_is_a_visible_skip(runtime: Runtime, principal: Principal) -> None:
     sender = make_sender(runtime, principal.account.sid)
-    [other, page] = await sender.send([track("Signed Up"), track(type="page")], NoPacer())
+    test_event = OutgoingEvent("e1", "com.twilio.eventstreams.test-sink",
+                               json.dumps({"id": "e1", "data": {"test_id": "x"}}).encode())  # fmt: skip
+    other, page, test = await sender.send([track("Signed Up"), track(type="page"), test_event], NoPacer())
     assert other.kind is OutcomeKind.SKIPPED and other.message == "no mapping matched: track event 'Signed Up'"
-    assert page.kind is OutcomeKind.SKIPPED and "not a track message (page)" in page.message
+    assert page.kind is OutcomeKind.SKIPPED and "not a Segment track message (type 'page')" in page.message
+    assert test.kind is OutcomeKind.SKIPPED and "(type None)" in test.message
 
 
 async def test_conditions_choose_the_first_matching_mapping(runtime: Runtime, principal: Principal) -> None:

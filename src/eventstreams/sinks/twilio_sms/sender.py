@@ -163,8 +163,9 @@ class TwilioSmsSender(SinkSender):
         if not isinstance(message, dict):
             return not_sent("the event's data is not a Segment message")
         kind = message.get("type")
-        if kind is not None and kind != "track":
-            return _skipped(f"not a track message ({str(kind)[:40]}): no mapping applies")
+        if kind != "track":  # e.g. an identify, or Event Streams' sink test event: nothing to map
+            shown = repr(kind[:40]) if isinstance(kind, str) else "None" if kind is None else type(kind).__name__
+            return _skipped(f"not a Segment track message (type {shown}): no mapping applies")
         profile: ProfileView | None = None
         if self._profiles is not None:
             profile = await self._profiles.for_message(self._ctx.account_sid, message)
