@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -125,9 +126,22 @@ class TwilioSmsSender(SinkSender):
         if isinstance(prepared, Outcome):
             return prepared
         row, body = prepared
-        now_ms = row.claimed_ms
+        async with self._slots:
+            # the throttle first: a claim is taken only right before its request, so a crash while waiting
+            # leaves no claim that would later read as "unknown outcome"
+            await pacer.wait(1)
+            now = clock.now()
+            row = dataclasses.replace(row, claimed_ms=int(now * 1000), date_created=clock.iso(now),
+                                      date_updated=clock.iso(now))  # fmt: skip
+            outcome = await self._claimed(row, body)
+            pacer.observe(outcome)
+        return outcome
+
+    async def _claimed(self, row: SmsRow, body: str) -> Outcome:
         try:
-            claim = await self._store.sms.claim(row, self.claim_lease_ms, now_ms - RATE_WINDOW_MS, self.per_hour)
+            claim = await self._store.sms.claim(
+                row, self.claim_lease_ms, row.claimed_ms - RATE_WINDOW_MS, self.per_hour
+            )
         except Exception as exc:  # noqa: BLE001
             return Outcome.internal(f"ledger claim failed: {type(exc).__name__}: {exc}")
         if claim.state == "sent":
@@ -146,11 +160,7 @@ class TwilioSmsSender(SinkSender):
             )
         if claim.state == "rate_limited":
             return not_sent(f"per-profile rate: {self.per_hour} texts in the last hour to this profile")
-        async with self._slots:
-            await pacer.wait(1)
-            outcome = await self._post(row, body)
-            pacer.observe(outcome)
-        return outcome
+        return await self._post(row, body)
 
     async def prepare(self, event: OutgoingEvent) -> tuple[SmsRow, str] | Outcome:
         """The ledger row to claim and the body to send, or the outcome that ends the event here (a
