@@ -196,7 +196,12 @@ def _same_twilio_account(params: dict[str, list[str]], twilio_account_sid: str) 
         raise _forbidden("The callback's AccountSid is not the Twilio account configured for this bridge")
 
 
-async def _callback(request: Request, mapper: Mapper, reply: str, reply_type: str) -> Response:
+After = Callable[[Runtime, AccountRow, dict[str, list[str]], dict[str, str]], Awaitable[None]]
+
+
+async def _callback(
+    request: Request, mapper: Mapper, reply: str, reply_type: str, after: After | None = None
+) -> Response:
     svc = services(request)
     raw_sid = request.path_params["account_sid"]
 
@@ -213,11 +218,8 @@ async def _callback(request: Request, mapper: Mapper, reply: str, reply_type: st
     _same_twilio_account(params, twilio_account_sid)
     headers: dict[str, str] = {}
     await _publish(svc, account, event, headers)
-    if mapper is inbound_message_event:
-        # STOP/START keywords: the SMS destination's opt-out, recorded on the sender's profiles
-        changed = await svc.sms.inbound(account.sid, params)
-        if changed is not None:
-            headers["X-Eventstreams-Opt-Out-Profiles"] = str(changed)
+    if after is not None:
+        await after(svc, account, params, headers)
     return Response(reply, status_code=200, media_type=reply_type, headers=headers)
 
 
@@ -252,8 +254,15 @@ async def messaging_status(request: Request) -> Response:
     return await _callback(request, message_status_event, "", PLAIN_TYPE)
 
 
+async def _opt_out(svc: Runtime, account: AccountRow, params: dict[str, list[str]], headers: dict[str, str]) -> None:
+    """STOP/START keywords: the SMS destination's opt-out, recorded on the sender's profiles."""
+    changed = await svc.sms.inbound(account.sid, params)
+    if changed is not None:
+        headers["X-Eventstreams-Opt-Out-Profiles"] = str(changed)
+
+
 async def messaging_inbound(request: Request) -> Response:
-    return await _callback(request, inbound_message_event, EMPTY_TWIML, TWIML_TYPE)
+    return await _callback(request, inbound_message_event, EMPTY_TWIML, TWIML_TYPE, _opt_out)
 
 
 async def voice_status(request: Request) -> Response:
