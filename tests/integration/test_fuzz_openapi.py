@@ -430,3 +430,51 @@ def test_publish_json_fuzz_no_server_errors(server: Server, backend: str, capsys
         took = time.monotonic() - started
         print(f"\nJSON fuzz[{backend}]: {sum(seen.values())} requests in {took:.1f}s, statuses {dict(seen)}")
     assert seen[201] + seen[207] > 0, dict(seen)  # some events must get through validation
+
+
+# -- the tracking sources API with a real source: the general fuzz above reaches /v1/Sources/{Sid} only
+# with made-up SIDs (404s); here the SID is one of the account's, its debugger holds an accepted and a
+# rejected message, and every answer must be the documented one.
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=str)
+def test_fuzz_sources_with_a_real_source(server: Server, backend: str, mode: GenerationMode, capsys: Any) -> None:
+    import requests
+    from schemathesis.specs.openapi.checks import response_schema_conformance
+
+    from eventstreams.api.openapi import sources_paths
+
+    sid, token = server.new_account(f"Sources fuzz {mode.value}")
+    auth = "Basic " + base64.b64encode(f"{sid}:{token}".encode()).decode()
+    account = server.call(server.services.store.accounts.get(sid))
+    source, key = server.call(server.services.sources.create(account, "fuzzed"))
+    for body in ({"userId": "1", "event": "Kept"}, {"event": "No identity"}):
+        r = requests.post(f"{server.url}/v1/track", json=body, auth=(key, ""), timeout=10)
+        assert r.status_code == 200, r.text
+    schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json", timeout=10)
+    schema.config.update(base_url=server.url, request_timeout=15)
+    mine = set(sources_paths())
+    ops = [op for op in (res.ok() for res in schema.get_all_operations()) if op.path in mine]
+    ops.sort(key=lambda op: op.method.upper() == "DELETE")  # the source is deleted last
+    seen: Counter[int] = Counter()
+    failures: list[str] = []
+    started = time.monotonic()
+    for op in ops:
+        pinned = {"Sid": source.sid} if "{Sid}" in op.path else None
+        try:
+            run_operation(op, mode, auth, seen, pinned, None, 25, (not_a_server_error, response_schema_conformance))
+        except Unsatisfiable:
+            assert mode is GenerationMode.NEGATIVE, op.label
+        except AssertionError as exc:
+            failures.append(f"{op.label}: {exc}")
+    with capsys.disabled():
+        print(f"\nsources fuzz[{backend}-{mode.value}]: {sum(seen.values())} requests in "
+              f"{time.monotonic() - started:.1f}s, statuses {dict(seen)}")  # fmt: skip
+    if failures:
+        time.sleep(1)  # let the server thread finish logging its tracebacks
+    assert not failures, "\n\n".join(failures)
+    assert len(ops) == 7, [op.label for op in ops]
+    assert seen[401] == 0 and not any(s >= 500 for s in seen), dict(seen)
+    if mode is GenerationMode.POSITIVE:
+        assert seen[200] > 0 and seen[201] > 0, dict(seen)  # the fuzz got past parsing to the source itself

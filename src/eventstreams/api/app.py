@@ -24,6 +24,7 @@ from ..config import Settings
 from ..errors import AUTH_FAILED, TwilioError, bad_request, not_found
 from ..runtime import Runtime, build_runtime
 from ..tracking import api as tracking_api
+from ..tracking import sources_api
 from . import accounts, delivery, events_v1, openapi
 from .context import services
 from .http import JSON, error_response
@@ -89,7 +90,8 @@ def surfaces(sandbox: bool = False) -> list[Surface]:
         TWILIO_ERRORS,
         openapi.system_paths,
     )
-    mounted = [delivery.surface, events_v1.surface, tracking_api.surface, accounts.surface, bridge.surface, system]
+    mounted = [delivery.surface, events_v1.surface, tracking_api.surface, accounts.surface, sources_api.surface,
+               bridge.surface, system]  # fmt: skip
     if sandbox:
         from ..sandbox import api as sandbox_api
 

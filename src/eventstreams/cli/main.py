@@ -378,6 +378,58 @@ def sources_rotate(account_sid: str, source_sid: str) -> None:
     _out(_run(go))
 
 
+@sources.command("update")
+@click.option("--account", "account_sid", required=True)
+@click.option("--name", default=None, help="A new name.")
+@click.option("--enable/--disable", "enabled", default=None, help="A disabled source's write key answers 403.")
+@click.option("--rate-limit", type=int, default=None, help="Requests/s before 429.")
+@click.argument("source_sid")
+def sources_update(
+    account_sid: str, name: str | None, enabled: bool | None, rate_limit: int | None, source_sid: str
+) -> None:
+    """Rename, enable or disable SOURCE_SID, or change its rate limit."""
+
+    async def go(rt: Any) -> dict[str, Any]:
+        account = (await rt.accounts.principal_of(account_sid)).account
+        row = await rt.sources.update(await rt.sources.get(account, source_sid), name, enabled, rate_limit)
+        return {"sid": row.sid, "name": row.name, "enabled": row.enabled, "rate_limit": row.rate_limit}
+
+    _out(_run(go))
+
+
+@sources.command("delete")
+@click.option("--account", "account_sid", required=True)
+@click.argument("source_sid")
+def sources_delete(account_sid: str, source_sid: str) -> None:
+    """Delete SOURCE_SID and the messages it received; its write key stops working."""
+
+    async def go(rt: Any) -> dict[str, Any]:
+        account = (await rt.accounts.principal_of(account_sid)).account
+        row = await rt.sources.get(account, source_sid)
+        await rt.sources.delete(row)
+        return {"sid": row.sid, "deleted": True}
+
+    _out(_run(go))
+
+
+@sources.command("messages")
+@click.option("--account", "account_sid", required=True)
+@click.option("--status", type=click.Choice(["accepted", "rejected"]), default=None)
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
+@click.argument("source_sid")
+def sources_messages(account_sid: str, status: str | None, limit: int, source_sid: str) -> None:
+    """The source's debugger: its latest messages, newest first (rejected ones with their reason)."""
+    from ..store.records import PageQuery
+    from ..tracking.sources_api import message_view
+
+    async def go(rt: Any) -> list[dict[str, Any]]:
+        account = (await rt.accounts.principal_of(account_sid)).account
+        page = await rt.sources.messages(await rt.sources.get(account, source_sid), status, PageQuery(size=limit))
+        return [message_view(m) for m in page.items]
+
+    _out(_run(go))
+
+
 @main.group()
 def catalog() -> None:
     """Register your own event types and schema versions."""

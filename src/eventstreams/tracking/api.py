@@ -18,6 +18,7 @@ from ..api import openapi
 from ..api.http import JSON
 from ..api.surface import Surface, runtime_of
 from ..runtime import Runtime
+from ..store.errors import NotFound
 from ..store.records import TrackingSourceRow
 from . import rules
 
@@ -158,7 +159,10 @@ async def _receive(request: Request, batch: bool, forced_type: str | None = None
             checked.append(c)
     else:
         checked = [rules.check(body, received, None, forced_type)]
-    rows, stored = await svc.ingest.receive(source, checked, received)
+    try:
+        rows, stored = await svc.ingest.receive(source, checked, received)
+    except NotFound:  # the source was deleted while this request ran
+        raise SegmentError(401, "unauthorized", "Invalid write key (its source was deleted)") from None
     accepted = sum(1 for r in stored if r.status == "accepted")
     rejected = sum(1 for r in rows if r.status == "rejected")
     out: dict[str, Any] = {"success": True, "accepted": accepted, "rejected": rejected,

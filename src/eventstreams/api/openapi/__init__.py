@@ -14,7 +14,7 @@ from importlib import resources
 from typing import Any
 
 from ...sinks import registry as sink_types
-from . import accounts, bridge, catalogue, operations, sandbox, system, tracking
+from . import accounts, bridge, catalogue, operations, sandbox, sources, system, tracking
 
 
 @lru_cache(maxsize=1)
@@ -70,6 +70,10 @@ def bridge_paths() -> dict[str, Any]:
 
 def tracking_paths() -> dict[str, Any]:
     return copy.deepcopy(tracking.PATHS)
+
+
+def sources_paths() -> dict[str, Any]:
+    return copy.deepcopy(sources.PATHS)
 
 
 def system_paths() -> dict[str, Any]:

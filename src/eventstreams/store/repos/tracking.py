@@ -41,8 +41,9 @@ class Tracking(Repository):
 
         return await self.db.run(go)
 
-    async def update_source(self, row: TrackingSourceRow, now: str) -> None:
-        await self.db.run(
+    async def update_source(self, row: TrackingSourceRow, now: str) -> bool:
+        """False when the source no longer exists."""
+        return 0 < await self.db.run(
             lambda tx: tx.run(self.q.update_source, name=row.name, enabled=row.enabled, rate_limit=row.rate_limit,
                               now=now, account_sid=row.account_sid, sid=row.sid),
             write=True,
@@ -55,8 +56,9 @@ class Tracking(Repository):
             write=True,
         )  # fmt: skip
 
-    async def delete_source(self, row: TrackingSourceRow) -> None:
-        await self.db.run(
+    async def delete_source(self, row: TrackingSourceRow) -> bool:
+        """False when it was already gone."""
+        return 0 < await self.db.run(
             lambda tx: tx.run(self.q.delete_source, account_sid=row.account_sid, sid=row.sid), write=True
         )
 
