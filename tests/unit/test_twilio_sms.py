@@ -571,3 +571,24 @@ async def test_a_callback_that_overtakes_twilios_answer_finds_its_claim(runtime:
     assert await runtime.sms.status(target, delivered, clock.now()) is None
     got = await runtime.store.sms.by_message_sid(account, sid)
     assert got is not None and got.status == "delivered"
+
+
+async def test_whose_key_verifies_a_status_callback(runtime: Runtime, principal: Principal) -> None:
+    account = principal.account.sid
+    with_token = await runtime.control.create_sink(principal, "t", "twilio-sms", json.dumps(config()))
+    with_key = await runtime.control.create_sink(principal, "k", "twilio-sms", json.dumps(
+        config(auth_token=None, api_key_sid="SK" + "c" * 32, api_key_secret="shh")))  # fmt: skip
+    hook = await runtime.control.create_sink(principal, "w", "webhook", json.dumps(
+        {"destination": "https://h.example/", "method": "POST"}))  # fmt: skip
+    target = await runtime.sms.target("AC" + account[2:].upper(), "DG" + with_token.row.sid[2:].upper())  # any case
+    assert target is not None and (target.token, target.twilio_account_sid) == ("tok", TWILIO_SID)
+    assert await runtime.sms.target(account, hook.row.sid) is None  # not a twilio-sms sink
+    assert await runtime.sms.target("AC" + "0" * 32, with_token.row.sid) is None  # another account's path
+    assert await runtime.sms.target(account, "nonsense") is None
+    # an API key cannot sign: the account's bridge credentials must be for the sink's Twilio account
+    assert await runtime.sms.target(account, with_key.row.sid) is None
+    await runtime.bridge.put(account, "AC" + "9" * 32, "other-token")
+    assert await runtime.sms.target(account, with_key.row.sid) is None
+    await runtime.bridge.put(account, TWILIO_SID, "bridge-token")
+    target = await runtime.sms.target(account, with_key.row.sid)
+    assert target is not None and target.token == "bridge-token"
