@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry
 
 from .bridge.credentials import BridgeCredentials
+from .bridge.sms import SmsCallbacks
 from .catalog import builtin_schema_versions, builtin_types
 from .catalog.runtime import Catalog
 from .config import Settings
@@ -50,6 +51,7 @@ class Runtime:
     sandbox: Sandbox
     sources: Sources
     ingest: Ingest
+    sms: SmsCallbacks
     profiles: Profiles
     metrics: CollectorRegistry = field(default_factory=CollectorRegistry)
     delivery: DeliveryService | None = None
@@ -70,7 +72,10 @@ class Runtime:
             return
         if self._delivery_metrics is None:  # once per registry: a restart must not register them twice
             self._delivery_metrics = DeliveryMetrics(self.metrics)
-        self.delivery = DeliveryService(self.settings, self.store, self.box, self.catalog, self._delivery_metrics)
+        # the SMS sink reads profiles through the profiles domain
+        self.delivery = DeliveryService(
+            self.settings, self.store, self.box, self.catalog, self._delivery_metrics, profiles=self.profiles
+        )
         await self.delivery.start()
 
     async def stop_delivery(self) -> None:
@@ -133,6 +138,10 @@ async def build_runtime(settings: Settings, store: Store | None = None) -> Runti
         sandbox=Sandbox(store, settings),
         sources=Sources(store, box),
         ingest=Ingest(store, catalog, settings, profiles.resolve_tx),
+        sms=SmsCallbacks(store, box),
         profiles=profiles,
     )
+    # the SMS callbacks record through the tracking ingest, and opt-outs through profiles
+    rt.sms.ingest = rt.ingest
+    rt.sms.profiles = rt.profiles
     return rt

@@ -104,10 +104,52 @@ def test_a_new_type_is_known_everywhere_once_registered() -> None:
 
 
 def test_builtin_types_in_order() -> None:
-    assert registry.names() == ["kinesis", "webhook", "segment"]
+    assert registry.names() == ["kinesis", "webhook", "segment", "twilio-sms"]
     assert error("email", {"to": "x"}) == (
-        "Sink could not be created: sink_type must be one of kinesis, webhook, segment (got 'email')"
+        "Sink could not be created: sink_type must be one of kinesis, webhook, segment, twilio-sms (got 'email')"
     )
+
+
+# -- array and object fields: the JSON type here, the contents in the type's check hook --------
+
+
+def _routes(cfg: dict[str, Any], options: ConfigOptions) -> None:
+    for i, route in enumerate(cfg["routes"]):
+        if not isinstance(route, dict) or not isinstance(route.get("to"), str):
+            raise fail(f"sink_configuration.routes[{i}].to must be a string")
+
+
+FLOCK = SinkType(
+    name="flock",
+    description="Many pigeons.",
+    fields=(
+        Field("routes", "array", "Where to fly.", required=True, minimum=1, maximum=3,
+              items={"type": "object", "properties": {"to": {"type": "string"}}}),
+        Field("labels", "object", "Free-form labels.", properties={"colour": {"type": "string"}}),
+    ),
+    sender=PigeonSender,
+    destination=lambda cfg, defaults: "the sky",
+    check=_routes,
+)  # fmt: skip
+
+
+def test_array_and_object_fields_validate_their_json_type_and_leave_contents_to_the_check() -> None:
+    ok = {"routes": [{"to": "north"}], "labels": {"colour": "grey"}}
+    with registry.registered(FLOCK):
+        assert registry.validate("flock", ok, OPTIONS) == ok
+        assert "routes must be a JSON array" in error("flock", {"routes": {"to": "north"}})
+        assert "routes must hold from 1 to 3 items" in error("flock", {"routes": []})
+        assert "routes must hold from 1 to 3 items" in error("flock", {"routes": [{"to": "x"}] * 4})
+        assert "routes[1].to must be a string" in error("flock", {"routes": [{"to": "x"}, {"to": 5}]})
+        assert "labels must be a JSON object" in error("flock", {**ok, "labels": ["grey"]})
+        schema = openapi_document("http://x", surfaces())["components"]["schemas"]
+        config = next(v for k, v in schema.items() if v.get("title") == "flock sink configuration")
+        routes = config["properties"]["routes"]
+        assert routes["type"] == "array" and routes["minItems"] == 1 and routes["maxItems"] == 3
+        assert routes["items"]["properties"]["to"] == {"type": "string"}
+        assert "minimum" not in routes and "minLength" not in routes
+        labels = config["properties"]["labels"]
+        assert labels["type"] == "object" and labels["properties"] == {"colour": {"type": "string"}}
 
 
 # -- validation keeps today's messages ---------------------------------------------------------

@@ -11,6 +11,8 @@ query and every form parameter):
 * ``POST /bridge/{AccountSid}/messaging/status``  Messaging StatusCallback
 * ``POST /bridge/{AccountSid}/messaging/inbound`` "A message comes in" (answers empty TwiML)
 * ``POST /bridge/{AccountSid}/voice/status``      Voice call StatusCallback
+* ``POST /bridge/{AccountSid}/sms/{SinkSid}/status`` a twilio-sms sink's StatusCallback, verified with the
+  sink's auth token (bridge/sms.py); the inbound route also applies STOP/START keywords to profiles
 
 Order of checks: body over 256 KiB 413 (before anything else, so it says
 nothing about the account); then one uniform 403 for an unknown account, no
@@ -29,8 +31,8 @@ such requests, over the URL alone; only when that verifies is it answered 400.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
@@ -47,6 +49,7 @@ from ..errors import FORBIDDEN, TwilioError, bad_request
 from ..ids import normalize_sid
 from ..runtime import Runtime
 from ..sinks.signing import TWILIO_SIGNATURE_HEADER, validate_twilio_form_signature
+from ..store.records import AccountRow
 from .credentials import BridgeConfig
 from .mapping import (
     CallbackError,
@@ -56,6 +59,7 @@ from .mapping import (
     inbound_message_event,
     message_status_event,
 )
+from .sms import SmsTarget
 
 MAX_CALLBACK_BYTES = 256 * 1024
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
@@ -67,6 +71,7 @@ ENDPOINTS = {
     "voice_status": "voice/status",
 }
 
+T = TypeVar("T")
 Mapper = Callable[[str, CallbackParams, str, float], dict[str, Any] | None]
 
 
@@ -148,15 +153,17 @@ def _unauthenticated(url: str) -> TwilioError:
     )
 
 
-async def _callback(request: Request, mapper: Mapper, reply: str, reply_type: str) -> Response:
-    svc = services(request)
+async def _signed_form(
+    request: Request, svc: Runtime, lookup: Callable[[], Awaitable[T | None]], token_of: Callable[[T], str]
+) -> tuple[T, dict[str, list[str]], str]:
+    """The target, form parameters and signed URL of a callback whose X-Twilio-Signature verifies with
+    ``token_of(target)``; else the uniform 403 (or 413 for a body too large, before anything else)."""
     body = await read_body(request, MAX_CALLBACK_BYTES)  # first: a 413 must not depend on who exists
-    raw_sid = request.path_params["account_sid"]
-    target = await svc.bridge.callback_target(raw_sid) if isinstance(raw_sid, str) else None
+    target = await lookup()
     signature = request.headers.get(TWILIO_SIGNATURE_HEADER)
     url = _signed_url(svc, request)
     # Without credentials the signature is still computed (with a random token) so every refusal costs alike.
-    token = target[2] if target is not None else secrets.token_hex(16)
+    token = token_of(target) if target is not None else secrets.token_hex(16)
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     is_form = ctype == "application/x-www-form-urlencoded"
     # Twilio signs a request that is not a form over its URL alone.
@@ -166,36 +173,96 @@ async def _callback(request: Request, mapper: Mapper, reply: str, reply_type: st
         signed = validate_twilio_form_signature(url, params, signature, token)
     if not signed or target is None or params is None:
         raise _unauthenticated(url)
-    account, twilio_account_sid, _ = target
     if not is_form:
         raise bad_request(f"A Twilio callback is application/x-www-form-urlencoded (got {ctype or 'no content type'})")
     _check_nul(params)
+    return target, params, url
+
+
+async def _publish(svc: Runtime, account: AccountRow, event: dict[str, Any] | None, headers: dict[str, str]) -> None:
+    if event is None:
+        headers["X-Eventstreams-Outcome"] = "ignored"
+        return
+    result = await svc.publisher.publish(account.sid, account.parent_sid or account.sid, [event])
+    if result.rejected:
+        raise bad_request(f"The callback maps to an invalid event: {result.rejected[0].message}")
+    headers["X-Eventstreams-Event-Id"] = event["id"]
+    headers["X-Eventstreams-Outcome"] = "duplicate" if result.duplicates else "published"
+
+
+def _same_twilio_account(params: dict[str, list[str]], twilio_account_sid: str) -> None:
+    callback_account = normalize_sid("AC", first(params, "AccountSid") or "")
+    if callback_account != twilio_account_sid:
+        raise _forbidden("The callback's AccountSid is not the Twilio account configured for this bridge")
+
+
+After = Callable[[Runtime, AccountRow, dict[str, list[str]], dict[str, str]], Awaitable[None]]
+
+
+async def _callback(
+    request: Request, mapper: Mapper, reply: str, reply_type: str, after: After | None = None
+) -> Response:
+    svc = services(request)
+    raw_sid = request.path_params["account_sid"]
+
+    async def lookup() -> tuple[AccountRow, str, str] | None:
+        return await svc.bridge.callback_target(raw_sid) if isinstance(raw_sid, str) else None
+
+    target, params, url = await _signed_form(request, svc, lookup, lambda t: t[2])
+    account, twilio_account_sid, _ = target
     now = clock.now()
     try:
         event = mapper(account.sid, params, url, now)
     except CallbackError as exc:
         raise bad_request(str(exc)) from None
-    callback_account = normalize_sid("AC", first(params, "AccountSid") or "")
-    if callback_account != twilio_account_sid:
-        raise _forbidden("The callback's AccountSid is not the Twilio account configured for this bridge")
+    _same_twilio_account(params, twilio_account_sid)
     headers: dict[str, str] = {}
-    if event is None:
-        headers["X-Eventstreams-Outcome"] = "ignored"
-    else:
-        result = await svc.publisher.publish(account.sid, account.parent_sid or account.sid, [event])
-        if result.rejected:
-            raise bad_request(f"The callback maps to an invalid event: {result.rejected[0].message}")
-        headers["X-Eventstreams-Event-Id"] = event["id"]
-        headers["X-Eventstreams-Outcome"] = "duplicate" if result.duplicates else "published"
+    await _publish(svc, account, event, headers)
+    if after is not None:
+        await after(svc, account, params, headers)
     return Response(reply, status_code=200, media_type=reply_type, headers=headers)
+
+
+async def sms_status(request: Request) -> Response:
+    """``POST /bridge/{AccountSid}/sms/{SinkSid}/status``: a twilio-sms sink's StatusCallback, verified with
+    the sink's auth token (or the bridge credentials when the sink uses an API key); published as
+    ``/messaging/status`` does, then recorded as a track event on the text's profile (bridge/sms.py)."""
+    svc = services(request)
+    raw_sid, raw_sink = request.path_params["account_sid"], request.path_params["sink_sid"]
+
+    async def lookup() -> SmsTarget | None:
+        if not isinstance(raw_sid, str) or not isinstance(raw_sink, str):
+            return None
+        return await svc.sms.target(raw_sid, raw_sink)
+
+    target, params, url = await _signed_form(request, svc, lookup, lambda t: t.token)
+    now = clock.now()
+    try:
+        event = message_status_event(target.account.sid, params, url, now)
+    except CallbackError as exc:
+        raise bad_request(str(exc)) from None
+    _same_twilio_account(params, target.twilio_account_sid)
+    headers: dict[str, str] = {}
+    await _publish(svc, target.account, event, headers)
+    tracked = await svc.sms.status(target, params, now)
+    if tracked is not None:
+        headers["X-Eventstreams-Track-Message-Id"] = tracked
+    return Response("", status_code=200, media_type=PLAIN_TYPE, headers=headers)
 
 
 async def messaging_status(request: Request) -> Response:
     return await _callback(request, message_status_event, "", PLAIN_TYPE)
 
 
+async def _opt_out(svc: Runtime, account: AccountRow, params: dict[str, list[str]], headers: dict[str, str]) -> None:
+    """STOP/START keywords: the SMS destination's opt-out, recorded on the sender's profiles."""
+    changed = await svc.sms.inbound(account.sid, params)
+    if changed is not None:
+        headers["X-Eventstreams-Opt-Out-Profiles"] = str(changed)
+
+
 async def messaging_inbound(request: Request) -> Response:
-    return await _callback(request, inbound_message_event, EMPTY_TWIML, TWIML_TYPE)
+    return await _callback(request, inbound_message_event, EMPTY_TWIML, TWIML_TYPE, _opt_out)
 
 
 async def voice_status(request: Request) -> Response:
@@ -207,6 +274,7 @@ routes = [
     Route("/bridge/{account_sid}/messaging/status", messaging_status, methods=["POST"]),
     Route("/bridge/{account_sid}/messaging/inbound", messaging_inbound, methods=["POST"]),
     Route("/bridge/{account_sid}/voice/status", voice_status, methods=["POST"]),
+    Route("/bridge/{account_sid}/sms/{sink_sid}/status", sms_status, methods=["POST"]),
 ]
 
 surface = Surface("bridge", routes, TWILIO_ERRORS, openapi.bridge_paths)

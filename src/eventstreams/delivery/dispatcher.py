@@ -27,6 +27,7 @@ from .. import clock
 from ..catalog import schema_url
 from ..catalog.runtime import Catalog, CompiledSchema
 from ..crypto import Box
+from ..profiles.view import ProfileLookup
 from ..sinks import UnsupportedSink, create_sender
 from ..sinks import registry as sink_types
 from ..sinks.base import OutgoingEvent, SinkContext, SinkSender
@@ -96,7 +97,7 @@ class SinkWorker:
         self.sender = sender
         self.versions = versions
         self.owner = owner
-        self.throttle = Throttle()
+        self.throttle = Throttle(max_rate=sender.max_rate)
         self.pacer = _ThrottlePacer(self.throttle)
         self.wakeup = asyncio.Event()
         self.due_hint: float | None = None  # when the next delivery falls due, as lane 0 last read it
@@ -328,8 +329,10 @@ class Dispatcher:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         sender_factory: Callable[[SinkContext], SinkSender] = create_sender,
         run_workers: bool = True,
+        profiles: ProfileLookup | None = None,
     ) -> None:
         self.store = store
+        self.profiles = profiles  # what senders read profiles through (the SMS sink); None: no profiles
         self.box = box
         self.catalog = catalog
         self.config = config
@@ -444,6 +447,9 @@ class Dispatcher:
                 "allow_sink_endpoint_url": self.config.allow_sink_endpoint_url,
                 "segment_endpoint": self.config.segment_endpoint,
                 "schema_lookup": self._schema_lookup(account.parent_sid or account.sid),
+                "store": self.store,
+                "profiles": self.profiles,
+                "base_url": self.base_url,
             },
         )
         try:

@@ -110,7 +110,8 @@ class Hooks(DeliveryHook):
 
 class DeliveryLog(DeliveryHook):
     """The per-sink delivery log (the debugger): skips one entry per event, deliveries one entry
-    per round, failures one entry per distinct (outcome, code, status, detail)."""
+    per round (one per event when the sender reports the answer, e.g. a text's SID), failures one
+    entry per distinct (outcome, code, status, detail)."""
 
     def after_outcomes(self, r: Round) -> None:
         sink = r.sink
@@ -118,7 +119,17 @@ class DeliveryLog(DeliveryHook):
             r.logs.append(
                 LogEntry(d.account_sid, d.sink_sid, r.now_ms, "skipped", [d.event_id], d.attempts + 1, detail=reason)
             )
-        delivered = [a.event_id for a in r.attempts if a.decision.action is Action.DELIVERED]
+        delivered: list[str] = []
+        for a in r.attempts:
+            if a.decision.action is not Action.DELIVERED:
+                continue
+            if a.outcome.message:  # the destination's answer (e.g. a text's message SID): one entry per event
+                r.logs.append(
+                    LogEntry(sink.account_sid, sink.sid, r.now_ms, "delivered", [a.event_id], a.delivery.attempts + 1,
+                             None, a.outcome.status, a.outcome.message)
+                )  # fmt: skip
+            else:
+                delivered.append(a.event_id)
         if delivered:
             r.logs.append(LogEntry(sink.account_sid, sink.sid, r.now_ms, "delivered", delivered, 1))
         failed: dict[tuple[str, int | None, int | None, str | None], list[str]] = defaultdict(list)

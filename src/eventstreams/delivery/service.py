@@ -14,6 +14,7 @@ from ..catalog.runtime import Catalog
 from ..config import Settings
 from ..crypto import Box
 from ..domain.operations import alert_view, sink_request_method
+from ..profiles.view import ProfileLookup
 from ..store.base import Store
 from ..store.records import AlertRow
 from .dispatcher import Dispatcher, DispatcherConfig
@@ -44,14 +45,22 @@ def dispatcher_config(settings: Settings) -> DispatcherConfig:
 
 
 class DeliveryService:
-    def __init__(self, settings: Settings, store: Store, box: Box, catalog: Catalog, metrics: DeliveryMetrics) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        box: Box,
+        catalog: Catalog,
+        metrics: DeliveryMetrics,
+        profiles: ProfileLookup | None = None,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.box = box
         self.metrics = metrics
         hooks = Hooks([DeliveryLog(), Alerting(self._post_alert), metrics])
         config = dispatcher_config(settings)
-        self.dispatcher = Dispatcher(store, box, catalog, config, settings.public_base_url(), hooks)
+        self.dispatcher = Dispatcher(store, box, catalog, config, settings.public_base_url(), hooks, profiles=profiles)
         self._tasks: list[asyncio.Task[None]] = []
         self._wake = store.wake_channel()
 

@@ -58,6 +58,8 @@ class NoPacer:
 class SinkSender(abc.ABC):
     #: most events the dispatcher should hand over per ``send`` call
     max_chunk: int = 500
+    #: a sink's own cap in events/s (its configuration's), applied by the dispatcher's throttle
+    max_rate: float | None = None
 
     @abc.abstractmethod
     async def send(self, events: Sequence[OutgoingEvent], pacer: Pacer) -> list[Outcome]:

@@ -1,4 +1,4 @@
-"""The one HTTP client policy of the HTTP sinks (webhook, segment).
+"""The one HTTP client policy of the HTTP sinks (webhook, segment, twilio-sms).
 
 Each sender owns an :class:`HttpClient` (its own connection pool, so a slow
 endpoint only ties up its own connections). The policy:

@@ -16,7 +16,7 @@ import contextlib
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from . import kinesis, segment, webhook
+from . import kinesis, segment, twilio_sms, webhook
 from .base import SinkContext, SinkSender
 from .spec import ConfigOptions, SinkType, fail
 
@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 # The order is the one error messages and the OpenAPI enum list.
-_BUILTIN: tuple[SinkType, ...] = (kinesis.SINK_TYPE, webhook.SINK_TYPE, segment.SINK_TYPE)
+_BUILTIN: tuple[SinkType, ...] = (kinesis.SINK_TYPE, webhook.SINK_TYPE, segment.SINK_TYPE, twilio_sms.SINK_TYPE)
 _TYPES: dict[str, SinkType] = {t.name: t for t in _BUILTIN}
 
 

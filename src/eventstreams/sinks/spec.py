@@ -22,11 +22,18 @@ from .base import SinkContext, SinkSender
 
 __all__ = ["MASK", "ConfigOptions", "Field", "SinkType", "fail"]
 
-FieldType = Literal["string", "url", "boolean", "integer"]
+FieldType = Literal["string", "url", "boolean", "integer", "array", "object"]
 #: what a secret value (or a URL's password) is replaced with in responses
 MASK = "****"
 MAX_TEXT = 2048
-_JSON_TYPES = {"string": "string", "url": "string", "boolean": "boolean", "integer": "integer"}
+_JSON_TYPES = {
+    "string": "string",
+    "url": "string",
+    "boolean": "boolean",
+    "integer": "integer",
+    "array": "array",
+    "object": "object",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +49,11 @@ class Field:
     """One key of ``sink_configuration``.
 
     ``secret``: masked in every API response (a ``url`` field masks only the
-    password of its userinfo, ``https://user:****@host``). ``extension``: an
+    password of its userinfo, ``https://user:****@host``). ``array``/``object``:
+    only the JSON type (and for an array ``minimum``/``maximum`` as item counts)
+    is checked here; the type's ``check`` hook validates the contents, and
+    ``items`` (an array's item schema) or ``properties`` (an object's) document
+    them in OpenAPI. ``extension``: an
     eventstreams key, not Twilio's. ``operator_gate``: the :class:`ConfigOptions`
     attribute that must be true for the key to be accepted at all.
     """
@@ -62,6 +73,9 @@ class Field:
     pattern_hint: str = ""
     operator_gate: str | None = None
     gate_setting: str = ""
+    #: JSON Schema of an ``array`` field's items, or of an ``object`` field's properties (OpenAPI only)
+    items: dict[str, Any] | None = None
+    properties: dict[str, Any] | None = None
 
     def schema(self) -> dict[str, Any]:
         """This field's OpenAPI (JSON Schema) fragment."""
@@ -73,10 +87,20 @@ class Field:
             out["maxLength"] = MAX_TEXT
         if self.pattern is not None:
             out["pattern"] = self.pattern
-        if self.minimum is not None:
-            out["minimum"] = self.minimum
-        if self.maximum is not None:
-            out["maximum"] = self.maximum
+        if self.type == "array":
+            if self.items is not None:
+                out["items"] = self.items
+            if self.minimum is not None:
+                out["minItems"] = self.minimum
+            if self.maximum is not None:
+                out["maxItems"] = self.maximum
+        else:
+            if self.type == "object" and self.properties is not None:
+                out["properties"] = self.properties
+            if self.minimum is not None:
+                out["minimum"] = self.minimum
+            if self.maximum is not None:
+                out["maximum"] = self.maximum
         if self.default is not None:
             out["default"] = self.default
         if self.secret:
@@ -151,6 +175,17 @@ class SinkType:
                 or (high is not None and value > high)
             ):
                 raise fail(f"{name} must be an integer from {low} to {high}")
+            return value
+        if f.type == "array":
+            low, high = f.minimum, f.maximum
+            if not isinstance(value, list):
+                raise fail(f"{name} must be a JSON array")
+            if (low is not None and len(value) < low) or (high is not None and len(value) > high):
+                raise fail(f"{name} must hold from {low} to {high} items")
+            return value  # the items: the type's check hook
+        if f.type == "object":
+            if not isinstance(value, dict):
+                raise fail(f"{name} must be a JSON object")
             return value
         if value is None or value == "":
             raise fail(f"{name} is required for {self.name} sinks")

@@ -2,8 +2,8 @@
 
 ``store.accounts``, ``store.catalogue``, ``store.sinks``, ``store.subscriptions``,
 ``store.deliveries``, ``store.dead_letters``, ``store.delivery_log``,
-``store.alerts``, ``store.bridge``, ``store.retention``, ``store.sandbox``, ``store.tracking`` and
-``store.profiles`` each run their
+``store.alerts``, ``store.bridge``, ``store.retention``, ``store.sandbox``, ``store.tracking``,
+``store.sms`` and ``store.profiles`` each run their
 operations as single transactions on one ``Database`` (store/db.py): the
 connection/transaction seam, with a ``Dialect`` for what SQLite and PostgreSQL
 do differently. The store itself only opens, migrates, checks and resets.
@@ -27,11 +27,12 @@ from .repos.retention import Retention
 from .repos.sandbox import TABLES as SANDBOX_TABLES
 from .repos.sandbox import SandboxResources
 from .repos.sinks import Sinks, Subscriptions
+from .repos.sms import SmsLedger
 from .repos.tracking import Tracking
 
 # Deleted by reset(), children first; the catalogue's built-ins stay.
 _ACCOUNT_TABLES = (
-    *SANDBOX_TABLES, "profile_merges", "profile_events", "profile_identifiers", "profiles",
+    *SANDBOX_TABLES, "profile_merges", "profile_events", "profile_identifiers", "profiles", "sms_messages",
     "tracking_message_ids", "tracking_messages", "tracking_sources",
     "deliveries", "dead_letters", "delivery_log", "alerts", "sink_alert_state", "event_ids", "events",
     "subscribed_events", "subscriptions", "sink_tests", "sinks", "bridge_credentials", "api_keys", "accounts",
@@ -63,6 +64,7 @@ class Store:
         self.retention = Retention(db)
         self.sandbox = SandboxResources(db)
         self.tracking = Tracking(db)
+        self.sms = SmsLedger(db)
         self.profiles = Profiles(db)
         self._q = load("store", db.dialect)
 

@@ -362,3 +362,24 @@ class TrackingMessageRow:
     received_at: str
     payload: str
     seq: int | None = None
+
+
+@dataclass(slots=True)
+class SmsRow:
+    """One text of a twilio-sms sink (the ledger, store.sms): claimed, then sent or rejected."""
+
+    account_sid: str
+    sink_sid: str
+    message_id: str  # the tracking message's messageId
+    recipient: str  # E.164
+    event_id: str
+    profile_id: str | None
+    user_id: str | None
+    anonymous_id: str | None
+    rate_key: str  # what the per-profile rate counts by: the profile id, else the recipient
+    message_sid: str | None
+    status: str  # claimed | rejected | Twilio's message status
+    error_code: int | None
+    claimed_ms: int
+    date_created: str
+    date_updated: str

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .shapes import ERROR, ac_param, form, json_body
+from .shapes import ERROR, ac_param, form, json_body, sid_param
 
 PATHS: dict[str, Any] = {
     "/v1/Bridge/Credentials": {
@@ -39,5 +39,17 @@ PATHS: dict[str, Any] = {
             ("messaging/inbound", "InboundMessage"),
             ("voice/status", "CallStatus"),
         )
+    },
+    "/bridge/{AccountSid}/sms/{SinkSid}/status": {
+        "post": {
+            "operationId": "BridgeSmsStatus",
+            "description": "StatusCallback of a twilio-sms sink's texts (X-Twilio-Signature with the sink's auth token,"
+            " or the bridge credentials when the sink uses an API key): published as the messaging event and"
+            " recorded as an SMS track event on the text's profile.",
+            "security": [],
+            "parameters": [ac_param("AccountSid"), sid_param("SinkSid", "DG", "The twilio-sms sink's SID")],
+            "requestBody": form({"AccountSid": {"type": "string"}, "MessageSid": {"type": "string"}}, []),
+            "responses": {"200": {"description": "accepted"}, "400": ERROR, "403": ERROR, "413": ERROR},
+        }
     },
 }

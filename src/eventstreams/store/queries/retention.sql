@@ -21,3 +21,7 @@ DELETE FROM event_ids WHERE received_at < :t;
 DELETE FROM events WHERE received_at < :t
     AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = events.seq)
     AND NOT EXISTS (SELECT 1 FROM dead_letters x WHERE x.event_seq = events.seq);
+
+-- name: sms_ledger
+-- the twilio-sms ledger lives as long as the events it could be replayed from (and at least the rate window)
+DELETE FROM sms_messages WHERE claimed_ms < :t;

@@ -5,6 +5,9 @@ from __future__ import annotations
 from ..db import Tx
 from . import Repository
 
+#: the twilio-sms sink's per-profile rate window: its ledger rows are counted that long
+SMS_RATE_WINDOW_MS = 3600 * 1000
+
 
 class Retention(Repository):
     area = "retention"
@@ -20,6 +23,8 @@ class Retention(Repository):
                 "dead_letters": tx.run(q.dead_letters, t=now_ms - keep["errors"]),
                 "event_ids": tx.run(q.event_ids, t=now_ms - keep["dedupe"]),
                 "events": tx.run(q.events, t=now_ms - keep["events"]),  # after dead letters: they hold events
+                # a text's ledger row stops a second text for as long as its event could be replayed
+                "sms_messages": tx.run(q.sms_ledger, t=now_ms - max(keep["events"], SMS_RATE_WINDOW_MS)),
             }
 
         return await self.db.run(go, write=True)
