@@ -206,7 +206,7 @@ def test_an_api_key_sink_is_verified_with_the_bridge_credentials_and_stop_opts_o
     delivered = _wait(lambda: [m for m in s.tracked("SMS Delivered") if m["properties"]["messageSid"] == text.sid])
     assert delivered[0]["userId"] == "42"
     # an incoming STOP through the existing inbound route opts the sender's phone out; START opts back in
-    profiles = FakeProfiles()
+    profiles, real = FakeProfiles(), srv.services.sms.profiles
     srv.services.sms.profiles = profiles
     try:
         url = f"{srv.url}/bridge/{s.es[0]}/messaging/inbound"
@@ -217,5 +217,5 @@ def test_an_api_key_sink_is_verified_with_the_bridge_credentials_and_stop_opts_o
             r = requests.post(url, data=params, headers={"X-Twilio-Signature": signature}, timeout=5)
             assert r.status_code == 200, r.text
     finally:
-        srv.services.sms.profiles = None
+        srv.services.sms.profiles = real  # the session's server goes on with the real profiles
     assert profiles.calls == [(s.es[0], "+14155550120", True), (s.es[0], "+14155550120", False)]
