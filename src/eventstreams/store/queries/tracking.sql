@@ -28,16 +28,19 @@ WHERE account_sid = :account_sid AND sid = :sid;
 -- name: delete_source
 DELETE FROM tracking_sources WHERE account_sid = :account_sid AND sid = :sid;
 
--- name: claim_message_id
-INSERT INTO tracking_message_ids (account_sid, message_id, seen_at) VALUES (:account_sid, :message_id, :now)
+-- name: claim_message_ids
+-- One request's messageIds at once; an id seen within the window is not returned (a duplicate).
+INSERT INTO tracking_message_ids (account_sid, message_id, seen_at)
+SELECT :account_sid, value, :now FROM json_each(:ids) WHERE true
 ON CONFLICT (account_sid, message_id) DO UPDATE SET seen_at = excluded.seen_at
 WHERE tracking_message_ids.seen_at < :cutoff
 RETURNING message_id;
 
--- name: insert_message
-INSERT INTO tracking_messages (account_sid, source_sid, message_id, type, status, reason, received_at, payload)
-VALUES (:account_sid, :source_sid, :message_id, :type, :status, :reason, :received_at, :payload)
-RETURNING seq;
+-- name: next_seqs
+-- :n fresh seqs for the rows about to be inserted (the single writer makes MAX + i safe; PostgreSQL
+-- overrides this with its identity sequence).
+WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < :n)
+SELECT (SELECT COALESCE(MAX(seq), 0) FROM tracking_messages) + i AS seq FROM s ORDER BY i;
 
 -- name: select_messages
 SELECT * FROM tracking_messages;

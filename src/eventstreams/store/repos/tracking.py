@@ -14,6 +14,10 @@ def _source(r: Row) -> TrackingSourceRow:
     return TrackingSourceRow(**{**r, "enabled": bool(r["enabled"])})  # SQLite hands booleans back as 0/1
 
 
+_MESSAGE_COLUMNS = ("seq", "account_sid", "source_sid", "message_id", "type", "status", "reason", "received_at",
+                    "payload")  # fmt: skip
+
+
 class Tracking(Repository):
     area = "tracking"
 
@@ -75,16 +79,28 @@ class Tracking(Repository):
         transaction (profiles, events). Returns what was stored, each with its ``seq``."""
 
         def go(tx: Tx) -> list[TrackingMessageRow]:
-            kept = []
+            # set-wise: one claim for the request's messageIds, one seq allocation, one bulk insert
+            ids = list(dict.fromkeys(m.message_id for m in messages if m.status == "accepted"))
+            fresh: set[str] = set()
+            if ids:
+                account = messages[0].account_sid
+                assert all(m.account_sid == account for m in messages)  # one request, one source
+                claimed = tx.all(self.q.claim_message_ids, account_sid=account, ids=self.d.list_(ids), now=now,
+                                 cutoff=now - dedupe_s)  # fmt: skip
+                fresh = {r["message_id"] for r in claimed}
+            kept: list[TrackingMessageRow] = []
             for m in messages:
-                if m.status == "accepted" and not tx.all(
-                    self.q.claim_message_id, account_sid=m.account_sid, message_id=m.message_id, now=now,
-                    cutoff=now - dedupe_s,
-                ):  # fmt: skip
-                    continue
-                seq = tx.one(self.q.insert_message, **{k: v for k, v in asdict(m).items() if k != "seq"})
-                assert seq is not None
-                kept.append(dataclasses.replace(m, seq=int(seq["seq"])))
+                if m.status == "accepted":
+                    if m.message_id not in fresh:
+                        continue
+                    fresh.discard(m.message_id)  # a repeat within the request is a duplicate too
+                kept.append(m)
+            if kept:
+                seqs = [int(r["seq"]) for r in tx.all(self.q.next_seqs, n=len(kept))]
+                kept = [dataclasses.replace(m, seq=q) for m, q in zip(kept, seqs, strict=True)]
+                tx.insert_rows("tracking_messages", _MESSAGE_COLUMNS, [
+                    (m.seq, m.account_sid, m.source_sid, m.message_id, m.type, m.status, m.reason, m.received_at,
+                     m.payload) for m in kept])  # fmt: skip
             if then is not None:
                 then(tx, kept)
             return kept
