@@ -48,7 +48,6 @@ class Ingest:
         self.settings = settings
         self.resolver = resolver
         self._versions: dict[str, int] = {}
-        self._dedupe_ms = int(settings.dedupe_window_s * 1000)
 
     async def receive(
         self, source: TrackingSourceRow, checked: Sequence[rules.Checked], received: datetime
@@ -76,7 +75,8 @@ class Ingest:
             if self.resolver is not None:
                 self.resolver(tx, source.account_sid, fresh)
             events = [self._event(source.sid, m, versions[m["type"]]) for _, m in fresh]
-            self.store.deliveries.publish_tx(tx, source.account_sid, events, int(now * 1000), self._dedupe_ms)
+            # the messageId claim above already dedupes them: no second claim per event
+            self.store.deliveries.publish_tx(tx, source.account_sid, events, int(now * 1000), None)
 
         stored = await self.store.tracking.receive(rows, now, self.settings.tracking_dedupe_s, then)
         return rows, stored

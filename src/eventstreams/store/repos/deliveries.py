@@ -48,13 +48,17 @@ class Deliveries(Repository):
                                  write=True)  # fmt: skip
 
     def publish_tx(
-        self, tx: Tx, account_sid: str, events: Sequence[NewEvent], now_ms: int, dedupe_window_ms: int
+        self, tx: Tx, account_sid: str, events: Sequence[NewEvent], now_ms: int, dedupe_window_ms: int | None
     ) -> PublishOutcome:
         """:meth:`publish` inside a caller's transaction (the tracking API stores its messages, their
-        profiles and their events in one)."""
-        fresh = self.d.claim_ids(tx, account_sid, [e.id for e in events], now_ms, now_ms - dedupe_window_ms)
-        new = [e for e in events if e.id in fresh]
-        dup = [e.id for e in events if e.id not in fresh]
+        profiles and their events in one). ``dedupe_window_ms`` None: the caller has already made
+        the ids unique (the tracking API's messageId claim), so they are not claimed again."""
+        if dedupe_window_ms is None:
+            new, dup = list(events), []
+        else:
+            fresh = self.d.claim_ids(tx, account_sid, [e.id for e in events], now_ms, now_ms - dedupe_window_ms)
+            new = [e for e in events if e.id in fresh]
+            dup = [e.id for e in events if e.id not in fresh]
         seqs = self.d.insert_events(tx, account_sid, new, now_ms)
         sinks = self._fan_out(tx, account_sid, seqs, now_ms, sorted({e.type for e in new}))
         self.d.notify(tx, sinks)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 
 from ..db import Row, Tx, asdict, keyset
@@ -97,7 +96,9 @@ class Tracking(Repository):
                 kept.append(m)
             if kept:
                 seqs = [int(r["seq"]) for r in tx.all(self.q.next_seqs, n=len(kept))]
-                kept = [dataclasses.replace(m, seq=q) for m, q in zip(kept, seqs, strict=True)]
+                kept = [TrackingMessageRow(m.account_sid, m.source_sid, m.message_id, m.type, m.status, m.reason,
+                                           m.received_at, m.payload, q)  # dataclasses.replace: 4x the cost
+                        for m, q in zip(kept, seqs, strict=True)]
                 tx.insert_rows("tracking_messages", _MESSAGE_COLUMNS, [
                     (m.seq, m.account_sid, m.source_sid, m.message_id, m.type, m.status, m.reason, m.received_at,
                      m.payload) for m in kept])  # fmt: skip
