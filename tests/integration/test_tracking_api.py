@@ -246,3 +246,34 @@ def test_segment_sink_can_point_at_our_own_tracking_api(server: Server) -> None:
     assert msg["type"] == "track" and msg["event"] == delivered and msg["properties"]["to"] == "+14155552671"
     assert {"id": "+14155552671", "type": "phone", "collection": "users", "encoding": "none"} in (
         msg["context"]["externalIds"])  # fmt: skip
+
+
+def test_concurrent_batches_sharing_message_ids_in_any_order(server: Server) -> None:
+    """Each id is accepted exactly once and every request answers 200, however they interleave. (The
+    claims are taken in sorted order so PostgreSQL cannot deadlock on them; a review reproduced such
+    deadlocks against a `serve` process, which this in-process server only shows as retries.)"""
+    import random
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, source, key = _source(server)
+    ids = [f"shared-{i}" for i in range(40)]
+
+    def send(seed: int) -> requests.Response:
+        order = list(ids)
+        random.Random(seed).shuffle(order)
+        batch = [{"type": "track", "userId": "u", "event": "E", "messageId": m} for m in order]
+        return _post(server, "/v1/batch", {"batch": batch}, key)
+
+    with ThreadPoolExecutor(32) as pool:
+        answers = list(pool.map(send, range(64)))
+    assert [r.status_code for r in answers] == [200] * 64
+    assert sum(r.json()["accepted"] for r in answers) == 40
+    assert sorted(m["message_id"] for m in _stored(server, source)) == sorted(ids)
+
+
+def test_a_message_nested_too_deeply_is_rejected(server: Server) -> None:
+    _, source, key = _source(server)
+    body = b'{"userId": "x", "traits": ' + b"[" * 1000 + b"]" * 1000 + b"}"
+    r = _post(server, "/v1/identify", body, key)
+    assert r.status_code == 200 and r.json()["rejected"] == 1 and r.json()["reasons"] == ["nested_too_deeply"]
+    assert [m["reason"] for m in _stored(server, source)] == ["nested_too_deeply"]

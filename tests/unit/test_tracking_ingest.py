@@ -65,3 +65,38 @@ async def test_a_source_deleted_mid_request_writes_nothing(runtime: Runtime, pri
     assert await _events(runtime, principal.account.sid) == []
     left = await runtime.store.db.run(lambda tx: tx.all("SELECT * FROM tracking_message_ids"))
     assert left == []  # the dedupe claim rolled back with the rest
+
+
+async def test_seqs_never_go_back_after_a_source_is_deleted(runtime: Runtime, principal: Principal) -> None:
+    """A deleted source takes the newest messages with it; the next ones must not reuse their seqs
+    (profile events still point at them: a reused seq was a 500, and another account's message)."""
+    a, _ = await runtime.sources.create(principal.account, "a")
+    b, _ = await runtime.sources.create(principal.account, "b")
+    now = datetime.now(UTC)
+    _, first = await runtime.ingest.receive(a, [rules.check({"type": "identify", "userId": "u1"}, now)], now)
+    _, second = await runtime.ingest.receive(b, [rules.check({"type": "identify", "userId": "u2"}, now)], now)
+    await runtime.sources.delete(b)
+    _, third = await runtime.ingest.receive(
+        a, [rules.check({"type": "track", "userId": "u1", "event": "E"}, now) for _ in range(3)], now)  # fmt: skip
+    seqs = [r.seq for r in first + second + third]
+    assert all(isinstance(q, int) for q in seqs) and seqs == sorted(set(seqs))  # type: ignore[type-var]
+    assert third[0].seq is not None and second[0].seq is not None and third[0].seq > second[0].seq
+
+
+async def test_a_message_nested_too_deeply_is_rejected_not_a_crash(runtime: Runtime, principal: Principal) -> None:
+    source, _ = await runtime.sources.create(principal.account, "web")
+    now = datetime.now(UTC)
+    deep: Any = {}
+    for _ in range(300):
+        deep = {"x": deep}
+    ok: Any = "leaf"
+    for _ in range(240):
+        ok = [ok]
+    checked = [rules.check({"type": "identify", "userId": "1", "traits": {"t": deep}}, now),
+               rules.check([deep], now),
+               rules.check({"type": "identify", "userId": "1", "traits": {"t": ok}}, now)]  # fmt: skip
+    assert [c.reason for c in checked] == ["nested_too_deeply", "nested_too_deeply", None]
+    _, stored = await runtime.ingest.receive(source, checked, now)
+    assert [r.status for r in stored] == ["rejected", "rejected", "accepted"]
+    assert "nested more than" in orjson.loads(stored[0].payload)["note"]
+    assert len(await _events(runtime, principal.account.sid)) == 1  # the accepted one, written out whole

@@ -67,6 +67,11 @@ class Dialect(abc.ABC):
         """Encode a Python list for a parameter used with ``in_``."""
 
     @abc.abstractmethod
+    def next_seqs(self, tx: Tx, table: str, n: int) -> list[int]:
+        """``n`` fresh, increasing values for ``table``'s ``seq`` column, never handed out before
+        (not even for rows since deleted). ``table`` is the code's own name, never input."""
+
+    @abc.abstractmethod
     def insert_events(self, tx: Tx, account_sid: str, events: Sequence[NewEvent], now_ms: int) -> list[int]:
         """Insert events, return their seqs in order."""
 

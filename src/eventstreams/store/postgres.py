@@ -89,6 +89,14 @@ class PostgresDialect(Dialect):
     def lock_migrations(self, tx: Tx) -> None:
         tx.all("SELECT pg_advisory_xact_lock(:k) AS locked", k=MIGRATION_LOCK)
 
+    def next_seqs(self, tx: Tx, table: str, n: int) -> list[int]:
+        # the identity sequence never goes back; concurrent callers get interleaved, unique values
+        rows = tx.all(
+            f"SELECT nextval(pg_get_serial_sequence('{table}', 'seq')) AS seq FROM generate_series(1, :n) ORDER BY 1",
+            n=n,
+        )
+        return [int(r["seq"]) for r in rows]
+
     def insert_events(self, tx: Tx, account_sid: str, events: Sequence[NewEvent], now_ms: int) -> list[int]:
         if not events:
             return []

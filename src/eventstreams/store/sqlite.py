@@ -75,6 +75,20 @@ class SqliteDialect(Dialect):
     def list_(self, values: Sequence[Any]) -> Any:
         return orjson.dumps(list(values)).decode()
 
+    def next_seqs(self, tx: Tx, table: str, n: int) -> list[int]:
+        # A counter row per table (seeded from its MAX on first use): MAX(seq) + 1 alone would reuse
+        # the numbers of deleted rows, which other tables may still point at.
+        row = tx.one(
+            "INSERT INTO seq_counters (name, value)"
+            f" VALUES (:t, (SELECT COALESCE(MAX(seq), 0) FROM {table}) + :n)"
+            " ON CONFLICT (name) DO UPDATE SET value = seq_counters.value + :n RETURNING value",
+            t=table,
+            n=n,
+        )
+        assert row is not None
+        last = int(row["value"])
+        return list(range(last - n + 1, last + 1))
+
     def insert_events(self, tx: Tx, account_sid: str, events: Sequence[NewEvent], now_ms: int) -> list[int]:
         if not events:
             return []

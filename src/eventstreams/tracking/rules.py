@@ -70,9 +70,24 @@ def _present(value: Any) -> bool:
     return (isinstance(value, str) and value != "") or (isinstance(value, int | float) and not isinstance(value, bool))
 
 
+_WRAPPER = len(b'[{"data":}]')
+
+
+def _too_deep(mid: str | None, kind: str | None) -> Checked:
+    """A message nested too deeply to write back out: rejected, and stored as a note (it cannot be
+    stored as given)."""
+    mid = mid if isinstance(mid, str) and 0 < len(mid) < MAX_MESSAGE_ID else f"api-{uuid.uuid4()}"
+    note = {"messageId": mid, "type": kind, "note": "not stored: nested more than about 250 levels deep"}
+    return Checked(note, mid, kind, "nested_too_deeply")
+
+
 def check(item: Any, received: datetime, sent_at: Any = None, forced_type: str | None = None) -> Checked:
     """One message, as stored: enriched when accepted, as given (plus a messageId) when rejected."""
     if not isinstance(item, dict):
+        try:
+            orjson.dumps([{"value": item}])
+        except orjson.JSONEncodeError:
+            return _too_deep(None, None)
         return Checked({"value": item}, f"api-{uuid.uuid4()}", None, "not_an_object")
     msg = dict(item)
     msg.pop("writeKey", None)  # a credential: never stored with the message
@@ -91,8 +106,12 @@ def check(item: Any, received: datetime, sent_at: Any = None, forced_type: str |
         return reject("invalid_message_id")
     if kind not in TYPES:
         return reject("invalid_type")
-    dumped = orjson.dumps(msg)
-    if len(dumped) > MAX_EVENT_BYTES:
+    try:
+        # as deep as it will ever be written: the data of a CloudEvent in a batch of them
+        dumped = orjson.dumps([{"data": msg}])
+    except orjson.JSONEncodeError:  # parsed (1,024 levels) but deeper than orjson writes (254)
+        return _too_deep(mid, kind)
+    if len(dumped) - _WRAPPER > MAX_EVENT_BYTES:
         return reject("message_too_large")
     if b"\\u0000" in dumped:  # PostgreSQL text cannot hold NUL; nor can most warehouses
         return reject("nul_character")

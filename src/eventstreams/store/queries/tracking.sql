@@ -36,11 +36,5 @@ ON CONFLICT (account_sid, message_id) DO UPDATE SET seen_at = excluded.seen_at
 WHERE tracking_message_ids.seen_at < :cutoff
 RETURNING message_id;
 
--- name: next_seqs
--- :n fresh seqs for the rows about to be inserted (the single writer makes MAX + i safe; PostgreSQL
--- overrides this with its identity sequence).
-WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < :n)
-SELECT (SELECT COALESCE(MAX(seq), 0) FROM tracking_messages) + i AS seq FROM s ORDER BY i;
-
 -- name: select_messages
 SELECT * FROM tracking_messages;

@@ -79,7 +79,8 @@ class Tracking(Repository):
 
         def go(tx: Tx) -> list[TrackingMessageRow]:
             # set-wise: one claim for the request's messageIds, one seq allocation, one bulk insert
-            ids = list(dict.fromkeys(m.message_id for m in messages if m.status == "accepted"))
+            # sorted: concurrent requests sharing ids then lock them in one order (no deadlock on PostgreSQL)
+            ids = sorted({m.message_id for m in messages if m.status == "accepted"})
             fresh: set[str] = set()
             if ids:
                 account = messages[0].account_sid
@@ -95,7 +96,7 @@ class Tracking(Repository):
                     fresh.discard(m.message_id)  # a repeat within the request is a duplicate too
                 kept.append(m)
             if kept:
-                seqs = [int(r["seq"]) for r in tx.all(self.q.next_seqs, n=len(kept))]
+                seqs = self.d.next_seqs(tx, "tracking_messages", len(kept))
                 kept = [TrackingMessageRow(m.account_sid, m.source_sid, m.message_id, m.type, m.status, m.reason,
                                            m.received_at, m.payload, q)  # dataclasses.replace: 4x the cost
                         for m, q in zip(kept, seqs, strict=True)]

@@ -6,6 +6,3 @@ SELECT :account_sid, u, :now FROM unnest(:ids::text[]) AS u
 ON CONFLICT (account_sid, message_id) DO UPDATE SET seen_at = excluded.seen_at
 WHERE tracking_message_ids.seen_at < :cutoff
 RETURNING message_id;
-
--- name: next_seqs
-SELECT nextval(pg_get_serial_sequence('tracking_messages', 'seq')) AS seq FROM generate_series(1, :n) ORDER BY 1;
