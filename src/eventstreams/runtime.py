@@ -138,7 +138,7 @@ async def build_runtime(settings: Settings, store: Store | None = None) -> Runti
         sandbox=Sandbox(store, settings),
         sources=Sources(store, box),
         ingest=Ingest(store, catalog, settings, profiles.resolve_tx),
-        sms=SmsCallbacks(store, box),
+        sms=SmsCallbacks(store, box, settings.profiles_default_region),
         profiles=profiles,
     )
     # the SMS callbacks record through the tracking ingest, and opt-outs through profiles

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from eventstreams import clock
-from eventstreams.bridge.sms import SmsTarget, opt_keyword, status_track
+from eventstreams.bridge.sms import SmsTarget, earlier_statuses, opt_keyword, status_track
 from eventstreams.delivery.dispatcher import Dispatcher, DispatcherConfig
 from eventstreams.delivery.hooks import Attempt, DeliveryLog, Round
 from eventstreams.delivery.policy import Action, Decision, is_retryable
@@ -28,6 +28,8 @@ from eventstreams.sinks.twilio_sms import TwilioSmsSender
 from eventstreams.sinks.twilio_sms.mapping import Condition, normalize_e164, parse_mappings
 from eventstreams.sinks.twilio_sms.template import MAX_TEMPLATE_BYTES, TemplateError, compile_template, render
 from eventstreams.store.records import LeasedDelivery, SinkRow, SmsRow
+from eventstreams.store.repos.retention import sms_ledger_keep_ms
+from tests.unit.conftest import new_principal
 
 TWILIO_SID = "AC" + "a" * 32
 FROM = "+15005550006"
@@ -592,3 +594,217 @@ async def test_whose_key_verifies_a_status_callback(runtime: Runtime, principal:
     await runtime.bridge.put(account, TWILIO_SID, "bridge-token")
     target = await runtime.sms.target(account, with_key.row.sid)
     assert target is not None and target.token == "bridge-token"
+
+
+# -- opt-outs bind the number, wherever the recipient came from ----------------------------------
+
+STOPPED = "+14155550100"  # user Y's number: Y replied STOP; no profile needs to hold it
+
+
+def inbound(body: str, phone: str = "(415) 555-0100") -> dict[str, list[str]]:
+    return {"Body": [body], "From": [phone], "To": [FROM]}
+
+
+async def test_a_stop_binds_the_number_whatever_names_it_as_recipient(runtime: Runtime, principal: Principal) -> None:
+    account = principal.account.sid
+    # a STOP from a number no profile holds is kept (the real profiles change none)
+    assert await runtime.sms.inbound(account, inbound("STOP")) == 0
+    stored = await runtime.store.sms.opted_out(account, STOPPED)
+    assert stored is not None and stored.source == "inbound"
+    user_x = ProfileView("prf_x", {}, None, False, False, "42")  # not opted out, no phone of its own
+    sender = make_sender(runtime, account, Profiles(user_x))
+    to_mapping = make_sender(runtime, account, Profiles(user_x), mappings=[{**TRIAL, "to": "{{ properties.mobile }}"}])
+    for s, fields in (
+        (sender, {"properties": {"plan": "pro", "phone": "+1 415 555 0100"}}),
+        (sender, {"context": {"traits": {"phone": "415-555-0100"}}}),
+        (sender, {"properties": {"plan": "pro", "phone": 4155550100}}),
+        (to_mapping, {"properties": {"mobile": "(415) 555-0100"}}),
+    ):
+        assert f"{STOPPED} has opted out of texts (STOP received" in reason(await s.prepare(track(**fields))), fields
+    # the profile's own phone too, when the profile's flag is not set (e.g. it got the number after the STOP)
+    holder = ProfileView("prf_y", {}, STOPPED, True, False, "42")
+    assert "has opted out of texts" in reason(await make_sender(runtime, account, Profiles(holder)).prepare(track()))
+    # through send(): nothing claimed, nothing requested (the base URL accepts no connection)
+    [outcome] = await sender.send([track(properties={"phone": STOPPED})], NoPacer())
+    assert "has opted out of texts" in reason(outcome)
+    assert await runtime.store.sms.get(account, SINK_SID, "m-1", STOPPED) is None
+    # another account's STOP is not this account's
+    other = await new_principal(runtime, "other")
+    assert not isinstance(await make_sender(runtime, other.account.sid, Profiles(user_x)).prepare(
+        track(properties={"phone": STOPPED})), Outcome)  # fmt: skip
+    # START opts the number back in
+    assert await runtime.sms.inbound(account, inbound("start", STOPPED)) == 0
+    assert await runtime.store.sms.opted_out(account, STOPPED) is None
+    prepared = await sender.prepare(track(properties={"phone": STOPPED}))
+    assert not isinstance(prepared, Outcome) and prepared[0].recipient == STOPPED
+    # no keyword, or a sender that is no number: nothing recorded
+    assert await runtime.sms.inbound(account, inbound("hello")) is None
+    assert await runtime.sms.inbound(account, inbound("STOP", "MyBrand")) == 0
+    assert await runtime.store.sms.opted_out(account, STOPPED) is None
+
+
+async def test_a_stop_still_updates_the_profiles_holding_the_number(runtime: Runtime, principal: Principal) -> None:
+    profiles = Profiles(dataclasses.replace(ADA, phone=STOPPED))
+    runtime.sms.profiles = profiles
+    assert await runtime.sms.inbound(principal.account.sid, inbound("STOP")) == 1
+    assert profiles.profiles[0].opted_out
+
+
+# -- Twilio's answers through a local HTTP double -------------------------------------------------
+
+
+class TwilioDouble:
+    """A local HTTP server answering every request with one status and JSON body; counts requests."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        self.status, self.body, self.requests = status, body, 0
+        self.server: asyncio.Server | None = None
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                       if line.lower().startswith(b"content-length:")), 0)  # fmt: skip
+        await reader.readexactly(length)
+        self.requests += 1
+        payload = json.dumps(self.body).encode()
+        writer.write(b"HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                     b"Connection: close\r\n\r\n%s" % (self.status, len(payload), payload))  # fmt: skip
+        await writer.drain()
+        writer.close()
+
+    async def __aenter__(self) -> str:
+        self.server = await asyncio.start_server(self.handle, "127.0.0.1", 0)
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+
+
+@pytest.mark.parametrize(
+    ("status", "retried"),
+    [(408, True), (423, True), (429, True), (500, True), (503, True), (501, False), (400, False), (404, False)],
+)
+async def test_which_answers_are_retried(runtime: Runtime, principal: Principal, status: int, retried: bool) -> None:
+    account = principal.account.sid
+    double = TwilioDouble(status, {"code": 20000 + status, "message": "no", "status": status})
+    async with double as url:
+        sender = make_sender(runtime, account, Profiles(ADA), base_url=url)
+        [outcome] = await sender.send([track()], NoPacer())
+    assert double.requests == 1
+    assert outcome.kind is OutcomeKind.HTTP_STATUS and outcome.status == status
+    assert is_retryable(outcome) is retried and outcome.message == f"Twilio error {20000 + status}: no"
+    row = await runtime.store.sms.get(account, SINK_SID, "m-1", "+14155552671")
+    if retried:  # the claim is released, so the retry may send
+        assert row is None
+    else:  # terminal: the answer is kept (a replay may try again)
+        assert row is not None and (row.status, row.error_code) == ("rejected", 20000 + status)
+
+
+async def test_twilios_21610_records_the_numbers_opt_out(runtime: Runtime, principal: Principal) -> None:
+    account = principal.account.sid
+    double = TwilioDouble(400, {"code": 21610, "message": "Attempt to send to unsubscribed recipient", "status": 400})
+    async with double as url:
+        sender = make_sender(runtime, account, Profiles(ADA), base_url=url)
+        [outcome] = await sender.send([track()], NoPacer())
+        assert not is_retryable(outcome) and "Twilio error 21610" in outcome.message
+        stored = await runtime.store.sms.opted_out(account, "+14155552671")
+        assert stored is not None and stored.source == "twilio"
+        # the next text to that number is not even tried
+        [again] = await sender.send([track(message_id="m-2")], NoPacer())
+        assert "+14155552671 has opted out of texts (Twilio answered 21610" in reason(again)
+        assert double.requests == 1
+    # an inbound START clears it
+    await runtime.sms.inbound(account, inbound("START", "+14155552671"))
+    assert await runtime.store.sms.opted_out(account, "+14155552671") is None
+
+
+# -- a phone given as a JSON number ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "want"),
+    [
+        ({"properties": {"phone": 4155550100}}, "+14155550100"),
+        ({"context": {"traits": {"phone": 4155550101}}}, "+14155550101"),
+        ({"properties": {"phone": True}, "context": {"traits": {"phone": 4155550101}}}, "+14155550101"),
+    ],
+)
+async def test_a_phone_given_as_a_json_integer(
+    runtime: Runtime, principal: Principal, fields: dict[str, Any], want: str
+) -> None:
+    sender = make_sender(runtime, principal.account.sid)
+    prepared = await sender.prepare(track(**fields))
+    assert not isinstance(prepared, Outcome) and prepared[0].recipient == want
+    assert "no phone" in reason(await sender.prepare(track(properties={"phone": True})))  # true is no phone
+
+
+# -- status callbacks only move the ledger forward ------------------------------------------------
+
+
+async def test_status_callbacks_out_of_order_never_move_the_ledger_back(
+    runtime: Runtime, principal: Principal
+) -> None:
+    account = principal.account.sid
+    runtime.sms.ingest = Ingest()
+    target = SmsTarget(principal.account, SINK_SID, TWILIO_SID, "tok")
+    sid = "SM" + "3" * 32
+    row = ledger_row(account)
+    assert (await runtime.store.sms.claim(row, 30_000, 0, 5)).state == "claimed"
+    await runtime.store.sms.sent(row, sid, "queued", clock.iso(clock.now()))
+
+    async def callback(status: str, code: str | None = None) -> str | None:
+        params = {"MessageSid": [sid], "MessageStatus": [status], "To": ["+14155552671"], "From": [FROM]}
+        if code is not None:
+            params["ErrorCode"] = [code]
+        await runtime.sms.status(target, params, clock.now())
+        got = await runtime.store.sms.by_message_sid(account, sid)
+        assert got is not None
+        return f"{got.status}/{got.error_code}"
+
+    assert await callback("sent") == "sent/None"
+    assert await callback("sending") == "sent/None"  # late
+    assert await callback("delivered") == "delivered/None"
+    assert await callback("sent") == "delivered/None"  # late
+    assert await callback("queued") == "delivered/None"
+    assert await callback("failed", "30003") == "delivered/None"  # terminal stays
+    other = "SM" + "4" * 32
+    row2 = ledger_row(account, message_id="m-2")
+    assert (await runtime.store.sms.claim(row2, 30_000, 0, 5)).state == "claimed"
+    await runtime.store.sms.sent(row2, other, "queued", clock.iso(clock.now()))
+    sid = other
+    assert await callback("undelivered", "30005") == "undelivered/30005"
+    assert await callback("delivered") == "undelivered/30005"
+
+
+def test_earlier_statuses() -> None:
+    assert earlier_statuses("queued") == ["claimed"]
+    assert earlier_statuses("sent") == ["claimed", "accepted", "scheduled", "queued", "sending"]
+    assert set(earlier_statuses("delivered")) == {"claimed", "accepted", "scheduled", "queued", "sending", "sent"}
+    assert earlier_statuses("claimed") == []
+    assert earlier_statuses("read") == ["claimed"]  # a status not ranked (yet) only replaces the claim
+
+
+# -- retention: the ledger outlives what could replay its event -----------------------------------
+
+
+async def test_the_ledger_outlives_dead_letters_and_stored_events(runtime: Runtime, principal: Principal) -> None:
+    account = principal.account.sid
+    day = 86400.0
+    now = clock.now()
+    keep = {"log": int(7 * day * 1000), "errors": int(23 * day * 1000), "dedupe": 0, "events": int(7 * day * 1000)}
+    for message_id, age in (("day-10", 10 * day), ("day-30", 30 * day), ("day-40-event-stored", 40 * day)):
+        row = dataclasses.replace(ledger_row(account, message_id=message_id, at=now - age), event_id=message_id)
+        assert (await runtime.store.sms.claim(row, 30_000, 0, 0)).state == "claimed"
+    # the last one's event is still stored (e.g. a dead letter holds it): received a minute ago, a fresh dead letter
+    await runtime.store.db.run(lambda tx: tx.run(
+        "INSERT INTO events (account_sid, id, type, schema_version, received_at, time, payload)"
+        " VALUES (:a, 'day-40-event-stored', 't', 1, :at, '', '{}')", a=account, at=int(now * 1000)), write=True)  # fmt: skip
+    counts = await runtime.store.retention.prune(int(now * 1000), keep)
+    assert counts["sms_messages"] == 1
+    # day 10: past the event retention (7 days) but inside the dead letters' (23 days): a replay finds it
+    assert await runtime.store.sms.get(account, SINK_SID, "day-10", "+14155552671") is not None
+    assert await runtime.store.sms.get(account, SINK_SID, "day-30", "+14155552671") is None
+    assert await runtime.store.sms.get(account, SINK_SID, "day-40-event-stored", "+14155552671") is not None
+    assert sms_ledger_keep_ms(keep) == keep["errors"]
+    assert sms_ledger_keep_ms({"events": 0, "errors": 0}) == 3600 * 1000

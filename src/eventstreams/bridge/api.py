@@ -12,7 +12,8 @@ query and every form parameter):
 * ``POST /bridge/{AccountSid}/messaging/inbound`` "A message comes in" (answers empty TwiML)
 * ``POST /bridge/{AccountSid}/voice/status``      Voice call StatusCallback
 * ``POST /bridge/{AccountSid}/sms/{SinkSid}/status`` a twilio-sms sink's StatusCallback, verified with the
-  sink's auth token (bridge/sms.py); the inbound route also applies STOP/START keywords to profiles
+  sink's auth token (bridge/sms.py); the inbound route also applies STOP/START keywords: the account's
+  opt-out of the number (store.sms) and the profiles holding it
 
 Order of checks: body over 256 KiB 413 (before anything else, so it says
 nothing about the account); then one uniform 403 for an unknown account, no

@@ -8,8 +8,13 @@ and (b) recorded as a Segment track event on the text's profile ("SMS Sent", "SM
 Undelivered", "SMS Failed"; the ledger row gives ``userId``/``anonymousId``) through the tracking ingest,
 so the loop closes: those events can trigger further destinations. The ledger row's status follows.
 
+The ledger row's status only moves forward (:func:`earlier_statuses`): Twilio does not promise callbacks in
+order, and a late "sent" must not overwrite "delivered".
+
 Incoming messages whose body is one of Twilio's opt-out keywords (STOP, STOPALL, UNSUBSCRIBE, CANCEL, END,
-QUIT) mark the sender's phone opted out on every profile holding it; START, YES, UNSTOP opt back in.
+QUIT) record the sender's number as opted out for the account (``store.sms`` opt-outs, which the sink checks
+against every recipient, whether a profile holds the number or not) and mark it on every profile holding it;
+START, YES, UNSTOP opt back in.
 """
 
 from __future__ import annotations
@@ -27,8 +32,10 @@ from .. import clock
 from ..crypto import Box
 from ..ids import normalize_sid
 from ..profiles.view import ProfileLookup
+from ..sinks.twilio_sms.mapping import normalize_e164
 from ..store.base import Store
 from ..store.records import AccountRow, SmsRow, TrackingMessageRow
+from ..store.repos.sms import OPT_OUT_INBOUND
 from .mapping import CallbackParams, first
 
 log = logging.getLogger("eventstreams.bridge")
@@ -46,6 +53,20 @@ TRACK_EVENTS = {
 PENDING_S = 120.0
 OPT_OUT = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
 OPT_IN = frozenset({"START", "YES", "UNSTOP"})
+#: the ledger's statuses in the order a text goes through them; the last rank is terminal
+#: ("claimed": the sink's claim before Twilio answered)
+STATUS_RANK = {
+    "claimed": 0,
+    "accepted": 1,
+    "scheduled": 1,
+    "queued": 1,
+    "sending": 2,
+    "sent": 3,
+    "delivered": 4,
+    "undelivered": 4,
+    "failed": 4,
+    "canceled": 4,
+}
 
 
 class TrackingIngest(Protocol):
@@ -73,6 +94,16 @@ def opt_keyword(body: str | None) -> bool | None:
     if word in OPT_IN:
         return False
     return None
+
+
+def earlier_statuses(status: str) -> list[str]:
+    """The ledger statuses a callback's ``status`` may replace: those ranked before it. A terminal status
+    (delivered, undelivered, failed, canceled) is replaced by nothing; a status Twilio may add later
+    (unranked) only replaces the claim."""
+    rank = STATUS_RANK.get(status)
+    if rank is None:
+        return ["claimed"]
+    return [s for s, r in STATUS_RANK.items() if r < rank]
 
 
 def status_track(
@@ -113,9 +144,10 @@ class SmsCallbacks:
     runtime when it has them; without them, status callbacks are published and update the ledger but no
     track event is recorded, and opt-out keywords change nothing."""
 
-    def __init__(self, store: Store, box: Box) -> None:
+    def __init__(self, store: Store, box: Box, region: str = "US") -> None:
         self.store = store
         self.box = box
+        self.region = region  # an inbound From in national format (Twilio sends E.164) is read here
         self.ingest: TrackingIngest | None = None
         self.profiles: ProfileLookup | None = None
 
@@ -155,7 +187,8 @@ class SmsCallbacks:
             return None
         code = first(params, "ErrorCode")
         await self.store.sms.set_status(
-            account_sid, sid, status, int(code) if code is not None and code.isdigit() else None, clock.iso(now)
+            account_sid, sid, status, int(code) if code is not None and code.isdigit() else None, clock.iso(now),
+            earlier_statuses(status),
         )
         message = status_track(params, row.user_id, row.anonymous_id, now)
         if message is None:
@@ -184,10 +217,19 @@ class SmsCallbacks:
         return dataclasses.replace(row, message_sid=sid)
 
     async def inbound(self, account_sid: str, params: Mapping[str, Sequence[str]]) -> int | None:
-        """Apply an opt-out/opt-in keyword of an incoming message; profiles changed, or ``None`` when the
-        body is no keyword (or this runtime has no profiles)."""
+        """Apply an opt-out/opt-in keyword of an incoming message: the account's opt-out of the number (what
+        the sink checks every recipient against), and the flag of the profiles holding it. The number of
+        profiles changed, or ``None`` when the body is no keyword."""
         wanted = opt_keyword(first(params, "Body"))
-        phone = first(params, "From")
-        if wanted is None or phone is None or self.profiles is None:
+        raw = first(params, "From")
+        if wanted is None or raw is None:
             return None
-        return await self.profiles.set_opted_out(account_sid, phone, wanted)
+        phone = normalize_e164(raw, self.region)
+        if phone is not None:  # a short code or a sender name is no number the sink could text
+            if wanted:
+                await self.store.sms.opt_out(account_sid, phone, OPT_OUT_INBOUND, clock.iso(clock.now()))
+            else:
+                await self.store.sms.opt_in(account_sid, phone)
+        if self.profiles is None:
+            return 0
+        return await self.profiles.set_opted_out(account_sid, raw, wanted)

@@ -32,8 +32,8 @@ from .repos.tracking import Tracking
 
 # Deleted by reset(), children first; the catalogue's built-ins stay.
 _ACCOUNT_TABLES = (
-    *SANDBOX_TABLES, "profile_merges", "profile_events", "profile_identifiers", "profiles", "sms_messages",
-    "tracking_message_ids", "tracking_messages", "tracking_sources",
+    *SANDBOX_TABLES, "profile_merges", "profile_events", "profile_identifiers", "profiles", "sms_opt_outs",
+    "sms_messages", "tracking_message_ids", "tracking_messages", "tracking_sources",
     "deliveries", "dead_letters", "delivery_log", "alerts", "sink_alert_state", "event_ids", "events",
     "subscribed_events", "subscriptions", "sink_tests", "sinks", "bridge_credentials", "api_keys", "accounts",
 )  # fmt: skip

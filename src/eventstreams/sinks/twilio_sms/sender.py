@@ -2,14 +2,16 @@
 
 Per event: parse the CloudEvent (``data`` is the Segment message) → the profile (``ctx.extra["profiles"]``,
 a :class:`~eventstreams.profiles.view.ProfileLookup`; none: no profile) → the first matching mapping (none:
-``SKIPPED`` "no mapping matched") → the checks (opted out, recipient, body) → the ledger claim
+``SKIPPED`` "no mapping matched") → the checks (profile opted out, recipient, the recipient's number opted
+out in this account, body) → the ledger claim
 (``ctx.extra["store"]``'s ``sms`` area; the per-profile rate is counted there) → ``POST Messages.json`` →
 the answer recorded in the ledger and in the outcome's message (the delivery log's response text).
 
 Every check that fails is a non-retried ``DROPPED`` outcome (91303, message ``not sent: <reason>``):
 dead-lettered, logged, replayable once the cause is fixed. Twilio's answers: 2xx delivered (message SID
 and status logged); 408, 423, 429 (``Retry-After`` honoured by the retry policy) and 5xx except 501
-retried, the claim released; every other answer terminal (21211 and 21610 among them). A request that
+retried, the claim released; every other answer terminal (21211 and 21610 among them; 21610, an
+unsubscribed recipient, also records the number's opt-out, so it is not tried again). A request that
 could not connect is retried; one that got no answer (timeout, dropped connection) may have reached
 Twilio, so it keeps its claim and is not retried: never twice beats at-least-once for texts.
 """
@@ -34,6 +36,7 @@ from ...outcome import Outcome, OutcomeKind, classify_http
 from ...profiles.view import ProfileLookup, ProfileView
 from ...store.base import Store
 from ...store.records import SmsRow
+from ...store.repos.sms import OPT_OUT_TWILIO
 from ..base import OutgoingEvent, Pacer, SinkContext, SinkSender
 from ..http import USER_AGENT, HttpClient, outcome_for_exception, read_excerpt
 from .mapping import SmsMapping, choose, normalize_e164, parse_mappings, recipient_candidates, template_context
@@ -54,6 +57,8 @@ DEFAULT_BASE_URL = "https://api.twilio.com"
 MAX_BODY = 1600
 RATE_WINDOW_MS = 3600 * 1000
 RETRIED_4XX = frozenset({408, 423, 429})
+#: Twilio's error for a recipient who unsubscribed (replied STOP to the sending number)
+UNSUBSCRIBED = 21610
 
 
 def callback_path(account_sid: str, sink_sid: str) -> str:
@@ -164,7 +169,7 @@ class TwilioSmsSender(SinkSender):
 
     async def prepare(self, event: OutgoingEvent) -> tuple[SmsRow, str] | Outcome:
         """The ledger row to claim and the body to send, or the outcome that ends the event here (a
-        skip or a failed check); nothing is written. Raises only for a profile lookup failure."""
+        skip or a failed check); nothing is written. Raises only for a profile or opt-out lookup failure."""
         try:
             doc = orjson.loads(event.payload)
         except orjson.JSONDecodeError:
@@ -188,6 +193,11 @@ class TwilioSmsSender(SinkSender):
         recipient = self._recipient(mapping, message, profile, ctx)
         if isinstance(recipient, Outcome):
             return recipient
+        # the number itself, wherever it came from: a STOP binds the number, not only a profile holding it
+        opt_out = await self._store.sms.opted_out(self._ctx.account_sid, recipient)
+        if opt_out is not None:
+            how = "Twilio answered 21610" if opt_out.source == OPT_OUT_TWILIO else "STOP received"
+            return not_sent(f"{recipient} has opted out of texts ({how} {opt_out.date_created})")
         try:
             body = render(mapping.body, ctx).strip()
         except TemplateError as exc:
@@ -232,7 +242,7 @@ class TwilioSmsSender(SinkSender):
             if not value:
                 return not_sent("no phone: the mapping's to rendered empty")
         else:
-            found = [(w, v) for w, v in recipient_candidates(message, profile) if isinstance(v, str) and v.strip()]
+            found = [(w, v) for w, v in recipient_candidates(message, profile) if _phone_value(v)]
             if not found:
                 return not_sent(
                     "no phone: the profile has none, and neither properties.phone nor context.traits.phone is set"
@@ -293,6 +303,9 @@ class TwilioSmsSender(SinkSender):
                 await self._store.sms.release(row)
             else:
                 await self._store.sms.rejected(row, code, clock.iso(clock.now()))
+                if code == UNSUBSCRIBED:
+                    await self._store.sms.opt_out(row.account_sid, row.recipient, OPT_OUT_TWILIO,
+                                                  clock.iso(clock.now()))  # fmt: skip
         except Exception:  # a stale claim stops a retry from sending: it ends "unknown", never twice
             log.warning("sink %s: could not update the ledger", row.sink_sid, exc_info=True)
         return outcome
@@ -302,6 +315,14 @@ class TwilioSmsSender(SinkSender):
             await self._store.sms.release(row)
         except Exception:  # see above: a stale claim only costs this text, never doubles it
             log.warning("sink %s: could not release a claim", row.sink_sid, exc_info=True)
+
+
+def _phone_value(value: Any) -> bool:
+    """A value that may be a phone: non-blank text, or a JSON integer (``4155550100``; profiles accept
+    them too); ``true`` is no phone."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, str) and bool(value.strip()))
 
 
 def _certainly_unsent(exc: BaseException, outcome: Outcome) -> bool:

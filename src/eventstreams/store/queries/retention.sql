@@ -23,5 +23,8 @@ DELETE FROM events WHERE received_at < :t
     AND NOT EXISTS (SELECT 1 FROM dead_letters x WHERE x.event_seq = events.seq);
 
 -- name: sms_ledger
--- the twilio-sms ledger lives as long as the events it could be replayed from (and at least the rate window)
-DELETE FROM sms_messages WHERE claimed_ms < :t;
+-- the twilio-sms ledger lives as long as the events and dead letters it could be replayed from (and at least
+-- the rate window): repos/retention.py. Never while its event is still stored: a dead letter keeps its event
+-- (and a replayed dead letter that ends "unknown outcome" again is a new, younger dead letter).
+DELETE FROM sms_messages WHERE claimed_ms < :t
+    AND NOT EXISTS (SELECT 1 FROM events e WHERE e.account_sid = sms_messages.account_sid AND e.id = sms_messages.event_id);

@@ -1,4 +1,5 @@
--- The twilio-sms sink's ledger (sinks/twilio_sms/ledger.py): claims, answers, status callbacks.
+-- The twilio-sms sink's ledger (the rules: sinks/twilio_sms/sender.py, bridge/sms.py): claims, answers, status
+-- callbacks; and its opt-outs by number.
 
 -- name: get
 SELECT * FROM sms_messages
@@ -49,5 +50,19 @@ WHERE account_sid = :account_sid AND sink_sid = :sink_sid AND message_id = :mess
 SELECT * FROM sms_messages WHERE account_sid = :account_sid AND message_sid = :message_sid;
 
 -- name: set_status
+-- only forward: :earlier are the statuses :status may replace (bridge/sms.py), so a late callback does not
+-- move a row back
 UPDATE sms_messages SET status = :status, error_code = :error_code, date_updated = :now
-WHERE account_sid = :account_sid AND message_sid = :message_sid;
+WHERE account_sid = :account_sid AND message_sid = :message_sid AND status IN LIST(:earlier);
+
+-- name: opt_out
+-- the first record stays (its date and source: when and how the number opted out)
+INSERT INTO sms_opt_outs (account_sid, phone, source, date_created)
+VALUES (:account_sid, :phone, :source, :now)
+ON CONFLICT DO NOTHING;
+
+-- name: opt_in
+DELETE FROM sms_opt_outs WHERE account_sid = :account_sid AND phone = :phone;
+
+-- name: opted_out
+SELECT * FROM sms_opt_outs WHERE account_sid = :account_sid AND phone = :phone;

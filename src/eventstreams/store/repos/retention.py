@@ -23,8 +23,15 @@ class Retention(Repository):
                 "dead_letters": tx.run(q.dead_letters, t=now_ms - keep["errors"]),
                 "event_ids": tx.run(q.event_ids, t=now_ms - keep["dedupe"]),
                 "events": tx.run(q.events, t=now_ms - keep["events"]),  # after dead letters: they hold events
-                # a text's ledger row stops a second text for as long as its event could be replayed
-                "sms_messages": tx.run(q.sms_ledger, t=now_ms - max(keep["events"], SMS_RATE_WINDOW_MS)),
+                # a text's ledger row stops a second text for as long as its event could be replayed: from the
+                # event log, and from a dead letter (kept for the error window, which may be the longer)
+                "sms_messages": tx.run(q.sms_ledger, t=now_ms - sms_ledger_keep_ms(keep)),
             }
 
         return await self.db.run(go, write=True)
+
+
+def sms_ledger_keep_ms(keep: dict[str, int]) -> int:
+    """How long the twilio-sms ledger keeps a row: as long as events and dead letters (either may be
+    replayed), and at least the rate window it is counted in."""
+    return max(keep["events"], keep["errors"], SMS_RATE_WINDOW_MS)

@@ -1,14 +1,20 @@
 """The twilio-sms sink's ledger: one row per (sink, messageId, recipient), claimed before a text is
-sent (the rules: sinks/twilio_sms/ledger.py)."""
+sent (the rules: sinks/twilio_sms/sender.py; status callbacks: bridge/sms.py); and its opt-outs, one row per
+(account, E.164 number)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from ..db import Row, Tx
 from ..records import SmsRow
 from . import Repository
+
+#: where an opt-out came from: an inbound STOP (bridge/sms.py), or Twilio's 21610 answer to a send
+OPT_OUT_INBOUND = "inbound"
+OPT_OUT_TWILIO = "twilio"
 
 ClaimState = Literal["claimed", "sent", "in_flight", "unknown", "rate_limited"]
 
@@ -21,6 +27,16 @@ class Claim:
 
     state: ClaimState
     row: SmsRow | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OptOut:
+    """A number that takes no texts from an account: ``source`` ``inbound`` (a STOP keyword) or ``twilio``
+    (Twilio answered 21610, the recipient unsubscribed), since ``date_created``."""
+
+    phone: str
+    source: str
+    date_created: str
 
 
 def _row(r: Row) -> SmsRow:
@@ -103,14 +119,36 @@ class SmsLedger(Repository):
         )  # fmt: skip
         return [_row(r) for r in rows]
 
-    async def set_status(self, account_sid: str, message_sid: str, status: str, error_code: int | None,
-                         now: str) -> bool:  # fmt: skip
+    async def set_status(self, account_sid: str, message_sid: str, status: str, error_code: int | None, now: str,
+                         earlier: Sequence[str]) -> bool:  # fmt: skip
+        """Move the text's status to ``status`` only from one of ``earlier`` (the statuses it follows:
+        bridge/sms.py), so a callback arriving out of order never moves it back; whether it moved."""
+        if not earlier:
+            return False
         n = await self.db.run(
             lambda tx: tx.run(self.q.set_status, account_sid=account_sid, message_sid=message_sid, status=status,
-                              error_code=error_code, now=now),
+                              error_code=error_code, now=now, earlier=self.d.list_(list(earlier))),
             write=True,
         )  # fmt: skip
         return n > 0
+
+    # -- opt-outs ------------------------------------------------------------------------------
+
+    async def opt_out(self, account_sid: str, phone: str, source: str, now: str) -> None:
+        """Record that ``phone`` (E.164) takes no texts from this account (``source``: how we learnt it);
+        an earlier record stays."""
+        await self.db.run(lambda tx: tx.run(self.q.opt_out, account_sid=account_sid, phone=phone, source=source,
+                                            now=now), write=True)  # fmt: skip
+
+    async def opt_in(self, account_sid: str, phone: str) -> bool:
+        """Forget ``phone``'s opt-out (an inbound START); whether there was one."""
+        n = await self.db.run(lambda tx: tx.run(self.q.opt_in, account_sid=account_sid, phone=phone), write=True)
+        return n > 0
+
+    async def opted_out(self, account_sid: str, phone: str) -> OptOut | None:
+        """``phone``'s opt-out in this account, if it has one."""
+        r = await self.db.run(lambda tx: tx.one(self.q.opted_out, account_sid=account_sid, phone=phone))
+        return OptOut(str(r["phone"]), str(r["source"]), str(r["date_created"])) if r else None
 
     @staticmethod
     def _key(row: SmsRow) -> dict[str, str]:
