@@ -150,6 +150,11 @@ def test_twilio_rejections_are_terminal(sandbox_server: Server) -> None:
     assert not [e for e in s.log() if e["outcome"] == "failed"]  # never retried
     r = requests.get(f"{sandbox_server.url}/v1/Sinks/{s.sink}/DeadLetters", auth=s.es, timeout=5)
     assert len(r.json()["dead_letters"]) == 2
+    # 21610 (the recipient unsubscribed) recorded the number's opt-out: the next text is not even tried
+    s.track("+15005550004")
+    _wait(lambda: [e for e in s.log() if "has opted out of texts (Twilio answered 21610" in (e["detail"] or "")])
+    sandbox_server.settled(s.sink)
+    assert not s.texts("+15005550004")
 
 
 def test_status_callbacks_are_verified(sandbox_server: Server) -> None:
@@ -219,3 +224,39 @@ def test_an_api_key_sink_is_verified_with_the_bridge_credentials_and_stop_opts_o
     finally:
         srv.services.sms.profiles = real  # the session's server goes on with the real profiles
     assert profiles.calls == [(s.es[0], "+14155550120", True), (s.es[0], "+14155550120", False)]
+
+
+def test_a_stop_from_a_number_binds_it_whoever_the_track_names_it_for(sandbox_server: Server) -> None:
+    """A STOP through the signed inbound route from a number no profile holds; a track from user 42 naming
+    that number in properties.phone sends nothing, with the reason in the delivery log and dead letters."""
+    srv = sandbox_server
+    s = Setup(srv)
+    phone = "+14155550140"
+    r = requests.post(f"{srv.url}/v1/Bridge/Credentials", auth=s.es, timeout=10,
+                      data={"TwilioAccountSid": s.tw[0], "TwilioAuthToken": s.tw[1]})  # fmt: skip
+    assert r.status_code in (200, 201), r.text
+
+    def inbound(body: str) -> requests.Response:
+        url = f"{srv.url}/bridge/{s.es[0]}/messaging/inbound"
+        params = {"MessageSid": "SM" + uuid.uuid4().hex, "AccountSid": s.tw[0], "From": phone, "To": FROM,
+                  "Body": body, "NumMedia": "0", "SmsStatus": "received", "ApiVersion": "2010-04-01"}  # fmt: skip
+        signature = RequestValidator(s.tw[1]).compute_signature(url, params)
+        r = requests.post(url, data=params, headers={"X-Twilio-Signature": signature}, timeout=5)
+        assert r.status_code == 200, r.text
+        return r
+
+    assert inbound("Stop").headers["X-Eventstreams-Opt-Out-Profiles"] == "0"  # no profile holds it
+    s.track("(415) 555-0140")
+    dead = _wait(lambda: [e for e in s.log() if e["outcome"] == "dead"], what="the refused text")
+    reason = f"not sent: {phone} has opted out of texts (STOP received "
+    assert reason in dead[0]["detail"] and dead[0]["error_code"] == 91303
+    r = requests.get(f"{srv.url}/v1/Sinks/{s.sink}/DeadLetters", auth=s.es, timeout=5)
+    assert r.status_code == 200, r.text
+    [letter] = r.json()["dead_letters"]
+    assert reason in orjson.dumps(letter).decode()
+    srv.settled(s.sink)
+    assert not s.texts(phone)
+    # START opts the number back in
+    inbound("START")
+    s.track(phone)
+    _wait(lambda: s.texts(phone), what="the text after START")
