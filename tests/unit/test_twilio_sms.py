@@ -27,6 +27,7 @@ from eventstreams.sinks.spec import MASK, ConfigOptions
 from eventstreams.sinks.twilio_sms import TwilioSmsSender
 from eventstreams.sinks.twilio_sms.mapping import Condition, normalize_e164, parse_mappings
 from eventstreams.sinks.twilio_sms.template import MAX_TEMPLATE_BYTES, TemplateError, compile_template, render
+from eventstreams.store.base import migrations
 from eventstreams.store.records import LeasedDelivery, SinkRow, SmsRow
 from eventstreams.store.repos.retention import sms_ledger_keep_ms
 from tests.unit.conftest import new_principal
@@ -808,3 +809,21 @@ async def test_the_ledger_outlives_dead_letters_and_stored_events(runtime: Runti
     assert await runtime.store.sms.get(account, SINK_SID, "day-40-event-stored", "+14155552671") is not None
     assert sms_ledger_keep_ms(keep) == keep["errors"]
     assert sms_ledger_keep_ms({"events": 0, "errors": 0}) == 3600 * 1000
+
+
+async def test_the_migration_carries_stops_recorded_on_profiles_over(runtime: Runtime, principal: Principal) -> None:
+    """STOPs recorded before the opt-out table existed live only as a profile's flag: 010 copies every
+    phone such a profile holds (the statement the migration runs, on this store)."""
+    account = principal.account.sid
+    await runtime.ingest.record(account, [
+        {"type": "identify", "userId": "y", "messageId": "i-y", "traits": {"phone": "(415) 555-0100"}},
+        {"type": "identify", "userId": "z", "messageId": "i-z", "traits": {"phone": "(415) 555-0199"}},
+    ])  # fmt: skip
+    assert await runtime.profiles.set_opted_out(account, STOPPED, True) == 1
+    await runtime.store.db.run(lambda tx: tx.run("DELETE FROM sms_opt_outs"), write=True)
+    [(_, sql)] = [m for m in migrations(runtime.store.dialect) if m[0] == "010_sms_opt_outs"]
+    backfill = sql[sql.index("INSERT INTO sms_opt_outs"):]
+    await runtime.store.db.run(lambda tx: tx.script(backfill), write=True)
+    stored = await runtime.store.sms.opted_out(account, STOPPED)
+    assert stored is not None and stored.source == "inbound"
+    assert await runtime.store.sms.opted_out(account, "+14155550199") is None
