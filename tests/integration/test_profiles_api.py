@@ -4,6 +4,7 @@ isolation between accounts, bad input."""
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -161,6 +162,89 @@ def test_bad_input_is_a_clear_4xx_in_the_profile_api_shape(server: Server) -> No
     for r, status, code in cases:
         assert (r.status_code, r.json()["error"]["code"]) == (status, code), (r.request.url, r.text)
         assert r.json()["error"]["message"]
+
+
+def _cursor(json_text: str) -> str:
+    return base64.urlsafe_b64encode(json_text.encode()).decode().rstrip("=")
+
+
+#: Query parameters a client can send that PostgreSQL cannot compare or hold: cursors whose key has another
+#: list's types (the events key is a seq, external_ids' three texts, links' two), NUL, digits int() refuses.
+BAD_QUERIES: list[tuple[str, dict[str, str]]] = [
+    ("events", {"cursor": "WyJhIl0"}),  # ["a"]
+    ("events", {"next": _cursor("[true]")}),
+    ("events", {"next": _cursor("[9223372036854775808]")}),
+    ("events", {"next": _cursor("[-9223372036854775809]")}),
+    ("events", {"next": _cursor("[1.5]")}),
+    ("events", {"next": _cursor('[["a"]]')}),
+    ("external_ids", {"cursor": "WzEsMiwzXQ"}),  # [1,2,3]
+    ("external_ids", {"next": _cursor('["a","b",null]')}),
+    ("external_ids", {"next": _cursor('["a","b","c\\u0000"]')}),
+    ("external_ids", {"include": "\x00"}),
+    ("external_ids", {"include": "user_id,\x00x"}),
+    ("links", {"next": _cursor("[1,2]")}),
+    ("links", {"next": _cursor('["a",{"b":1}]')}),
+    ("traits", {"next": _cursor("[1]")}),
+    ("traits", {"include": "a\x00"}),
+    ("traits", {"verbose": "\x00"}),
+    ("events", {"sort": "asc\x00"}),
+    ("events", {"x\x00": "1"}),
+    ("links", {"limit": "\x00"}),
+    ("links", {"limit": "²"}),
+    ("events", {"limit": "9" * 5000}),
+    ("events", {"limit": "-1"}),
+    ("external_ids", {"limit": "1e2"}),
+    ("traits", {"cursor": "x" * 2001}),
+]
+
+
+def test_bad_query_parameters_are_a_400_never_a_500(server: Server) -> None:
+    sid, token, seg = _setup(server, "Profiles bad queries")
+    seg.identify("42", {"a": 1}, anonymous_id="an-1")
+    seg.group("42", "acme")
+    for what, params in BAD_QUERIES:
+        r = _get(server, (sid, token), sid, "user_id:42", what, **params)
+        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_request_error", (what, params, r.text)
+    # large but harmless values are answered
+    assert _get(server, (sid, token), sid, "user_id:42", "external_ids", include="x" * 8000).json()["data"] == []
+    only = _get(server, (sid, token), sid, "user_id:42", "external_ids", include=",".join(["user_id"] * 1000))
+    assert [i["id"] for i in only.json()["data"]] == ["42"]
+    assert _get(server, (sid, token), sid, "user_id:42", "events", cursor=_cursor(f"[{2**63 - 1}]")).json()["data"]
+
+
+def test_a_parent_reads_its_subaccounts_profiles_never_the_reverse(server: Server) -> None:
+    parent, parent_token, parent_seg = _setup(server, "Profiles parent")
+    sub, sub_token = server.new_account("Profiles sub", parent=parent)
+    sibling, sibling_token = server.new_account("Profiles sibling", parent=parent)
+    sub_account = server.call(server.services.store.accounts.get(sub))
+    _, key = server.call(server.services.sources.create(sub_account, "web"))
+    SegmentClient(key, host=server.url, sync_mode=True).identify("s-1", {"name": "Sub user"})
+    parent_seg.identify("p-1", {"name": "Parent user"})
+
+    def traits(auth: tuple[str, str], space: str, ident: str, **headers: str) -> requests.Response:
+        url = f"{server.url}/v1/spaces/{space}/collections/users/profiles/{ident}/traits"
+        return requests.get(url, auth=auth, headers=headers, timeout=10)
+
+    # the parent's token addresses the subaccount by its space, by the subaccount SID as username, or by
+    # the X-Eventstreams-Account header, as on every other surface
+    for auth, headers in (((parent, parent_token), {}), ((sub, parent_token), {}),
+                          ((parent, parent_token), {"X-Eventstreams-Account": sub})):  # fmt: skip
+        r = traits(auth, sub, "user_id:s-1", **headers)
+        assert r.status_code == 200 and r.json()["traits"] == {"name": "Sub user"}, (auth, headers, r.text)
+    assert traits((sub, sub_token), sub, "user_id:s-1").json()["traits"] == {"name": "Sub user"}
+    assert traits((parent, parent_token), parent, "user_id:p-1").json()["traits"] == {"name": "Parent user"}
+    # the space decides whose profiles: the parent's space does not hold the subaccount's users
+    assert traits((parent, parent_token), parent, "user_id:s-1").status_code == 404
+    # a subaccount never reads its parent's or its sibling's space
+    for space in (parent, sibling):
+        r = traits((sub, sub_token), space, "user_id:p-1")
+        assert r.status_code == 404 and r.json()["error"]["code"] == "not_found", (space, r.text)
+    r = traits((sibling, sibling_token), sub, "user_id:s-1")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found", r.text
+    # a suspended subaccount is not read through its parent either
+    server.call(server.services.store.accounts.update(sub, None, "suspended", "2026-03-01T10:00:00Z"))
+    r = traits((parent, parent_token), sub, "user_id:s-1")
+    assert r.status_code == 401 and r.json()["error"]["code"] == "authentication_error", r.text
 
 
 def test_concurrent_calls_for_one_new_user_make_one_profile(server: Server) -> None:

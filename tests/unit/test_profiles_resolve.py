@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
 from typing import Any
 
@@ -165,3 +166,67 @@ async def test_events_page_with_cursor(runtime: Runtime, principal: Principal) -
         if cursor is None:
             break
     assert names == ["E4", "E3", "E2", "E1", "E0"]
+
+
+async def test_events_never_show_another_accounts_message_through_a_reused_seq(runtime: Runtime,
+                                                                             principal: Principal) -> None:
+    from .conftest import new_principal
+
+    other = await new_principal(runtime, "other")
+    [theirs] = await runtime.ingest.record(other.account.sid, [
+        {"type": "track", "userId": "them", "event": "Their Secret", "properties": {"secret": "s3"},
+         "messageId": "their-1", "timestamp": ts(1)}])  # fmt: skip
+    assert theirs.seq is not None and theirs.status == "accepted"
+    # a profile event of this account pointing at that seq, as if seqs had collided
+    a = principal.account.sid
+    batch = [(theirs.seq, {"type": "track", "userId": "me", "event": "Mine", "messageId": "mine-1",
+                           "timestamp": ts(2)})]  # fmt: skip
+    await runtime.store.db.run(lambda tx: runtime.profiles.resolve_tx(tx, a, batch), write=True)
+    p = await runtime.profiles.find(a, "user_id:me")
+    assert p is not None
+    [event], _ = await runtime.profiles.events(a, p.id, 10, None)
+    assert (event["seq"], event["name"]) == (theirs.seq, "Mine")
+    assert event["payload"] is None and event["source_sid"] is None
+    # the owner still reads its own message
+    q = await runtime.profiles.find(other.account.sid, "user_id:them")
+    assert q is not None
+    [own], _ = await runtime.profiles.events(other.account.sid, q.id, 10, None)
+    assert own["payload"] is not None and "Their Secret" in own["payload"]
+
+
+async def test_a_cursor_must_carry_the_key_of_the_list_it_pages(runtime: Runtime, principal: Principal) -> None:
+    import pytest
+
+    from eventstreams.profiles.service import BadCursor, encode_cursor
+
+    def forged(json_text: str) -> str:  # what encode_cursor cannot write
+        return base64.urlsafe_b64encode(json_text.encode()).decode().rstrip("=")
+
+    a = principal.account.sid
+    await resolve(runtime, a, *({"type": "identify", "userId": "c", "anonymousId": f"an-{i}", "timestamp": ts(i)}
+                                for i in range(3)))
+    p = await runtime.profiles.find(a, "user_id:c")
+    assert p is not None
+    bad = {
+        "events": [["a"], [True], [1.5], [2**63], forged(f"[{-(2**63) - 1}]"), forged(f"[{10**30}]"), [None],
+                   [1, 2], [], forged('["\\ud800"]'), forged("[1"), "*", {"a": 1}],
+        "external_ids": [[1, 2, 3], ["a", "b"], ["a", "b", "c\x00"], ["a", "b", "x" * 2001], ["a", "b", True]],
+        "links": [[1, 2], ["a"], ["a", ["b"]], ["a", {"b": 1}]],
+    }
+    for kind, keys in bad.items():
+        for key in keys:
+            cursor = key if isinstance(key, str) else encode_cursor(key)
+            with pytest.raises(BadCursor):
+                if kind == "events":
+                    await runtime.profiles.events(a, p.id, 2, cursor)
+                elif kind == "external_ids":
+                    await runtime.profiles.external_ids(a, p.id, None, 2, cursor)
+                else:
+                    await runtime.profiles.merges(a, p.id, 2, cursor)
+    # the cursors the lists hand out are accepted, at the edges of BIGINT too
+    older = [len((await runtime.profiles.events(a, p.id, 2, encode_cursor([s])))[0]) for s in (2**63 - 1, -(2**63))]
+    assert older == [2, 0]  # newest first: everything is older than the largest seq, nothing than the smallest
+    _, nxt = await runtime.profiles.external_ids(a, p.id, None, 2, None)
+    assert nxt is not None
+    rest, _ = await runtime.profiles.external_ids(a, p.id, None, 2, nxt)
+    assert len(rest) == 2

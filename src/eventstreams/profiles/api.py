@@ -2,11 +2,12 @@
 {id_type}:{value}/traits|external_ids|events|links``), its response shapes, paging (``limit`` and the
 ``next`` cursor, also accepted as ``cursor``) and its error shape (``{"error": {"code", "message"}}``).
 Authentication is Twilio Basic (account SID + auth token, or an API key); ``{space}`` is the account SID:
-an account reads only its own profiles (docs/segment.md, Profiles)."""
+an account reads only its own profiles, and a parent its subaccounts' too (docs/segment.md, Profiles)."""
 
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 from urllib.parse import urlencode
 
@@ -24,12 +25,13 @@ from ..errors import TwilioError
 from ..runtime import Runtime
 from ..store.repos.profiles import ProfileRow
 from . import identity as rules
-from .service import BadCursor, BadIdentifier, decode_cursor, encode_cursor
+from .service import TRAITS_KEY, BadCursor, BadIdentifier, decode_cursor, encode_cursor
 
 PATH_PREFIX = "/v1/spaces/"
 PREFIX = PATH_PREFIX + "{space}/collections/users/profiles/{identifier:path}"
 #: (default, maximum) page sizes per list, as Segment documents them
 SIZES = {"traits": (10, 200), "external_ids": (25, 100), "events": (10, 100), "links": (20, 100)}
+_DIGITS = re.compile(r"[0-9]{1,6}")  # ASCII only: str.isdigit() accepts "²", which int() refuses
 
 
 class ProfileError(Exception):
@@ -65,8 +67,18 @@ async def _profile(request: Request) -> tuple[Runtime, str, ProfileRow]:
         code = "not_found" if exc.status == 404 else "authentication_error"
         raise ProfileError(exc.status, code, exc.message) from None
     account = principal.account.sid
-    if request.path_params["space"] != account:  # never say whether another account's space exists
-        raise ProfileError(404, "not_found", "Space was not found: {space} is your account SID")
+    space = request.path_params["space"]
+    if space != account:
+        # as everywhere else, a parent's credentials act on its subaccounts (and the parent itself):
+        # the space names which; a subaccount never reaches its parent's or a sibling's space, and
+        # the answer never says whether another account's space exists
+        try:
+            row = await rt.accounts.visible(principal, space)
+        except TwilioError:
+            raise ProfileError(404, "not_found", "Space was not found: {space} is your account SID") from None
+        if row.status != "active":
+            raise ProfileError(401, "authentication_error", f"Account {row.sid} is {row.status}")
+        account = row.sid
     try:
         profile = await rt.profiles.find(account, request.path_params["identifier"])
     except BadIdentifier as exc:
@@ -76,12 +88,20 @@ async def _profile(request: Request) -> tuple[Runtime, str, ProfileRow]:
     return rt, account, profile
 
 
+def _check_query(request: Request) -> None:
+    """Every query parameter, before any is used: no NUL (no database column holds one; the root app
+    refuses them in form and query parameters too)."""
+    for k, v in request.query_params.multi_items():
+        if "\x00" in k or "\x00" in v:
+            raise ProfileError(400, "invalid_request_error", f"Parameter {k[:100]!r} contains a NUL character")
+
+
 def _limit(request: Request, kind: str) -> int:
     default, most = SIZES[kind]
     raw = request.query_params.get("limit")
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= most:
+    if not _DIGITS.fullmatch(raw) or not 1 <= int(raw) <= most:
         raise ProfileError(400, "invalid_request_error", f"limit must be an integer between 1 and {most}")
     return int(raw)
 
@@ -110,12 +130,13 @@ def _page(request: Request, limit: int, nxt: str | None) -> dict[str, Any]:
 
 
 async def traits(request: Request) -> Response:
+    _check_query(request)
     limit = _limit(request, "traits")
     cursor = _cursor(request)
     include = _listed(request, "include")
     rt, _, profile = await _profile(request)
     try:
-        after = decode_cursor(cursor, 1)[0] if cursor else None
+        after = decode_cursor(cursor, TRAITS_KEY)[0] if cursor else None
     except BadCursor as exc:
         raise ProfileError(400, "invalid_request_error", str(exc)) from None
     every = rt.profiles.traits(profile)
@@ -137,6 +158,7 @@ def _external_id(r: dict[str, Any]) -> dict[str, Any]:
 
 
 async def external_ids(request: Request) -> Response:
+    _check_query(request)
     limit = _limit(request, "external_ids")
     cursor = _cursor(request)
     include = _listed(request, "include")
@@ -173,6 +195,7 @@ def _event(rt: Runtime, profile_id: str, r: dict[str, Any]) -> dict[str, Any]:
 
 
 async def events(request: Request) -> Response:
+    _check_query(request)
     limit = _limit(request, "events")
     cursor = _cursor(request)
     sort = request.query_params.get("sort", "desc")
@@ -189,6 +212,7 @@ async def events(request: Request) -> Response:
 async def links(request: Request) -> Response:
     """Segment's links: the accounts (group ids) the user was seen in, then (ours) the merges and
     refused merges that shaped this profile, each with the identifier that proved or refused it."""
+    _check_query(request)
     limit = _limit(request, "links")
     cursor = _cursor(request)
     rt, account, profile = await _profile(request)

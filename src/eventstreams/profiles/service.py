@@ -114,12 +114,29 @@ def encode_cursor(key: Sequence[Any]) -> str:
     return base64.urlsafe_b64encode(orjson.dumps(list(key))).decode().rstrip("=")
 
 
-def decode_cursor(text: str, arity: int) -> tuple[Any, ...]:
+#: The keyset key each list's cursor carries (its sort columns' types): a cursor must match the list it
+#: pages, or the database would compare a column against a value of another type (a 500 on PostgreSQL).
+TRAITS_KEY: tuple[type, ...] = (str,)  # trait name
+EXTERNAL_IDS_KEY: tuple[type, ...] = (str, str, str)  # date_first_seen, id_type, value
+EVENTS_KEY: tuple[type, ...] = (int,)  # seq
+LINKS_KEY: tuple[type, ...] = (str, str)  # date_created, id
+_MAX_KEY_TEXT = 2000
+
+
+def decode_cursor(text: str, shape: tuple[type, ...]) -> tuple[Any, ...]:
+    """The key inside a cursor of this ``shape``; BadCursor for anything else (another list's cursor,
+    wrong types, text a column cannot hold, integers beyond BIGINT)."""
     try:
         key = orjson.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
     except (binascii.Error, ValueError, orjson.JSONDecodeError):
         raise BadCursor("The cursor is not one this API returned") from None
-    if not isinstance(key, list) or len(key) != arity or not all(isinstance(k, str | int) for k in key):
+    if not isinstance(key, list) or len(key) != len(shape):
+        raise BadCursor("The cursor is not one this API returned")
+    for k, kind in zip(key, shape, strict=True):
+        if kind is int and type(k) is int and -(2**63) <= k < 2**63:  # type(): a bool is not a seq
+            continue
+        if kind is str and type(k) is str and "\x00" not in k and len(k) <= _MAX_KEY_TEXT:
+            continue
         raise BadCursor("The cursor is not one this API returned")
     return tuple(key)
 
@@ -296,19 +313,19 @@ class Profiles:
 
     async def external_ids(self, account_sid: str, profile_id: str, types: Sequence[str] | None, limit: int,
                            cursor: str | None) -> tuple[list[Row], str | None]:  # fmt: skip
-        q = PageQuery(size=limit, after=decode_cursor(cursor, 3) if cursor else None)
+        q = PageQuery(size=limit, after=decode_cursor(cursor, EXTERNAL_IDS_KEY) if cursor else None)
         page = await self.repo.identifiers(account_sid, profile_id, types, q)
         return page.items, _next(page, lambda r: (r["date_first_seen"], r["id_type"], r["value"]))
 
     async def events(self, account_sid: str, profile_id: str, limit: int, cursor: str | None,
                      ascending: bool = False) -> tuple[list[Row], str | None]:  # fmt: skip
-        q = PageQuery(size=limit, after=decode_cursor(cursor, 1) if cursor else None)
+        q = PageQuery(size=limit, after=decode_cursor(cursor, EVENTS_KEY) if cursor else None)
         page = await self.repo.events(account_sid, profile_id, q, newest_first=not ascending)
         return page.items, _next(page, lambda r: (r["seq"],))
 
     async def merges(self, account_sid: str, profile_id: str, limit: int,
                      cursor: str | None) -> tuple[list[Row], str | None]:  # fmt: skip
-        q = PageQuery(size=limit, after=decode_cursor(cursor, 2) if cursor else None)
+        q = PageQuery(size=limit, after=decode_cursor(cursor, LINKS_KEY) if cursor else None)
         page = await self.repo.merges(account_sid, profile_id, q)
         return page.items, _next(page, lambda r: (r["date_created"], r["id"]))
 

@@ -27,7 +27,7 @@ _EXTERNAL_ID = {
     },
 }  # fmt: skip
 _PARAMS: list[dict[str, Any]] = [
-    {"name": "space", "in": "path", "required": True, "description": "Your account SID (AC…)",
+    {"name": "space", "in": "path", "required": True, "description": "Your account SID (AC…), or a subaccount's",
      "schema": {"type": "string"}},
     {"name": "identifier", "in": "path", "required": True,
      "description": "id_type:value, e.g. user_id:42, anonymous_id:a1, email:jane@example.com, phone:+14155552671",

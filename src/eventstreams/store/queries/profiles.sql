@@ -57,8 +57,9 @@ SELECT * FROM profiles WHERE account_sid = :a AND id = :id;
 SELECT * FROM profile_identifiers;
 
 -- name: select_events
+-- The account too: a profile event must never show another account's message through a reused seq.
 SELECT e.seq, e.message_id, e.type, e.name, e.timestamp, m.source_sid, m.payload
-FROM profile_events e LEFT JOIN tracking_messages m ON m.seq = e.seq;
+FROM profile_events e LEFT JOIN tracking_messages m ON m.seq = e.seq AND m.account_sid = e.account_sid;
 
 -- name: select_merges
 SELECT * FROM profile_merges;
