@@ -20,6 +20,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -143,6 +144,55 @@ def server_tracebacks_flushed() -> Iterator[None]:
         time.sleep(1)  # let the server thread finish logging its tracebacks (see test_bad_input.check_error)
         raise
 
+
+
+@dataclass
+class FuzzRun:
+    """What :func:`fuzz_surface` saw: statuses, failed checks, operations reached, seconds."""
+
+    seen: Counter[int]
+    failures: list[str]
+    fuzzed: set[str]
+    elapsed: float
+
+    def report(self, label: str, capsys: Any) -> None:
+        """Print the tally, then fail with every failed check (no 5xx, documented responses)."""
+        with capsys.disabled():
+            print(f"\n{label}: {sum(self.seen.values())} requests in {self.elapsed:.1f}s, statuses {dict(self.seen)}")
+        if self.failures:
+            time.sleep(1)  # let the server thread finish logging its tracebacks
+        assert not self.failures, "\n\n".join(self.failures)
+
+
+def fuzz_surface(
+    url: str,
+    paths: set[str],
+    mode: GenerationMode,
+    request_for: Callable[[Any], tuple[str, dict[str, str] | None]],
+    examples: int,
+    checks: Sequence[Any],
+    callbacks: Any = None,
+) -> FuzzRun:
+    """Schemathesis over the operations of ``paths`` in the server's /openapi.json; ``request_for(op)``
+    gives each operation's Authorization header and pinned parameters (one surface's credentials)."""
+    schema = schemathesis.openapi.from_url(f"{url}/openapi.json", timeout=10)
+    schema.config.update(base_url=url, request_timeout=15)
+    run = FuzzRun(Counter(), [], set(), 0.0)
+    started = time.monotonic()
+    for result in schema.get_all_operations():
+        op = result.ok()
+        if op.path not in paths:
+            continue
+        run.fuzzed.add(op.label)
+        auth, pinned = request_for(op)
+        try:
+            run_operation(op, mode, auth, run.seen, pinned, callbacks, examples, checks)
+        except Unsatisfiable:
+            assert mode is GenerationMode.NEGATIVE, op.label  # nothing left to make invalid
+        except AssertionError as exc:
+            run.failures.append(f"{op.label}: {exc}")
+    run.elapsed = time.monotonic() - started
+    return run
 
 
 def run_operation(

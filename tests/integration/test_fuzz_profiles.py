@@ -5,14 +5,10 @@ Profile API's error shape on every 4xx, responses as documented."""
 from __future__ import annotations
 
 import base64
-import time
-from collections import Counter
 from typing import Any
 
 import pytest
 import requests
-import schemathesis
-from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
@@ -20,7 +16,7 @@ from segment.analytics import Client as SegmentClient
 
 from eventstreams.api.openapi import profiles
 from tests.conftest import Server
-from tests.integration.test_fuzz_openapi import SERVER_THREAD_RANDOM, profile_error_problem, run_operation
+from tests.integration.test_fuzz_openapi import SERVER_THREAD_RANDOM, fuzz_surface, profile_error_problem
 from tests.integration.test_profiles_api import BAD_QUERIES
 
 pytestmark = SERVER_THREAD_RANDOM
@@ -39,31 +35,10 @@ def test_fuzz_profiles_no_server_errors(server: Server, backend: str, mode: Gene
     seg.track("42", "Trial Expired", {"plan": "pro"})
     seg.group("42", "acme", {"name": "Acme"})
     auth = "Basic " + base64.b64encode(f"{sid}:{token}".encode()).decode()
-    schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json", timeout=10)
-    schema.config.update(base_url=server.url, request_timeout=15)
     pinned = {"space": sid, "identifier": "user_id:42"} if mode is GenerationMode.POSITIVE else {"space": sid}
-    mine = set(profiles.paths())
-    seen: Counter[int] = Counter()
-    failures: list[str] = []
-    fuzzed: set[str] = set()
-    started = time.monotonic()
-    for result in schema.get_all_operations():
-        op = result.ok()
-        if op.path not in mine:
-            continue
-        fuzzed.add(op.label)
-        try:
-            run_operation(op, mode, auth, seen, pinned, None, EXAMPLES[mode], CHECKS)
-        except Unsatisfiable:
-            assert mode is GenerationMode.NEGATIVE, op.label
-        except AssertionError as exc:
-            failures.append(f"{op.label}: {exc}")
-    with capsys.disabled():
-        print(f"\nprofiles fuzz[{backend}-{mode.value}]: {sum(seen.values())} requests in "
-              f"{time.monotonic() - started:.1f}s, statuses {dict(seen)}")  # fmt: skip
-    if failures:
-        time.sleep(1)  # let the server thread finish logging its tracebacks
-    assert not failures, "\n\n".join(failures)
+    run = fuzz_surface(server.url, set(profiles.paths()), mode, lambda op: (auth, pinned), EXAMPLES[mode], CHECKS)
+    run.report(f"profiles fuzz[{backend}-{mode.value}]", capsys)
+    seen, fuzzed = run.seen, run.fuzzed
     assert len(fuzzed) == 4, sorted(fuzzed)
     assert seen[401] == 0 and not any(s >= 500 for s in seen), dict(seen)
     if mode is GenerationMode.POSITIVE:

@@ -24,7 +24,6 @@ import requests
 import schemathesis
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from hypothesis.errors import Unsatisfiable
 from schemathesis import Case, GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
@@ -48,7 +47,7 @@ from tests.integration.test_fuzz_openapi import (
     _pairs,
     _segment,
     assert_client_error_shape,
-    run_operation,
+    fuzz_surface,
     server_tracebacks_flushed,
 )
 
@@ -156,37 +155,19 @@ def test_fuzz_sandbox_no_server_errors(
     sid, token = srv.new_account(f"Sandbox fuzz {mode.value}")
     switches_sid, switches_token = srv.new_account(f"Sandbox switches fuzz {mode.value}")
     kept, deleted = _seed(srv, sid, 1), _seed(srv, sid, 2)
-    schema = schemathesis.openapi.from_url(f"{srv.url}/openapi.json", timeout=10)
-    schema.config.update(base_url=srv.url, request_timeout=15)
-    mine = set(sandbox_paths())
-    seen: Counter[int] = Counter()
-    failures: list[str] = []
-    fuzzed: set[str] = set()
-    started = time.monotonic()
-    for result in schema.get_all_operations():
-        op = result.ok()
-        if op.path not in mine:
-            continue
-        fuzzed.add(op.label)
+
+    def request_for(op: Any) -> tuple[str, dict[str, str] | None]:
         if op.path == SWITCHES:
-            auth, params = _basic(switches_sid, switches_token), {"AccountSid": switches_sid}
-        else:
-            auth, params = _basic(sid, token), {"AccountSid": sid}
-            if mode is GenerationMode.POSITIVE:
-                params |= _instance(op.path, deleted if op.method.upper() == "DELETE" else kept)
-        try:
-            run_operation(op, mode, auth, seen, params, _callbacks_to(receiver), EXAMPLES[mode], CHECKS)
-        except Unsatisfiable:
-            assert mode is GenerationMode.NEGATIVE, op.label  # nothing left to make invalid
-        except AssertionError as exc:
-            failures.append(f"{op.label}: {exc}")
-    elapsed = time.monotonic() - started
-    with capsys.disabled():
-        print(f"\nsandbox fuzz[{backend}-{mode.value}]: {sum(seen.values())} requests in {elapsed:.1f}s, "
-              f"statuses {dict(seen)}")  # fmt: skip
-    if failures:
-        time.sleep(1)  # let the server thread finish logging its tracebacks (see test_bad_input.check_error)
-    assert not failures, "\n\n".join(failures)
+            return _basic(switches_sid, switches_token), {"AccountSid": switches_sid}
+        params = {"AccountSid": sid}
+        if mode is GenerationMode.POSITIVE:
+            params |= _instance(op.path, deleted if op.method.upper() == "DELETE" else kept)
+        return _basic(sid, token), params
+
+    run = fuzz_surface(srv.url, set(sandbox_paths()), mode, request_for, EXAMPLES[mode], CHECKS,
+                       _callbacks_to(receiver))  # fmt: skip
+    run.report(f"sandbox fuzz[{backend}-{mode.value}]", capsys)
+    seen, fuzzed = run.seen, run.fuzzed
     assert len(fuzzed) == 22, sorted(fuzzed)  # every documented sandbox operation
     assert not any(s >= 500 for s in seen)
     # valid credentials for the path's own account: nothing bounces off authentication ...

@@ -5,20 +5,16 @@ as documented. The general fuzz only reaches these paths with Twilio credentials
 from __future__ import annotations
 
 import base64
-import time
-from collections import Counter
 from typing import Any
 
 import pytest
-import schemathesis
-from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from eventstreams.api.openapi import tracking_paths
 from tests.conftest import Server
-from tests.integration.test_fuzz_openapi import SERVER_THREAD_RANDOM, run_operation
+from tests.integration.test_fuzz_openapi import SERVER_THREAD_RANDOM, fuzz_surface
 
 pytestmark = SERVER_THREAD_RANDOM
 EXAMPLES = {GenerationMode.POSITIVE: 60, GenerationMode.NEGATIVE: 40}
@@ -32,30 +28,9 @@ def test_fuzz_tracking_no_server_errors(server: Server, backend: str, mode: Gene
     account = server.call(server.services.store.accounts.get(sid))
     _, key = server.call(server.services.sources.create(account, "fuzz", 100_000))
     auth = "Basic " + base64.b64encode(f"{key}:".encode()).decode()
-    schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json", timeout=10)
-    schema.config.update(base_url=server.url, request_timeout=15)
-    mine = set(tracking_paths())
-    seen: Counter[int] = Counter()
-    failures: list[str] = []
-    fuzzed: set[str] = set()
-    started = time.monotonic()
-    for result in schema.get_all_operations():
-        op = result.ok()
-        if op.path not in mine:
-            continue
-        fuzzed.add(op.label)
-        try:
-            run_operation(op, mode, auth, seen, None, None, EXAMPLES[mode], CHECKS)
-        except Unsatisfiable:
-            assert mode is GenerationMode.NEGATIVE, op.label
-        except AssertionError as exc:
-            failures.append(f"{op.label}: {exc}")
-    with capsys.disabled():
-        print(f"\ntracking fuzz[{backend}-{mode.value}]: {sum(seen.values())} requests in "
-              f"{time.monotonic() - started:.1f}s, statuses {dict(seen)}")  # fmt: skip
-    if failures:
-        time.sleep(1)  # let the server thread finish logging its tracebacks
-    assert not failures, "\n\n".join(failures)
+    run = fuzz_surface(server.url, set(tracking_paths()), mode, lambda op: (auth, None), EXAMPLES[mode], CHECKS)
+    run.report(f"tracking fuzz[{backend}-{mode.value}]", capsys)
+    seen, fuzzed = run.seen, run.fuzzed
     assert len(fuzzed) == 8, sorted(fuzzed)
     assert seen[401] == 0 and not any(s >= 500 for s in seen), dict(seen)  # the key always authenticates
     if mode is GenerationMode.POSITIVE:
