@@ -32,7 +32,8 @@ from .repos.tracking import Tracking
 
 # Deleted by reset(), children first; the catalogue's built-ins stay.
 _ACCOUNT_TABLES = (
-    *SANDBOX_TABLES, "profile_merges", "profile_events", "profile_identifiers", "profiles", "sms_opt_outs",
+    *SANDBOX_TABLES, "object_source_run_collections", "object_source_runs", "object_source_state",
+    "object_sources", "events_warehouses", "warehouse_schemas", "profile_merges", "profile_events", "profile_identifiers", "profiles", "sms_opt_outs",
     "sms_messages", "tracking_message_ids", "tracking_messages", "tracking_sources",
     "deliveries", "dead_letters", "delivery_log", "alerts", "sink_alert_state", "event_ids", "events",
     "subscribed_events", "subscriptions", "sink_tests", "sinks", "bridge_credentials", "api_keys", "accounts",
