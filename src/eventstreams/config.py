@@ -75,6 +75,9 @@ class Settings:
     # Profiles (docs/segment.md): national phone numbers are read in this region; per-type identifier limits.
     profiles_default_region: str = "US"
     profiles_limits: str = "user_id=1,email=5,phone=5,anonymous_id=1000"
+    # Twilio object sources (docs/warehouse.md): scheduled syncs run in serve/worker when true, this many at once.
+    source_syncs: bool = True
+    source_sync_concurrency: int = 2
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -123,6 +126,8 @@ class Settings:
             tracking_dedupe_s=_float(g("EVENTSTREAMS_TRACKING_DEDUPE_SECONDS"), cls.tracking_dedupe_s),
             profiles_default_region=(g("EVENTSTREAMS_PROFILES_DEFAULT_REGION") or cls.profiles_default_region).upper(),
             profiles_limits=g("EVENTSTREAMS_PROFILES_LIMITS") or cls.profiles_limits,
+            source_syncs=_bool(g("EVENTSTREAMS_SOURCE_SYNCS"), True),
+            source_sync_concurrency=_int(g("EVENTSTREAMS_SOURCE_SYNC_CONCURRENCY"), cls.source_sync_concurrency),
         )
 
     def public_base_url(self) -> str:

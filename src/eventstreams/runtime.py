@@ -23,6 +23,7 @@ from .delivery.publish import Publisher
 from .domain.accounts import Accounts
 from .domain.control import ControlPlane
 from .domain.operations import Operations
+from .objectsource.service import ObjectSources
 from .profiles.identity import parse_limits
 from .profiles.service import Profiles
 from .sandbox.service import Sandbox
@@ -34,6 +35,8 @@ from .tracking.sources import Sources
 if TYPE_CHECKING:
     from .delivery.metrics import DeliveryMetrics
     from .delivery.service import DeliveryService
+    from .objectsource.scheduler import Scheduler
+    from .objectsource.sync import Syncer
     from .sandbox.lifecycle import StatusClock
 
 
@@ -53,9 +56,11 @@ class Runtime:
     ingest: Ingest
     sms: SmsCallbacks
     profiles: Profiles
+    object_sources: ObjectSources
     metrics: CollectorRegistry = field(default_factory=CollectorRegistry)
     delivery: DeliveryService | None = None
     status_clock: StatusClock | None = None
+    scheduler: Scheduler | None = None
     _closed: bool = field(default=False, repr=False)
     _delivery_metrics: DeliveryMetrics | None = field(default=None, repr=False)
 
@@ -104,11 +109,39 @@ class Runtime:
         if status_clock is not None:
             await status_clock.stop()
 
+    def syncer(self) -> Syncer:
+        """A syncer for this process (its leases carry the process's name)."""
+        import os
+        import socket
+
+        from .ids import new_token
+        from .objectsource.sync import Syncer
+
+        owner = f"{socket.gethostname()}:{os.getpid()}:{new_token()[:8]}"
+        return Syncer(self.store, self.object_sources, self.settings, owner)
+
+    async def start_syncs(self) -> None:
+        """Run scheduled object-source syncs in this process (serve, worker)."""
+        from .objectsource.scheduler import Scheduler
+
+        if self.scheduler is not None:
+            return
+        self.scheduler = Scheduler(self.store, self.syncer(), self.settings.source_sync_concurrency)
+        self.object_sources.wake.append(self.scheduler.wake)
+        await self.scheduler.start()
+
+    async def stop_syncs(self) -> None:
+        scheduler, self.scheduler = self.scheduler, None
+        if scheduler is not None:
+            self.object_sources.wake.remove(scheduler.wake)
+            await scheduler.stop()
+
     async def close(self) -> None:
         """Stop delivery and close the store (idempotent)."""
         if self._closed:
             return
         self._closed = True
+        await self.stop_syncs()
         await self.stop_sandbox()
         await self.stop_delivery()
         await self.store.close()
@@ -140,6 +173,7 @@ async def build_runtime(settings: Settings, store: Store | None = None) -> Runti
         ingest=Ingest(store, catalog, settings, profiles.resolve_tx),
         sms=SmsCallbacks(store, box, settings.profiles_default_region),
         profiles=profiles,
+        object_sources=ObjectSources(store, box, settings),
     )
     # the SMS callbacks record through the tracking ingest, and opt-outs through profiles
     rt.sms.ingest = rt.ingest

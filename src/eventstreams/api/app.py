@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ..bridge import api as bridge
 from ..config import Settings
 from ..errors import AUTH_FAILED, TwilioError, bad_request, not_found
+from ..objectsource import api as object_sources_api
 from ..profiles import api as profiles_api
 from ..runtime import Runtime, build_runtime
 from ..tracking import api as tracking_api
@@ -95,7 +96,7 @@ def surfaces(sandbox: bool = False) -> list[Surface]:
         openapi.system_paths,
     )
     mounted = [delivery.surface, events_v1.surface, tracking_api.surface, profiles_api.surface, accounts.surface,
-               sources_api.surface, bridge.surface, system]  # fmt: skip
+               sources_api.surface, object_sources_api.surface, bridge.surface, system]  # fmt: skip
     if sandbox:
         from ..sandbox import api as sandbox_api
 
@@ -131,9 +132,12 @@ def create_app(settings: Settings, svc: Runtime | None = None, announce: bool = 
             await rt.start_delivery()
         if settings.sandbox:
             await rt.start_sandbox()
+        if settings.source_syncs:
+            await rt.start_syncs()
         try:
             yield {}
         finally:
+            await rt.stop_syncs()
             await rt.stop_sandbox()
             await rt.stop_delivery()
             if own:

@@ -66,7 +66,7 @@ def serve(host: str | None, port: int | None) -> None:
 
 @main.command()
 def worker() -> None:
-    """Run delivery only (no HTTP API). Start several against one PostgreSQL to scale out."""
+    """Run delivery and scheduled source syncs (no HTTP API). Start several against one PostgreSQL to scale out."""
     import signal
 
     from ..runtime import build_runtime
@@ -78,6 +78,8 @@ def worker() -> None:
     async def go() -> None:
         rt = await build_runtime(settings)
         await rt.start_delivery()
+        if settings.source_syncs:
+            await rt.start_syncs()
         assert rt.delivery is not None
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -332,7 +334,8 @@ def accounts_create_key(account_sid: str, friendly_name: str) -> None:
 
 @main.group()
 def sources() -> None:
-    """Tracking sources: write keys for the Segment-compatible tracking API (docs/segment.md)."""
+    """Sources: tracking sources (write keys for the Segment-compatible tracking API, docs/segment.md) and
+    Twilio object sources (Twilio's objects synced into the warehouse, docs/warehouse.md)."""
 
 
 @sources.command("create")
@@ -359,7 +362,12 @@ def sources_list(account_sid: str) -> None:
     async def go(rt: Any) -> list[dict[str, Any]]:
         account = (await rt.accounts.principal_of(account_sid)).account
         page = await rt.sources.list(account, PageQuery(size=1000))
-        return [{"sid": r.sid, "name": r.name, "enabled": r.enabled, "rate_limit": r.rate_limit} for r in page.items]
+        out = [{"sid": r.sid, "type": "tracking", "name": r.name, "enabled": r.enabled, "rate_limit": r.rate_limit}
+               for r in page.items]  # fmt: skip
+        twilio = await rt.object_sources.list(account, PageQuery(size=1000))
+        out += [{"sid": r.sid, "type": "twilio", "name": r.friendly_name, "enabled": r.enabled,
+                 "schema_name": r.schema_name, "schedule": r.schedule} for r in twilio.items]  # fmt: skip
+        return out
 
     _out(_run(go))
 
@@ -401,10 +409,15 @@ def sources_update(
 @click.option("--account", "account_sid", required=True)
 @click.argument("source_sid")
 def sources_delete(account_sid: str, source_sid: str) -> None:
-    """Delete SOURCE_SID and the messages it received; its write key stops working."""
+    """Delete SOURCE_SID and the messages it received; its write key stops working. A Twilio source (OS…)
+    goes with its runs and state; its tables stay in the warehouse."""
 
     async def go(rt: Any) -> dict[str, Any]:
         account = (await rt.accounts.principal_of(account_sid)).account
+        if source_sid[:2].upper() == "OS":
+            twilio = await rt.object_sources.get(account, source_sid)
+            await rt.object_sources.delete(twilio)
+            return {"sid": twilio.sid, "deleted": True}
         row = await rt.sources.get(account, source_sid)
         await rt.sources.delete(row)
         return {"sid": row.sid, "deleted": True}
@@ -428,6 +441,11 @@ def sources_messages(account_sid: str, status: str | None, limit: int, source_si
         return [message_view(m) for m in page.items]
 
     _out(_run(go))
+
+
+from . import object_sources as _object_sources  # noqa: E402  (registers its commands on the group above)
+
+_object_sources.register(sources, _run)
 
 
 @main.group()

@@ -3,7 +3,7 @@
 ``store.accounts``, ``store.catalogue``, ``store.sinks``, ``store.subscriptions``,
 ``store.deliveries``, ``store.dead_letters``, ``store.delivery_log``,
 ``store.alerts``, ``store.bridge``, ``store.retention``, ``store.sandbox``, ``store.tracking``,
-``store.sms`` and ``store.profiles`` each run their
+``store.sms``, ``store.profiles`` and ``store.object_sources`` each run their
 operations as single transactions on one ``Database`` (store/db.py): the
 connection/transaction seam, with a ``Dialect`` for what SQLite and PostgreSQL
 do differently. The store itself only opens, migrates, checks and resets.
@@ -22,6 +22,7 @@ from .repos.bridge import BridgeCredentials
 from .repos.catalogue import Catalogue
 from .repos.deliveries import Deliveries
 from .repos.history import DeadLetters, DeliveryLog
+from .repos.object_sources import ObjectSources
 from .repos.profiles import Profiles
 from .repos.retention import Retention
 from .repos.sandbox import TABLES as SANDBOX_TABLES
@@ -33,7 +34,8 @@ from .repos.tracking import Tracking
 # Deleted by reset(), children first; the catalogue's built-ins stay.
 _ACCOUNT_TABLES = (
     *SANDBOX_TABLES, "object_source_run_collections", "object_source_runs", "object_source_state",
-    "object_sources", "events_warehouses", "warehouse_schemas", "profile_merges", "profile_events", "profile_identifiers", "profiles", "sms_opt_outs",
+    "object_sources", "events_warehouses", "warehouse_schemas",
+    "profile_merges", "profile_events", "profile_identifiers", "profiles", "sms_opt_outs",
     "sms_messages", "tracking_message_ids", "tracking_messages", "tracking_sources",
     "deliveries", "dead_letters", "delivery_log", "alerts", "sink_alert_state", "event_ids", "events",
     "subscribed_events", "subscriptions", "sink_tests", "sinks", "bridge_credentials", "api_keys", "accounts",
@@ -67,6 +69,7 @@ class Store:
         self.tracking = Tracking(db)
         self.sms = SmsLedger(db)
         self.profiles = Profiles(db)
+        self.object_sources = ObjectSources(db)
         self._q = load("store", db.dialect)
 
     async def open(self) -> None:

@@ -383,3 +383,75 @@ class SmsRow:
     claimed_ms: int
     date_created: str
     date_updated: str
+
+
+@dataclass(slots=True)
+class ObjectSourceRow:
+    """A Twilio object source (objectsource/): what to sync from which Twilio account into which schema.
+    ``key_sid`` is an API key's SID when the credential is a key (else the auth token is used);
+    ``secret_sealed`` is the token or key secret, Fernet-sealed. ``collections`` is comma-separated."""
+
+    sid: str
+    account_sid: str
+    friendly_name: str
+    schema_name: str
+    twilio_account_sid: str
+    key_sid: str | None
+    secret_sealed: str
+    base_url: str
+    start_date: str | None
+    collections: str
+    schedule: str
+    lookback_seconds: int
+    include_subaccounts: bool
+    enabled: bool
+    full_sync_requested: bool
+    next_run_at: float | None
+    lease_owner: str | None
+    lease_until: float | None
+    last_error: str | None
+    date_created: str
+    date_updated: str
+
+
+@dataclass(slots=True)
+class ObjectSourceStateRow:
+    """Where one (source, Twilio account, collection) stands: ``cursor`` the newest value loaded; an
+    unfinished pass keeps ``resume_uri`` (its next page), ``pass_kind`` (full/incremental), ``pass_cursor``
+    (the newest value the pass has seen so far) and ``pass_started``."""
+
+    source_sid: str
+    twilio_account_sid: str
+    collection: str
+    cursor: str | None
+    resume_uri: str | None
+    pass_kind: str | None
+    pass_cursor: str | None
+    pass_started: str | None
+    date_updated: str
+
+
+@dataclass(slots=True)
+class ObjectSourceRunRow:
+    sid: str
+    account_sid: str
+    source_sid: str
+    kind: str
+    trigger: str
+    status: str
+    error: str | None
+    date_started: str
+    date_finished: str | None
+
+
+@dataclass(slots=True)
+class RunCollectionRow:
+    run_sid: str
+    twilio_account_sid: str
+    collection: str
+    status: str
+    rows_read: int
+    rows_upserted: int
+    duration: float
+    cursor: str | None
+    error: str | None

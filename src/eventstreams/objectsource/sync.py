@@ -1,0 +1,338 @@
+"""One sync of a Twilio object source: for each Twilio account and selected collection, page through
+Twilio (objectsource/client.py), type the records (collections.py) and upsert them into the warehouse
+(warehouse/targets.py), committing page by page.
+
+Exactly-once in effect, at-least-once underneath: a page's rows are upserted first (on ``id``, the SID,
+so a repeat changes nothing), then the collection's state records the page that comes next. A process
+killed anywhere re-reads at most the page it was loading, from the ``next_page_uri`` it saved: Twilio's
+page tokens are keyset positions, so the rest of the pass neither skips nor repeats rows.
+
+Incremental passes: collections with a date filter read from (the newest cursor value loaded minus the
+lookback window), so rows whose status changed after they were first loaded (late delivery receipts,
+calls that ended) are read again; transcriptions and addresses have no filter and are scanned whole.
+Call feedback is fetched per call (there is no list), only for calls whose ``date_updated`` is newer than
+the newest one an earlier pass loaded: new or changed calls.
+
+Cursors are Twilio's own times (``date_sent``, ``date_updated``), never this machine's clock, so a skewed
+clock cannot make a pass miss rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from .. import clock
+from ..config import Settings
+from ..ids import new_sid
+from ..store.base import Store
+from ..store.records import ObjectSourceRow, ObjectSourceRunRow, ObjectSourceStateRow, RunCollectionRow
+from ..warehouse.targets import Target, open_target
+from . import schedule as schedules
+from .client import Page, TwilioAuthError, TwilioReader
+from .collections import COLLECTIONS, Collection, cursor_value, filter_params, to_row
+from .service import RUN_PREFIX, ObjectSources
+
+log = logging.getLogger("eventstreams.objectsource")
+T = TypeVar("T")
+FEEDBACK = "call_feedback"
+FEEDBACK_MARGIN = timedelta(minutes=5)  # a call updated in the same second as the mark is read again
+
+
+class LeaseHeld(Exception):
+    """Another process is syncing this source."""
+
+
+class LeaseLost(Exception):
+    """This process's lease ran out and another may have taken the source: stop writing state."""
+
+
+@dataclass
+class CollectionProgress:
+    account_sid: str
+    collection: str
+    rows_read: int = 0
+    rows_upserted: int = 0
+    started: float = field(default_factory=time.perf_counter)
+    status: str = "running"
+    error: str | None = None
+    cursor: str | None = None
+
+    @property
+    def duration(self) -> float:
+        return time.perf_counter() - self.started
+
+
+Progress = Callable[[CollectionProgress], None]
+
+
+@dataclass
+class RunReport:
+    run: ObjectSourceRunRow
+    collections: list[CollectionProgress]
+
+    @property
+    def rows_read(self) -> int:
+        return sum(c.rows_read for c in self.collections)
+
+    @property
+    def rows_upserted(self) -> int:
+        return sum(c.rows_upserted for c in self.collections)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if value is not None else None
+
+
+def _parse(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def _later(a: datetime | None, b: datetime | None) -> datetime | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return max(a, b)
+
+
+class Syncer:
+    """Runs syncs. ``owner`` names this process in leases; the scheduler and the CLI both come here."""
+
+    def __init__(self, store: Store, sources: ObjectSources, settings: Settings, owner: str) -> None:
+        self.store = store
+        self.repo = store.object_sources
+        self.sources = sources
+        self.settings = settings
+        self.owner = owner
+        self.lease_s = max(settings.lease_s, 10.0)
+        self.open_target: Callable[[], Target] = lambda: open_target(settings.warehouse_url)
+
+    # -- leases
+
+    async def sync_now(self, row: ObjectSourceRow, *, full: bool = False, trigger: str = "manual",
+                       progress: Progress | None = None) -> RunReport:  # fmt: skip
+        """Take the source's lease (LeaseHeld when another process holds it), sync, release."""
+        if not await self.repo.take_lease(row.sid, self.owner, clock.now(), self.lease_s):
+            raise LeaseHeld(f"Source {row.friendly_name!r} is being synced by another process; try again when it ends")
+        return await self.leased(row, full=full, trigger=trigger, progress=progress)
+
+    async def leased(self, row: ObjectSourceRow, *, full: bool = False, trigger: str = "scheduled",
+                     progress: Progress | None = None) -> RunReport:  # fmt: skip
+        """Sync a source whose lease this process holds, renewing it meanwhile; release it after, with
+        the next run time from the schedule (counted from this run's start)."""
+        started = clock.now()
+        fresh = await self.repo.by_sid(row.sid) or row
+        full = full or fresh.full_sync_requested
+        stop = asyncio.Event()
+        lost = asyncio.Event()
+        renewer = asyncio.create_task(self._renew(row.sid, stop, lost))
+        report: RunReport | None = None
+        error: str | None = None
+        task = asyncio.create_task(self.sync(fresh, full=full, trigger=trigger, progress=progress))
+        try:
+            lost_wait = asyncio.create_task(lost.wait())
+            done, _ = await asyncio.wait({task, lost_wait}, return_when=asyncio.FIRST_COMPLETED)
+            lost_wait.cancel()
+            if task not in done:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                raise LeaseLost(f"Lost the lease on source {row.sid} while syncing")
+            report = task.result()
+            error = report.run.error
+        except LeaseLost:
+            raise
+        except Exception as exc:
+            error = str(exc)[:500]
+            raise
+        finally:
+            stop.set()
+            await renewer
+            if not lost.is_set():
+                nxt = schedules.parse(fresh.schedule).next_after(started)
+                full_done = full and report is not None and report.run.status == "succeeded"
+                await self.repo.release_lease(row.sid, self.owner, nxt, error, full_done)
+        return report
+
+    async def _renew(self, sid: str, stop: asyncio.Event, lost: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.lease_s / 3)
+            if stop.is_set():
+                return
+            if not await self.repo.renew_lease(sid, self.owner, clock.now() + self.lease_s):
+                lost.set()
+                return
+
+    # -- the sync
+
+    async def sync(self, row: ObjectSourceRow, *, full: bool, trigger: str,
+                   progress: Progress | None = None) -> RunReport:  # fmt: skip
+        run = ObjectSourceRunRow(new_sid(RUN_PREFIX), row.account_sid, row.sid, "full" if full else "incremental",
+                                 trigger, "running", None, clock.iso(clock.now()), None)  # fmt: skip
+        await self.repo.start_run(run)
+        parts: list[CollectionProgress] = []
+        pool = ThreadPoolExecutor(1, thread_name_prefix="warehouse")  # one connection, used by one thread
+        target: Target | None = None
+        cred = self.sources.credential(row)
+        try:
+            target = await self._in(pool, self.open_target)
+            async with TwilioReader(row.base_url, cred.username, cred.password, settings=self.settings) as reader:
+                accounts = await self._accounts(reader, row)
+                states = {(s.twilio_account_sid, s.collection): s for s in await self.repo.states(row.sid)}
+                selected = [COLLECTIONS[c] for c in row.collections.split(",") if c in COLLECTIONS]
+                for account_sid in accounts:
+                    for coll in selected:
+                        if coll.name == FEEDBACK and any(c.name == "calls" for c in selected):
+                            continue  # fetched with the calls they belong to
+                        part = CollectionProgress(account_sid, coll.name)
+                        parts.append(part)
+                        try:
+                            await self._collection(reader, target, pool, row, run, coll, account_sid, full,
+                                                   states, selected, part, progress)  # fmt: skip
+                            part.status = "succeeded"
+                        except TwilioAuthError as exc:
+                            part.status, part.error = "failed", str(exc)[:500]
+                            await self._record(run, part, progress)
+                            break  # 401: this account's sync stops; the others go on
+                        except (LeaseLost, asyncio.CancelledError):
+                            raise
+                        except Exception as exc:  # noqa: BLE001  (one collection's failure: the others go on)
+                            log.warning("source %s: %s of %s failed: %s", row.sid, coll.name, account_sid, exc)
+                            part.status, part.error = "failed", str(exc)[:500]
+                        await self._record(run, part, progress)
+            failed = [p for p in parts if p.status == "failed"]
+            status = "failed" if failed else "succeeded"
+            error = "; ".join(f"{p.collection} ({p.account_sid}): {p.error}" for p in failed)[:1000] or None
+        except (LeaseLost, asyncio.CancelledError):
+            await asyncio.shield(self.repo.finish_run(run.sid, "interrupted", None, clock.iso(clock.now())))
+            raise
+        except Exception as exc:  # noqa: BLE001  (the warehouse or Twilio unreachable: the run is recorded failed)
+            status, error = "failed", str(exc)[:1000]
+        finally:
+            if target is not None:
+                await self._in(pool, target.close)
+            pool.shutdown(wait=False)
+        await self.repo.finish_run(run.sid, status, error, clock.iso(clock.now()))
+        run.status, run.error = status, error
+        return RunReport(run, parts)
+
+    async def _accounts(self, reader: TwilioReader, row: ObjectSourceRow) -> list[str]:
+        if not row.include_subaccounts:
+            return [row.twilio_account_sid]
+        found = await reader.accounts(row.twilio_account_sid)
+        subs = sorted(a["sid"] for a in found if a.get("sid") != row.twilio_account_sid
+                      and a.get("status", "active") == "active")  # fmt: skip
+        return [row.twilio_account_sid, *subs]
+
+    async def _collection(
+        self,
+        reader: TwilioReader,
+        target: Target,
+        pool: ThreadPoolExecutor,
+        row: ObjectSourceRow,
+        run: ObjectSourceRunRow,
+        coll: Collection,
+        account_sid: str,
+        full: bool,
+        states: dict[tuple[str, str], ObjectSourceStateRow],
+        selected: Sequence[Collection],
+        part: CollectionProgress,
+        progress: Progress | None,
+    ) -> None:
+        schema = row.schema_name
+        kind = "full" if full or coll.cursor is None else "incremental"
+        state = states.get((account_sid, coll.name))
+        with_feedback = coll.name == "calls" and any(c.name == FEEDBACK for c in selected)
+        fb_coll = COLLECTIONS[FEEDBACK]
+        fb_state = states.get((account_sid, FEEDBACK))
+        # calls updated after this mark get their feedback fetched (a full pass fetches every call's)
+        fb_mark = None if full or fb_state is None else _parse(fb_state.cursor)
+        await self._in(pool, lambda: target.ensure_table(schema, coll.name, coll.columns))
+        if with_feedback:
+            await self._in(pool, lambda: target.ensure_table(schema, FEEDBACK, fb_coll.columns))
+        if state and state.resume_uri and state.pass_kind == kind:
+            uri = state.resume_uri  # a pass a killed process left: go on from its last committed page
+            pass_cursor = _parse(state.pass_cursor)
+            pass_started = state.pass_started or run.date_started
+        else:
+            lower = _parse(row.start_date)
+            if kind == "incremental" and state is not None and state.cursor:
+                since = _parse(state.cursor)
+                assert since is not None
+                lower = _later(lower, since - timedelta(seconds=row.lookback_seconds))
+            uri = reader.first_uri(account_sid, coll, filter_params(coll, lower, None))
+            pass_cursor, pass_started = None, run.date_started
+        fb_high = fb_mark
+        nxt: asyncio.Task[Page] | None = asyncio.create_task(reader.page(uri))
+        try:
+            while nxt is not None:
+                page = await nxt
+                # read the next page while this one is typed and loaded
+                nxt = asyncio.create_task(reader.page(page.next_page_uri)) if page.next_page_uri else None
+                received = datetime.now(UTC)
+                rows = [to_row(coll, r, received) for r in page.records]
+                for r in rows:
+                    r["uuid_ts"] = received
+                feedback_rows: list[dict[str, Any]] = []
+                if with_feedback and rows:
+                    changed = [r["id"] for r in rows
+                               if fb_mark is None or (r.get("date_updated") or received) >= fb_mark - FEEDBACK_MARGIN]
+                    async for _sid, doc in reader.feedback(account_sid, changed):
+                        if doc is not None:
+                            fr = to_row(fb_coll, doc, received)
+                            fr["uuid_ts"] = received
+                            feedback_rows.append(fr)
+                    fb_high = _later(fb_high, max((r["date_updated"] for r in rows if r.get("date_updated")),
+                                                  default=None))  # fmt: skip
+                if rows:
+                    await self._in(pool, lambda rows=rows: target.upsert(schema, coll.name, coll.columns, rows))
+                if feedback_rows:
+                    await self._in(pool, lambda fr=feedback_rows: target.upsert(schema, FEEDBACK, fb_coll.columns, fr))
+                for rec in page.records:
+                    pass_cursor = _later(pass_cursor, cursor_value(coll, rec))
+                part.rows_read += len(rows) + len(feedback_rows)
+                part.rows_upserted += len(rows) + len(feedback_rows)
+                part.cursor = _iso(pass_cursor)
+                if page.next_page_uri:
+                    await self.repo.put_state(ObjectSourceStateRow(
+                        row.sid, account_sid, coll.name, state.cursor if state else None, page.next_page_uri, kind,
+                        _iso(pass_cursor), pass_started, clock.iso(clock.now())))  # fmt: skip
+                if progress is not None:
+                    progress(part)
+        finally:
+            if nxt is not None and not nxt.done():
+                nxt.cancel()
+                with contextlib.suppress(BaseException):
+                    await nxt
+        # the pass is complete: its newest cursor is where the next incremental pass starts (minus lookback)
+        old = _parse(state.cursor) if state else None
+        final = _later(old, pass_cursor) if kind == "incremental" else (pass_cursor or old)
+        done = ObjectSourceStateRow(row.sid, account_sid, coll.name, _iso(final), None, None, None, None,
+                                    clock.iso(clock.now()))  # fmt: skip
+        await self.repo.put_state(done)
+        states[(account_sid, coll.name)] = done
+        if with_feedback:
+            fb_done = ObjectSourceStateRow(row.sid, account_sid, FEEDBACK, _iso(fb_high), None, None, None, None,
+                                           clock.iso(clock.now()))  # fmt: skip
+            await self.repo.put_state(fb_done)
+            states[(account_sid, FEEDBACK)] = fb_done
+
+    async def _record(self, run: ObjectSourceRunRow, part: CollectionProgress, progress: Progress | None) -> None:
+        await self.repo.put_run_collection(RunCollectionRow(
+            run.sid, part.account_sid, part.collection, part.status, part.rows_read, part.rows_upserted,
+            round(part.duration, 3), part.cursor, part.error))  # fmt: skip
+        if progress is not None:
+            progress(part)
+
+    @staticmethod
+    async def _in(pool: ThreadPoolExecutor, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(pool, fn)
