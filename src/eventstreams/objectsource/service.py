@@ -194,6 +194,7 @@ class ObjectSources:
         now = clock.now()
         stamp = clock.iso(now)
         on = True if enabled is None else enabled
+        plan = check_schedule(schedule)
         row = ObjectSourceRow(
             sid=new_sid(SID_PREFIX),
             account_sid=account.sid,
@@ -205,12 +206,13 @@ class ObjectSources:
             base_url=self._check_base_url(base_url),
             start_date=check_start_date(start_date),
             collections=check_collections(collections),
-            schedule=check_schedule(schedule),
+            schedule=plan,
             lookback_seconds=check_lookback(lookback),
             include_subaccounts=bool(include_subaccounts),
             enabled=on,
             full_sync_requested=False,
-            next_run_at=now if on else None,  # the first sync begins once the source exists, as Segment's does
+            # the first sync begins once the source exists, as Segment's does (unless it is synced by hand only)
+            next_run_at=now if on and plan != "manual" else None,
             lease_owner=None,
             lease_until=None,
             last_error=None,
@@ -287,7 +289,7 @@ class ObjectSources:
             changes["base_url"] = self._check_base_url(base_url)
         if enabled is not None:
             changes["enabled"] = enabled
-            if enabled and not row.enabled:
+            if enabled and not row.enabled and changes.get("schedule", row.schedule) != "manual":
                 changes["next_run_at"] = now
         moved = changes.get("schema_name", row.schema_name) != row.schema_name or changes.get(
             "twilio_account_sid", row.twilio_account_sid) != row.twilio_account_sid  # fmt: skip

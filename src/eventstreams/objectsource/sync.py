@@ -176,8 +176,12 @@ class Syncer:
 
     async def sync(self, row: ObjectSourceRow, *, full: bool, trigger: str,
                    progress: Progress | None = None) -> RunReport:  # fmt: skip
-        run = ObjectSourceRunRow(new_sid(RUN_PREFIX), row.account_sid, row.sid, "full" if full else "incremental",
-                                 trigger, "running", None, clock.iso(clock.now()), None)  # fmt: skip
+        states = {(s.twilio_account_sid, s.collection): s for s in await self.repo.states(row.sid)}
+        # the first sync of a source reads everything: there is no cursor to go on from
+        first = not any(s.cursor for s in states.values())
+        run = ObjectSourceRunRow(new_sid(RUN_PREFIX), row.account_sid, row.sid,
+                                 "full" if full or first else "incremental", trigger, "running", None,
+                                 clock.iso(clock.now()), None)  # fmt: skip
         await self.repo.start_run(run)
         parts: list[CollectionProgress] = []
         pool = ThreadPoolExecutor(1, thread_name_prefix="warehouse")  # one connection, used by one thread
@@ -187,7 +191,6 @@ class Syncer:
             target = await self._in(pool, self.open_target)
             async with TwilioReader(row.base_url, cred.username, cred.password, settings=self.settings) as reader:
                 accounts = await self._accounts(reader, row)
-                states = {(s.twilio_account_sid, s.collection): s for s in await self.repo.states(row.sid)}
                 selected = [COLLECTIONS[c] for c in row.collections.split(",") if c in COLLECTIONS]
                 for account_sid in accounts:
                     for coll in selected:
@@ -249,8 +252,10 @@ class Syncer:
         progress: Progress | None,
     ) -> None:
         schema = row.schema_name
-        kind = "full" if full or coll.cursor is None else "incremental"
         state = states.get((account_sid, coll.name))
+        # full: asked for, never completed for this account and collection, or no date filter to go on with
+        fresh = state is None or state.cursor is None
+        kind = "full" if full or fresh or coll.cursor is None else "incremental"
         with_feedback = coll.name == "calls" and any(c.name == FEEDBACK for c in selected)
         fb_coll = COLLECTIONS[FEEDBACK]
         fb_state = states.get((account_sid, FEEDBACK))
