@@ -60,7 +60,7 @@ def test_every_collection_has_segments_properties_typed_id_first_timestamps_last
         missing = {p.strip() for p in SEGMENT[name].split(",")} - set(names)
         assert not missing, (name, missing)
         for col in c.columns:
-            if col.name.startswith("date_") or col.name.endswith("_time") and col.name != "queue_time":
+            if col.name.startswith("date_") or (col.name.endswith("_time") and col.name != "queue_time"):
                 assert col.type == "timestamp", (name, col)
     types = {(c.name, col.name): col.type for c in COLLECTIONS.values() for col in c.columns}
     assert types[("messages", "num_segments")] == types[("messages", "num_media")] == "integer"
