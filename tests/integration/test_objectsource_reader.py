@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -283,8 +283,11 @@ async def test_401_raises_auth_error_at_once(srv: Server, seeded: Seeded) -> Non
             await r.page(first_uri(seeded.sid, COLLECTIONS["messages"]))
         with pytest.raises(TwilioAuthError):
             await r.accounts()
+        calls = [row["sid"] for row in rows(srv, "sandbox_calls", seeded.sid)][:50]
+        with pytest.raises(TwilioAuthError):  # one error, not a group of the workers' errors
+            await r.feedback(seeded.sid, calls)
     assert caught.value.status == 401 and caught.value.code == 20003
-    assert r.requests == 2 and sleeps.delays == []
+    assert 3 <= r.requests <= 2 + r.max_concurrency and sleeps.delays == []
 
 
 async def test_other_4xx_carry_twilios_code_and_message(srv: Server, seeded: Seeded) -> None:
@@ -302,6 +305,10 @@ async def test_other_4xx_carry_twilios_code_and_message(srv: Server, seeded: See
 async def test_ssrf_policy_applies_unless_private_destinations_are_allowed(srv: Server, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"127\.0\.0\.1"):
         TwilioReader(srv.url, "AC1", "x")  # a private literal: refused at configuration
+    with pytest.raises(ValueError, match=r"127\.0\.0\.1"):
+        TwilioReader.from_settings(replace(srv.settings, allow_private_destinations=False), srv.url, "AC1", "x")
+    async with TwilioReader.from_settings(srv.settings, srv.url, "AC1", "x") as allowed:  # the tests allow private
+        assert allowed.base_url == srv.url
 
     async def to_loopback(host: str, port: int) -> list[str]:
         return ["127.0.0.1"]  # a public-looking name that resolves to a private address

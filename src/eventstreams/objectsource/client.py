@@ -31,6 +31,7 @@ import aiohttp
 import orjson
 from yarl import URL
 
+from ..config import Settings
 from ..netpolicy import AsyncResolver, url_problem
 from ..sinks.http import USER_AGENT, HttpClient, outcome_for_exception
 from .collections import Collection
@@ -183,6 +184,11 @@ class TwilioReader:
         token = base64.b64encode(f"{username}:{password}".encode()).decode()
         self._headers = {"Authorization": f"Basic {token}", "Accept": "application/json", "User-Agent": USER_AGENT}
 
+    @classmethod
+    def from_settings(cls, settings: Settings, base_url: str, username: str, password: str, **kw: Any) -> TwilioReader:
+        """A reader under the operator's SSRF setting (``allow_private_destinations``)."""
+        return cls(base_url, username, password, allow_private=settings.allow_private_destinations, **kw)
+
     async def __aenter__(self) -> TwilioReader:
         return self
 
@@ -233,9 +239,13 @@ class TwilioReader:
                 body = await self._get(uri, account_sid=account_sid, missing_ok=True)
                 results[i] = (sids[i], None if body is None else orjson.loads(body))
 
-        async with asyncio.TaskGroup() as tg:
-            for _ in range(min(self.max_concurrency, len(sids))):
-                tg.create_task(worker())
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for _ in range(min(self.max_concurrency, len(sids))):
+                    tg.create_task(worker())
+        except* TwilioReadError as group:
+            # the callers handle one TwilioReadError (e.g. TwilioAuthError), not a group of them
+            raise group.exceptions[0] from None
         return results
 
     # -- one request, with retries
