@@ -8,9 +8,11 @@ independently of ``objectsource.collections``: ISO text → datetime, price text
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -19,6 +21,7 @@ from typing import Any
 import orjson
 import pytest
 import requests
+from aiohttp import web
 
 from eventstreams.objectsource.client import (
     PAGE_SIZE,
@@ -320,3 +323,87 @@ async def test_ssrf_policy_applies_unless_private_destinations_are_allowed(srv: 
         with pytest.raises(TwilioReadError, match=r"(?i)private|not public|refused|forbidden"):
             await r.accounts()
     assert r.requests == 1 and sleeps.delays == []  # refused at connect time, not retried
+
+
+# -- against a scripted server: what the sandbox does not do
+
+
+@contextlib.asynccontextmanager
+async def scripted(answers: dict[str, list[web.Response]]) -> AsyncIterator[tuple[str, list[str]]]:
+    """A local server answering each path with its list of responses in turn (the last repeats);
+    yields its URL and the raw request targets it saw."""
+    seen: list[str] = []
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        seen.append(request.raw_path)
+        queue = answers[request.path]
+        return queue.pop(0) if len(queue) > 1 else queue[0]
+
+    app = web.Application()
+    app.router.add_route("GET", "/{tail:.*}", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}", seen
+    finally:
+        await runner.cleanup()
+
+
+def listing(records: list[dict[str, Any]], next_uri: str | None) -> web.Response:
+    return web.json_response({"messages": records, "next_page_uri": next_uri, "page": 0, "page_size": 1000,
+                              "uri": "/x", "start": 0, "end": len(records) - 1})  # fmt: skip
+
+
+async def test_backoff_without_retry_after_verbatim_next_page_and_bad_answers() -> None:
+    token = "/2010-04-01/Accounts/AC1/Messages.json?PageSize=1000&Page=1&PageToken=PA%2Fabc%3D%3D"
+    answers = {
+        "/2010-04-01/Accounts/AC1/Messages.json": [
+            web.Response(status=503, text="busy"),
+            web.Response(status=502, text="<html>bad gateway</html>"),
+            listing([{"sid": "SM1"}], token),
+        ],
+        "/problem": [web.json_response({"type": "about:blank", "title": "Bad request", "status": 400, "code": 20001,
+                                        "detail": "PageSize too large"}, status=400,
+                                       content_type="application/problem+json")],
+        "/notjson": [web.Response(status=200, text="<html>hello</html>")],
+        "/limited": [web.Response(status=429, headers={"Retry-After": "9999"}),
+                     web.Response(status=429, headers={"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}),
+                     listing([], None)],
+    }  # fmt: skip
+    async with scripted(answers) as (url, seen):
+        sleeps = Sleeps()
+        policy = RetryPolicy(first_delay=0.4, max_delay=10.0, max_retry_after=60.0)
+        async with TwilioReader(url, "AC1", "x", allow_private=True, sleep=sleeps, retry=policy) as r:
+            page = await r.page(first_uri("AC1", COLLECTIONS["messages"]))
+            assert [x["sid"] for x in page.records] == ["SM1"] and page.next_page_uri == token
+            assert len(sleeps.delays) == 2 and 0.2 <= sleeps.delays[0] <= 0.4 and 0.4 <= sleeps.delays[1] <= 0.8
+            answers["/2010-04-01/Accounts/AC1/Messages.json"] = [listing([{"sid": "SM2"}], None)]
+            nxt = await r.page(token)
+            assert [x["sid"] for x in nxt.records] == ["SM2"] and nxt.next_page_uri is None
+            assert seen[-1] == token  # sent as Twilio wrote it: %2F and %3D were not decoded or re-encoded
+
+            with pytest.raises(TwilioReadError, match="20001: PageSize too large") as caught:
+                await r.page("/problem")
+            assert caught.value.code == 20001 and caught.value.status == 400
+            with pytest.raises(TwilioReadError, match="not JSON"):
+                await r.page("/notjson")
+
+            sleeps.delays.clear()
+            await r.page("/limited")
+            assert sleeps.delays[0] == 60.0  # a huge Retry-After is capped
+            assert 0.2 <= sleeps.delays[1] <= 0.8  # the date form: backoff (second retry)
+
+
+async def test_connection_errors_are_retried_then_reported() -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    sleeps = Sleeps()
+    async with TwilioReader(f"http://127.0.0.1:{port}", "AC1", "x", allow_private=True, sleep=sleeps,
+                            retry=RetryPolicy(max_attempts=3)) as r:  # fmt: skip
+        with pytest.raises(TwilioReadError, match="gave up after 3 attempts") as caught:
+            await r.accounts()
+    assert caught.value.retryable and caught.value.status is None and len(sleeps.delays) == 2

@@ -133,6 +133,13 @@ def _error(status: int, body: bytes, uri: str) -> tuple[int | None, str]:
     return (code if isinstance(code, int) else None), str(message)
 
 
+def _json(body: bytes, uri: str) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise TwilioReadError(f"GET {uri}: the answer is not JSON ({exc})", status=200, uri=uri) from exc
+
+
 def _retry_after(value: str | None) -> float | None:
     if not value:
         return None
@@ -215,7 +222,7 @@ class TwilioReader:
         The records are under ``list_key`` (default: the envelope's one non-meta key)."""
         body = await self._get(uri, account_sid=account_sid)
         assert body is not None
-        doc = orjson.loads(body)
+        doc = _json(body, uri)
         if not isinstance(doc, dict):
             raise TwilioReadError(f"GET {uri}: not a Twilio list", status=200, uri=uri)
         key = list_key or next((k for k in doc if k not in _META), None)
@@ -237,7 +244,7 @@ class TwilioReader:
             for i in cursor:
                 uri = f"{API}/Accounts/{account_sid}/Calls/{sids[i]}/Feedback.json"
                 body = await self._get(uri, account_sid=account_sid, missing_ok=True)
-                results[i] = (sids[i], None if body is None else orjson.loads(body))
+                results[i] = (sids[i], None if body is None else _json(body, uri))
 
         try:
             async with asyncio.TaskGroup() as tg:
