@@ -33,7 +33,7 @@ def test_cron_is_utc() -> None:
     assert schedule.parse("30 2 * * 1").next_after(_ts("2026-12-03T07:10:00")) == _ts("2026-12-07T02:30:00")
 
 
-@pytest.mark.parametrize("text", ["5s", "59", "400d", "abc", "* * *", "61 * * * *", "3h foo", "١h", "1e3"])
+@pytest.mark.parametrize("text", ["5s", "59", "400d", "abc", "* * *", "61 * * * *", "3h foo", "\u0661h", "1e3"])
 def test_bad_schedules_say_what_is_accepted(text: str) -> None:
     with pytest.raises(schedule.ScheduleError) as e:
         schedule.parse(text)

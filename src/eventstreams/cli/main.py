@@ -364,7 +364,7 @@ def sources_list(account_sid: str) -> None:
         page = await rt.sources.list(account, PageQuery(size=1000))
         out = [{"sid": r.sid, "type": "tracking", "name": r.name, "enabled": r.enabled, "rate_limit": r.rate_limit}
                for r in page.items]  # fmt: skip
-        twilio = await rt.object_sources.list(account, PageQuery(size=1000))
+        twilio = await rt.object_sources.list_sources(account, PageQuery(size=1000))
         out += [{"sid": r.sid, "type": "twilio", "name": r.friendly_name, "enabled": r.enabled,
                  "schema_name": r.schema_name, "schedule": r.schedule} for r in twilio.items]  # fmt: skip
         return out

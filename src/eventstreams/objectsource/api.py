@@ -119,7 +119,7 @@ async def create_source(request: Request) -> Response:
 async def list_sources(request: Request) -> Response:
     svc, p = await auth(request)
     pg = paging(query(request, PAGING), TIME_SID)
-    page = await svc.object_sources.list(p.account, pg.q)
+    page = await svc.object_sources.list_sources(p.account, pg.q)
     meta = page_meta(svc.base, _PATH, [], pg, page, "object_sources", lambda s: (s.date_created, s.sid))
     return JSON({"object_sources": [source_view(svc.base, s) for s in page.items], "meta": meta})
 

@@ -242,8 +242,8 @@ class ObjectSources:
             raise not_found(f"Source {ref[:64]} was not found")
         return row
 
-    async def list(self, account: AccountRow, q: PageQuery) -> Page:
-        return await self.repo.list(account.sid, q)
+    async def list_sources(self, account: AccountRow, q: PageQuery) -> Page:
+        return await self.repo.sources(account.sid, q)
 
     async def update(
         self,

@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, TypeVar
 
 from .. import clock
@@ -36,7 +37,7 @@ from ..store.base import Store
 from ..store.records import ObjectSourceRow, ObjectSourceRunRow, ObjectSourceStateRow, RunCollectionRow
 from ..warehouse.targets import Target, open_target
 from . import schedule as schedules
-from .client import Page, TwilioAuthError, TwilioReader
+from .client import Page, TwilioAuthError, TwilioReader, first_uri
 from .collections import COLLECTIONS, Collection, cursor_value, filter_params, to_row
 from .service import RUN_PREFIX, ObjectSources
 
@@ -189,7 +190,8 @@ class Syncer:
         cred = self.sources.credential(row)
         try:
             target = await self._in(pool, self.open_target)
-            async with TwilioReader(row.base_url, cred.username, cred.password, settings=self.settings) as reader:
+            reader = TwilioReader.from_settings(self.settings, row.base_url, cred.username, cred.password)
+            async with reader:
                 accounts = await self._accounts(reader, row)
                 selected = [COLLECTIONS[c] for c in row.collections.split(",") if c in COLLECTIONS]
                 for account_sid in accounts:
@@ -274,34 +276,31 @@ class Syncer:
                 since = _parse(state.cursor)
                 assert since is not None
                 lower = _later(lower, since - timedelta(seconds=row.lookback_seconds))
-            uri = reader.first_uri(account_sid, coll, filter_params(coll, lower, None))
+            uri = first_uri(account_sid, coll, filter_params(coll, lower, None))
             pass_cursor, pass_started = None, run.date_started
         fb_high = fb_mark
-        nxt: asyncio.Task[Page] | None = asyncio.create_task(reader.page(uri))
+        nxt: asyncio.Task[Page] | None = asyncio.create_task(reader.page(uri, coll.list_key, account_sid=account_sid))
         try:
             while nxt is not None:
                 page = await nxt
                 # read the next page while this one is typed and loaded
-                nxt = asyncio.create_task(reader.page(page.next_page_uri)) if page.next_page_uri else None
+                nxt = (asyncio.create_task(reader.page(page.next_page_uri, coll.list_key, account_sid=account_sid))
+                       if page.next_page_uri else None)  # fmt: skip
                 received = datetime.now(UTC)
-                rows = [to_row(coll, r, received) for r in page.records]
-                for r in rows:
-                    r["uuid_ts"] = received
+                rows = [to_row(coll, r, received) for r in page.records]  # uuid_ts: received, set by to_row
                 feedback_rows: list[dict[str, Any]] = []
                 if with_feedback and rows:
                     changed = [r["id"] for r in rows
                                if fb_mark is None or (r.get("date_updated") or received) >= fb_mark - FEEDBACK_MARGIN]
-                    async for _sid, doc in reader.feedback(account_sid, changed):
+                    for _sid, doc in await reader.feedback(account_sid, changed):
                         if doc is not None:
-                            fr = to_row(fb_coll, doc, received)
-                            fr["uuid_ts"] = received
-                            feedback_rows.append(fr)
+                            feedback_rows.append(to_row(fb_coll, doc, received))
                     fb_high = _later(fb_high, max((r["date_updated"] for r in rows if r.get("date_updated")),
                                                   default=None))  # fmt: skip
                 if rows:
-                    await self._in(pool, lambda rows=rows: target.upsert(schema, coll.name, coll.columns, rows))
+                    await self._in(pool, partial(target.upsert, schema, coll.name, coll.columns, rows))
                 if feedback_rows:
-                    await self._in(pool, lambda fr=feedback_rows: target.upsert(schema, FEEDBACK, fb_coll.columns, fr))
+                    await self._in(pool, partial(target.upsert, schema, FEEDBACK, fb_coll.columns, feedback_rows))
                 for rec in page.records:
                     pass_cursor = _later(pass_cursor, cursor_value(coll, rec))
                 part.rows_read += len(rows) + len(feedback_rows)

@@ -52,7 +52,7 @@ class ObjectSources(Repository):
         r = await self.db.run(lambda tx: tx.one(self.q.source_by_name, account_sid=account_sid, friendly_name=name))
         return _source(r) if r else None
 
-    async def list(self, account_sid: str, q: PageQuery) -> Page:
+    async def sources(self, account_sid: str, q: PageQuery) -> Page:
         def go(tx: Tx) -> Page:
             rows, more = keyset(
                 tx, self.q.select_sources, ["account_sid = :a"], {"a": account_sid}, ["date_created", "sid"], q
