@@ -80,13 +80,17 @@ def open_target(url: str, *, read_only: bool = False) -> Target:
         return PostgresTarget(url, read_only=read_only)
     if scheme.startswith("dlt+"):
         return DltTarget(scheme[4:], rest)
-    raise WarehouseError(f"unsupported warehouse URL {_redact(url)!r}: use duckdb:///…, postgresql://… or dlt+<dest>://…")
+    raise WarehouseError(
+        f"unsupported warehouse URL {_redact(url)!r}: use duckdb:///…, postgresql://… or dlt+<dest>://…"
+    )
 
 
 def _duckdb_path(url: str) -> str:
     path = url.split("://", 1)[1]
     if not path.startswith("/"):
-        raise WarehouseError(f"warehouse URL {url!r}: write duckdb:///relative/file.duckdb or duckdb:////abs/file.duckdb")
+        raise WarehouseError(
+            f"warehouse URL {url!r}: write duckdb:///relative/file.duckdb or duckdb:////abs/file.duckdb"
+        )
     path = path[1:]
     if not path:
         raise WarehouseError("warehouse URL names no DuckDB file")
