@@ -75,6 +75,8 @@ class Settings:
     # Profiles (docs/segment.md): national phone numbers are read in this region; per-type identifier limits.
     profiles_default_region: str = "US"
     profiles_limits: str = "user_id=1,email=5,phone=5,anonymous_id=1000"
+    # The warehouse (docs/warehouse.md): duckdb:///path, postgresql://…, or dlt+<destination>://…
+    warehouse_url: str = "duckdb:///./data/warehouse.duckdb"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -123,6 +125,7 @@ class Settings:
             tracking_dedupe_s=_float(g("EVENTSTREAMS_TRACKING_DEDUPE_SECONDS"), cls.tracking_dedupe_s),
             profiles_default_region=(g("EVENTSTREAMS_PROFILES_DEFAULT_REGION") or cls.profiles_default_region).upper(),
             profiles_limits=g("EVENTSTREAMS_PROFILES_LIMITS") or cls.profiles_limits,
+            warehouse_url=g("EVENTSTREAMS_WAREHOUSE_URL") or cls.warehouse_url,
         )
 
     def public_base_url(self) -> str:

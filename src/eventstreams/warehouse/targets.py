@@ -18,6 +18,7 @@ Targets are synchronous; async callers run them in a thread.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import threading
@@ -276,10 +277,8 @@ class DuckDBTarget(_SqlTarget):
         self.conn.execute("COMMIT")
 
     def _rollback(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # nothing to roll back: the error ended the transaction
             self.conn.execute("ROLLBACK")
-        except Exception:  # noqa: BLE001 - nothing to roll back (the error ended the transaction)
-            pass
 
     def ensure_table(self, schema: str, table: str, columns: Sequence[Column], key: str = "id") -> list[Column]:
         with self._lock:
@@ -333,7 +332,7 @@ _ARROW_TYPES: dict[ColumnType, Any] = {}
 
 
 def _arrow(cols: Sequence[Column], rows: Sequence[Mapping[str, Any]]) -> Any:
-    import pyarrow as pa
+    import pyarrow as pa  # type: ignore[import-untyped]
 
     if not _ARROW_TYPES:
         _ARROW_TYPES.update({"varchar": pa.string(), "integer": pa.int64(), "float": pa.float64(),
@@ -505,7 +504,7 @@ class DltTarget:
         unique = _last_wins(rows, key, merge)
         if merge:
             unique = self._merge_stored(schema, table, columns, unique, key)
-        hints = {c.name: {"data_type": _DLT_TYPES[c.type], "nullable": c.name != key} for c in columns}
+        hints: Any = {c.name: {"data_type": _DLT_TYPES[c.type], "nullable": c.name != key} for c in columns}
         resource = self._dlt.resource(
             [_arrow(columns, unique)], name=table, table_name=table, write_disposition="merge", primary_key=key,
             columns=hints,
