@@ -88,7 +88,7 @@ def test_bad_identifiers_are_refused(target: Target, bad: str) -> None:
 
 def test_a_failed_upsert_writes_nothing(target: Target) -> None:
     target.ensure_table("s4", "t", COLS)
-    with pytest.raises(Exception):  # noqa: B017 - the driver's own error for a value of the wrong type
+    with pytest.raises(Exception):  # the driver's own error for a value of the wrong type
         target.upsert("s4", "t", COLS[:2], [{"id": "a", "n": 1}, {"id": "b", "n": "not a number"}])
     assert _all(target, "SELECT count(*) AS c FROM s4.t") == [{"c": 0}]
 
