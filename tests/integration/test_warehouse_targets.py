@@ -155,3 +155,11 @@ def test_dlt_target_on_duckdb(tmp_path: Path) -> None:
         {"id": "a", "n": 3, "sent_at": at, "name": None}, {"id": "b", "n": 1, "sent_at": None, "name": "Bo"}]  # fmt: skip
     assert {c.name: c.type for c in t.ensure_table("dl", "users", ())} == {c.name: c.type for c in cols}
     t.close()
+
+
+def test_duckdb_schema_named_like_the_file(tmp_path: Path) -> None:
+    t = open_target(f"duckdb:///{tmp_path}/warehouse.duckdb")  # DuckDB's catalog is "warehouse" too
+    t.ensure_table("warehouse", "t", COLS[:2])
+    t.upsert("warehouse", "t", COLS[:2], [{"id": "a", "n": 1}])
+    assert t.query("SELECT n FROM warehouse.warehouse.t") == (["n"], [(1,)])
+    t.close()

@@ -201,8 +201,8 @@ class _SqlTarget:
 
     def _columns(self, schema: str, table: str) -> dict[str, Column]:
         rows = self._fetch(
-            "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? AND table_name = ?"
-            " ORDER BY ordinal_position",
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_catalog = current_database()"
+            " AND table_schema = ? AND table_name = ? ORDER BY ordinal_position",
             (schema, table),
         )
         return {name: Column(name, _column_type(t)) for name, t in rows}
@@ -216,15 +216,15 @@ class _SqlTarget:
         try:
             current = self._columns(schema, table)
             if not current:
-                self._exec(f"CREATE SCHEMA IF NOT EXISTS {q(schema)}")
+                self._exec(f"CREATE SCHEMA IF NOT EXISTS {self._schema(schema)}")
                 kinds = {c.name: c.type for c in columns}
                 cols = [Column(key, kinds.get(key, "varchar"))] + [c for c in columns if c.name != key]
                 body = ", ".join(f"{q(c.name)} {self.types[c.type]}" for c in cols)
-                self._exec(f"CREATE TABLE IF NOT EXISTS {q(schema)}.{q(table)} ({body}, PRIMARY KEY ({q(key)}))")
+                self._exec(f"CREATE TABLE IF NOT EXISTS {self._table(schema, table)} ({body}, PRIMARY KEY ({q(key)}))")
             else:
                 for c in columns:
                     if c.name not in current:
-                        self._exec(f"ALTER TABLE {q(schema)}.{q(table)} ADD COLUMN {q(c.name)} {self.types[c.type]}")
+                        self._exec(f"ALTER TABLE {self._table(schema, table)} ADD COLUMN {q(c.name)} {self.types[c.type]}")
             self._commit()
         except BaseException:
             self._rollback()
@@ -232,6 +232,12 @@ class _SqlTarget:
         now = self._columns(schema, table)
         self._known[(schema, table)] = now
         return list(now.values())
+
+    def _schema(self, schema: str) -> str:
+        return q(schema)
+
+    def _table(self, schema: str, table: str) -> str:
+        return f"{q(schema)}.{q(table)}"
 
     def _update_set(self, cols: Sequence[Column], key: str) -> str:
         sets = [f"{q(c.name)} = excluded.{q(c.name)}" for c in cols if c.name != key]
@@ -262,7 +268,17 @@ class DuckDBTarget(_SqlTarget):
                 ) from None
             raise
         self.conn.execute("SET TimeZone = 'UTC'")  # TIMESTAMPTZ values come back in UTC
+        row = self.conn.execute("SELECT current_database()").fetchone()
+        # Our statements name the catalog too: a schema named like the file (warehouse.duckdb has catalog
+        # "warehouse") is otherwise ambiguous in DuckDB.
+        self.catalog = str(row[0]) if row else "memory"
         self._lock = threading.Lock()  # one connection: calls from several threads take turns
+
+    def _schema(self, schema: str) -> str:
+        return f"{q(self.catalog)}.{q(schema)}"
+
+    def _table(self, schema: str, table: str) -> str:
+        return f"{q(self.catalog)}.{q(schema)}.{q(table)}"
 
     def _exec(self, sql: str, params: Sequence[Any] = ()) -> None:
         self.conn.execute(sql, list(params))
@@ -307,7 +323,7 @@ class DuckDBTarget(_SqlTarget):
                     try:
                         names = ", ".join(q(c.name) for c in cols)
                         self.conn.execute(
-                            f"INSERT INTO {q(schema)}.{q(table)} ({names}) SELECT {names} FROM {q(view)} "
+                            f"INSERT INTO {self._table(schema, table)} ({names}) SELECT {names} FROM {q(view)} "
                             f"ON CONFLICT ({q(key)}) {self._update_set(cols, key)}"
                         )
                     finally:
@@ -401,7 +417,7 @@ class PostgresTarget(_SqlTarget):
                         for r in group:
                             copy.write_row(tuple(r.get(c.name) for c in cols))
                     self.conn.execute(
-                        f"INSERT INTO {q(schema)}.{q(table)} ({names}) SELECT {names} FROM {q(stage)} "
+                        f"INSERT INTO {self._table(schema, table)} ({names}) SELECT {names} FROM {q(stage)} "
                         f"ON CONFLICT ({q(key)}) {self._update_set(cols, key)}"
                     )
                 self._commit()
