@@ -163,3 +163,38 @@ def test_duckdb_schema_named_like_the_file(tmp_path: Path) -> None:
     t.upsert("warehouse", "t", COLS[:2], [{"id": "a", "n": 1}])
     assert t.query("SELECT n FROM warehouse.warehouse.t") == (["n"], [(1,)])
     t.close()
+
+
+def test_the_sql_questions_in_docs_run(target: Target) -> None:
+    """docs/warehouse.md's example questions, on tables shaped like the object source's."""
+    text = (Path(__file__).parents[2] / "docs" / "warehouse.md").read_text()
+    questions = [block.split("```", 1)[0] for block in text.split("```sql\n")[1:]]
+    assert len(questions) == 3
+    v, i, f, ts = "varchar", "integer", "float", "timestamp"
+    shapes = {
+        "messages": [("id", v), ("account_sid", v), ("status", v), ("direction", v), ("date_sent", ts),
+                     ("date_created", ts), ("from", v), ("to", v), ("error_code", i), ("price", f)],
+        "calls": [("id", v), ("status", v), ("start_time", ts), ("end_time", ts), ("duration", i), ("from", v),
+                  ("to", v)],
+        "call_feedback": [("id", v), ("quality_score", i), ("issues", v)],
+    }  # fmt: skip
+    day = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    rows = {
+        "messages": [{"id": f"SM{n}", "status": "undelivered" if n % 4 == 0 else "delivered", "direction": "outbound-api",
+                      "date_sent": day + timedelta(hours=n), "from": "+15005550006"} for n in range(40)],
+        "calls": [{"id": "CA1", "start_time": day, "duration": 30, "from": "+1", "to": "+2"},
+                  {"id": "CA2", "start_time": day, "duration": 5, "from": "+1", "to": "+3"}],
+        "call_feedback": [{"id": "CA1", "quality_score": 5}, {"id": "CA2", "quality_score": 1, "issues": "echo"}],
+    }  # fmt: skip
+    for table, shape in shapes.items():
+        cols = [Column(n, t) for n, t in shape]  # type: ignore[arg-type]
+        target.ensure_table("twilio", table, cols)
+        target.upsert("twilio", table, cols, rows[table])
+    by_day = target.query(questions[0])[1]
+    assert [(str(r[0]), r[1], r[2]) for r in by_day] == [
+        ("2026-03-01", "delivered", 9), ("2026-03-01", "undelivered", 3), ("2026-03-02", "delivered", 18),
+        ("2026-03-02", "undelivered", 6), ("2026-03-03", "delivered", 3), ("2026-03-03", "undelivered", 1)]
+    (sender,) = target.query(questions[1])[1]
+    assert (sender[0], sender[1], sender[2], float(sender[3])) == ("+15005550006", 40, 10, 25.0)
+    low = target.query(questions[2])[1]
+    assert [(r[0], r[5], r[6]) for r in low] == [("CA2", 1, "echo")]
