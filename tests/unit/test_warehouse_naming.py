@@ -117,3 +117,13 @@ def test_event_streams_event_uses_the_segment_sink_mapping() -> None:
     assert "anonymousId" not in bare and "externalIds" not in bare["context"]
     _, (table, row) = message_rows(msg, LOADED)
     assert table == "com_twilio_messaging_message_delivered" and row["message_sid"] == "SM1"
+
+
+def test_typed_rows_converts_to_the_columns_types() -> None:
+    from eventstreams.warehouse.columns import Column, typed_rows
+
+    cols = [Column("id", "varchar"), Column("num_segments", "integer"), Column("date_sent", "timestamp")]
+    rows = [{"id": "SM1", "num_segments": "2", "date_sent": "Fri, 18 Oct 2019 17:00:00 +0000", "extra": 1},
+            {"id": "SM2"}]  # fmt: skip
+    assert typed_rows(cols, rows) == [
+        {"id": "SM1", "num_segments": 2, "date_sent": datetime(2019, 10, 18, 17, tzinfo=UTC)}, {"id": "SM2"}]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -184,6 +184,13 @@ def coerce(value: Any, type_: ColumnType) -> Any:
     if isinstance(value, str):
         return parse_timestamp(value)
     return None
+
+
+def typed_rows(columns: Sequence[Column], rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` with each value of ``columns`` converted by :func:`coerce` to its column's type (other keys
+    dropped; a key a row lacks stays absent, which matters to a merging upsert)."""
+    types = [(c.name, c.type) for c in columns]
+    return [{n: coerce(r[n], t) for n, t in types if n in r} for r in rows]
 
 
 def check_identifier(name: str, what: str = "identifier") -> str:

@@ -44,7 +44,7 @@ from ..sinks.segment.mapping import SchemaLookup
 from ..store.base import Store
 from ..store.repos.events_warehouse import EventsWarehouseRow
 from ..tracking import rules
-from .columns import Column, ColumnType, check_identifier, coerce, flatten, infer_type, snake_case, table_name
+from .columns import Column, ColumnType, check_identifier, flatten, infer_type, snake_case, table_name, typed_rows
 from .targets import Target, WarehouseBusy, WarehouseError, open_target
 
 log = logging.getLogger(__name__)
@@ -158,8 +158,7 @@ def load_batch(target: Target, schema: str, batch: Batch) -> dict[str, int]:
         wanted = [Column(n, FIXED.get(n) or infer_type(v)) for n, v in first.items()]
         types = {c.name: c.type for c in target.ensure_table(schema, table, wanted)}
         cols = [Column(c.name, types[c.name]) for c in wanted]
-        typed = [{n: coerce(v, types[n]) for n, v in r.items() if n in types} for r in rows]
-        typed = [r for r in typed if r.get("id") is not None]
+        typed = [r for r in typed_rows(cols, rows) if r.get("id") is not None]
         written[table] = target.upsert(schema, table, cols, typed, merge=table == "users")
     return written
 

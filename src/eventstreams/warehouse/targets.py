@@ -58,13 +58,15 @@ class Target(Protocol):
         *,
         merge: bool = False,
     ) -> int:
-        """Write ``rows`` in one transaction; a row whose key exists replaces its ``columns`` (a column a
+        """Write ``rows`` (values already of their column's Python type: :func:`columns.typed_rows` converts
+        Twilio's strings) in one transaction; a row whose key exists replaces its ``columns`` (a column a
         row lacks becomes NULL), or with ``merge`` only the columns the row has. Last write wins, within
         ``rows`` too. Returns the number of distinct keys written."""
         ...
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> Rows:
-        """Run ``sql``; (column names, rows)."""
+        """Run ``sql`` (parameters as ``?``); (column names, rows). Opened ``read_only``, a guard against
+        mistakes, not a permission: whoever has the URL has the database."""
         ...
 
     def close(self) -> None: ...
@@ -224,7 +226,8 @@ class _SqlTarget:
             else:
                 for c in columns:
                     if c.name not in current:
-                        self._exec(f"ALTER TABLE {self._table(schema, table)} ADD COLUMN {q(c.name)} {self.types[c.type]}")
+                        add = f"ADD COLUMN {q(c.name)} {self.types[c.type]}"
+                        self._exec(f"ALTER TABLE {self._table(schema, table)} {add}")
             self._commit()
         except BaseException:
             self._rollback()
