@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +20,7 @@ from eventstreams.sinks.segment import anonymous_id
 from eventstreams.store.errors import Conflict
 from eventstreams.warehouse.columns import Column
 from eventstreams.warehouse.events import EventsWarehouse, LoadReport
-from eventstreams.warehouse.targets import Target, open_target
+from eventstreams.warehouse.targets import Target, WarehouseBusy, open_target
 from tests.conftest import Server
 
 DELIVERED = "com.twilio.messaging.message.delivered"
@@ -214,3 +215,32 @@ def test_run_due_loads_and_schedules(server: Server, tmp_path: Path) -> None:
     assert len(reports) == 1 and reports[0].tables == {"tracks": 1, "opened": 1}
     row = server.call(wh.get(sid))
     assert row is not None and row.next_run_at == t[0] + 3600 and row.lease_owner is None and row.last_error is None
+
+
+def test_rows_younger_than_the_settle_window_wait_for_the_next_load(server: Server, tmp_path: Path) -> None:
+    sid, token, key, wh = _setup(server, tmp_path, "settling")
+    SegmentClient(key, host=server.url, sync_mode=True).track("9", "Tapped", {}, message_id="s-1")
+    data = builtin_examples()["Messaging.MessageStatus"]
+    _publish(server, (sid, token), [{"specversion": "1.0", "type": DELIVERED, "source": "/t", "id": "EZ9",
+                                     "data": data[max(data)]}])  # fmt: skip
+    wh.settle_s = 30.0
+    early = server.call(wh.run_once(sid))
+    assert (early.tracking_messages, early.events) == (0, 0)
+    wh.now = lambda: time.time() + 31
+    later = server.call(wh.run_once(sid))
+    assert (later.tracking_messages, later.events) == (1, 1)
+
+
+def test_a_busy_warehouse_is_retried_soon(server: Server, tmp_path: Path) -> None:
+    sid, _, _, wh = _setup(server, tmp_path, "busy")
+    server.call(wh.configure(sid, interval_seconds=7200))
+
+    def busy(url: str) -> Target:
+        raise WarehouseBusy("the warehouse is being written by another process")
+
+    wh.open = busy
+    t = 4_200_000_000.0
+    wh.now = lambda: t
+    assert [r for r in server.call(wh.run_due("me")) if r.account_sid == sid] == []
+    row = server.call(wh.get(sid))
+    assert row is not None and row.next_run_at == t + 60 and "another process" in (row.last_error or "")
