@@ -78,6 +78,8 @@ class Settings:
     # Twilio object sources (docs/warehouse.md): scheduled syncs run in serve/worker when true, this many at once.
     source_syncs: bool = True
     source_sync_concurrency: int = 2
+    # The warehouse (docs/warehouse.md): duckdb:///path, postgresql://…, or dlt+<destination>://…
+    warehouse_url: str = "duckdb:///./data/warehouse.duckdb"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -128,6 +130,7 @@ class Settings:
             profiles_limits=g("EVENTSTREAMS_PROFILES_LIMITS") or cls.profiles_limits,
             source_syncs=_bool(g("EVENTSTREAMS_SOURCE_SYNCS"), True),
             source_sync_concurrency=_int(g("EVENTSTREAMS_SOURCE_SYNC_CONCURRENCY"), cls.source_sync_concurrency),
+            warehouse_url=g("EVENTSTREAMS_WAREHOUSE_URL") or cls.warehouse_url,
         )
 
     def public_base_url(self) -> str:

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 import requests
-from eventstreams.warehouse.targets import open_target
 
+from eventstreams.warehouse.targets import open_target
 from tests.conftest import database_url, drop_pg_database
 from tests.e2e.helpers import free_port, spawn, stop, wait_healthy
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 import requests
-from eventstreams.warehouse.targets import Target, open_target
 
 from eventstreams.sandbox import seed as seeding
+from eventstreams.warehouse.targets import Target, open_target
 from tests.conftest import Server, drop_pg_database, own_server, pg_database
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC).timestamp()

@@ -228,17 +228,38 @@ def sandbox(ctx: click.Context, host: str | None, port: int | None) -> None:
 @sandbox.command("seed")
 # the rows are held in memory until inserted (~0.7 KB each): the caps keep that under ~4 GB
 @click.option("--messages", default=100_000, show_default=True, type=click.IntRange(0, 5_000_000))
-@click.option("--calls", default=20_000, show_default=True, type=click.IntRange(0, 1_000_000),
-              help="Calls; conferences (calls/20), transcriptions (calls/10) and feedback follow from them.")
-@click.option("--subaccounts", default=3, show_default=True, type=click.IntRange(0, 100),
-              help="New subaccounts of the main account to spread the data over.")
-@click.option("--seed", "seed_value", type=click.IntRange(0), default=None,
-              help="Random seed (default: a random one, printed). Same seed and --now: the same rows.")
-@click.option("--now", default=None,
-              help="The end of the year the data covers: ISO 8601, YYYY-MM-DD, RFC 2822 or epoch seconds "
-                   "(default: now).")
-@click.option("--account", "account_sid", default=None,
-              help="Main account (default: the first account, created as `serve` does if there is none).")
+@click.option(
+    "--calls",
+    default=20_000,
+    show_default=True,
+    type=click.IntRange(0, 1_000_000),
+    help="Calls; conferences (calls/20), transcriptions (calls/10) and feedback follow from them.",
+)
+@click.option(
+    "--subaccounts",
+    default=3,
+    show_default=True,
+    type=click.IntRange(0, 100),
+    help="New subaccounts of the main account to spread the data over.",
+)
+@click.option(
+    "--seed",
+    "seed_value",
+    type=click.IntRange(0),
+    default=None,
+    help="Random seed (default: a random one, printed). Same seed and --now: the same rows.",
+)
+@click.option(
+    "--now",
+    default=None,
+    help="The end of the year the data covers: ISO 8601, YYYY-MM-DD, RFC 2822 or epoch seconds (default: now).",
+)
+@click.option(
+    "--account",
+    "account_sid",
+    default=None,
+    help="Main account (default: the first account, created as `serve` does if there is none).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def sandbox_seed(
     messages: int, calls: int, subaccounts: int, seed_value: int | None, now: str | None,
@@ -455,8 +476,14 @@ def profiles() -> None:
 
 @profiles.command("show")
 @click.option("--account", "account_sid", required=True, help="Account SID the profile belongs to.")
-@click.option("--events", "n_events", default=10, show_default=True, type=click.IntRange(0, 100),
-              help="How many recent events to show.")
+@click.option(
+    "--events",
+    "n_events",
+    default=10,
+    show_default=True,
+    type=click.IntRange(0, 100),
+    help="How many recent events to show.",
+)
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.argument("identifier")
 def profiles_show(account_sid: str, n_events: int, output: str, identifier: str) -> None:
@@ -547,6 +574,101 @@ def catalog_register_type(account_sid: str, schema_id: str, description: str, st
         p = await rt.accounts.principal_of(account_sid)
         row = await rt.control.register_type(p, type_name, schema_id, description, status)
         return {"type": row.type, "schema_id": row.schema_id, "status": row.status}
+
+    _out(_run(go))
+
+
+@main.group()
+def warehouse() -> None:
+    """The warehouse (docs/warehouse.md): query it, and load accounts' events into it."""
+
+
+def _cell(value: Any) -> Any:
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+@warehouse.command("query")
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--url", default=None, help="Warehouse URL (default: EVENTSTREAMS_WAREHOUSE_URL).")
+@click.argument("sql")
+def warehouse_query(output: str, url: str | None, sql: str) -> None:
+    """Run SQL against the warehouse, read-only (a DuckDB file being loaded by another process is busy
+    until that load ends)."""
+    from ..warehouse.targets import WarehouseError, open_target
+
+    try:
+        target = open_target(url or Settings.from_env().warehouse_url, read_only=True)
+        try:
+            names, rows = target.query(sql)
+        finally:
+            target.close()
+    except WarehouseError as exc:
+        raise click.ClickException(str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - the database's own message (a syntax error, a missing table)
+        raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
+    if output == "json":
+        click.echo(json.dumps([dict(zip(names, map(_cell, r), strict=True)) for r in rows], indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*names, show_lines=False)
+    for r in rows:
+        table.add_row(*("" if v is None else str(_cell(v)) for v in r))
+    Console().print(table)
+    click.echo(f"{len(rows)} row{'s' if len(rows) != 1 else ''}")
+
+
+def _events_warehouse(rt: Any) -> Any:
+    from ..warehouse.events import EventsWarehouse
+
+    return EventsWarehouse(rt.store, rt.settings.warehouse_url)
+
+
+@warehouse.command("events")
+@click.option("--account", "account_sid", required=True, help="Account SID whose events are loaded.")
+@click.option("--schema", "schema_name", default=None, help="Warehouse schema of its tables (needed the first time).")
+@click.option("--enable/--disable", "enabled", default=None, help="Load on schedule or not (new: enabled).")
+@click.option(
+    "--interval",
+    type=click.IntRange(1),
+    default=None,
+    help="Seconds between scheduled loads (default 3600).",
+)
+def warehouse_events(account_sid: str, schema_name: str | None, enabled: bool | None, interval: int | None) -> None:
+    """Create or change the account's events warehouse: its tracking messages and events, loaded into
+    Segment's tables in SCHEMA."""
+    from ..store.errors import Conflict
+
+    async def go(rt: Any) -> dict[str, Any]:
+        account = (await rt.accounts.principal_of(account_sid)).account
+        try:
+            row = await _events_warehouse(rt).configure(account.sid, schema_name, enabled, interval)
+        except (Conflict, ValueError) as exc:
+            raise click.ClickException(str(exc)) from None
+        return {k: getattr(row, k) for k in ("sid", "account_sid", "schema_name", "enabled", "interval_seconds",
+                                             "tracking_seq", "events_seq", "rows_loaded", "last_run_at",
+                                             "last_error")}  # fmt: skip
+
+    _out(_run(go))
+
+
+@warehouse.command("load-events")
+@click.option("--account", "account_sid", required=True)
+def warehouse_load_events(account_sid: str) -> None:
+    """Load the account's new tracking messages and events into its events warehouse now."""
+    from dataclasses import asdict
+
+    from ..warehouse.targets import WarehouseError
+
+    async def go(rt: Any) -> dict[str, Any]:
+        account = (await rt.accounts.principal_of(account_sid)).account
+        try:
+            return asdict(await _events_warehouse(rt).run_once(account.sid))
+        except WarehouseError as exc:
+            raise click.ClickException(str(exc)) from None
 
     _out(_run(go))
 

@@ -3,7 +3,7 @@
 ``store.accounts``, ``store.catalogue``, ``store.sinks``, ``store.subscriptions``,
 ``store.deliveries``, ``store.dead_letters``, ``store.delivery_log``,
 ``store.alerts``, ``store.bridge``, ``store.retention``, ``store.sandbox``, ``store.tracking``,
-``store.sms``, ``store.profiles`` and ``store.object_sources`` each run their
+``store.sms``, ``store.profiles``, ``store.object_sources`` and ``store.events_warehouse`` each run their
 operations as single transactions on one ``Database`` (store/db.py): the
 connection/transaction seam, with a ``Dialect`` for what SQLite and PostgreSQL
 do differently. The store itself only opens, migrates, checks and resets.
@@ -21,6 +21,7 @@ from .repos.alerts import Alerts
 from .repos.bridge import BridgeCredentials
 from .repos.catalogue import Catalogue
 from .repos.deliveries import Deliveries
+from .repos.events_warehouse import EventsWarehouses
 from .repos.history import DeadLetters, DeliveryLog
 from .repos.object_sources import ObjectSources
 from .repos.profiles import Profiles
@@ -70,6 +71,7 @@ class Store:
         self.sms = SmsLedger(db)
         self.profiles = Profiles(db)
         self.object_sources = ObjectSources(db)
+        self.events_warehouse = EventsWarehouses(db)
         self._q = load("store", db.dialect)
 
     async def open(self) -> None:

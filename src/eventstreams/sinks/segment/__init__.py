@@ -96,10 +96,12 @@ from .mapping import (
     anonymous_id,
     batch_url,
     builtin_schema_lookup,
+    find_phone,
     identity_fields,
     normalize_phone,
     parse_dataschema,
     split_batches,
+    track_call,
 )
 from .sender import SegmentSender
 
@@ -115,10 +117,12 @@ __all__ = [
     "anonymous_id",
     "batch_url",
     "builtin_schema_lookup",
+    "find_phone",
     "identity_fields",
     "normalize_phone",
     "parse_dataschema",
     "split_batches",
+    "track_call",
 ]
 
 

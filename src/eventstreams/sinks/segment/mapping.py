@@ -120,6 +120,49 @@ def value_at(data: Mapping[str, Any], path: tuple[str, ...]) -> Any:
     return node
 
 
+def find_phone(data: Mapping[str, Any], fields: Sequence[tuple[str, ...]]) -> tuple[str | None, list[str]]:
+    """The first field of ``fields`` (identityType paths) holding a phone number, normalised; or None
+    and why each field was passed over."""
+    problems: list[str] = []
+    for path in fields:
+        value = value_at(data, path)
+        label = path_label(path)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            problems.append(f"field {label!r} is empty")
+        elif not isinstance(value, str):
+            problems.append(f"field {label!r} is not a string")
+        elif (phone := normalize_phone(value)) is None:
+            problems.append(f"field {label!r} is not a phone number ({value[:40]!r})")
+        else:
+            return phone, problems
+    return None, problems
+
+
+def track_call(doc: Mapping[str, Any], event_type: str, event_id: str, phone: str | None) -> dict[str, Any]:
+    """The Segment ``track`` call of a CloudEvent (see the package doc). Without a phone it has no
+    identity: the sink does not send such a call, the events warehouse stores it all the same."""
+    data = doc.get("data")
+    properties = data if isinstance(data, dict) else {}
+    message_id = event_id
+    if len(message_id) >= MAX_MESSAGE_ID:
+        message_id = "es-" + hashlib.sha256(message_id.encode("utf-8")).hexdigest()
+    call: dict[str, Any] = {"type": "track", "event": event_type, "messageId": message_id}
+    if phone is not None:
+        call["anonymousId"] = anonymous_id(phone)
+    call["properties"] = properties
+    when = doc.get("time") or properties.get("timestamp")
+    if isinstance(when, str) and when:
+        call["originalTimestamp"] = when
+        call["timestamp"] = when
+    context: dict[str, Any] = {}
+    if phone is not None:
+        context["externalIds"] = [{"id": phone, "type": "phone", "collection": "users", "encoding": "none"}]
+    context["library"] = dict(LIBRARY)
+    call["context"] = context
+    call["integrations"] = {}
+    return call
+
+
 # -- batching ----------------------------------------------------------------------------------
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
-import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,24 +18,20 @@ from .mapping import (
     BODY_HEAD,
     BODY_TAIL,
     DEFAULT_ENDPOINT,
-    LIBRARY,
     MAX_EVENT_BYTES,
-    MAX_MESSAGE_ID,
     SchemaLookup,
-    anonymous_id,
     batch_url,
     builtin_schema_lookup,
     dumps,
+    find_phone,
     identity_fields,
     loads,
     no_identity,
-    normalize_phone,
     not_sent,
     parse_dataschema,
-    path_label,
     sent_at,
     split_batches,
-    value_at,
+    track_call,
 )
 
 # -- the sender --------------------------------------------------------------------------------
@@ -177,42 +172,10 @@ class SegmentSender(SinkSender):
             return no_identity(event_type, f"schema {key[0]} v{key[1]} has no identityType: phone field")
         if not isinstance(data, dict):
             return no_identity(event_type, "the event has no data object")
-        phone: str | None = None
-        problems: list[str] = []
-        for path in fields:
-            value = value_at(data, path)
-            label = path_label(path)
-            if value is None or (isinstance(value, str) and not value.strip()):
-                problems.append(f"field {label!r} is empty")
-            elif not isinstance(value, str):
-                problems.append(f"field {label!r} is not a string")
-            elif (phone := normalize_phone(value)) is None:
-                problems.append(f"field {label!r} is not a phone number ({value[:40]!r})")
-            else:
-                break
+        phone, problems = find_phone(data, fields)
         if phone is None:
             return no_identity(event_type, "; ".join(problems))
-
-        message_id = str(doc.get("id") or event.id)
-        if len(message_id) >= MAX_MESSAGE_ID:
-            message_id = "es-" + hashlib.sha256(message_id.encode("utf-8")).hexdigest()
-        call: dict[str, Any] = {
-            "type": "track",
-            "event": event_type,
-            "messageId": message_id,
-            "anonymousId": anonymous_id(phone),
-            "properties": data,
-        }
-        when = doc.get("time") or data.get("timestamp")
-        if isinstance(when, str) and when:
-            call["originalTimestamp"] = when
-            call["timestamp"] = when
-        call["context"] = {
-            "externalIds": [{"id": phone, "type": "phone", "collection": "users", "encoding": "none"}],
-            "library": dict(LIBRARY),
-        }
-        call["integrations"] = {}
-        return call
+        return track_call(doc, event_type, str(doc.get("id") or event.id), phone)
 
     # -- HTTP --------------------------------------------------------------------------------
 
