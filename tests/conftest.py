@@ -124,6 +124,7 @@ def make_settings(url: str, tmp: Path, **overrides: Any) -> Settings:
         retry_max_age=60.0,
         delivery_timeout=1.0,
         poll_interval=0.5,  # the fallback only: wake-ups and due times drive delivery
+        warehouse_url=f"duckdb:///{tmp}/warehouse.duckdb",
     )
     return Settings(**{**base.__dict__, **overrides})
 

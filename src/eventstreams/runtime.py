@@ -31,6 +31,7 @@ from .store import open_store
 from .store.base import Store
 from .tracking.ingest import Ingest
 from .tracking.sources import Sources
+from .warehouse.events import EventsWarehouse
 
 if TYPE_CHECKING:
     from .delivery.metrics import DeliveryMetrics
@@ -57,6 +58,7 @@ class Runtime:
     sms: SmsCallbacks
     profiles: Profiles
     object_sources: ObjectSources
+    events_warehouse: EventsWarehouse
     metrics: CollectorRegistry = field(default_factory=CollectorRegistry)
     delivery: DeliveryService | None = None
     status_clock: StatusClock | None = None
@@ -121,12 +123,22 @@ class Runtime:
         return Syncer(self.store, self.object_sources, self.settings, owner)
 
     async def start_syncs(self) -> None:
-        """Run scheduled object-source syncs in this process (serve, worker)."""
+        """Run scheduled jobs in this process (serve, worker): object-source syncs and events-warehouse loads."""
         from .objectsource.scheduler import Scheduler
 
         if self.scheduler is not None:
             return
         self.scheduler = Scheduler(self.store, self.syncer(), self.settings.source_sync_concurrency)
+        owner = self.scheduler.syncer.owner
+        events_lease = 600.0  # a load is not renewed: its lease outlasts any one load
+
+        async def claim_events(owner: str, now: float, lease_s: float, n: int) -> list[str]:
+            return await self.store.events_warehouse.claim_due(owner, now, max(lease_s, events_lease), n)
+
+        async def load_events(account_sid: str) -> None:
+            await self.events_warehouse.run_leased(account_sid, owner)
+
+        self.scheduler.add_job("events-warehouse", claim_events, load_events)
         self.object_sources.wake.append(self.scheduler.wake)
         await self.scheduler.start()
 
@@ -174,6 +186,7 @@ async def build_runtime(settings: Settings, store: Store | None = None) -> Runti
         sms=SmsCallbacks(store, box, settings.profiles_default_region),
         profiles=profiles,
         object_sources=ObjectSources(store, box, settings),
+        events_warehouse=EventsWarehouse(store, settings.warehouse_url),
     )
     # the SMS callbacks record through the tracking ingest, and opt-outs through profiles
     rt.sms.ingest = rt.ingest

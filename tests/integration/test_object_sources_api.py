@@ -183,7 +183,7 @@ def test_sync_now_queues_a_run_and_full_is_remembered(server: Server, auth: Auth
 def test_cli_adds_configures_lists_and_deletes(server: Server, auth: Auth, tmp_path: Any) -> None:
     env = {**os.environ, "EVENTSTREAMS_DATABASE_URL": server.settings.database_url,
            "EVENTSTREAMS_DATA_DIR": str(server.settings.data_dir), "EVENTSTREAMS_ACCOUNT_SID": auth[0],
-           "TWILIO_ACCOUNT_SID": TWILIO_AC, "TWILIO_AUTH_TOKEN": TOKEN}  # fmt: skip
+           "TWILIO_ACCOUNT_SID": TWILIO_AC, "TWILIO_AUTH_TOKEN": TOKEN, "EVENTSTREAMS_ALLOW_PRIVATE_DESTINATIONS": "true"}  # fmt: skip
     cli = [os.path.join(os.path.dirname(sys.executable), "eventstreams")]
 
     def run(*args: str, ok: int = 0) -> subprocess.CompletedProcess[str]:

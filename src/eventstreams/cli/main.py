@@ -622,9 +622,7 @@ def warehouse_query(output: str, url: str | None, sql: str) -> None:
 
 
 def _events_warehouse(rt: Any) -> Any:
-    from ..warehouse.events import EventsWarehouse
-
-    return EventsWarehouse(rt.store, rt.settings.warehouse_url)
+    return rt.events_warehouse
 
 
 @warehouse.command("events")

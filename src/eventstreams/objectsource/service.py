@@ -150,7 +150,7 @@ class ObjectSources:
         url = (url or TWILIO_API).strip().rstrip("/")
         problem = netpolicy.url_problem(url, self.settings.allow_private_destinations)
         if problem:
-            raise bad_request(f"BaseUrl is not usable: {problem}")
+            raise bad_request(f"BaseUrl {url[:100]!r} is not usable: {problem}")
         return url
 
     def _credential(
@@ -190,6 +190,7 @@ class ObjectSources:
         base_url: str | None = None,
     ) -> ObjectSourceRow:
         name = check_name(friendly_name)
+        twilio_sid = _account_sid(twilio_account_sid)
         key_sid, sealed = self._credential(auth_token, api_key_sid, api_key_secret)
         now = clock.now()
         stamp = clock.iso(now)
@@ -200,7 +201,7 @@ class ObjectSources:
             account_sid=account.sid,
             friendly_name=name,
             schema_name=check_schema(schema_name if schema_name is not None else schema_from_name(name)),
-            twilio_account_sid=_account_sid(twilio_account_sid),
+            twilio_account_sid=twilio_sid,
             key_sid=key_sid,
             secret_sealed=sealed,
             base_url=self._check_base_url(base_url),

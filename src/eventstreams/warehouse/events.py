@@ -305,16 +305,24 @@ class EventsWarehouse:
         The scheduler calls this; a busy DuckDB file (another process loading) is retried within a minute."""
         reports = []
         for account_sid in await self.store.events_warehouse.claim_due(owner, self.now(), lease_seconds, limit):
-            wh = await self.store.events_warehouse.get(account_sid)
-            interval = float(wh.interval_seconds if wh else self.default_interval)
-            error: str | None = None
-            try:
-                reports.append(await self.run_once(account_sid))
-            except WarehouseBusy as exc:
-                error, interval = str(exc), min(interval, 60.0)
-            except Exception as exc:
-                log.exception("events warehouse load failed for %s", account_sid)
-                error = f"{type(exc).__name__}: {exc}"[:1000]
-            t = self.now()
-            await self.store.events_warehouse.release(account_sid, owner, t + interval, error, clock.iso(t))
+            report = await self.run_leased(account_sid, owner)
+            if report is not None:
+                reports.append(report)
         return reports
+
+    async def run_leased(self, account_sid: str, owner: str) -> LoadReport | None:
+        """Run one account whose lease ``owner`` holds, then release it with its next run time and error."""
+        wh = await self.store.events_warehouse.get(account_sid)
+        interval = float(wh.interval_seconds if wh else self.default_interval)
+        error: str | None = None
+        report: LoadReport | None = None
+        try:
+            report = await self.run_once(account_sid)
+        except WarehouseBusy as exc:
+            error, interval = str(exc), min(interval, 60.0)
+        except Exception as exc:
+            log.exception("events warehouse load failed for %s", account_sid)
+            error = f"{type(exc).__name__}: {exc}"[:1000]
+        t = self.now()
+        await self.store.events_warehouse.release(account_sid, owner, t + interval, error, clock.iso(t))
+        return report
