@@ -192,14 +192,16 @@ def test_filter_params() -> None:
     msgs, calls, confs = COLLECTIONS["messages"], COLLECTIONS["calls"], COLLECTIONS["conferences"]
     lower = datetime(2024, 3, 1, 23, 30, tzinfo=UTC)
     upper = datetime(2024, 3, 5, 0, 10, tzinfo=UTC)
-    assert filter_params(msgs, lower, upper) == {"DateSent>": "2024-03-01", "DateSent<": "2024-03-06"}
+    # messages are read newest first and cut at the bound: DateSent> would drop never-sent messages
+    assert msgs.newest_first == "date_created" and filter_params(msgs, lower, upper) == {}
+    assert filter_params(calls, lower, upper) == {"EndTime>": "2024-03-01", "EndTime<": "2024-03-06"}
     assert filter_params(calls, lower, None) == {"EndTime>": "2024-03-01"}
     assert filter_params(confs, None, upper) == {"DateUpdated<": "2024-03-06"}
     assert filter_params(confs, None, None) == {}
     # bounds in another zone are read as UTC days
     plus2 = datetime(2024, 3, 2, 1, 0, tzinfo=timezone(timedelta(hours=2)))
-    assert filter_params(msgs, plus2, None) == {"DateSent>": "2024-03-01"}
+    assert filter_params(calls, plus2, None) == {"EndTime>": "2024-03-01"}
     for name in ("transcriptions", "addresses", "call_feedback"):
         assert filter_params(COLLECTIONS[name], lower, upper) == {}
     with pytest.raises(ValueError):
-        filter_params(msgs, datetime(2024, 3, 1), None)
+        filter_params(calls, datetime(2024, 3, 1), None)

@@ -140,6 +140,10 @@ class Collection:
     lower_param: str | None = None  # e.g. "DateSent>": on or after (a whole UTC day)
     upper_param: str | None = None  # e.g. "DateSent<"
     id_field: str = "sid"  # the record field that becomes ``id``
+    # Read newest first by this field instead of filtering: a pass stops at the first record before its
+    # lower bound. For messages: Twilio filters them only on DateSent, which drops every message that was
+    # never sent (failed before reaching a carrier: no date_sent), and those would never be synced.
+    newest_first: str | None = None
     # (column, record key, converter) for every column between id and the tail, precomputed
     _fields: tuple[tuple[str, str, Converter], ...] = field(init=False, repr=False, compare=False)
 
@@ -179,7 +183,7 @@ MESSAGES = Collection(
     _cols(account_sid=V, api_version=V, body=V, date_created=T, date_sent=T, date_updated=T, direction=V,
           error_code=N, error_message=V, from_=V, num_media=N, num_segments=N, price=F, status=V, to=V,
           messaging_service_sid=V, price_unit=V),
-    cursor="date_sent", lower_param="DateSent>", upper_param="DateSent<",
+    cursor="date_sent", newest_first="date_created",
 )  # fmt: skip
 CALLS = Collection(
     "calls", "calls", "Calls.json",

@@ -37,7 +37,7 @@ from ..store.base import Store
 from ..store.records import ObjectSourceRow, ObjectSourceRunRow, ObjectSourceStateRow, RunCollectionRow
 from ..warehouse.targets import Target, open_target
 from . import schedule as schedules
-from .client import Page, TwilioAuthError, TwilioReader, first_uri
+from .client import Page, RetryPolicy, TwilioAuthError, TwilioReader, first_uri
 from .collections import COLLECTIONS, Collection, cursor_value, filter_params, to_row
 from .service import RUN_PREFIX, ObjectSources
 
@@ -115,6 +115,7 @@ class Syncer:
         self.owner = owner
         self.lease_s = max(settings.lease_s, 10.0)
         self.open_target: Callable[[], Target] = lambda: open_target(settings.warehouse_url)
+        self.retry: RetryPolicy | None = None  # the reader's default (client.RetryPolicy) unless set
 
     # -- leases
 
@@ -190,7 +191,8 @@ class Syncer:
         cred = self.sources.credential(row)
         try:
             target = await self._in(pool, self.open_target)
-            reader = TwilioReader.from_settings(self.settings, row.base_url, cred.username, cred.password)
+            reader = TwilioReader.from_settings(self.settings, row.base_url, cred.username, cred.password,
+                                                retry=self.retry)  # fmt: skip
             async with reader:
                 accounts = await self._accounts(reader, row)
                 selected = [COLLECTIONS[c] for c in row.collections.split(",") if c in COLLECTIONS]
@@ -269,7 +271,7 @@ class Syncer:
         if state and state.resume_uri and state.pass_kind == kind:
             uri = state.resume_uri  # a pass a killed process left: go on from its last committed page
             pass_cursor = _parse(state.pass_cursor)
-            pass_started = state.pass_started or run.date_started
+            lower = _parse(state.pass_lower)
         else:
             lower = _parse(row.start_date)
             if kind == "incremental" and state is not None and state.cursor:
@@ -277,7 +279,7 @@ class Syncer:
                 assert since is not None
                 lower = _later(lower, since - timedelta(seconds=row.lookback_seconds))
             uri = first_uri(account_sid, coll, filter_params(coll, lower, None))
-            pass_cursor, pass_started = None, run.date_started
+            pass_cursor = None
         fb_high = fb_mark
         nxt: asyncio.Task[Page] | None = asyncio.create_task(reader.page(uri, coll.list_key, account_sid=account_sid))
         try:
@@ -288,6 +290,15 @@ class Syncer:
                        if page.next_page_uri else None)  # fmt: skip
                 received = datetime.now(UTC)
                 rows = [to_row(coll, r, received) for r in page.records]  # uuid_ts: received, set by to_row
+                if coll.newest_first and lower is not None:
+                    kept = [r for r in rows if (r[coll.newest_first] or received) >= lower]
+                    if len(kept) < len(rows):  # the rest of the list is older still: this pass is done
+                        rows, page = kept, Page(page.records[: len(kept)], None, page.uri)
+                        if nxt is not None:
+                            nxt.cancel()
+                            with contextlib.suppress(BaseException):
+                                await nxt
+                            nxt = None
                 feedback_rows: list[dict[str, Any]] = []
                 if with_feedback and rows:
                     changed = [r["id"] for r in rows
@@ -309,7 +320,7 @@ class Syncer:
                 if page.next_page_uri:
                     await self.repo.put_state(ObjectSourceStateRow(
                         row.sid, account_sid, coll.name, state.cursor if state else None, page.next_page_uri, kind,
-                        _iso(pass_cursor), pass_started, clock.iso(clock.now())))  # fmt: skip
+                        _iso(pass_cursor), _iso(lower), clock.iso(clock.now())))  # fmt: skip
                 if progress is not None:
                     progress(part)
         finally:

@@ -418,7 +418,7 @@ class ObjectSourceRow:
 class ObjectSourceStateRow:
     """Where one (source, Twilio account, collection) stands: ``cursor`` the newest value loaded; an
     unfinished pass keeps ``resume_uri`` (its next page), ``pass_kind`` (full/incremental), ``pass_cursor``
-    (the newest value the pass has seen so far) and ``pass_started``."""
+    (the newest value the pass has seen so far) and ``pass_lower`` (its lower bound, ISO UTC)."""
 
     source_sid: str
     twilio_account_sid: str
@@ -427,7 +427,7 @@ class ObjectSourceStateRow:
     resume_uri: str | None
     pass_kind: str | None
     pass_cursor: str | None
-    pass_started: str | None
+    pass_lower: str | None
     date_updated: str
 
 

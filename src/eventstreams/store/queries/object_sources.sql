@@ -66,12 +66,12 @@ SELECT * FROM object_source_state WHERE source_sid = :source_sid;
 
 -- name: put_state
 INSERT INTO object_source_state (source_sid, twilio_account_sid, collection, cursor, resume_uri, pass_kind,
-    pass_cursor, pass_started, date_updated)
+    pass_cursor, pass_lower, date_updated)
 VALUES (:source_sid, :twilio_account_sid, :collection, :cursor, :resume_uri, :pass_kind, :pass_cursor,
-    :pass_started, :date_updated)
+    :pass_lower, :date_updated)
 ON CONFLICT (source_sid, twilio_account_sid, collection) DO UPDATE SET cursor = excluded.cursor,
     resume_uri = excluded.resume_uri, pass_kind = excluded.pass_kind, pass_cursor = excluded.pass_cursor,
-    pass_started = excluded.pass_started, date_updated = excluded.date_updated;
+    pass_lower = excluded.pass_lower, date_updated = excluded.date_updated;
 
 -- name: clear_state
 DELETE FROM object_source_state WHERE source_sid = :source_sid;

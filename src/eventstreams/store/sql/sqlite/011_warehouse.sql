@@ -45,7 +45,7 @@ CREATE TABLE object_source_state (
     resume_uri TEXT,
     pass_kind TEXT,
     pass_cursor TEXT,
-    pass_started TEXT,
+    pass_lower TEXT,
     date_updated TEXT NOT NULL,
     PRIMARY KEY (source_sid, twilio_account_sid, collection)
 );
