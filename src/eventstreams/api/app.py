@@ -13,6 +13,7 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
@@ -31,7 +32,7 @@ from . import accounts, delivery, events_v1, openapi
 from .context import services
 from .http import JSON, error_response
 from .surface import Mounted, Surface
-from .twilio_errors import TWILIO_ERRORS
+from .twilio_errors import TWILIO_ERRORS, on_http_error
 
 log = logging.getLogger("eventstreams.api")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -104,6 +105,12 @@ def surfaces(sandbox: bool = False) -> list[Surface]:
     return mounted
 
 
+async def _root_http_error(request: Request, exc: Exception) -> Response:
+    if request.url.path.startswith(profiles_api.PATH_PREFIX):
+        return await profiles_api.on_http(request, exc)
+    return await on_http_error(request, exc)
+
+
 async def _openapi(request: Request) -> Response:
     rt = services(request)
     return JSON(openapi.openapi_document(rt.base, surfaces(rt.settings.sandbox)))
@@ -146,8 +153,9 @@ def create_app(settings: Settings, svc: Runtime | None = None, announce: bool = 
     mounted: Sequence[Mounted] = [Mounted(s) for s in surfaces(settings.sandbox)]
     app = Starlette(
         routes=list(mounted),
-        # Only what no surface matched reaches the root: answer it in Twilio's shape, the default.
-        exception_handlers=TWILIO_ERRORS,
+        # Only what no surface matched reaches the root: answer it in Twilio's shape, the default, except
+        # under the Profile API's prefix (a path there that matches no route still gets Segment's shape).
+        exception_handlers={**TWILIO_ERRORS, HTTPException: _root_http_error},
         middleware=[Middleware(RejectControlCharsInPath)],
         lifespan=lifespan,
     )

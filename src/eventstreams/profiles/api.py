@@ -49,7 +49,7 @@ async def _on_profile_error(request: Request, exc: Exception) -> Response:
     return error_response(exc.status, exc.code, exc.message)
 
 
-async def _on_http(request: Request, exc: Exception) -> Response:
+async def on_http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = "not_found" if exc.status_code == 404 else "invalid_request_error"
     return error_response(exc.status_code, code, f"{request.method} {request.url.path[:200]}: {exc.detail}")
@@ -246,6 +246,6 @@ routes = [
 surface = Surface(
     "segment-profiles",
     routes,
-    {ProfileError: _on_profile_error, HTTPException: _on_http, Exception: _on_crash},
+    {ProfileError: _on_profile_error, HTTPException: on_http, Exception: _on_crash},
     fragment.paths,
 )
