@@ -312,3 +312,61 @@ def seeding_page() -> Any:
     from eventstreams.store.records import PageQuery
 
     return PageQuery(size=10)
+
+
+def test_a_new_start_date_takes_effect_with_a_full_sync(world: dict[str, Any]) -> None:
+    srv: Server = world["srv"]
+    main = world["sid"]
+    start = datetime.fromtimestamp(NOW - 30 * 86400, UTC).replace(hour=0)  # NOW is noon: a whole day
+    row = _source(world, "Dated", start_date=start.strftime("%Y-%m-%d"), include_subaccounts=False,
+                  collections="messages")  # fmt: skip
+    assert _sync(world, row).run.status == "succeeded"
+    every = _expected(world, "messages", [main])
+    recent = {k for k, v in every.items() if v["date_created"] >= int(start.timestamp())}
+    assert set(_warehouse(world, "dated", "messages")) == recent and len(recent) < len(every)
+
+    account = srv.call(srv.services.accounts.principal_of(main)).account
+    row = srv.call(srv.services.object_sources.update(row, start_date="2020-01-01"))
+    assert _sync(world, row).run.kind == "incremental"
+    assert set(_warehouse(world, "dated", "messages")) == recent  # Segment's rule: not until a full sync
+    row = srv.call(srv.services.object_sources.request_sync(row, full=True))
+    assert _sync(world, row).run.kind == "full"
+    assert set(_warehouse(world, "dated", "messages")) == set(every)
+    assert srv.call(srv.services.object_sources.get(account, row.sid)).full_sync_requested is False
+
+
+def test_an_unselected_collection_keeps_its_data(world: dict[str, Any]) -> None:
+    srv: Server = world["srv"]
+    row = _source(world, "Narrowed", include_subaccounts=False, collections="messages,addresses")
+    assert _sync(world, row).run.status == "succeeded"
+    addresses = _warehouse(world, "narrowed", "addresses")
+    assert addresses
+    row = srv.call(srv.services.object_sources.update(row, collections="messages"))
+    report = _sync(world, row)
+    assert [p.collection for p in report.collections] == ["messages"]
+    assert _warehouse(world, "narrowed", "addresses") == addresses  # kept as it was, not synced
+
+
+def test_cli_sync_shows_progress_and_the_run(world: dict[str, Any]) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    srv: Server = world["srv"]
+    _source(world, "From The CLI", include_subaccounts=False, collections="messages,conferences")
+    env = {**os.environ, "EVENTSTREAMS_DATABASE_URL": srv.settings.database_url,
+           "EVENTSTREAMS_DATA_DIR": str(srv.settings.data_dir), "EVENTSTREAMS_WAREHOUSE_URL": world["warehouse"],
+           "EVENTSTREAMS_ACCOUNT_SID": world["sid"], "EVENTSTREAMS_ALLOW_PRIVATE_DESTINATIONS": "true",
+           "COLUMNS": "200"}  # fmt: skip
+    cli = [sys.executable, "-m", "eventstreams.cli.main", "sources"]
+    done = subprocess.run([*cli, "sync", "From The CLI"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "messages" in done.stderr and "rows" in done.stderr  # the progress bars
+    assert "succeeded" in done.stdout and "rows upserted (full sync)" in done.stdout
+    runs = json.loads(subprocess.run([*cli, "runs", "From The CLI", "-o", "json"], env=env, capture_output=True,
+                                     text=True, timeout=60).stdout)  # fmt: skip
+    assert [r["status"] for r in runs] == ["succeeded"]
+    assert {c["collection"] for c in runs[0]["collections"]} == {"messages", "conferences"}
+    missing = subprocess.run([*cli, "sync", "No Such Source"], env=env, capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 1 and "was not found" in missing.stderr
