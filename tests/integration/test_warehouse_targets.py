@@ -181,7 +181,8 @@ def test_the_sql_questions_in_docs_run(target: Target) -> None:
     day = datetime(2026, 3, 1, 12, tzinfo=UTC)
     rows = {
         "messages": [{"id": f"SM{n}", "status": "undelivered" if n % 4 == 0 else "delivered", "direction": "outbound-api",
-                      "date_sent": day + timedelta(hours=n), "from": "+15005550006"} for n in range(40)],
+                      "date_sent": day + timedelta(hours=n), "date_created": day + timedelta(hours=n),
+                      "from": "+15005550006"} for n in range(40)],
         "calls": [{"id": "CA1", "start_time": day, "duration": 30, "from": "+1", "to": "+2"},
                   {"id": "CA2", "start_time": day, "duration": 5, "from": "+1", "to": "+3"}],
         "call_feedback": [{"id": "CA1", "quality_score": 5}, {"id": "CA2", "quality_score": 1, "issues": "echo"}],
