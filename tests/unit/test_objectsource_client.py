@@ -15,13 +15,13 @@ ACCT = "AC" + "a" * 32
 
 
 def test_first_uri_encodes_the_filter_names_and_asks_for_full_pages() -> None:
-    c = COLLECTIONS["messages"]
+    c = COLLECTIONS["calls"]
     params = filter_params(c, parse_date("2024-03-01T10:00:00Z"), None)
     uri = first_uri(ACCT, c, params)
     parts = urlsplit(uri)
-    assert parts.path == f"/2010-04-01/Accounts/{ACCT}/Messages.json"
-    assert "DateSent%3E=2024-03-01" in parts.query  # the ">" belongs to the name (reference §3.3)
-    assert dict(parse_qsl(parts.query)) == {"DateSent>": "2024-03-01", "PageSize": str(PAGE_SIZE)}
+    assert parts.path == f"/2010-04-01/Accounts/{ACCT}/Calls.json"
+    assert "EndTime%3E=2024-03-01" in parts.query  # the ">" belongs to the name (reference §3.3)
+    assert dict(parse_qsl(parts.query)) == {"EndTime>": "2024-03-01", "PageSize": str(PAGE_SIZE)}
     assert first_uri(ACCT, COLLECTIONS["addresses"]).endswith("/Addresses.json?PageSize=1000")
     with pytest.raises(ValueError, match="call_feedback"):
         first_uri(ACCT, COLLECTIONS["call_feedback"])
