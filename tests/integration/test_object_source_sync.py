@@ -370,3 +370,15 @@ def test_cli_sync_shows_progress_and_the_run(world: dict[str, Any]) -> None:
     assert {c["collection"] for c in runs[0]["collections"]} == {"messages", "conferences"}
     missing = subprocess.run([*cli, "sync", "No Such Source"], env=env, capture_output=True, text=True, timeout=60)
     assert missing.returncode == 1 and "was not found" in missing.stderr
+
+
+def test_an_api_key_credential_syncs(world: dict[str, Any]) -> None:
+    srv: Server = world["srv"]
+    account = srv.call(srv.services.accounts.principal_of(world["sid"])).account
+    key, secret = srv.call(srv.services.accounts.create_key(account, "object source"))
+    row = _source(world, "Keyed", auth_token=None, api_key_sid=key.sid, api_key_secret=secret,
+                  include_subaccounts=False, collections="addresses,conferences")  # fmt: skip
+    report = _sync(world, row)
+    assert report.run.status == "succeeded", report.run.error
+    _assert_equal(world, "keyed", "conferences", [world["sid"]])
+    _assert_equal(world, "keyed", "addresses", [world["sid"]])
