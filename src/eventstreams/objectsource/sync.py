@@ -44,7 +44,8 @@ from .service import RUN_PREFIX, ObjectSources
 log = logging.getLogger("eventstreams.objectsource")
 T = TypeVar("T")
 FEEDBACK = "call_feedback"
-FEEDBACK_MARGIN = timedelta(minutes=5)  # a call updated in the same second as the mark is read again
+FEEDBACK_MARGIN = timedelta(minutes=5)
+RETRY_CRASHED_S = 300.0  # a call updated in the same second as the mark is read again
 
 
 class LeaseHeld(Exception):
@@ -128,40 +129,45 @@ class Syncer:
 
     async def leased(self, row: ObjectSourceRow, *, full: bool = False, trigger: str = "scheduled",
                      progress: Progress | None = None) -> RunReport:  # fmt: skip
-        """Sync a source whose lease this process holds, renewing it meanwhile; release it after, with
-        the next run time from the schedule (counted from this run's start)."""
+        """Sync a source whose lease this process holds, renewing it meanwhile, and release it after: with
+        the next run time from the schedule (counted from this run's start) when the sync ran to its end;
+        due at once when it was cut short (this process stopping: another one, or this one restarted, goes
+        on from the last committed page); in five minutes when it crashed, so a broken warehouse is not
+        hammered."""
         started = clock.now()
-        fresh = await self.repo.by_sid(row.sid) or row
-        full = full or fresh.full_sync_requested
-        stop = asyncio.Event()
-        lost = asyncio.Event()
+        stop, lost = asyncio.Event(), asyncio.Event()
         renewer = asyncio.create_task(self._renew(row.sid, stop, lost))
         report: RunReport | None = None
         error: str | None = None
-        task = asyncio.create_task(self.sync(fresh, full=full, trigger=trigger, progress=progress))
+        nxt: float | None = started  # unless the sync runs to its end
+        full_done = False
+        task: asyncio.Task[RunReport] | None = None
         try:
+            fresh = await self.repo.by_sid(row.sid) or row
+            full = full or fresh.full_sync_requested
+            task = asyncio.create_task(self.sync(fresh, full=full, trigger=trigger, progress=progress))
             lost_wait = asyncio.create_task(lost.wait())
             done, _ = await asyncio.wait({task, lost_wait}, return_when=asyncio.FIRST_COMPLETED)
             lost_wait.cancel()
             if task not in done:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
                 raise LeaseLost(f"Lost the lease on source {row.sid} while syncing")
             report = task.result()
             error = report.run.error
-        except LeaseLost:
-            raise
+            nxt = schedules.parse(fresh.schedule).next_after(started)
+            full_done = full and report.run.status == "succeeded"
         except Exception as exc:
-            error = str(exc)[:500]
+            if not isinstance(exc, LeaseLost):
+                error, nxt = str(exc)[:500], started + RETRY_CRASHED_S
             raise
         finally:
+            if task is not None and not task.done():  # cancelled (shutdown) or lease lost: the sync stops too
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
             stop.set()
             await renewer
             if not lost.is_set():
-                nxt = schedules.parse(fresh.schedule).next_after(started)
-                full_done = full and report is not None and report.run.status == "succeeded"
-                await self.repo.release_lease(row.sid, self.owner, nxt, error, full_done)
+                await asyncio.shield(self.repo.release_lease(row.sid, self.owner, nxt, error, full_done))
         return report
 
     async def _renew(self, sid: str, stop: asyncio.Event, lost: asyncio.Event) -> None:
