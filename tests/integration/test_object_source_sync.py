@@ -252,6 +252,10 @@ def test_subaccounts_land_as_configured(world: dict[str, Any]) -> None:
     one_sub = _source(world, "One Sub", twilio_account_sid=sub, include_subaccounts=False, collections="messages")
     assert _sync(world, one_sub).run.status == "succeeded"
     _assert_equal(world, "one_sub", "messages", [sub])
+    # a subaccount's own source with --subaccounts: it has none; its siblings are not its to sync
+    sub_only = _source(world, "Sub Only", twilio_account_sid=sub, include_subaccounts=True, collections="addresses")
+    assert _sync(world, sub_only).run.status == "succeeded"
+    assert {r["account_sid"] for r in _query(world, "SELECT DISTINCT account_sid FROM sub_only.addresses")} == {sub}
     tables = {r["table_name"] for r in _query(
         world, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'one_sub'")}  # fmt: skip
     assert tables == {"messages"}  # only the selected collections

@@ -110,6 +110,12 @@ def test_secret_is_sealed_at_rest_and_never_returned(server: Server, auth: Auth)
          "not a real date"),
         ({"FriendlyName": "x", "TwilioAccountSid": TWILIO_AC, "AuthToken": TOKEN, "StartDate": "yesterday"},
          "StartDate"),
+        ({"FriendlyName": "x", "TwilioAccountSid": TWILIO_AC, "AuthToken": TOKEN, "StartDate": "0001-01-01T00:00+01:00"},
+         "StartDate"),
+        ({"FriendlyName": "x", "TwilioAccountSid": TWILIO_AC, "AuthToken": TOKEN, "StartDate": "0999-01-01"},
+         "between the years"),
+        ({"FriendlyName": "x", "TwilioAccountSid": TWILIO_AC, "AuthToken": TOKEN, "Schedule": "0 0 30 2 *"},
+         "never runs"),
         ({"FriendlyName": "x", "TwilioAccountSid": TWILIO_AC, "AuthToken": TOKEN, "Schedule": "10s"},
          "shorter than a minute"),
         ({"FriendlyName": "x", "TwilioAccountSid": TWILIO_AC, "AuthToken": TOKEN, "Schedule": "61 * * * *"},
@@ -170,12 +176,14 @@ def test_accounts_are_isolated_and_auth_is_required(server: Server, auth: Auth) 
 
 def test_sync_now_queues_a_run_and_full_is_remembered(server: Server, auth: Auth) -> None:
     src = _create(server, auth, "Queued", Enabled="false")
+    assert "is disabled" in _error(_post(server, auth, f"/v1/ObjectSources/{src['sid']}/Syncs"), 400)
+    assert _post(server, auth, f"/v1/ObjectSources/{src['sid']}", {"Enabled": "true"}).status_code == 200
     r = _post(server, auth, f"/v1/ObjectSources/{src['sid']}/Syncs", {"Full": "true"})
     assert r.status_code == 202, r.text
-    assert r.json()["full_sync_requested"] is True
+    assert r.json()["full_sync_requested"] is True and r.json()["next_sync_at"] is not None
     assert "Full" in _error(_post(server, auth, f"/v1/ObjectSources/{src['sid']}/Syncs", {"Full": "maybe"}), 400)
     runs = _get(server, auth, f"/v1/ObjectSources/{src['sid']}/Runs").json()
-    assert runs["runs"] == [] and runs["meta"]["key"] == "runs"  # disabled: the scheduler leaves it alone
+    assert runs["meta"]["key"] == "runs"
     _error(_get(server, auth, f"/v1/ObjectSources/{src['sid']}/Runs/OR" + "0" * 32), 404)
     _error(_get(server, auth, f"/v1/ObjectSources/{src['sid']}/Runs/nope"), 404)
 
@@ -206,3 +214,14 @@ def test_cli_adds_configures_lists_and_deletes(server: Server, auth: Auth, tmp_p
     assert "Schedule" in bad.stderr
     run("sources", "delete", "--account", auth[0], added["sid"])
     assert _get(server, auth, "/v1/ObjectSources").json()["object_sources"] == []
+
+
+def test_a_new_schedule_reschedules(server: Server, auth: Auth) -> None:
+    src = _create(server, auth, "Rescheduled", Enabled="false")
+    assert src["next_sync_at"] is None
+    r = _post(server, auth, f"/v1/ObjectSources/{src['sid']}", {"Schedule": "manual", "Enabled": "true"})
+    assert r.json()["next_sync_at"] is None  # manual: only when asked
+    r = _post(server, auth, f"/v1/ObjectSources/{src['sid']}", {"Enabled": "false"})
+    r = _post(server, auth, f"/v1/ObjectSources/{src['sid']}", {"Schedule": "6h"})
+    row = server.call(server.services.store.object_sources.by_sid(src["sid"]))
+    assert row.next_run_at is not None  # it had never run: the new plan starts at once (when enabled)

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 DEFAULT = "3h"
 MIN_INTERVAL = 60
@@ -27,11 +27,14 @@ class Schedule:
     cron: str | None = None
 
     def next_after(self, ts: float) -> float | None:
-        """The next run at or after a run that started at ``ts``; None when manual."""
+        """The next run after a run that started at ``ts``; None when manual (or a cron that never fires)."""
         if self.interval is not None:
             return ts + self.interval
         if self.cron is not None:
-            nxt: datetime = croniter(self.cron, datetime.fromtimestamp(ts, UTC)).get_next(datetime)
+            try:
+                nxt: datetime = croniter(self.cron, datetime.fromtimestamp(ts, UTC)).get_next(datetime)
+            except CroniterBadDateError:  # valid fields that name no date (Feb 30): it never runs
+                return None
             return nxt.timestamp()
         return None
 

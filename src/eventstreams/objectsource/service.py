@@ -105,11 +105,14 @@ def check_start_date(text: str | None) -> str | None:
         raise bad_request(f"StartDate {text[:40]!r} must be an ISO date (2024-01-31) or date-time, or blank for all")
     try:
         value = datetime.fromisoformat(text.replace(" ", "T"))
-    except ValueError:
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise bad_request(f"StartDate {text[:40]!r} is not a real date") from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if not 2000 <= value.year <= 9000:  # Twilio began in 2008; far ends would overflow date arithmetic
+        raise bad_request(f"StartDate {text[:40]!r} must be between the years 2000 and 9000")
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def check_lookback(text: str | None) -> int:
@@ -123,9 +126,12 @@ def check_lookback(text: str | None) -> int:
 
 def check_schedule(text: str | None) -> str:
     try:
-        return schedules.parse(text).text
+        plan = schedules.parse(text)
+        if plan.text != "manual" and plan.next_after(clock.now()) is None:
+            raise schedules.ScheduleError(f"Schedule {plan.text!r} never runs")
     except schedules.ScheduleError as exc:
         raise bad_request(str(exc)) from None
+    return plan.text
 
 
 def _account_sid(value: str | None, field: str = "TwilioAccountSid") -> str:
@@ -212,6 +218,7 @@ class ObjectSources:
             include_subaccounts=bool(include_subaccounts),
             enabled=on,
             full_sync_requested=False,
+            full_requested_at=None,
             # the first sync begins once the source exists, as Segment's does (unless it is synced by hand only)
             next_run_at=now if on and plan != "manual" else None,
             lease_owner=None,
@@ -290,15 +297,23 @@ class ObjectSources:
             changes["base_url"] = self._check_base_url(base_url)
         if enabled is not None:
             changes["enabled"] = enabled
-            if enabled and not row.enabled and changes.get("schedule", row.schedule) != "manual":
-                changes["next_run_at"] = now
-        moved = changes.get("schema_name", row.schema_name) != row.schema_name or changes.get(
-            "twilio_account_sid", row.twilio_account_sid) != row.twilio_account_sid  # fmt: skip
-        if moved:  # another account's or schema's cursors mean nothing here
-            changes["full_sync_requested"] = True
         new = replace(row, **changes)  # type: ignore[arg-type]
+        reschedule = False
+        if new.schedule != row.schedule or (new.enabled and not row.enabled):
+            reschedule = True
+            plan = schedules.parse(new.schedule)
+            if plan.text == "manual":
+                new.next_run_at = None
+            elif row.next_run_at is None or (new.enabled and not row.enabled):
+                new.next_run_at = now  # first sync, or back on: at once
+            else:  # a new plan: its next run, unless the old one came sooner
+                new.next_run_at = min(row.next_run_at, plan.next_after(now) or now)
+        moved = new.schema_name != row.schema_name or new.twilio_account_sid != row.twilio_account_sid
+        # another schema or account: its cursors mean nothing there, start over with a full sync; another start
+        # date: unfinished passes (read for the old one) start over, the rest waits for a full sync (Segment)
+        reset = "state" if moved else "passes" if new.start_date != row.start_date else None
         try:
-            ok = await self.repo.update(new, row.schema_name)
+            ok = await self.repo.update(new, row.schema_name, now=now, full=moved, reschedule=reschedule, reset=reset)
         except Conflict:
             raise self._conflict(new) from None
         if not ok:
@@ -319,6 +334,9 @@ class ObjectSources:
     async def request_sync(self, row: ObjectSourceRow, full: bool) -> ObjectSourceRow:
         """Sync now (the scheduler in serve/worker picks it up); ``full`` re-reads everything from the start
         date, which is how a changed start date takes effect."""
+        if not row.enabled:
+            raise bad_request(f"Source {row.friendly_name!r} is disabled: enable it first (Enabled=true), or run "
+                              f"`eventstreams sources sync` to sync it once by hand")  # fmt: skip
         if not await self.repo.request_run(row.account_sid, row.sid, clock.now(), full):
             raise not_found(f"Source {row.sid} was not found")
         self._wake()

@@ -35,7 +35,7 @@ from ..config import Settings
 from ..ids import new_sid
 from ..store.base import Store
 from ..store.records import ObjectSourceRow, ObjectSourceRunRow, ObjectSourceStateRow, RunCollectionRow
-from ..warehouse.targets import Target, open_target
+from ..warehouse.targets import Target, WarehouseBusy, open_target
 from . import schedule as schedules
 from .client import Page, RetryPolicy, TwilioAuthError, TwilioReader, first_uri
 from .collections import COLLECTIONS, Collection, cursor_value, filter_params, to_row
@@ -44,8 +44,9 @@ from .service import RUN_PREFIX, ObjectSources
 log = logging.getLogger("eventstreams.objectsource")
 T = TypeVar("T")
 FEEDBACK = "call_feedback"
-FEEDBACK_MARGIN = timedelta(minutes=5)
-RETRY_CRASHED_S = 300.0  # a call updated in the same second as the mark is read again
+FEEDBACK_MARGIN = timedelta(minutes=5)  # a call updated in the same second as the mark is read again
+RETRY_CRASHED_S = 300.0  # a sync that crashed (the warehouse down) is tried again in 5 minutes, not hammered
+RETRY_BUSY_S = 60.0  # the DuckDB file was held by another process (a load, a query): try again soon
 
 
 class LeaseHeld(Exception):
@@ -79,6 +80,7 @@ Progress = Callable[[CollectionProgress], None]
 class RunReport:
     run: ObjectSourceRunRow
     collections: list[CollectionProgress]
+    busy: bool = False  # the warehouse was held by another process
 
     @property
     def rows_read(self) -> int:
@@ -153,11 +155,11 @@ class Syncer:
                 raise LeaseLost(f"Lost the lease on source {row.sid} while syncing")
             report = task.result()
             error = report.run.error
-            nxt = schedules.parse(fresh.schedule).next_after(started)
+            nxt = RETRY_BUSY_S + started if report.busy else schedules.parse(fresh.schedule).next_after(started)
             full_done = full and report.run.status == "succeeded"
         except Exception as exc:
             if not isinstance(exc, LeaseLost):
-                error, nxt = str(exc)[:500], started + RETRY_CRASHED_S
+                error, nxt = f"{type(exc).__name__}: {exc}"[:500], started + RETRY_CRASHED_S
             raise
         finally:
             if task is not None and not task.done():  # cancelled (shutdown) or lease lost: the sync stops too
@@ -167,18 +169,29 @@ class Syncer:
             stop.set()
             await renewer
             if not lost.is_set():
-                await asyncio.shield(self.repo.release_lease(row.sid, self.owner, nxt, error, full_done))
+                await asyncio.shield(self.repo.release_lease(row.sid, self.owner, nxt, error, full_done, started))
         return report
 
     async def _renew(self, sid: str, stop: asyncio.Event, lost: asyncio.Event) -> None:
+        """Renew every third of the lease. A failed renewal (the store unreachable for a moment) is tried
+        again; once the lease may have run out, or another process holds it, the sync must stop."""
+        held_until = clock.now() + self.lease_s
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.lease_s / 3)
             if stop.is_set():
                 return
-            if not await self.repo.renew_lease(sid, self.owner, clock.now() + self.lease_s):
-                lost.set()
-                return
+            until = clock.now() + self.lease_s
+            try:
+                if not await self.repo.renew_lease(sid, self.owner, until):
+                    lost.set()
+                    return
+                held_until = until
+            except Exception:  # a blip: the next try may get through before the lease ends
+                log.warning("source %s: renewing the lease failed", sid, exc_info=True)
+                if clock.now() + self.lease_s / 3 >= held_until:
+                    lost.set()
+                    return
 
     # -- the sync
 
@@ -194,8 +207,9 @@ class Syncer:
         parts: list[CollectionProgress] = []
         pool = ThreadPoolExecutor(1, thread_name_prefix="warehouse")  # one connection, used by one thread
         target: Target | None = None
-        cred = self.sources.credential(row)
+        busy = False
         try:
+            cred = self.sources.credential(row)  # a secret sealed under another key fails here, recorded
             target = await self._in(pool, self.open_target)
             reader = TwilioReader.from_settings(self.settings, row.base_url, cred.username, cred.password,
                                                 retry=self.retry)  # fmt: skip
@@ -229,20 +243,23 @@ class Syncer:
             await asyncio.shield(self.repo.finish_run(run.sid, "interrupted", None, clock.iso(clock.now())))
             raise
         except Exception as exc:  # noqa: BLE001  (the warehouse or Twilio unreachable: the run is recorded failed)
-            status, error = "failed", str(exc)[:1000]
+            status, error = "failed", f"{type(exc).__name__}: {exc}"[:1000]
+            busy = isinstance(exc, WarehouseBusy)
         finally:
             if target is not None:
                 await self._in(pool, target.close)
             pool.shutdown(wait=False)
         await self.repo.finish_run(run.sid, status, error, clock.iso(clock.now()))
         run.status, run.error = status, error
-        return RunReport(run, parts)
+        return RunReport(run, parts, busy)
 
     async def _accounts(self, reader: TwilioReader, row: ObjectSourceRow) -> list[str]:
         if not row.include_subaccounts:
             return [row.twilio_account_sid]
         found = await reader.accounts(row.twilio_account_sid)
+        # the account's own subaccounts: a subaccount's credentials list its siblings too
         subs = sorted(a["sid"] for a in found if a.get("sid") != row.twilio_account_sid
+                      and a.get("owner_account_sid") == row.twilio_account_sid
                       and a.get("status", "active") == "active")  # fmt: skip
         return [row.twilio_account_sid, *subs]
 

@@ -406,6 +406,7 @@ class ObjectSourceRow:
     include_subaccounts: bool
     enabled: bool
     full_sync_requested: bool
+    full_requested_at: float | None
     next_run_at: float | None
     lease_owner: str | None
     lease_until: float | None

@@ -1,25 +1,31 @@
 -- The Twilio object source (objectsource/): sources, where each collection stands, and runs.
 
 -- name: claim_schema
-INSERT INTO warehouse_schemas (schema_name, account_sid, owner_sid) VALUES (:schema_name, :account_sid, :owner_sid);
+-- A name nobody holds, or one a deleted source of the same account left: no row changed means taken.
+INSERT INTO warehouse_schemas (schema_name, account_sid, owner_sid) VALUES (:schema_name, :account_sid, :owner_sid)
+ON CONFLICT (schema_name) DO UPDATE SET owner_sid = excluded.owner_sid
+WHERE warehouse_schemas.account_sid = excluded.account_sid AND warehouse_schemas.owner_sid LIKE 'released:%';
 
 -- name: release_schema
-DELETE FROM warehouse_schemas WHERE owner_sid = :owner_sid;
+-- The tables stay in the warehouse, so the name stays with the account.
+UPDATE warehouse_schemas SET owner_sid = 'released:' || owner_sid WHERE owner_sid = :owner_sid;
 
 -- name: insert_source
 INSERT INTO object_sources (sid, account_sid, friendly_name, schema_name, twilio_account_sid, key_sid, secret_sealed,
     base_url, start_date, collections, schedule, lookback_seconds, include_subaccounts, enabled, full_sync_requested,
-    next_run_at, lease_owner, lease_until, last_error, date_created, date_updated)
+    full_requested_at, next_run_at, lease_owner, lease_until, last_error, date_created, date_updated)
 VALUES (:sid, :account_sid, :friendly_name, :schema_name, :twilio_account_sid, :key_sid, :secret_sealed, :base_url,
     :start_date, :collections, :schedule, :lookback_seconds, :include_subaccounts, :enabled, :full_sync_requested,
-    :next_run_at, :lease_owner, :lease_until, :last_error, :date_created, :date_updated);
+    :full_requested_at, :next_run_at, :lease_owner, :lease_until, :last_error, :date_created, :date_updated);
 
 -- name: update_source
 UPDATE object_sources SET friendly_name = :friendly_name, schema_name = :schema_name,
     twilio_account_sid = :twilio_account_sid, key_sid = :key_sid, secret_sealed = :secret_sealed, base_url = :base_url,
     start_date = :start_date, collections = :collections, schedule = :schedule, lookback_seconds = :lookback_seconds,
-    include_subaccounts = :include_subaccounts, enabled = :enabled, full_sync_requested = :full_sync_requested,
-    next_run_at = :next_run_at, date_updated = :date_updated
+    include_subaccounts = :include_subaccounts, enabled = :enabled,
+    full_sync_requested = full_sync_requested OR :full,
+    full_requested_at = CASE WHEN :full THEN :now ELSE full_requested_at END,
+    next_run_at = CASE WHEN :reschedule THEN :next_run_at ELSE next_run_at END, date_updated = :date_updated
 WHERE account_sid = :account_sid AND sid = :sid;
 
 -- name: get_source
@@ -53,12 +59,18 @@ WHERE sid = :sid AND (lease_until IS NULL OR lease_until < :now OR lease_owner =
 UPDATE object_sources SET lease_until = :until WHERE sid = :sid AND lease_owner = :owner;
 
 -- name: release_lease
-UPDATE object_sources SET lease_owner = NULL, lease_until = NULL, next_run_at = :next_run_at,
-    last_error = :last_error, full_sync_requested = CASE WHEN :full_done THEN FALSE ELSE full_sync_requested END
+-- What was asked while the run went on stays asked: a "sync now" (next_run_at moved past the run's start)
+-- and a full sync requested after it started.
+UPDATE object_sources SET lease_owner = NULL, lease_until = NULL,
+    next_run_at = CASE WHEN next_run_at > :started THEN next_run_at ELSE :next_run_at END,
+    last_error = :last_error,
+    full_sync_requested = CASE WHEN :full_done AND (full_requested_at IS NULL OR full_requested_at <= :started)
+        THEN FALSE ELSE full_sync_requested END
 WHERE sid = :sid AND lease_owner = :owner;
 
 -- name: request_run
-UPDATE object_sources SET next_run_at = :now, full_sync_requested = full_sync_requested OR :full
+UPDATE object_sources SET next_run_at = :now, full_sync_requested = full_sync_requested OR :full,
+    full_requested_at = CASE WHEN :full THEN :now ELSE full_requested_at END
 WHERE account_sid = :account_sid AND sid = :sid;
 
 -- name: select_state
@@ -75,6 +87,11 @@ ON CONFLICT (source_sid, twilio_account_sid, collection) DO UPDATE SET cursor = 
 
 -- name: clear_state
 DELETE FROM object_source_state WHERE source_sid = :source_sid;
+
+-- name: clear_passes
+-- Unfinished passes were read for another start date: they start over (the cursors stay).
+UPDATE object_source_state SET resume_uri = NULL, pass_kind = NULL, pass_cursor = NULL, pass_lower = NULL
+WHERE source_sid = :source_sid;
 
 -- name: insert_run
 INSERT INTO object_source_runs (sid, account_sid, source_sid, kind, trigger, status, error, date_started,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..db import Row, Tx, asdict, keyset
+from ..errors import Conflict
 from ..records import ObjectSourceRow, ObjectSourceRunRow, ObjectSourceStateRow, Page, PageQuery, RunCollectionRow
 from . import Repository
 
@@ -20,23 +21,36 @@ class ObjectSources(Repository):
         """Claims the schema name and inserts the source in one transaction (Conflict: either is taken)."""
 
         def go(tx: Tx) -> None:
-            tx.run(self.q.claim_schema, schema_name=row.schema_name, account_sid=row.account_sid, owner_sid=row.sid)
+            self._claim(tx, row)
             tx.run(self.q.insert_source, **asdict(row))
 
         await self.db.run(go, write=True)
 
-    async def update(self, row: ObjectSourceRow, old_schema: str) -> bool:
-        """False when the source no longer exists; a new schema name is claimed (Conflict when taken)."""
+    def _claim(self, tx: Tx, row: ObjectSourceRow) -> None:
+        if not tx.run(self.q.claim_schema, schema_name=row.schema_name, account_sid=row.account_sid,
+                      owner_sid=row.sid):  # fmt: skip
+            raise Conflict(f"schema {row.schema_name} is taken")
+
+    async def update(self, row: ObjectSourceRow, old_schema: str, *, now: float, full: bool, reschedule: bool,
+                     reset: str | None) -> bool:  # fmt: skip
+        """False when the source no longer exists. A new schema name is claimed (Conflict when taken).
+        ``full`` asks for a full sync; ``reschedule`` sets ``next_run_at`` (else it is left as it is, a
+        "sync now" made meanwhile included); ``reset`` "state" forgets every cursor and pass (another schema
+        or account), "passes" only the unfinished passes (another start date)."""
 
         def go(tx: Tx) -> bool:
             if row.schema_name != old_schema:
                 tx.run(self.q.release_schema, owner_sid=row.sid)
-                tx.run(self.q.claim_schema, schema_name=row.schema_name, account_sid=row.account_sid,
-                       owner_sid=row.sid)  # fmt: skip
+                self._claim(tx, row)
             fields = asdict(row)
-            for k in ("lease_owner", "lease_until", "last_error"):
+            for k in ("lease_owner", "lease_until", "last_error", "full_sync_requested", "full_requested_at"):
                 fields.pop(k)
-            return 0 < tx.run(self.q.update_source, **fields)
+            changed = 0 < tx.run(self.q.update_source, **fields, full=full, now=now, reschedule=reschedule)
+            if changed and reset == "state":
+                tx.run(self.q.clear_state, source_sid=row.sid)
+            elif changed and reset == "passes":
+                tx.run(self.q.clear_passes, source_sid=row.sid)
+            return changed
 
         return await self.db.run(go, write=True)
 
@@ -89,11 +103,12 @@ class ObjectSources(Repository):
                                      write=True)  # fmt: skip
 
     async def release_lease(
-        self, sid: str, owner: str, next_run_at: float | None, error: str | None, full_done: bool
+        self, sid: str, owner: str, next_run_at: float | None, error: str | None, full_done: bool, started: float
     ) -> bool:
+        """End ``owner``'s lease. A "sync now" or full sync asked after ``started`` stays asked."""
         return 0 < await self.db.run(
             lambda tx: tx.run(self.q.release_lease, sid=sid, owner=owner, next_run_at=next_run_at, last_error=error,
-                              full_done=full_done),
+                              full_done=full_done, started=started),
             write=True,
         )  # fmt: skip
 

@@ -1,6 +1,8 @@
 -- The warehouse (warehouse/, objectsource/; docs/warehouse.md). A schema name in the warehouse belongs to one
 -- owner across the installation (an object source, or an account's events warehouse): the warehouse is the
--- operator's database, and two owners writing one schema would overwrite each other's rows.
+-- operator's database, and two owners writing one schema would overwrite each other's rows. A deleted source's
+-- claim stays with its account (owner_sid 'released:<source sid>'): its tables stay in the warehouse, so only
+-- that account may take the name again.
 CREATE TABLE warehouse_schemas (
     schema_name TEXT PRIMARY KEY,
     account_sid TEXT NOT NULL REFERENCES accounts(sid) ON DELETE CASCADE,
@@ -24,6 +26,7 @@ CREATE TABLE object_sources (
     include_subaccounts BOOLEAN NOT NULL,
     enabled BOOLEAN NOT NULL,
     full_sync_requested BOOLEAN NOT NULL,
+    full_requested_at DOUBLE PRECISION,
     next_run_at DOUBLE PRECISION,
     lease_owner TEXT,
     lease_until DOUBLE PRECISION,
