@@ -8,11 +8,13 @@ services and dispatcher together. HTTP surfaces and the CLI only ever hold a
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 
+from . import clock
 from .bridge.credentials import BridgeCredentials
 from .bridge.sms import SmsCallbacks
 from .catalog import builtin_schema_versions, builtin_types
@@ -136,7 +138,16 @@ class Runtime:
             return await self.store.events_warehouse.claim_due(owner, now, max(lease_s, events_lease), n)
 
         async def load_events(account_sid: str) -> None:
-            await self.events_warehouse.run_leased(account_sid, owner)
+            async def renew() -> None:  # a first load of a long backlog can outlast one lease
+                while True:
+                    await asyncio.sleep(events_lease / 3)
+                    await self.store.events_warehouse.renew(account_sid, owner, clock.now() + events_lease)
+
+            keeper = asyncio.create_task(renew())
+            try:
+                await self.events_warehouse.run_leased(account_sid, owner)
+            finally:
+                keeper.cancel()
 
         self.scheduler.add_job("events-warehouse", claim_events, load_events)
         self.object_sources.wake.append(self.scheduler.wake)

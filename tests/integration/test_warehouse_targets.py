@@ -199,3 +199,19 @@ def test_the_sql_questions_in_docs_run(target: Target) -> None:
     assert (sender[0], sender[1], sender[2], float(sender[3])) == ("+15005550006", 40, 10, 25.0)
     low = target.query(questions[2])[1]
     assert [(r[0], r[5], r[6]) for r in low] == [("CA2", 1, "echo")]
+
+
+def test_an_integer_column_widens_to_float(target: Target) -> None:
+    from eventstreams.warehouse.events import Batch, load_batch
+
+    batch = Batch()
+    batch.tables["orders"] = [{"id": "a", "total": 3}, {"id": "b", "total": 2.5}]  # 3 first, then a fraction
+    load_batch(target, "widen", batch)
+    later = Batch()
+    later.tables["orders"] = [{"id": "c", "qty": 1}]
+    load_batch(target, "widen", later)
+    later = Batch()
+    later.tables["orders"] = [{"id": "d", "qty": 1.25}]  # an integer column from an earlier load widens
+    load_batch(target, "widen", later)
+    rows = dict((r[0], (r[1], r[2])) for r in target.query("SELECT id, total, qty FROM widen.orders")[1])
+    assert rows == {"a": (3.0, None), "b": (2.5, None), "c": (None, 1.0), "d": (None, 1.25)}

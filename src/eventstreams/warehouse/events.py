@@ -146,16 +146,25 @@ class Batch:
         return sum(len(rows) for rows in self.tables.values())
 
 
+def _widened(kind: ColumnType, fractional: bool) -> ColumnType:
+    return "float" if kind == "integer" and fractional else kind
+
+
 def load_batch(target: Target, schema: str, batch: Batch) -> dict[str, int]:
     """Create/widen each table and upsert its rows (``users`` merged); rows written per table."""
     written: dict[str, int] = {}
     for table, rows in batch.tables.items():
         first: dict[str, Any] = {}
+        fractional: set[str] = set()  # a number with a fraction: its column is float, even if 3 came first
         for r in rows:
             for name, value in r.items():
-                if name not in first and value is not None:
+                if value is None:
+                    continue
+                if name not in first:
                     first[name] = value
-        wanted = [Column(n, FIXED.get(n) or infer_type(v)) for n, v in first.items()]
+                if isinstance(value, float) and not value.is_integer():
+                    fractional.add(name)
+        wanted = [Column(n, FIXED.get(n) or _widened(infer_type(v), n in fractional)) for n, v in first.items()]
         types = {c.name: c.type for c in target.ensure_table(schema, table, wanted)}
         cols = [Column(c.name, types[c.name]) for c in wanted]
         typed = [r for r in typed_rows(cols, rows) if r.get("id") is not None]
@@ -198,7 +207,7 @@ class EventsWarehouse:
         self.store = store
         self.url = url
         self.batch_size = batch_size
-        self.settle_s = settle_s if settle_s is not None else (5.0 if store.dialect == "postgres" else 0.0)
+        self.settle_s = settle_s if settle_s is not None else (60.0 if store.dialect == "postgres" else 0.0)
         self.lookup = schema_lookup or builtin_schema_lookup
         self.now = now
         self.open = open
@@ -278,7 +287,7 @@ class EventsWarehouse:
             written = await asyncio.to_thread(load_batch, target, wh.schema_name, batch) if len(batch) else {}
             rows_written = sum(written.values())
             # rows first, positions after: a crash in between loads this batch again (upserts on id)
-            await repo.advance(wh.account_sid, t_seq, e_seq, rows_written)
+            await repo.advance(wh.account_sid, wh.schema_name, t_seq, e_seq, rows_written)
             report.tracking_seq, report.events_seq = t_seq, e_seq
             report.tracking_messages += n_msgs
             report.events += n_events

@@ -173,6 +173,11 @@ _FROM_SQL: dict[str, ColumnType] = {
 }  # fmt: skip
 
 
+def _widens(have: Column, want: Column) -> bool:
+    """The one type change a column takes: an integer column that now gets fractional numbers."""
+    return have.type == "integer" and want.type == "float"
+
+
 def _column_type(sql_type: str) -> ColumnType:
     base = sql_type.lower().split("(", 1)[0].strip()
     return _FROM_SQL.get(base, "varchar")
@@ -213,7 +218,7 @@ class _SqlTarget:
     def _ensure_table(self, schema: str, table: str, columns: Sequence[Column], key: str) -> list[Column]:
         _check(schema, table, columns, key)
         known = self._known.get((schema, table))
-        if known is not None and all(c.name in known for c in columns):
+        if known is not None and all(c.name in known and not _widens(known[c.name], c) for c in columns):
             return list(known.values())  # the hot path: a page of a table already seen
         self._begin()
         try:
@@ -229,6 +234,9 @@ class _SqlTarget:
                     if c.name not in current:
                         add = f"ADD COLUMN {q(c.name)} {self.types[c.type]}"
                         self._exec(f"ALTER TABLE {self._table(schema, table)} {add}")
+                    elif _widens(current[c.name], c):  # 3 first, 2.5 now: integer → float, nothing lost
+                        alter = f"ALTER COLUMN {q(c.name)} TYPE {self.types['float']}"
+                        self._exec(f"ALTER TABLE {self._table(schema, table)} {alter}")
             self._commit()
         except BaseException:
             self._rollback()

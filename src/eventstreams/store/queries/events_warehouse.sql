@@ -51,7 +51,7 @@ WHERE account_sid = :a AND lease_owner = :o;
 -- name: advance
 -- Positions only move forward (a slower, older run cannot move them back).
 UPDATE events_warehouses SET tracking_seq = :t, events_seq = :e, rows_loaded = rows_loaded + :r
-WHERE account_sid = :a AND tracking_seq <= :t AND events_seq <= :e;
+WHERE account_sid = :a AND schema_name = :s AND tracking_seq <= :t AND events_seq <= :e;
 
 -- name: tracking_after
 SELECT seq, payload FROM tracking_messages

@@ -117,11 +117,13 @@ class EventsWarehouses(Repository):
             write=True,
         )
 
-    async def advance(self, account_sid: str, tracking_seq: int, events_seq: int, rows: int) -> bool:
+    async def advance(self, account_sid: str, schema_name: str, tracking_seq: int, events_seq: int, rows: int) -> bool:
         """Record what is loaded (after the rows are in the warehouse). False when the positions were
-        already further (another run got there first) or the warehouse is gone."""
+        already further (another run got there first), the warehouse is gone, or its schema changed
+        meanwhile (the new schema starts from nothing: this run's positions are not its)."""
         return 0 < await self.db.run(
-            lambda tx: tx.run(self.q.advance, a=account_sid, t=tracking_seq, e=events_seq, r=rows), write=True
+            lambda tx: tx.run(self.q.advance, a=account_sid, s=schema_name, t=tracking_seq, e=events_seq, r=rows),
+            write=True,
         )
 
     async def tracking_after(self, account_sid: str, after: int, before_iso: str, limit: int) -> list[Row]:
