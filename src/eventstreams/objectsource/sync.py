@@ -340,10 +340,11 @@ class Syncer:
                 part.rows_read += len(rows) + len(feedback_rows)
                 part.rows_upserted += len(rows) + len(feedback_rows)
                 part.cursor = _iso(pass_cursor)
-                if page.next_page_uri:
-                    await self.repo.put_state(ObjectSourceStateRow(
-                        row.sid, account_sid, coll.name, state.cursor if state else None, page.next_page_uri, kind,
-                        _iso(pass_cursor), _iso(lower), clock.iso(clock.now())))  # fmt: skip
+                # where the pass goes on, and the run's counts so far (the API and CLI show them live)
+                checkpoint = ObjectSourceStateRow(
+                    row.sid, account_sid, coll.name, state.cursor if state else None, page.next_page_uri, kind,
+                    _iso(pass_cursor), _iso(lower), clock.iso(clock.now())) if page.next_page_uri else None  # fmt: skip
+                await self.repo.checkpoint(checkpoint, self._progress_row(run, part))
                 if progress is not None:
                     progress(part)
         finally:
@@ -364,10 +365,13 @@ class Syncer:
             await self.repo.put_state(fb_done)
             states[(account_sid, FEEDBACK)] = fb_done
 
+    @staticmethod
+    def _progress_row(run: ObjectSourceRunRow, part: CollectionProgress) -> RunCollectionRow:
+        return RunCollectionRow(run.sid, part.account_sid, part.collection, part.status, part.rows_read,
+                                part.rows_upserted, round(part.duration, 3), part.cursor, part.error)  # fmt: skip
+
     async def _record(self, run: ObjectSourceRunRow, part: CollectionProgress, progress: Progress | None) -> None:
-        await self.repo.put_run_collection(RunCollectionRow(
-            run.sid, part.account_sid, part.collection, part.status, part.rows_read, part.rows_upserted,
-            round(part.duration, 3), part.cursor, part.error))  # fmt: skip
+        await self.repo.put_run_collection(self._progress_row(run, part))
         if progress is not None:
             progress(part)
 

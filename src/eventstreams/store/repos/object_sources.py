@@ -143,6 +143,16 @@ class ObjectSources(Repository):
             lambda tx: tx.run(self.q.finish_run, sid=sid, status=status, error=error, date_finished=now), write=True
         )
 
+    async def checkpoint(self, state: ObjectSourceStateRow | None, progress: RunCollectionRow) -> None:
+        """After a page is in the warehouse: where the pass goes on, and the run's counts so far, at once."""
+
+        def go(tx: Tx) -> None:
+            if state is not None:
+                tx.run(self.q.put_state, **asdict(state))
+            tx.run(self.q.put_run_collection, **asdict(progress))
+
+        await self.db.run(go, write=True)
+
     async def put_run_collection(self, row: RunCollectionRow) -> None:
         await self.db.run(lambda tx: tx.run(self.q.put_run_collection, **asdict(row)), write=True)
 
