@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..bridge import api as bridge
 from ..config import Settings
+from ..console import views as console
 from ..errors import AUTH_FAILED, TwilioError, bad_request, not_found
 from ..objectsource import api as object_sources_api
 from ..profiles import api as profiles_api
@@ -97,7 +98,8 @@ def surfaces(sandbox: bool = False) -> list[Surface]:
         openapi.system_paths,
     )
     mounted = [delivery.surface, events_v1.surface, tracking_api.surface, profiles_api.surface, accounts.surface,
-               sources_api.surface, object_sources_api.surface, bridge.surface, system]  # fmt: skip
+               sources_api.surface, object_sources_api.surface, bridge.surface, system,
+               console.surface]  # fmt: skip
     if sandbox:
         from ..sandbox import api as sandbox_api
 

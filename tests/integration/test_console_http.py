@@ -1,0 +1,328 @@
+"""The web console over plain HTTP, on both backends: sign-in, sessions, CSRF, the sign-in rate limit,
+secrets never rendered back, account isolation and the sub-account switcher, and each page's happy path
+through the same domain services the API uses. The browser flow is tests/e2e/test_console_browser.py."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from eventstreams.catalog import builtin_examples
+from eventstreams.sinks import registry as sink_types
+from tests.conftest import Receiver, Server, own_server
+
+SIGNED_IN_PAGES = [
+    "/console/", "/console/sinks", "/console/sinks/new", "/console/subscriptions", "/console/catalogue",
+    "/console/catalogue/com.twilio.messaging.message.sent", "/console/debugger", "/console/alerts",
+    "/console/dead-letters", "/console/sources", "/console/object-sources", "/console/profiles",
+    "/console/charts.json", "/console/sinks/DG00000000000000000000000000000000",
+    "/console/events/x", "/console/sources/TS00000000000000000000000000000000",
+    "/console/object-sources/OS00000000000000000000000000000000",
+]
+EXAMPLES = builtin_examples()["Messaging.MessageStatus"]
+EXAMPLE = EXAMPLES[max(EXAMPLES)]
+POSTS = ["/console/sinks/new", "/console/subscriptions", "/console/sources", "/console/account",
+         "/console/signout", "/console/sinks/DG00000000000000000000000000000000/replay"]
+
+
+def csrf_of(html: str) -> str:
+    m = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert m, html[:500]
+    return m.group(1)
+
+
+def sign_in(url: str, user: str, secret: str) -> tuple[requests.Session, requests.Response]:
+    s = requests.Session()
+    page = s.get(f"{url}/console/signin", timeout=10)
+    r = s.post(f"{url}/console/signin", data={"csrf": csrf_of(page.text), "username": user, "password": secret},
+               timeout=10, allow_redirects=False)
+    return s, r
+
+
+def signed_in(server: Server, sid: str, token: str) -> tuple[requests.Session, str]:
+    s, r = sign_in(server.url, sid, token)
+    assert r.status_code == 303, r.text
+    home = s.get(f"{server.url}/console/", timeout=10)
+    assert home.status_code == 200
+    return s, csrf_of(home.text)
+
+
+def api(server: Server, sid: str, token: str, method: str, path: str, **kw: Any) -> requests.Response:
+    return requests.request(method, f"{server.url}{path}", auth=(sid, token), timeout=10, **kw)
+
+
+def publish(server: Server, sid: str, token: str, event: dict[str, Any]) -> requests.Response:
+    return api(server, sid, token, "POST", "/v1/Events", data=json.dumps([event]),
+               headers={"Content-Type": "application/cloudevents-batch+json"})
+
+
+def test_root_redirects_and_assets_are_local(server: Server) -> None:
+    r = requests.get(f"{server.url}/", timeout=10, allow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/console/"
+    page = requests.get(f"{server.url}/console/signin", timeout=10)
+    assert page.status_code == 200
+    for asset in ("htmx.min.js", "uPlot.iife.min.js", "uPlot.min.css", "console.js", "console.css"):
+        a = requests.get(f"{server.url}/console/static/{asset}", timeout=10)
+        assert a.status_code == 200 and len(a.content) > 500, asset
+    assert "//" not in re.sub(r"https?://www\.twilio\.com", "", "".join(re.findall(r'(?:src|href)="([^"]+)"',
+                                                                                    page.text)))
+    # the API is untouched
+    assert requests.get(f"{server.url}/healthz", timeout=10).json()["status"] == "ok"
+
+
+@pytest.mark.parametrize("path", SIGNED_IN_PAGES)
+def test_every_page_needs_a_session(server: Server, path: str) -> None:
+    r = requests.get(f"{server.url}{path}", timeout=10, allow_redirects=False)
+    assert r.status_code == 303, (path, r.status_code)
+    assert r.headers["location"].startswith("/console/signin?next=")
+    forged = requests.get(f"{server.url}{path}", cookies={"es_console": "e30.deadbeef"}, timeout=10,
+                          allow_redirects=False)
+    assert forged.status_code == 303
+
+
+@pytest.mark.parametrize("path", POSTS)
+def test_every_post_needs_a_session(server: Server, path: str) -> None:
+    assert requests.post(f"{server.url}{path}", data={"x": "1"}, timeout=10, allow_redirects=False).status_code == 401
+
+
+def test_sign_in_session_cookie_and_sign_out(server: Server) -> None:
+    sid, token = server.new_account("Console")
+    s, bad = sign_in(server.url, sid, "wrong")
+    assert bad.status_code == 401 and "not accepted" in bad.text and "es_console" not in s.cookies
+    s, r = sign_in(server.url, sid, token)
+    assert r.status_code == 303 and r.headers["location"] == "/console/"
+    cookie = r.headers["set-cookie"]
+    session_cookie = next(c for c in r.raw.headers.getlist("set-cookie") if c.startswith("es_console="))
+    assert "HttpOnly" in session_cookie and "SameSite=lax" in session_cookie.replace("Lax", "lax"), cookie
+    assert token not in session_cookie  # the credential itself never goes into the cookie
+    home = s.get(f"{server.url}/console/", timeout=10)
+    assert home.status_code == 200 and sid in home.text and home.headers["cache-control"] == "no-store"
+    out = s.post(f"{server.url}/console/signout", data={"csrf": csrf_of(home.text)}, timeout=10,
+                 allow_redirects=False)
+    assert out.status_code == 303
+    assert s.get(f"{server.url}/console/sinks", timeout=10, allow_redirects=False).status_code == 303
+
+
+def test_next_is_kept_but_never_leaves_the_site(server: Server) -> None:
+    sid, token = server.new_account()
+    s = requests.Session()
+    for nxt, want in (("/console/sinks", "/console/sinks"), ("https://evil.example/", "/console/"),
+                      ("//evil.example/console/", "/console/")):
+        page = s.get(f"{server.url}/console/signin", params={"next": nxt}, timeout=10)
+        r = s.post(f"{server.url}/console/signin", params={"next": nxt},
+                   data={"csrf": csrf_of(page.text), "username": sid, "password": token, "next": nxt},
+                   timeout=10, allow_redirects=False)
+        assert r.headers["location"] == want, nxt
+
+
+def test_api_key_sign_in_and_a_rotated_token_ends_sessions(server: Server) -> None:
+    sid, token = server.new_account()
+    key = api(server, sid, token, "POST", f"/2010-04-01/Accounts/{sid}/Keys.json", data={"FriendlyName": "k"}).json()
+    s, r = sign_in(server.url, key["sid"], key["secret"])
+    assert r.status_code == 303
+    home = s.get(f"{server.url}/console/", timeout=10)
+    assert key["sid"] in home.text
+    api(server, sid, token, "DELETE", f"/2010-04-01/Accounts/{sid}/Keys/{key['sid']}.json")
+    assert s.get(f"{server.url}/console/", timeout=10, allow_redirects=False).status_code == 303
+
+
+def test_csrf_is_required_on_every_post(server: Server, receiver: Receiver) -> None:
+    sid, token = server.new_account()
+    s, csrf = signed_in(server, sid, token)
+    form = {"description": "x", "cfg.destination": f"{receiver.url}/h", "cfg.method": "POST"}
+    for extra in ({}, {"csrf": "wrong"}, {"csrf": ""}):
+        r = s.post(f"{server.url}/console/sinks/new?type=webhook", data={**form, **extra}, timeout=10,
+                   allow_redirects=False)
+        assert r.status_code == 403, extra
+    assert api(server, sid, token, "GET", "/v1/Sinks").json()["sinks"] == []
+    # the token of another session does not do either
+    _, csrf2 = signed_in(server, sid, token)
+    assert csrf2 != csrf
+    assert s.post(f"{server.url}/console/sinks/new?type=webhook", data={**form, "csrf": csrf2}, timeout=10,
+                  allow_redirects=False).status_code == 403
+    # the header htmx sends works like the field
+    ok = s.post(f"{server.url}/console/sinks/new?type=webhook", data=form, headers={"X-CSRF-Token": csrf},
+                timeout=10, allow_redirects=False)
+    assert ok.status_code == 303 and ok.headers["location"].startswith("/console/sinks/DG")
+    # the sign-in form has its own token
+    anon = requests.Session()
+    anon.get(f"{server.url}/console/signin", timeout=10)
+    r = anon.post(f"{server.url}/console/signin", data={"csrf": "nope", "username": sid, "password": token},
+                  timeout=10, allow_redirects=False)
+    assert r.status_code == 403
+
+
+def test_sign_in_is_rate_limited(backend: str, tmp_path: Path) -> None:
+    with own_server(backend, tmp_path) as srv:
+        sid, token = srv.new_account()
+        for _ in range(10):
+            _, r = sign_in(srv.url, sid, "wrong")
+            assert r.status_code == 401
+        _, r = sign_in(srv.url, sid, token)  # even the right credentials wait now
+        assert r.status_code == 429 and "Too many" in r.text
+
+
+def test_no_secret_is_rendered_after_creation(server: Server, receiver: Receiver) -> None:
+    sid, token = server.new_account()
+    s, csrf = signed_in(server, sid, token)
+    write_key = "wk-" + uuid.uuid4().hex
+    r = s.post(f"{server.url}/console/sinks/new?type=segment",
+               data={"csrf": csrf, "description": "seg", "cfg.write_key": write_key,
+                     "cfg.endpoint": f"{receiver.url}/seg"}, timeout=10)
+    assert r.status_code == 200 and "Sink DG" in r.text
+    password = "pw" + uuid.uuid4().hex
+    r2 = s.post(f"{server.url}/console/sinks/new?type=webhook",
+                data={"csrf": csrf, "description": "hook", "cfg.method": "POST",
+                      "cfg.destination": receiver.url.replace("http://", f"http://user:{password}@") + "/h"},
+                timeout=10)
+    assert r2.status_code == 200
+    pages = [r.text, r2.text, s.get(f"{server.url}/console/sinks", timeout=10).text]
+    sinks = api(server, sid, token, "GET", "/v1/Sinks").json()["sinks"]
+    assert len(sinks) == 2
+    for sink in sinks:
+        pages.append(s.get(f"{server.url}/console/sinks/{sink['sid']}", timeout=10).text)
+    for html in pages:
+        assert write_key not in html and password not in html
+    assert "****" in pages[-1] or "****" in pages[-2]
+    # the create form never carries a secret value either
+    form = s.get(f"{server.url}/console/sinks/new?type=segment", timeout=10).text
+    assert 'type="password"' in form and write_key not in form
+
+
+def test_accounts_are_isolated_and_the_switcher_acts_as_a_subaccount(server: Server, receiver: Receiver) -> None:
+    a_sid, a_token = server.new_account("A")
+    b_sid, b_token = server.new_account("B")
+    sub_sid, _ = server.new_account("A's sub", parent=a_sid)
+    a_sink = api(server, a_sid, a_token, "POST", "/v1/Sinks", data={
+        "Description": "a-sink", "SinkType": "webhook",
+        "SinkConfiguration": json.dumps({"destination": f"{receiver.url}/a", "method": "POST"})}).json()
+    b, b_csrf = signed_in(server, b_sid, b_token)
+    assert "a-sink" not in b.get(f"{server.url}/console/sinks", timeout=10).text
+    r = b.get(f"{server.url}/console/sinks/{a_sink['sid']}", timeout=10)
+    assert r.status_code == 404 and "a-sink" not in r.text
+    assert b.post(f"{server.url}/console/sinks/{a_sink['sid']}/delete", data={"csrf": b_csrf}, timeout=10).ok
+    assert api(server, a_sid, a_token, "GET", f"/v1/Sinks/{a_sink['sid']}").status_code == 200
+    # B cannot act as A's subaccount
+    r = b.post(f"{server.url}/console/account", data={"csrf": b_csrf, "account": sub_sid}, timeout=10)
+    assert "Now acting" not in r.text and b_sid in r.text
+    # A switches to its subaccount: A's sinks are not the subaccount's
+    a, a_csrf = signed_in(server, a_sid, a_token)
+    home = a.get(f"{server.url}/console/", timeout=10).text
+    assert sub_sid in home  # the switcher lists the subaccount
+    r = a.post(f"{server.url}/console/account", data={"csrf": a_csrf, "account": sub_sid}, timeout=10)
+    assert r.status_code == 200 and "Now acting as A&#39;s sub" in r.text
+    assert "a-sink" not in a.get(f"{server.url}/console/sinks", timeout=10).text
+    created = a.post(f"{server.url}/console/sinks/new?type=webhook", timeout=10, data={
+        "csrf": a_csrf, "description": "sub-sink", "cfg.destination": f"{receiver.url}/s", "cfg.method": "POST"})
+    assert created.status_code == 200
+    owned = api(server, a_sid, a_token, "GET", "/v1/Sinks", headers={"X-Eventstreams-Account": sub_sid}).json()
+    assert [x["description"] for x in owned["sinks"]] == ["sub-sink"]
+    a.post(f"{server.url}/console/account", data={"csrf": a_csrf, "account": a_sid}, timeout=10)
+    assert "a-sink" in a.get(f"{server.url}/console/sinks", timeout=10).text
+
+
+def test_sink_subscription_catalogue_debugger_and_replay(server: Server, receiver: Receiver) -> None:
+    sid, token = server.new_account()
+    s, csrf = signed_in(server, sid, token)
+    # every registered sink type gets a form generated from its fields
+    for t in sink_types.names():
+        form = s.get(f"{server.url}/console/sinks/new", params={"type": t}, timeout=10)
+        assert form.status_code == 200 and 'id="sink-form"' in form.text, t
+    r = s.post(f"{server.url}/console/sinks/new?type=webhook", timeout=10, allow_redirects=False, data={
+        "csrf": csrf, "description": "hook", "cfg.destination": f"{receiver.url}/h", "cfg.method": "POST"})
+    sink_sid = r.headers["location"].rsplit("/", 1)[1]
+    bad = s.post(f"{server.url}/console/sinks/new?type=webhook", timeout=10, data={
+        "csrf": csrf, "description": "bad", "cfg.destination": "not a url", "cfg.method": "POST"})
+    assert bad.status_code == 200 and 'class="flash error"' in bad.text  # the domain's message, on the form
+    subs = s.get(f"{server.url}/console/subscriptions", timeout=10).text
+    assert "<legend>twilio.messaging</legend>" in subs and 'name="v:com.twilio.messaging.message.sent"' in subs
+    t = "com.twilio.messaging.message.sent"
+    r = s.post(f"{server.url}/console/subscriptions", timeout=10, data={
+        "csrf": csrf, "description": "sub", "sink_sid": sink_sid, "type": t, f"v:{t}": "1"})
+    assert r.status_code == 200 and "Subscription DF" in r.text
+    listed = api(server, sid, token, "GET", "/v1/Subscriptions").json()["subscriptions"]
+    assert [x["sink_sid"] for x in listed] == [sink_sid]
+    cat = s.get(f"{server.url}/console/catalogue", timeout=10).text
+    assert f'href="/console/catalogue/{t}"' in cat
+    viewer = s.get(f"{server.url}/console/catalogue/{t}", timeout=10).text
+    assert "<code>messageSid</code>" in viewer and "Id of message which the event belongs to" in viewer
+    # publish through the API; the debugger's stream shows the event and its delivery
+    event_id = "EV" + uuid.uuid4().hex
+    event = {"specversion": "1.0", "type": t, "source": "/test", "id": event_id, "data": EXAMPLE}
+    assert publish(server, sid, token, event).status_code == 201
+    receiver.wait_for(lambda: any(e["id"] == event_id for e in receiver.events("/h")))
+    server.settled(sink_sid)
+    seen: set[str] = set()
+    with s.get(f"{server.url}/console/debugger/stream", params={"type": t}, stream=True, timeout=10) as live:
+        assert live.headers["content-type"].startswith("text/event-stream")
+        kind = ""
+        for line in live.iter_lines(decode_unicode=True):
+            if line.startswith("event: "):
+                kind = line[7:]
+            elif line.startswith("data: "):
+                doc = json.loads(line[6:])
+                if kind == "event" and doc["id"] == event_id:
+                    seen.add("event")
+                if kind == "attempt" and event_id in doc["events"] and doc["outcome"] == "delivered":
+                    seen.add("attempt")
+            if seen == {"event", "attempt"}:
+                break
+    detail = s.get(f"{server.url}/console/events/{event_id}", timeout=10).text
+    assert sink_sid in detail and "delivered" in detail
+    chart = s.get(f"{server.url}/console/charts.json", timeout=10).json()
+    assert sum(chart["events_in"]) >= 1 and sum(chart["sinks"][sink_sid]["delivered"]) >= 1
+    # a failure: the receiver answers 500 until the window (60 s here) -- the sink page shows it
+    receiver.plan["/h"] = [(500, 0.0)] * 3
+    event2 = {**event, "id": "EV" + uuid.uuid4().hex}
+    assert publish(server, sid, token, event2).status_code == 201
+    receiver.wait_for(lambda: any(e["id"] == event2["id"] for e in receiver.events("/h")))
+    server.settled(sink_sid)
+    page = s.get(f"{server.url}/console/sinks/{sink_sid}", timeout=10).text
+    assert 'class="failure"' in page and "500" in page
+    # replay a time range through the console: the receiver sees the first event again
+    before = len([e for e in receiver.events("/h") if e["id"] == event_id])
+    r = s.post(f"{server.url}/console/sinks/{sink_sid}/replay", timeout=10,
+               data={"csrf": csrf, "mode": "range", "since": "2000-01-01T00:00:00", "until": "2100-01-01T00:00:00"})
+    assert "Replayed 2 event(s)" in r.text
+    receiver.wait_for(lambda: len([e for e in receiver.events("/h") if e["id"] == event_id]) > before)
+    # test event, delete with a subscription (the domain's 409 comes back as a message), then for real
+    r = s.post(f"{server.url}/console/sinks/{sink_sid}/test", data={"csrf": csrf}, timeout=10)
+    assert "Test event sent" in r.text
+    r = s.post(f"{server.url}/console/sinks/{sink_sid}/delete", data={"csrf": csrf}, timeout=10,
+               headers={"Referer": f"{server.url}/console/sinks/{sink_sid}"})
+    assert "delete the subscriptions" in r.text
+    s.post(f"{server.url}/console/subscriptions/{listed[0]['sid']}/delete", data={"csrf": csrf}, timeout=10)
+    server.settled(sink_sid)
+    r = s.post(f"{server.url}/console/sinks/{sink_sid}/delete", data={"csrf": csrf}, timeout=10)
+    assert "Sink deleted" in r.text
+    assert api(server, sid, token, "GET", "/v1/Sinks").json()["sinks"] == []
+
+
+def test_connections_pages(server: Server) -> None:
+    sid, token = server.new_account()
+    s, csrf = signed_in(server, sid, token)
+    r = s.post(f"{server.url}/console/sources", data={"csrf": csrf, "name": "web"}, timeout=10)
+    m = re.search(r'<code id="write-key">([^<]+)</code>', r.text)
+    assert r.status_code == 200 and m
+    write_key = m.group(1)
+    listing = s.get(f"{server.url}/console/sources", timeout=10).text
+    assert write_key not in listing
+    source_sid = re.search(r'href="/console/sources/(TS[0-9a-f]{32})"', listing).group(1)  # type: ignore[union-attr]
+    sent = requests.post(f"{server.url}/v1/track", auth=(write_key, ""), timeout=10,
+                         json={"userId": "u-1", "event": "Signed Up", "traits": {"email": "u1@example.com"}})
+    assert sent.status_code == 200, sent.text
+    page = s.get(f"{server.url}/console/sources/{source_sid}", timeout=10).text
+    assert f'hx-get="/console/sources/{source_sid}/messages"' in page and "u-1" in page
+    frag = s.get(f"{server.url}/console/sources/{source_sid}/messages", timeout=10).text
+    assert "u-1" in frag and write_key not in frag
+    found = s.get(f"{server.url}/console/profiles", params={"kind": "user_id", "value": "u-1"}, timeout=10).text
+    assert "<h2>Profile" in found
+    missing = s.get(f"{server.url}/console/profiles", params={"kind": "email", "value": "no@x.y"}, timeout=10)
+    assert "No profile holds" in missing.text
+    assert s.get(f"{server.url}/console/object-sources", timeout=10).status_code == 200
