@@ -35,6 +35,7 @@ lint: $(VENV)/.dev
 
 test: $(VENV)/.dev $(AIRBYTE_VENV)/.done
 	bash scripts/ensure-postgres.sh
+	bash scripts/ensure-chromium.sh
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest -q

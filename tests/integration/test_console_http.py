@@ -66,7 +66,7 @@ def test_root_redirects_and_assets_are_local(server: Server) -> None:
     r = requests.get(f"{server.url}/", timeout=10, allow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/console/"
     page = requests.get(f"{server.url}/console/signin", timeout=10)
-    assert page.status_code == 200
+    assert page.status_code == 200 and page.headers["x-frame-options"] == "DENY"
     for asset in ("htmx.min.js", "uPlot.iife.min.js", "uPlot.min.css", "console.js", "console.css"):
         a = requests.get(f"{server.url}/console/static/{asset}", timeout=10)
         assert a.status_code == 200 and len(a.content) > 500, asset

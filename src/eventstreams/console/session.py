@@ -120,4 +120,8 @@ class SignInLimiter:
         return len(q) >= self.limit
 
     def failed(self, who: str) -> None:
-        self._recent(who, time.monotonic()).append(time.monotonic())
+        now = time.monotonic()
+        if len(self._failures) > 10_000:  # many addresses: forget those whose failures are all old
+            for key in [k for k, q in self._failures.items() if not q or now - q[-1] > self.window_s]:
+                del self._failures[key]
+        self._recent(who, now).append(now)

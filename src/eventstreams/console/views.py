@@ -17,11 +17,13 @@ from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 import orjson
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import clock
 from ..api.surface import Surface, runtime_of
@@ -662,5 +664,27 @@ def _errors() -> dict[Any, Any]:
     return {HTTPException: _on_error, Exception: _on_error}
 
 
+class SecurityHeaders:
+    """Every console response: never framed (clickjacking), no MIME sniffing, no referrer to other sites."""
+
+    HEADERS = [(b"x-frame-options", b"DENY"), (b"content-security-policy", b"frame-ancestors 'none'"),
+               (b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"same-origin")]  # fmt: skip
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *self.HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
 # HTML pages, documented in docs/console.md rather than in /openapi.json.
-surface = Surface("console", _routes(), _errors(), None)
+surface = Surface("console", _routes(), _errors(), None, middleware=(Middleware(SecurityHeaders),))
