@@ -184,7 +184,15 @@ def test_console_in_a_browser(tmp_path: Path, receiver: Receiver, browser: Brows
         page.get_by_label("Name").fill("website")
         page.get_by_role("button", name="Create source").click()
         expect(page.locator("#write-key")).to_be_visible()
+        write_key = page.locator("#write-key").inner_text()
         shot(page, "sources")
+        page.get_by_role("link", name="website").click()
+        expect(page.get_by_text("No messages yet.")).to_be_visible()
+        sent = requests.post(f"{srv.url}/v1/track", auth=(write_key, ""), timeout=10,
+                             json={"userId": "browser-user", "event": "Console Opened"})
+        assert sent.status_code == 200, sent.text
+        expect(page.locator("#messages li", has_text="track")).to_be_visible()  # htmx polled it in
+        shot(page, "source")
         page.get_by_role("link", name="Twilio sources").click()
         shot(page, "object-sources")
         page.get_by_role("link", name="Profiles").click()
