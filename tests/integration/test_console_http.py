@@ -353,3 +353,42 @@ def test_object_source_runs_and_sync_now(server: Server) -> None:
     # another account sees none of it
     other, _ = signed_in(server, *server.new_account())
     assert other.get(f"{server.url}/console/object-sources/{source['sid']}", timeout=10).status_code == 404
+
+
+def sse(session: requests.Session, url: str, **kw: Any) -> list[tuple[str, str, Any]]:
+    """Every (event, id, data) of one whole debugger stream (each ends by itself after a few seconds)."""
+    out: list[tuple[str, str, Any]] = []
+    kind, ident = "", ""
+    with session.get(url, stream=True, timeout=30, **kw) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        for line in r.iter_lines(decode_unicode=True):
+            if line.startswith("event: "):
+                kind = line[7:]
+            elif line.startswith("id: "):
+                ident = line[4:]
+            elif line.startswith("data: "):
+                out.append((kind, ident, json.loads(line[6:])))
+    return out
+
+
+def test_debugger_stream_filters_ends_and_resumes(server: Server) -> None:
+    sid, token = server.new_account()
+    s, _ = signed_in(server, sid, token)
+    sent = "com.twilio.messaging.message.sent"
+    first = {"specversion": "1.0", "type": sent, "source": "/t", "id": "EV" + uuid.uuid4().hex, "data": EXAMPLE}
+    other = {**first, "id": "EV" + uuid.uuid4().hex, "type": "com.twilio.messaging.message.delivered"}
+    assert publish(server, sid, token, first).status_code == 201
+    assert publish(server, sid, token, other).status_code == 201
+    url = f"{server.url}/console/debugger/stream"
+    whole = sse(s, url, params={"type": sent})
+    events = [d["id"] for k, _, d in whole if k == "event"]
+    assert events == [first["id"]]  # the filter left the other type out
+    assert whole[-1][0] == "cursor"
+    cursor = whole[-1][1]
+    later = {**first, "id": "EV" + uuid.uuid4().hex}
+    assert publish(server, sid, token, later).status_code == 201
+    resumed = sse(s, url, params={"type": sent}, headers={"Last-Event-ID": cursor})
+    assert [d["id"] for k, _, d in resumed if k == "event"] == [later["id"]]  # nothing seen twice
+    # another account's stream shows none of it
+    other_session, _ = signed_in(server, *server.new_account())
+    assert [k for k, _, _ in sse(other_session, url)] == ["cursor"]

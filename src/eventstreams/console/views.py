@@ -45,6 +45,7 @@ templates.env.filters["ms_iso"] = lambda ms: clock.iso(ms / 1000) if ms is not N
 FLASH = "es_flash"
 OUTCOMES = ("delivered", "failed", "dead", "skipped")
 FIRST_PAGE = 50
+STREAM_S = 5.0  # how long one debugger stream lasts before the browser reconnects (and resumes)
 
 
 @dataclasses.dataclass
@@ -472,41 +473,63 @@ async def debugger(request: Request, c: Ctx) -> Response:
     return await render(request, c, "debugger.html", sinks=sinks, outcomes=OUTCOMES, f=f)
 
 
-def _sse(kind: str, data: Any) -> bytes:
-    return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+def _sse(kind: str, data: Any, cursor: tuple[int, int]) -> bytes:
+    return (b"event: " + kind.encode() + b"\nid: " + f"{cursor[0]}.{cursor[1]}".encode() + b"\ndata: "
+            + orjson.dumps(data) + b"\n\n")  # fmt: skip
+
+
+def _resume(value: str | None) -> tuple[int, int] | None:
+    """The cursor a reconnecting EventSource sends back (``Last-Event-ID``: event seq . log id)."""
+    if not value:
+        return None
+    seq, _, log = value.partition(".")
+    try:
+        return max(0, int(seq)), max(0, int(log))
+    except ValueError:
+        return None
 
 
 @page
 async def debugger_stream(request: Request, c: Ctx) -> Response:
     """Server-sent events: the account's recent events, then each new one and each delivery attempt,
-    filtered by type (events), sink and outcome (attempts). Polls the store once a second."""
+    filtered by type (events), sink and outcome (attempts). Polls the store once a second.
+
+    A stream lasts ``STREAM_S`` and then ends: the browser reconnects at once with ``Last-Event-ID`` and
+    resumes where it was. An open tab therefore never holds a server's graceful shutdown for longer, and
+    a revoked session stops streaming within that time."""
     q = request.query_params
     type_f, sink_f, outcome_f = q.get("type") or "", q.get("sink") or "", q.get("outcome") or ""
     account = c.p.account.sid
     log_repo = c.rt.store.delivery_log
+    resumed = _resume(request.headers.get("last-event-id"))
 
     def event_view(e: Mapping[str, Any]) -> dict[str, Any]:
         return {"id": e["id"], "type": e["type"], "received": clock.iso(e["received_at"] / 1000),
                 "payload": json.loads(e["payload"])}  # fmt: skip
 
     async def stream() -> AsyncIterator[bytes]:
-        last_seq = last_log = 0
-        first = True
+        last_seq, last_log = resumed or (0, 0)
+        first = resumed is None
+        ends = time.monotonic() + STREAM_S
+        yield b"retry: 500\n\n"
         while True:
             events = await log_repo.recent_events(account, last_seq, 20 if first else 200)
             entries = await log_repo.recent(account, last_log, 50 if first else 500)
-            first = False
+            if first and (events or entries):  # an empty first batch still marks where the feed starts
+                first = False
             for e in events:
                 last_seq = max(last_seq, int(e["seq"]))
                 if not type_f or e["type"] == type_f:
-                    yield _sse("event", event_view(e))
+                    yield _sse("event", event_view(e), (last_seq, last_log))
             for g in entries:
                 last_log = max(last_log, g.id)
                 if (not sink_f or g.sink_sid == sink_f) and (not outcome_f or g.outcome == outcome_f):
-                    yield _sse("attempt", _log_entry(g))
-            yield b": keep-alive\n\n"
-            if await request.is_disconnected():
+                    yield _sse("attempt", _log_entry(g), (last_seq, last_log))
+            if time.monotonic() >= ends or await request.is_disconnected():
+                # the resume point, even when the filters let nothing through
+                yield b"event: cursor\nid: " + f"{last_seq}.{last_log}".encode() + b"\ndata: {}\n\n"
                 return
+            yield b": keep-alive\n\n"
             await asyncio.sleep(1.0)
 
     return StreamingResponse(stream(), media_type="text/event-stream",

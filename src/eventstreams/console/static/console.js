@@ -16,8 +16,17 @@ function startDebugger() {
   const prefix = events.dataset.prefix;
   const source = new EventSource(events.dataset.stream);
   const keep = 200;
-  source.onopen = () => { status.textContent = "Live: new events appear as they arrive."; };
-  source.onerror = () => { status.textContent = "Disconnected: retrying…"; };
+  // Each stream ends after a few seconds and the browser resumes it (Last-Event-ID): say "disconnected"
+  // only when it has not come back soon.
+  let lost = null;
+  source.onopen = () => {
+    clearTimeout(lost);
+    status.textContent = "Live: new events appear as they arrive.";
+  };
+  source.onerror = () => {
+    clearTimeout(lost);
+    lost = setTimeout(() => { status.textContent = "Disconnected: retrying…"; }, 3000);
+  };
   source.addEventListener("event", (m) => {
     const e = JSON.parse(m.data);
     const li = el("li", {"class": "event", "data-id": e.id});
