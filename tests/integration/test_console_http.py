@@ -392,3 +392,31 @@ def test_debugger_stream_filters_ends_and_resumes(server: Server) -> None:
     # another account's stream shows none of it
     other_session, _ = signed_in(server, *server.new_account())
     assert [k for k, _, _ in sse(other_session, url)] == ["cursor"]
+
+
+def test_dead_letters_replayed_by_filter(short_window_server: Server, receiver: Receiver) -> None:
+    srv = short_window_server
+    sid, token = srv.new_account()
+    sink = api(srv, sid, token, "POST", "/v1/Sinks", data={
+        "Description": "flaky", "SinkType": "webhook",
+        "SinkConfiguration": json.dumps({"destination": f"{receiver.url}/flaky", "method": "POST"})}).json()
+    t = "com.twilio.messaging.message.sent"
+    api(srv, sid, token, "POST", "/v1/Subscriptions", data={
+        "Description": "s", "SinkSid": sink["sid"], "Types": json.dumps({"type": t})})
+    receiver.plan["/flaky"] = [(503, 0.0)] * 1000  # fails until the 3 s window ends
+    ids = ["EV" + uuid.uuid4().hex for _ in range(2)]
+    for i in ids:
+        event = {"specversion": "1.0", "type": t, "source": "/t", "id": i, "data": EXAMPLE}
+        assert publish(srv, sid, token, event).status_code == 201
+    srv.settled(sink["sid"], timeout=30)
+    s, csrf = signed_in(srv, sid, token)
+    page = s.get(f"{srv.url}/console/dead-letters", params={"sink": sink["sid"]}, timeout=10).text
+    assert all(i in page for i in ids) and "Replay the 2 shown" in page
+    receiver.plan["/flaky"] = []
+    r = s.post(f"{srv.url}/console/sinks/{sink['sid']}/replay", timeout=10,
+               headers={"Referer": f"{srv.url}/console/dead-letters?sink={sink['sid']}"},
+               data={"csrf": csrf, "event_id": ids})
+    assert r.url.endswith(f"/console/dead-letters?sink={sink['sid']}") and "Replayed 2 event(s)" in r.text
+    receiver.wait_for(lambda: {e["id"] for e in receiver.events("/flaky")} >= set(ids))
+    srv.settled(sink["sid"])
+    assert "No dead letters." in s.get(f"{srv.url}/console/dead-letters", timeout=10).text

@@ -33,7 +33,7 @@ from ..errors import TwilioError, bad_request
 from ..profiles.service import BadIdentifier
 from ..runtime import Runtime
 from ..sinks import registry as sink_types
-from ..sinks.spec import Field, SinkType
+from ..sinks.spec import ConfigOptions, Field, SinkType
 from ..store.records import PageQuery
 from . import session as sessions
 
@@ -292,8 +292,11 @@ def _field_value(f: Field, raw: str | None) -> Any:
     return raw
 
 
-def _form_fields(t: SinkType) -> list[Field]:
-    return [f for f in t.fields if f.operator_gate is None]
+def _form_fields(t: SinkType, rt: Runtime) -> list[Field]:
+    """The type's fields, less those the operator has not enabled here (as the API would refuse them)."""
+    options = ConfigOptions(allow_private=rt.settings.allow_private_destinations,
+                            allow_sink_endpoint_url=rt.settings.allow_sink_endpoint_url)  # fmt: skip
+    return [f for f in t.fields if f.operator_gate is None or getattr(options, f.operator_gate)]
 
 
 @page
@@ -311,13 +314,13 @@ async def sink_new(request: Request, c: Ctx) -> Response:
         raise bad_request(f"Unknown sink type {chosen!r}")
     if request.method == "POST":
         cfg: dict[str, Any] = {}
-        for f in _form_fields(t):
+        for f in _form_fields(t, c.rt):
             value = _field_value(f, c.one(f"cfg.{f.key}"))
             if value is not None and not (f.type == "boolean" and value is False and f.default in (None, False)):
                 cfg[f.key] = value
         sink = await c.rt.control.create_sink(c.p, c.one("description"), t.name, json.dumps(cfg))
         return _flash(redirect(f"{PREFIX}/sinks/{sink.row.sid}"), "ok", f"Sink {sink.row.sid} created")
-    return await render(request, c, "sink_new.html", types=sink_types.names(), t=t, fields=_form_fields(t))
+    return await render(request, c, "sink_new.html", types=sink_types.names(), t=t, fields=_form_fields(t, c.rt))
 
 
 @page
@@ -362,7 +365,8 @@ async def sink_replay(request: Request, c: Ctx) -> Response:
         ids = tuple(i for i in c.form.get("event_id", []) if i)
         what = ReplayRequest(dead_letters=True, event_ids=ids)
     sink, n = await c.rt.operations.replay(c.p, request.path_params["sid"], what)
-    return _flash(redirect(f"{PREFIX}/sinks/{sink.row.sid}"), "ok", f"Replayed {n} event(s)")
+    back = _local(request.headers.get("referer"), f"{PREFIX}/sinks/{sink.row.sid}")
+    return _flash(redirect(back), "ok", f"Replayed {n} event(s)")
 
 
 def _with_zone(value: str | None) -> str | None:
