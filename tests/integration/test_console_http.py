@@ -109,6 +109,8 @@ def test_sign_in_session_cookie_and_sign_out(server: Server) -> None:
     assert token not in session_cookie  # the credential itself never goes into the cookie
     home = s.get(f"{server.url}/console/", timeout=10)
     assert home.status_code == 200 and sid in home.text and home.headers["cache-control"] == "no-store"
+    again = s.get(f"{server.url}/console/signin", timeout=10, allow_redirects=False)
+    assert again.status_code == 303 and again.headers["location"] == "/console/"  # signed in already
     out = s.post(f"{server.url}/console/signout", data={"csrf": csrf_of(home.text)}, timeout=10,
                  allow_redirects=False)
     assert out.status_code == 303
@@ -117,9 +119,9 @@ def test_sign_in_session_cookie_and_sign_out(server: Server) -> None:
 
 def test_next_is_kept_but_never_leaves_the_site(server: Server) -> None:
     sid, token = server.new_account()
-    s = requests.Session()
     for nxt, want in (("/console/sinks", "/console/sinks"), ("https://evil.example/", "/console/"),
                       ("//evil.example/console/", "/console/")):
+        s = requests.Session()
         page = s.get(f"{server.url}/console/signin", params={"next": nxt}, timeout=10)
         r = s.post(f"{server.url}/console/signin", params={"next": nxt},
                    data={"csrf": csrf_of(page.text), "username": sid, "password": token, "next": nxt},

@@ -178,6 +178,10 @@ async def signin(request: Request) -> Response:
     token = request.cookies.get(sessions.SIGNIN_COOKIE) or secrets.token_urlsafe(24)
     error: str | None = None
     status = 200
+    if request.method == "GET":
+        current = sessions.decode(rt.box, request.cookies.get(sessions.COOKIE))
+        if current is not None and await sessions.principal(rt.store, rt.box, current) is not None:
+            return redirect(next_url)  # signed in already
     if request.method == "POST":
         form = parse_qs((await request.body()).decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=20)
         got = {k: v[0] for k, v in form.items()}
