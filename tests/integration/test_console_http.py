@@ -427,3 +427,22 @@ def test_dead_letters_replayed_by_filter(short_window_server: Server, receiver: 
     receiver.wait_for(lambda: {e["id"] for e in receiver.events("/flaky")} >= set(ids))
     srv.settled(sink["sid"])
     assert "No dead letters." in s.get(f"{srv.url}/console/dead-letters", timeout=10).text
+
+
+def test_parent_token_on_a_subaccount_and_suspension(server: Server) -> None:
+    parent_sid, parent_token = server.new_account("Parent")
+    sub_sid, sub_token = server.new_account("Child", parent=parent_sid)
+    # the subaccount's SID with the parent's token acts as the subaccount (as Twilio Basic auth does)
+    s, r = sign_in(server.url, sub_sid, parent_token)
+    assert r.status_code == 303
+    assert "Acting as <strong>Child</strong>" in s.get(f"{server.url}/console/", timeout=10).text
+    own, r = sign_in(server.url, sub_sid, sub_token)
+    assert r.status_code == 303
+    home = own.get(f"{server.url}/console/", timeout=10).text
+    assert parent_sid not in home  # a subaccount's switcher lists only itself
+    # suspending the subaccount ends both sessions at once
+    r2 = api(server, parent_sid, parent_token, "POST", f"/2010-04-01/Accounts/{sub_sid}.json",
+             data={"Status": "suspended"})
+    assert r2.status_code == 200, r2.text
+    for session in (s, own):
+        assert session.get(f"{server.url}/console/", timeout=10, allow_redirects=False).status_code == 303
