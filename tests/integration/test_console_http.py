@@ -158,6 +158,13 @@ def test_csrf_is_required_on_every_post(server: Server, receiver: Receiver) -> N
     ok = s.post(f"{server.url}/console/sinks/new?type=webhook", data=form, headers={"X-CSRF-Token": csrf},
                 timeout=10, allow_redirects=False)
     assert ok.status_code == 303 and ok.headers["location"].startswith("/console/sinks/DG")
+    # an oversized form is refused before it is parsed
+    huge = s.post(f"{server.url}/console/sinks/new?type=webhook", data={"csrf": csrf, "x": "y" * 300_000},
+                  timeout=10, allow_redirects=False)
+    assert huge.status_code == 413
+    many = s.post(f"{server.url}/console/sinks/new?type=webhook", timeout=10, allow_redirects=False,
+                  data=[("csrf", csrf)] + [(f"f{i}", "1") for i in range(1200)])
+    assert many.status_code == 413
     # the sign-in form has its own token
     anon = requests.Session()
     anon.get(f"{server.url}/console/signin", timeout=10)

@@ -107,6 +107,25 @@ def _local(url: str | None, default: str) -> str:
     return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
+MAX_FORM_BYTES = 256 * 1024
+
+
+async def read_form(request: Request, max_fields: int) -> dict[str, list[str]] | None:
+    """The urlencoded body, or ``None`` when it is too large or has too many fields."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            return None
+    try:
+        return parse_qs(bytes(body).decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=max_fields)
+    except ValueError:  # more fields than max_fields
+        return None
+
+
 def redirect(url: str) -> Response:
     return RedirectResponse(url, status_code=303)
 
@@ -143,8 +162,10 @@ def page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
             return response
         form: dict[str, list[str]] = {}
         if request.method == "POST":
-            body = (await request.body()).decode("utf-8", "replace")
-            form = parse_qs(body, keep_blank_values=True, max_num_fields=1000)
+            parsed = await read_form(request, 1000)
+            if parsed is None:
+                return HTMLResponse("The form is too large", status_code=413)
+            form = parsed
             given = request.headers.get("x-csrf-token") or (form.get("csrf") or [""])[0]
             if not sessions.csrf_ok(s.csrf, given):
                 return HTMLResponse("Invalid or missing CSRF token: reload the page and try again", status_code=403)
@@ -183,7 +204,9 @@ async def signin(request: Request) -> Response:
         if current is not None and await sessions.principal(rt.store, rt.box, current) is not None:
             return redirect(next_url)  # signed in already
     if request.method == "POST":
-        form = parse_qs((await request.body()).decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=20)
+        form = await read_form(request, 20)
+        if form is None:
+            return HTMLResponse("The form is too large", status_code=413)
         got = {k: v[0] for k, v in form.items()}
         next_url = _local(got.get("next"), next_url)
         who = _client(request)
