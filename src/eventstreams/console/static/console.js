@@ -97,8 +97,27 @@ async function drawCharts() {
   }
 }
 
+// The subscription form's event-type picker: typing narrows the list (checked types stay visible).
+function startPicker() {
+  const filter = document.getElementById("type-filter");
+  if (!filter) return;
+  filter.addEventListener("input", () => {
+    const text = filter.value.trim().toLowerCase();
+    for (const group of document.querySelectorAll("#picker fieldset")) {
+      let shown = 0;
+      for (const li of group.querySelectorAll("li")) {
+        const keep = !text || li.dataset.type.toLowerCase().includes(text) || li.querySelector("input:checked");
+        li.hidden = !keep;
+        if (keep) shown += 1;
+      }
+      group.hidden = shown === 0;
+    }
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   startDebugger();
+  startPicker();
   if (document.getElementById("charts")) {
     drawCharts();
     setInterval(drawCharts, 15000);
