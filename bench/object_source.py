@@ -49,7 +49,7 @@ from eventstreams.runtime import Runtime, build_runtime
 from eventstreams.sandbox import seed as seeding
 from eventstreams.warehouse.targets import open_target
 
-from .harness import ROOT, Profiler, cpu_seconds, free_port, summarise_collapsed
+from .harness import ROOT, Profiler, _short, cpu_seconds, free_port, summarise_collapsed
 from .run import machine, machine_busy
 from .sandbox_list import wait_up
 
@@ -325,8 +325,8 @@ def connector(base: str, tmp: Path, command: str, config: Path | None, catalog: 
 
 
 def own_time(path: Path, top: int = 12) -> list[str]:
-    """Top lines by own samples, and the connector's/CDK's functions by inclusive samples, from a
-    py-spy raw file (summarise_collapsed counts only eventstreams functions as inclusive)."""
+    """Top lines by own samples, and every function by inclusive samples (thread plumbing left out),
+    from a py-spy raw file: summarise_collapsed counts only eventstreams functions as inclusive."""
     if not path.exists():
         return ["(no profile)"]
     incl: Counter[str] = Counter()
@@ -336,12 +336,13 @@ def own_time(path: Path, top: int = 12) -> list[str]:
         if not n.isdigit():
             continue
         total += int(n)
-        names = {f.partition(" (")[0] + " (" + f.rpartition("site-packages/")[2].partition(":")[0] + ")"
-                 for f in stack.split(";") if "site-packages/" in f}  # fmt: skip
-        for name in names:
+        frames = [f for f in stack.split(";")[1:] if f and not any(
+            x in f for x in ("threading.py", "concurrent/futures", "run_source_twilio.py", "<module>"))]  # fmt: skip
+        for name in {_short(f) for f in frames}:
             incl[name] += int(n)
     out = summarise_collapsed(path, top)
-    out.append("inclusive (packages):")
+    out = out[: next((i for i, x in enumerate(out) if x.startswith("inclusive")), len(out))]
+    out.append("inclusive (all functions):")
     out += [f"  {100 * c / max(total, 1):5.1f}%  {name}" for name, c in incl.most_common(top * 2)]
     return out
 
