@@ -293,7 +293,7 @@ def test_401_stops_with_a_clear_error(world: dict[str, Any]) -> None:
 
 def test_a_scheduled_source_is_synced_by_the_scheduler(backend: str, tmp_path: Path) -> None:
     warehouse = f"duckdb:///{tmp_path}/wh.duckdb"
-    with own_server(backend, tmp_path, sandbox=True, warehouse_url=warehouse) as srv:
+    with own_server(backend, tmp_path, sandbox=True, warehouse_url=warehouse, source_syncs=True) as srv:
         sid, token = srv.new_account("Scheduled")
         srv.call(seeding.seed(srv.services, 300, 50, 0, 9, NOW, account_sid=sid))
         account = srv.call(srv.services.accounts.principal_of(sid)).account
