@@ -346,7 +346,8 @@ def register(main: click.Group) -> None:
         """The sink's delivery log: each attempt with its outcome, newest first."""
         with client(account_sid) as c:
             rows = list(c.paginate(f"/v1/Sinks/{quote(sink_sid)}/Deliveries", "deliveries", limit=limit))
-        render(rows, output, ["event_id", "outcome", "error_code", "attempt", "date_created"])
+        render(rows, output, ["date_created", "outcome", "event_count", "event_ids", "error_code", "http_status",
+                             "detail"])  # fmt: skip
 
     @main.command("dead-letters")
     @click.option("--sink", "sink_sid", default=None, help="Only this sink (default: every sink).")
@@ -357,7 +358,7 @@ def register(main: click.Group) -> None:
         with client(account_sid) as c:
             sids = [sink_sid] if sink_sid else [s["sid"] for s in c.paginate("/v1/Sinks", "sinks")]
             rows = [d for s in sids for d in c.paginate(f"/v1/Sinks/{quote(s)}/DeadLetters", "dead_letters")]
-        render(rows, output, ["sink_sid", "event_id", "event_type", "error_code", "attempts", "date_dead_lettered"])
+        render(rows, output, ["sink_sid", "event_id", "type", "error_code", "attempts", "error", "date_created"])
 
     @main.command()
     @click.option("--sink", "sink_sid", required=True)

@@ -412,4 +412,5 @@ def demo(port: int | None, data_dir: str | None, n_events: int | None) -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # named as the installed script is, so usage lines and _EVENTSTREAMS_COMPLETE match under `python -m` too
+    main(prog_name="eventstreams")
