@@ -155,6 +155,10 @@ def test_keys(server: Server, acct: tuple[str, str]) -> None:
     assert made["sid"] in listed.stdout and made["secret"] not in listed.stdout
     assert run_cli(["keys", "remove", made["sid"]], env).returncode == 0
     assert made["sid"] not in run_cli(["keys", "list"], env).stdout
+    sid = acct[0]
+    old = json.loads(run_cli(["accounts", "create-key", sid, "-o", "json"], env).stdout)  # the earlier form
+    assert old["sid"].startswith("SK") and old["sid"] in run_cli(["keys", "list"], env).stdout
+    assert [a["sid"] for a in json.loads(run_cli(["accounts", "list", sid, "-o", "json"], env).stdout)] == [sid]
 
 
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])

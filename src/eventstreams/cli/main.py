@@ -276,28 +276,31 @@ def accounts_create(friendly_name: str, parent: str | None) -> None:
 
 
 @accounts.command("list")
+@click.argument("account_sid", required=False)
 @click.option("--limit", type=click.IntRange(1), default=None)
 @_output_option
-def accounts_list(limit: int | None, output: str) -> None:
-    """List the profile's account and its subaccounts (never tokens)."""
+def accounts_list(account_sid: str | None, limit: int | None, output: str) -> None:
+    """List the profile's account (or ACCOUNT_SID, a subaccount of it) and its subaccounts."""
     from .client import client
     from .output import render
 
-    with client() as c:
+    with client(account_sid) as c:
         rows = list(c.paginate("/2010-04-01/Accounts.json", "accounts", limit=limit))
     render(rows, output, ["sid", "owner_account_sid", "friendly_name", "status", "date_created"])
 
 
 @accounts.command("create-key")
+@click.argument("account_sid", required=False)
 @click.option("--friendly-name", default="")
 @_output_option
-def accounts_create_key(friendly_name: str, output: str) -> None:
-    """Create an API key (SK...) for the profile's account; prints the secret once (also: `keys create`)."""
+def accounts_create_key(account_sid: str | None, friendly_name: str, output: str) -> None:
+    """Create an API key (SK...) for the profile's account (or ACCOUNT_SID, a subaccount of it); prints the
+    secret once (also: `keys create`)."""
     from .client import client
     from .output import render
 
     with client() as c:
-        path = f"/2010-04-01/Accounts/{c.creds.account_sid}/Keys.json"
+        path = f"/2010-04-01/Accounts/{account_sid or c.creds.account_sid}/Keys.json"
         render(c.request("POST", path, data={"FriendlyName": friendly_name}), output)
 
 
