@@ -173,7 +173,7 @@ def test_completion_script_and_completion(shell: str, tmp_path: Path) -> None:
 
 
 def test_sync_follows_the_run_over_http(tmp_path: Path, backend: str) -> None:
-    with own_server(backend, tmp_path, sandbox=True, sandbox_step_seconds=0.05) as srv:
+    with own_server(backend, tmp_path, sandbox=True, sandbox_step_seconds=0.05, source_syncs=True) as srv:
         sid, token = srv.new_account("sync over http")
         srv.call(seeding.seed(srv.services, 600, 40, 0, 5, seeding.parse_now("2026-06-01"), account_sid=sid))
         env = cli_env(srv.url, sid, token, TWILIO_ACCOUNT_SID=sid, TWILIO_AUTH_TOKEN=token)
