@@ -125,6 +125,9 @@ def make_settings(url: str, tmp: Path, **overrides: Any) -> Settings:
         delivery_timeout=1.0,
         poll_interval=0.5,  # the fallback only: wake-ups and due times drive delivery
         warehouse_url=f"duckdb:///{tmp}/warehouse.duckdb",
+        # no scheduled syncs in shared test servers: a source some test (or a fuzz) leaves enabled must not
+        # go on syncing in the background of later tests; the scheduler's own tests turn it on
+        source_syncs=False,
     )
     return Settings(**{**base.__dict__, **overrides})
 

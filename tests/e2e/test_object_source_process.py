@@ -1,7 +1,7 @@
-"""The object source as real processes: `eventstreams sources sync` killed with SIGKILL in the middle of a
-pass resumes from its last committed page (no row lost, none twice, the pages before the kill not read
-again), on both stores; and on PostgreSQL, several `eventstreams worker` processes share scheduled
-sources without ever syncing one twice at once."""
+"""The object source as real processes: the `eventstreams serve` running a sync (asked for by `eventstreams
+sources sync`) killed with SIGKILL in the middle of a pass resumes from its last committed page (no row lost,
+none twice, the pages before the kill not read again), on both stores; and on PostgreSQL, several
+`eventstreams worker` processes share scheduled sources without ever syncing one twice at once."""
 
 from __future__ import annotations
 
@@ -41,6 +41,22 @@ def _sandbox(tmp: Path, messages: int, calls: int) -> tuple[subprocess.Popen[byt
     return proc, url, json.loads(seeded.stdout)
 
 
+def _serve(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """An `eventstreams serve` the CLI talks to; its first account is the environment's."""
+    port = free_port()
+    proc = spawn(["serve", "--port", str(port)], env, log)
+    url = f"http://127.0.0.1:{port}"
+    wait_healthy(url, proc)
+    return proc, url
+
+
+def _credentials(env: dict[str, str]) -> None:
+    import secrets
+
+    env["EVENTSTREAMS_ACCOUNT_SID"] = "AC" + secrets.token_hex(16)
+    env["EVENTSTREAMS_AUTH_TOKEN"] = secrets.token_hex(16)
+
+
 def _sandbox_messages(tmp: Path) -> set[str]:
     import sqlite3
 
@@ -69,10 +85,10 @@ def test_killed_sync_resumes_from_its_last_committed_page(backend: str, tmp_path
            "EVENTSTREAMS_WAREHOUSE_URL": f"duckdb:///{tmp_path}/warehouse.duckdb",
            "EVENTSTREAMS_ALLOW_PRIVATE_DESTINATIONS": "true", "EVENTSTREAMS_LEASE_SECONDS": "10",
            "TWILIO_ACCOUNT_SID": main["sid"], "TWILIO_AUTH_TOKEN": main["auth_token"]}  # fmt: skip
+    _credentials(env)
+    serve: subprocess.Popen[bytes] | None = None
     try:
-        account = _run(["accounts", "create", "--friendly-name", "Kill test"], env)
-        assert account.returncode == 0, account.stderr
-        env["EVENTSTREAMS_ACCOUNT_SID"] = json.loads(account.stdout)["sid"]
+        serve, env["EVENTSTREAMS_URL"] = _serve(env, tmp_path / "serve1.log")
         added = _run(["sources", "add-twilio", "Killed", "--schedule", "manual", "--base-url", sandbox_url,
                       "--collections", "messages", "-o", "json"], env)  # fmt: skip
         assert added.returncode == 0, added.stderr
@@ -82,8 +98,9 @@ def test_killed_sync_resumes_from_its_last_committed_page(backend: str, tmp_path
                           auth=(main["sid"], main["auth_token"]), data={"ServerErrorRatio": "0.5"}, timeout=10)
         assert r.status_code == 200, r.text
 
+        # the CLI asks the server for a sync and follows it; the server runs it
         first = subprocess.Popen([*CLI, "sources", "sync", "Killed", "-o", "json"], env={**os.environ, **env},
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
         deadline = time.monotonic() + 90
         committed: list[tuple[Any, ...]] = []
         while not committed:  # the pass has committed at least two pages and has more to go
@@ -92,8 +109,10 @@ def test_killed_sync_resumes_from_its_last_committed_page(backend: str, tmp_path
             committed = _store_rows(db_url, "SELECT resume_uri FROM object_source_state WHERE resume_uri LIKE "
                                             "'%PageToken%' AND resume_uri NOT LIKE '%Page=1&%'")  # fmt: skip
             time.sleep(0.02)
-        first.send_signal(signal.SIGKILL)
-        first.wait(10)
+        serve.send_signal(signal.SIGKILL)
+        serve.wait(10)
+        assert first.wait(30) == 4  # the follower: the server cannot be reached
+        assert first.stderr is not None and "cannot reach" in first.stderr.read().decode()
         requests.post(f"{sandbox_url}/2010-04-01/Accounts/{main['sid']}/Sandbox.json",
                       auth=(main["sid"], main["auth_token"]), data={"ServerErrorRatio": "0"}, timeout=10)  # fmt: skip
         # what the killed process had loaded, and the page it would have read next
@@ -104,11 +123,12 @@ def test_killed_sync_resumes_from_its_last_committed_page(backend: str, tmp_path
             t.close()
         assert 0 < loaded_before < 12_000
 
+        serve, env["EVENTSTREAMS_URL"] = _serve(env, tmp_path / "serve2.log")
         while True:  # the dead process's lease runs out (10 s), then the sync goes on
             again = _run(["sources", "sync", "Killed", "-o", "json"], env)
             if again.returncode != 2:
                 break
-            assert "another process" in again.stderr
+            assert "is syncing" in again.stderr
             assert time.monotonic() < deadline
             time.sleep(0.5)
         assert again.returncode == 0, again.stderr + again.stdout
@@ -128,6 +148,8 @@ def test_killed_sync_resumes_from_its_last_committed_page(backend: str, tmp_path
                                                       f"'{source_sid}' ORDER BY date_started")]  # fmt: skip
         assert statuses == ["interrupted", "succeeded"]
     finally:
+        if serve is not None:
+            stop(serve)
         stop(sandbox)
         if pg_name:
             drop_pg_database(pg_name)
@@ -141,9 +163,11 @@ def test_workers_share_scheduled_sources_and_never_sync_one_twice(tmp_path: Path
            "EVENTSTREAMS_ALLOW_PRIVATE_DESTINATIONS": "true", "EVENTSTREAMS_WAREHOUSE_URL": db_url,
            "TWILIO_ACCOUNT_SID": main["sid"], "TWILIO_AUTH_TOKEN": main["auth_token"]}  # fmt: skip
     workers: list[subprocess.Popen[bytes]] = []
+    _credentials(env)
+    api: subprocess.Popen[bytes] | None = None
     try:
-        account = _run(["accounts", "create", "--friendly-name", "Workers"], env)
-        env["EVENTSTREAMS_ACCOUNT_SID"] = json.loads(account.stdout)["sid"]
+        # the API the CLI talks to; it syncs nothing itself, so every run is a worker's
+        api, env["EVENTSTREAMS_URL"] = _serve({**env, "EVENTSTREAMS_SOURCE_SYNCS": "false"}, tmp_path / "api.log")
         names = [f"Shared {i}" for i in range(4)]
         for name in names:  # disabled while the workers start, then all enabled at once
             added = _run(["sources", "add-twilio", name, "--schedule", "1h", "--base-url", sandbox_url, "--disable",
@@ -176,6 +200,8 @@ def test_workers_share_scheduled_sources_and_never_sync_one_twice(tmp_path: Path
     finally:
         for w in workers:
             stop(w)
+        if api is not None:
+            stop(api)
         stop(sandbox)
         if pg_name:
             drop_pg_database(pg_name)

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import requests
 
+from tests.clihelp import cli_env, run_cli
 from tests.conftest import Server
 
 SCHEMA_V1 = {
@@ -87,32 +85,20 @@ def test_register_schema_and_type_via_api(server: Server, account: tuple[str, st
     assert r.status_code == 400 and "not a valid JSON Schema" in r.json()["message"]
 
 
-def test_cli_register_schema_and_type(tmp_path: Path, database: str) -> None:
-    env = {
-        **os.environ,
-        "EVENTSTREAMS_DATABASE_URL": database,
-        "EVENTSTREAMS_DATA_DIR": str(tmp_path),
-    }
-    cli = [sys.executable, "-m", "eventstreams.cli.main"]
+def test_cli_register_schema_and_type(tmp_path: Path, server: Server) -> None:
+    sid, token = server.new_account("ops")
+    env = cli_env(server.url, sid, token)
 
     def run(*args: str) -> dict[str, object]:
-        out = subprocess.run([*cli, *args], env=env, capture_output=True, text=True, timeout=60, check=True)
+        out = run_cli([*args, "-o", "json"], env, check=True)
         return json.loads(out.stdout)  # type: ignore[no-any-return]
 
-    acct = run("accounts", "create", "--friendly-name", "ops")
     schema = tmp_path / "s.json"
     schema.write_text(json.dumps(SCHEMA_V1))
-    assert run("catalog", "register-schema", "--account", str(acct["sid"]), "Ops.Thing", str(schema)) == {
-        "id": "Ops.Thing",
-        "schema_version": 1,
-    }
-    out = run(
-        "catalog", "register-type", "--account", str(acct["sid"]), "--schema-id", "Ops.Thing",
-        "--description", "A thing", "com.example.ops.thing",
-    )  # fmt: skip
-    assert out == {"type": "com.example.ops.thing", "schema_id": "Ops.Thing", "status": "available"}
-    bad = subprocess.run(
-        [*cli, "catalog", "register-type", "--account", str(acct["sid"]), "--schema-id", "Nope", "--description", "x", "com.example.x"],
-        env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert bad.returncode != 0 and "does not exist" in bad.stderr
+    made = run("catalog", "register-schema", "Ops.Thing", str(schema))
+    assert (made["id"], made["schema_version"]) == ("Ops.Thing", 1)
+    out = run("catalog", "register-type", "--schema-id", "Ops.Thing", "--description", "A thing",
+              "com.example.ops.thing")  # fmt: skip
+    assert (out["type"], out["schema_id"]) == ("com.example.ops.thing", "Ops.Thing")
+    bad = run_cli(["catalog", "register-type", "--schema-id", "Nope", "--description", "x", "com.example.x"], env)
+    assert bad.returncode == 1 and "does not exist" in bad.stderr

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import eventstreams
 from eventstreams import clock
 from eventstreams.catalog import builtin_examples
 from eventstreams.config import Settings
+from tests.clihelp import CLI, cli_env
 from tests.conftest import Receiver, Server, make_settings, own_server, start_server
 
 DATA = builtin_examples()["Messaging.MessageStatus"][1]
@@ -59,21 +58,17 @@ def test_embedded_publish_reaches_the_server_dispatcher(
 def test_cli_publish_dead_letters_and_replay(server: Server, account: tuple[str, str], receiver: Receiver) -> None:
     sink = _sink(server, account, receiver, "/cli")
     receiver.plan["/cli"] = [(400, 0)]
-    env = {
-        **os.environ,
-        "EVENTSTREAMS_DATABASE_URL": server.settings.database_url,
-        "EVENTSTREAMS_DATA_DIR": str(server.settings.data_dir),
-    }
-    cli = [sys.executable, "-m", "eventstreams.cli.main"]
+    env = cli_env(server.url, *account)
+    cli = [*CLI]
     out = subprocess.run(
-        [*cli, "publish", "--account", account[0]], input=json.dumps(_event("cli-1")), env=env,
+        [*cli, "publish", "-o", "json"], input=json.dumps(_event("cli-1")), env=env,
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     assert json.loads(out.stdout)["accepted"] == ["cli-1"]
 
     def dead() -> list[dict[str, object]]:
         r = subprocess.run(
-            [*cli, "dead-letters", "--account", account[0], "--sink", sink], env=env, capture_output=True, text=True,
+            [*cli, "dead-letters", "--sink", sink, "-o", "json"], env=env, capture_output=True, text=True,
             timeout=60, check=True,
         )  # fmt: skip
         return json.loads(r.stdout)  # type: ignore[no-any-return]
@@ -81,7 +76,7 @@ def test_cli_publish_dead_letters_and_replay(server: Server, account: tuple[str,
     receiver.wait_for(lambda: len(dead()) == 1, timeout=20)
     assert dead()[0]["event_id"] == "cli-1" and dead()[0]["error_code"] == 91305
     r = subprocess.run(
-        [*cli, "replay", "--account", account[0], "--sink", sink, "--dead-letters"], env=env, capture_output=True,
+        [*cli, "replay", "--sink", sink, "--dead-letters", "-o", "json"], env=env, capture_output=True,
         text=True, timeout=60, check=True,
     )  # fmt: skip
     assert json.loads(r.stdout) == {"sink_sid": sink, "replayed": 1}
@@ -89,7 +84,7 @@ def test_cli_publish_dead_letters_and_replay(server: Server, account: tuple[str,
 
     def replay(*args: str) -> dict[str, object]:
         r = subprocess.run(
-            [*cli, "replay", "--account", account[0], "--sink", sink, *args], env=env, capture_output=True,
+            [*cli, "replay", "--sink", sink, "-o", "json", *args], env=env, capture_output=True,
             text=True, timeout=60, check=True,
         )  # fmt: skip
         return json.loads(r.stdout)  # type: ignore[no-any-return]
@@ -102,7 +97,7 @@ def test_cli_publish_dead_letters_and_replay(server: Server, account: tuple[str,
     receiver.wait_for(lambda: [e["id"] for e in receiver.events("/cli")] == ["cli-1"] * 3)
     assert replay("--since", since, "--until", since) == {"sink_sid": sink, "replayed": 0}
     bad = subprocess.run(
-        [*cli, "publish", "--account", account[0]], input="{nope", env=env, capture_output=True, text=True, timeout=60
+        [*cli, "publish"], input="{nope", env=env, capture_output=True, text=True, timeout=60
     )
     assert bad.returncode != 0 and "not valid JSON" in bad.stderr
 

@@ -244,3 +244,27 @@ def test_a_busy_warehouse_is_retried_soon(server: Server, tmp_path: Path) -> Non
     assert [r for r in server.call(wh.run_due("me")) if r.account_sid == sid] == []
     row = server.call(wh.get(sid))
     assert row is not None and row.next_run_at == t + 60 and "another process" in (row.last_error or "")
+
+
+def test_the_scheduler_of_serve_loads_the_events_warehouse(backend: str, tmp_path: Path) -> None:
+    from tests.conftest import own_server
+
+    with own_server(backend, tmp_path, source_syncs=True, warehouse_url=f"duckdb:///{tmp_path}/w.duckdb") as srv:
+        sid, _ = srv.new_account("Scheduled events")
+        account = srv.call(srv.services.store.accounts.get(sid))
+        _, key = srv.call(srv.services.sources.create(account, "app"))
+        seg = SegmentClient(key, host=srv.url, sync_mode=True)
+        seg.track("7", "Plan Chosen", {"plan": "pro"}, message_id="sched-1")
+        srv.services.events_warehouse.settle_s = 0.0  # PostgreSQL's settle window would hold the row a minute
+        srv.call(srv.services.events_warehouse.configure(sid, "scheduled_events"))  # due at once
+        srv.services.scheduler.wake.set()
+        deadline = time.monotonic() + 60
+        while True:  # the load runs in the server's scheduler, not here
+            wh = srv.call(srv.services.store.events_warehouse.get(sid))
+            if wh is not None and wh.last_run_at is not None and wh.lease_owner is None:
+                break
+            assert time.monotonic() < deadline, "the scheduler never loaded the events warehouse"
+            time.sleep(0.1)
+        assert wh.last_error is None and wh.next_run_at is not None and wh.next_run_at > time.time() + 60
+        rows = _query(tmp_path, "SELECT id, plan FROM scheduled_events.plan_chosen")
+        assert rows == [{"id": "sched-1", "plan": "pro"}]

@@ -293,7 +293,7 @@ def test_401_stops_with_a_clear_error(world: dict[str, Any]) -> None:
 
 def test_a_scheduled_source_is_synced_by_the_scheduler(backend: str, tmp_path: Path) -> None:
     warehouse = f"duckdb:///{tmp_path}/wh.duckdb"
-    with own_server(backend, tmp_path, sandbox=True, warehouse_url=warehouse) as srv:
+    with own_server(backend, tmp_path, sandbox=True, warehouse_url=warehouse, source_syncs=True) as srv:
         sid, token = srv.new_account("Scheduled")
         srv.call(seeding.seed(srv.services, 300, 50, 0, 9, NOW, account_sid=sid))
         account = srv.call(srv.services.accounts.principal_of(sid)).account
@@ -349,31 +349,6 @@ def test_an_unselected_collection_keeps_its_data(world: dict[str, Any]) -> None:
     report = _sync(world, row)
     assert [p.collection for p in report.collections] == ["messages"]
     assert _warehouse(world, "narrowed", "addresses") == addresses  # kept as it was, not synced
-
-
-def test_cli_sync_shows_progress_and_the_run(world: dict[str, Any]) -> None:
-    import json
-    import os
-    import subprocess
-    import sys
-
-    srv: Server = world["srv"]
-    _source(world, "From The CLI", include_subaccounts=False, collections="messages,conferences")
-    env = {**os.environ, "EVENTSTREAMS_DATABASE_URL": srv.settings.database_url,
-           "EVENTSTREAMS_DATA_DIR": str(srv.settings.data_dir), "EVENTSTREAMS_WAREHOUSE_URL": world["warehouse"],
-           "EVENTSTREAMS_ACCOUNT_SID": world["sid"], "EVENTSTREAMS_ALLOW_PRIVATE_DESTINATIONS": "true",
-           "COLUMNS": "200"}  # fmt: skip
-    cli = [sys.executable, "-m", "eventstreams.cli.main", "sources"]
-    done = subprocess.run([*cli, "sync", "From The CLI"], env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr + done.stdout
-    assert "messages" in done.stderr and "rows" in done.stderr  # the progress bars
-    assert "succeeded" in done.stdout and "rows upserted (full sync)" in done.stdout
-    runs = json.loads(subprocess.run([*cli, "runs", "From The CLI", "-o", "json"], env=env, capture_output=True,
-                                     text=True, timeout=60).stdout)  # fmt: skip
-    assert [r["status"] for r in runs] == ["succeeded"]
-    assert {c["collection"] for c in runs[0]["collections"]} == {"messages", "conferences"}
-    missing = subprocess.run([*cli, "sync", "No Such Source"], env=env, capture_output=True, text=True, timeout=60)
-    assert missing.returncode == 1 and "was not found" in missing.stderr
 
 
 def test_an_api_key_credential_syncs(world: dict[str, Any]) -> None:

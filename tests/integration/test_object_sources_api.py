@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import requests
 
+from tests.clihelp import cli_env
 from tests.conftest import Server
 from tests.integration.test_fuzz_openapi import twilio_error_problem
 
@@ -189,9 +190,7 @@ def test_sync_now_queues_a_run_and_full_is_remembered(server: Server, auth: Auth
 
 
 def test_cli_adds_configures_lists_and_deletes(server: Server, auth: Auth, tmp_path: Any) -> None:
-    env = {**os.environ, "EVENTSTREAMS_DATABASE_URL": server.settings.database_url,
-           "EVENTSTREAMS_DATA_DIR": str(server.settings.data_dir), "EVENTSTREAMS_ACCOUNT_SID": auth[0],
-           "TWILIO_ACCOUNT_SID": TWILIO_AC, "TWILIO_AUTH_TOKEN": TOKEN, "EVENTSTREAMS_ALLOW_PRIVATE_DESTINATIONS": "true"}  # fmt: skip
+    env = cli_env(server.url, *auth, TWILIO_ACCOUNT_SID=TWILIO_AC, TWILIO_AUTH_TOKEN=TOKEN)
     cli = [os.path.join(os.path.dirname(sys.executable), "eventstreams")]
 
     def run(*args: str, ok: int = 0) -> subprocess.CompletedProcess[str]:
@@ -207,7 +206,7 @@ def test_cli_adds_configures_lists_and_deletes(server: Server, auth: Auth, tmp_p
     changed = json.loads(run("sources", "configure", "From CLI", "--collections", "messages", "--lookback", "1d",
                              "-o", "json").stdout)  # fmt: skip
     assert changed["collections"] == ["messages"] and changed["lookback_window"] == 86400
-    listed = json.loads(run("sources", "list", "--account", auth[0]).stdout)
+    listed = json.loads(run("sources", "list", "--account", auth[0], "-o", "json").stdout)
     assert {"sid": added["sid"], "type": "twilio", "name": "From CLI", "enabled": True, "schema_name": "from_cli",
             "schedule": "manual"} in listed  # fmt: skip
     bad = run("sources", "configure", "From CLI", "--schedule", "every now and then", ok=1)

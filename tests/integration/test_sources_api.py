@@ -7,9 +7,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
-import subprocess
-import sys
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -17,6 +14,7 @@ import pytest
 import requests
 from segment.analytics import Client as SegmentClient
 
+from tests.clihelp import cli_env, run_cli
 from tests.conftest import Server
 from tests.integration.test_fuzz_openapi import twilio_error_problem
 
@@ -281,17 +279,12 @@ def test_debugger_shows_rejected_messages_and_why(server: Server) -> None:
         _error(api.get(f"/v1/Sources/{sid}/Messages", params={"PageToken": _forged(["a", "x", sid])}), 400, 91002)
 
 
-def test_cli_manages_sources_through_the_same_domain(server: Server) -> None:
-    sid, _ = server.new_account("CLI")
-    env = {
-        **os.environ,
-        "EVENTSTREAMS_DATABASE_URL": server.settings.database_url,
-        "EVENTSTREAMS_DATA_DIR": str(server.settings.data_dir),
-    }
+def test_cli_manages_sources_through_the_api(server: Server) -> None:
+    sid, token = server.new_account("CLI")
+    env = cli_env(server.url, sid, token)
 
     def cli(*args: str, ok: bool = True) -> Any:
-        r = subprocess.run([sys.executable, "-m", "eventstreams.cli.main", "sources", *args, "--account", sid],
-                           env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+        r = run_cli(["sources", *args, "--account", sid, "-o", "json"], env)
         assert (r.returncode == 0) is ok, r.stderr
         return json.loads(r.stdout) if ok else r.stderr
 

@@ -1,4 +1,6 @@
-"""The ``eventstreams`` command."""
+"""The ``eventstreams`` command. Server-side administration (serve, worker, migrate, the first account,
+the sandbox, the warehouse) lives here and opens the store directly; everything else talks to a running
+eventstreams over HTTP (cli/commands.py, cli/sources.py, cli/object_sources.py; docs/cli.md)."""
 
 from __future__ import annotations
 
@@ -7,13 +9,13 @@ import json
 import logging
 import sys
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-import orjson
 
 from ..config import Settings
+from . import commands, sources
+from .output import output_option as _output_option
 
 T = TypeVar("T")
 
@@ -40,11 +42,39 @@ def _out(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2, sort_keys=True))
 
 
-@click.group()
+class _Main(click.Group):
+    """Exit codes scripts can trust (docs/cli.md): click's usage errors exit 1, not 2, because 2 means busy."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[call-overload]
+        try:
+            rv = super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[call-overload]
+        except click.UsageError as exc:
+            exc.show()
+            sys.exit(1)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(130)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+@click.group(cls=_Main)
 @click.version_option(package_name="eventstreams")
-def main() -> None:
-    """eventstreams: self-hosted, Twilio-compatible Event Streams."""
+@click.option("--profile", default=None, envvar="EVENTSTREAMS_PROFILE",
+              help="Stored credentials to use (`eventstreams login --profile NAME`; or EVENTSTREAMS_PROFILE).")
+def main(profile: str | None) -> None:
+    """eventstreams: self-hosted, Twilio-compatible Event Streams.
+
+    Commands talk to a running eventstreams with the credentials stored by `eventstreams login` (or
+    EVENTSTREAMS_URL, EVENTSTREAMS_ACCOUNT_SID, EVENTSTREAMS_AUTH_TOKEN); serve, worker, migrate, accounts
+    create, sandbox and warehouse run on the server and open its store."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "aiohttp.access"):  # a line per request: the CLI's and the demo receiver's
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 @main.command()
@@ -90,78 +120,6 @@ def worker() -> None:
         await rt.close()
 
     asyncio.run(go())
-
-
-@main.command()
-@click.option("--account", "account_sid", required=True, help="Account SID the events belong to.")
-@click.argument("source", type=click.File("rb"), default="-")
-def publish(account_sid: str, source: Any) -> None:
-    """Publish CloudEvents from a JSON file (an event or an array; default stdin)."""
-    from ..embedded import EventStreams
-
-    try:
-        doc = json.loads(source.read())
-    except ValueError as exc:
-        raise click.ClickException(f"not valid JSON: {exc}") from None
-    events = doc if isinstance(doc, list) else [doc]
-
-    async def go() -> dict[str, Any]:
-        es = await EventStreams.open(Settings.from_env())
-        try:
-            return (await es.publish(account_sid, events)).view()
-        except LookupError as exc:
-            raise click.ClickException(str(exc)) from None
-        finally:
-            await es.close()
-
-    result = asyncio.run(go())
-    _out(result)
-    if result["rejected"]:
-        sys.exit(1)
-
-
-@main.command("dead-letters")
-@click.option("--account", "account_sid", required=True)
-@click.option("--sink", "sink_sid", default=None, help="Only this sink.")
-def dead_letters(account_sid: str, sink_sid: str | None) -> None:
-    """List dead-lettered deliveries with their last error."""
-    from ..domain.operations import dead_letter_view
-    from ..store.records import PageQuery
-
-    async def go(rt: Any) -> list[dict[str, Any]]:
-        p = await rt.accounts.principal_of(account_sid)
-        out: list[dict[str, Any]] = []
-        q = PageQuery(size=1000)
-        while True:
-            _, page = await rt.operations.dead_letters(p, sink_sid, q)
-            out += [dead_letter_view(d) for d in page.items]
-            if not page.has_more:
-                return out
-            q = PageQuery(size=1000, after=(page.items[-1].id,))
-
-    _out(_run(go))
-
-
-@main.command()
-@click.option("--account", "account_sid", required=True)
-@click.option("--sink", "sink_sid", required=True)
-@click.option("--dead-letters", "dead", is_flag=True, help="Replay the sink's dead letters.")
-@click.option("--event-id", "event_ids", multiple=True, help="Replay these events (repeatable).")
-@click.option("--since", default=None, help="Replay events received at or after this ISO time.")
-@click.option("--until", default=None, help="... and before this ISO time.")
-def replay(
-    account_sid: str, sink_sid: str, dead: bool, event_ids: tuple[str, ...], since: str | None, until: str | None
-) -> None:
-    """Deliver again to one sink: dead letters, chosen events or a time range."""
-    from ..domain.operations import ReplayRequest, parse_instant
-
-    async def go(rt: Any) -> dict[str, Any]:
-        what = ReplayRequest(dead, event_ids, parse_instant("--since", since), parse_instant("--until", until))
-        p = await rt.accounts.principal_of(account_sid)
-        sink, n = await rt.operations.replay(p, sink_sid, what)
-        return {"sink_sid": sink.row.sid, "replayed": n}
-
-    _out(_run(go))
 
 
 @main.command()
@@ -297,14 +255,15 @@ def sandbox_seed(
 
 @main.group()
 def accounts() -> None:
-    """Manage accounts and API keys."""
+    """Accounts: `create` runs on the server (the first account); `list` and `create-key` use the API."""
 
 
 @accounts.command("create")
 @click.option("--friendly-name", default="Account", show_default=True)
 @click.option("--parent", default=None, help="Parent account SID (creates a subaccount).")
 def accounts_create(friendly_name: str, parent: str | None) -> None:
-    """Create an account; prints its SID and auth token (shown once)."""
+    """On the server: create an account in the store (the first one, or a subaccount of --parent); prints
+    its SID and auth token (shown once). Then `eventstreams login` with them."""
 
     async def go(rt: Any) -> dict[str, str]:
         if parent:  # the API's rules: a top-level parent, within its subaccount limit
@@ -317,265 +276,32 @@ def accounts_create(friendly_name: str, parent: str | None) -> None:
 
 
 @accounts.command("list")
-@click.argument("account_sid")
-def accounts_list(account_sid: str) -> None:
-    """List ACCOUNT_SID and its subaccounts (never tokens)."""
-    from ..store.records import PageQuery
+@click.argument("account_sid", required=False)
+@click.option("--limit", type=click.IntRange(1), default=None)
+@_output_option
+def accounts_list(account_sid: str | None, limit: int | None, output: str) -> None:
+    """List the profile's account (or ACCOUNT_SID, a subaccount of it) and its subaccounts."""
+    from .client import client
+    from .output import render
 
-    async def go(rt: Any) -> list[dict[str, Any]]:
-        p = await rt.accounts.principal_of(account_sid)
-        out: list[dict[str, Any]] = []
-        q = PageQuery(size=1000)
-        while True:
-            page = await rt.accounts.list(p, None, None, q)
-            out += [
-                {"sid": a.sid, "parent_sid": a.parent_sid, "friendly_name": a.friendly_name, "status": a.status}
-                for a in page.items
-            ]
-            if not page.has_more:
-                return out
-            q = PageQuery(size=1000, after=(page.items[-1].date_created, page.items[-1].sid))
-
-    _out(_run(go))
+    with client(account_sid) as c:
+        rows = list(c.paginate("/2010-04-01/Accounts.json", "accounts", limit=limit))
+    render(rows, output, ["sid", "owner_account_sid", "friendly_name", "status", "date_created"])
 
 
 @accounts.command("create-key")
-@click.argument("account_sid")
+@click.argument("account_sid", required=False)
 @click.option("--friendly-name", default="")
-def accounts_create_key(account_sid: str, friendly_name: str) -> None:
-    """Create an API key (SK...) for ACCOUNT_SID; prints the secret once."""
+@_output_option
+def accounts_create_key(account_sid: str | None, friendly_name: str, output: str) -> None:
+    """Create an API key (SK...) for the profile's account (or ACCOUNT_SID, a subaccount of it); prints the
+    secret once (also: `keys create`)."""
+    from .client import client
+    from .output import render
 
-    async def go(rt: Any) -> dict[str, str]:
-        account = (await rt.accounts.principal_of(account_sid)).account
-        row, secret = await rt.accounts.create_key(account, friendly_name)
-        return {"sid": row.sid, "secret": secret, "account_sid": account.sid}
-
-    _out(_run(go))
-
-
-@main.group()
-def sources() -> None:
-    """Sources: tracking sources (write keys for the Segment-compatible tracking API, docs/segment.md) and
-    Twilio object sources (Twilio's objects synced into the warehouse, docs/warehouse.md)."""
-
-
-@sources.command("create")
-@click.option("--account", "account_sid", required=True, help="Account SID the source belongs to.")
-@click.option("--name", required=True, help="The source's name (unique in the account).")
-@click.option("--rate-limit", type=int, default=None, help="Requests/s before 429 (default 1000).")
-def sources_create(account_sid: str, name: str, rate_limit: int | None) -> None:
-    """Create a source; prints its write key."""
-
-    async def go(rt: Any) -> dict[str, Any]:
-        account = (await rt.accounts.principal_of(account_sid)).account
-        row, key = await rt.sources.create(account, name, rate_limit)
-        return {"sid": row.sid, "name": row.name, "write_key": key, "rate_limit": row.rate_limit}
-
-    _out(_run(go))
-
-
-@sources.command("list")
-@click.option("--account", "account_sid", required=True)
-def sources_list(account_sid: str) -> None:
-    """List the account's sources (write keys are not shown; `sources rotate` issues a new one)."""
-    from ..store.records import PageQuery
-
-    async def go(rt: Any) -> list[dict[str, Any]]:
-        account = (await rt.accounts.principal_of(account_sid)).account
-        page = await rt.sources.list(account, PageQuery(size=1000))
-        out = [{"sid": r.sid, "type": "tracking", "name": r.name, "enabled": r.enabled, "rate_limit": r.rate_limit}
-               for r in page.items]  # fmt: skip
-        twilio = await rt.object_sources.list_sources(account, PageQuery(size=1000))
-        out += [{"sid": r.sid, "type": "twilio", "name": r.friendly_name, "enabled": r.enabled,
-                 "schema_name": r.schema_name, "schedule": r.schedule} for r in twilio.items]  # fmt: skip
-        return out
-
-    _out(_run(go))
-
-
-@sources.command("rotate")
-@click.option("--account", "account_sid", required=True)
-@click.argument("source_sid")
-def sources_rotate(account_sid: str, source_sid: str) -> None:
-    """Give SOURCE_SID a new write key (the old one stops working at once); prints it."""
-
-    async def go(rt: Any) -> dict[str, Any]:
-        account = (await rt.accounts.principal_of(account_sid)).account
-        row, key = await rt.sources.rotate(await rt.sources.get(account, source_sid))
-        return {"sid": row.sid, "name": row.name, "write_key": key}
-
-    _out(_run(go))
-
-
-@sources.command("update")
-@click.option("--account", "account_sid", required=True)
-@click.option("--name", default=None, help="A new name.")
-@click.option("--enable/--disable", "enabled", default=None, help="A disabled source's write key answers 403.")
-@click.option("--rate-limit", type=int, default=None, help="Requests/s before 429.")
-@click.argument("source_sid")
-def sources_update(
-    account_sid: str, name: str | None, enabled: bool | None, rate_limit: int | None, source_sid: str
-) -> None:
-    """Rename, enable or disable SOURCE_SID, or change its rate limit."""
-
-    async def go(rt: Any) -> dict[str, Any]:
-        account = (await rt.accounts.principal_of(account_sid)).account
-        row = await rt.sources.update(await rt.sources.get(account, source_sid), name, enabled, rate_limit)
-        return {"sid": row.sid, "name": row.name, "enabled": row.enabled, "rate_limit": row.rate_limit}
-
-    _out(_run(go))
-
-
-@sources.command("delete")
-@click.option("--account", "account_sid", required=True)
-@click.argument("source_sid")
-def sources_delete(account_sid: str, source_sid: str) -> None:
-    """Delete SOURCE_SID and the messages it received; its write key stops working. A Twilio source (OS…)
-    goes with its runs and state; its tables stay in the warehouse."""
-
-    async def go(rt: Any) -> dict[str, Any]:
-        account = (await rt.accounts.principal_of(account_sid)).account
-        if source_sid[:2].upper() == "OS":
-            twilio = await rt.object_sources.get(account, source_sid)
-            await rt.object_sources.delete(twilio)
-            return {"sid": twilio.sid, "deleted": True}
-        row = await rt.sources.get(account, source_sid)
-        await rt.sources.delete(row)
-        return {"sid": row.sid, "deleted": True}
-
-    _out(_run(go))
-
-
-@sources.command("messages")
-@click.option("--account", "account_sid", required=True)
-@click.option("--status", type=click.Choice(["accepted", "rejected"]), default=None)
-@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
-@click.argument("source_sid")
-def sources_messages(account_sid: str, status: str | None, limit: int, source_sid: str) -> None:
-    """The source's debugger: its latest messages, newest first (rejected ones with their reason)."""
-    from ..store.records import PageQuery
-    from ..tracking.sources_api import message_view
-
-    async def go(rt: Any) -> list[dict[str, Any]]:
-        account = (await rt.accounts.principal_of(account_sid)).account
-        page = await rt.sources.messages(await rt.sources.get(account, source_sid), status, PageQuery(size=limit))
-        return [message_view(m) for m in page.items]
-
-    _out(_run(go))
-
-
-from . import object_sources as _object_sources  # noqa: E402  (registers its commands on the group above)
-
-_object_sources.register(sources, _run)
-
-
-@main.group()
-def profiles() -> None:
-    """Profiles built from tracking messages by identity resolution (docs/segment.md, Profiles)."""
-
-
-@profiles.command("show")
-@click.option("--account", "account_sid", required=True, help="Account SID the profile belongs to.")
-@click.option(
-    "--events",
-    "n_events",
-    default=10,
-    show_default=True,
-    type=click.IntRange(0, 100),
-    help="How many recent events to show.",
-)
-@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.argument("identifier")
-def profiles_show(account_sid: str, n_events: int, output: str, identifier: str) -> None:
-    """Show the profile holding IDENTIFIER (id_type:value, e.g. user_id:42 or email:jane@example.com):
-    traits, external ids, recent events, merges."""
-    from ..profiles.service import BadIdentifier
-
-    async def go(rt: Any) -> dict[str, Any]:
-        account = (await rt.accounts.principal_of(account_sid)).account
-        try:
-            p = await rt.profiles.find(account.sid, identifier)
-        except BadIdentifier as exc:
-            raise click.ClickException(str(exc)) from None
-        if p is None:
-            raise click.ClickException(f"No profile holds {identifier} in {account.sid}")
-        ids, _ = await rt.profiles.external_ids(account.sid, p.id, None, 100, None)
-        events, _ = await rt.profiles.events(account.sid, p.id, n_events, None) if n_events else ([], None)
-        merges, _ = await rt.profiles.merges(account.sid, p.id, 100, None)
-        view = rt.profiles.view(p)
-        return {
-            "id": p.id, "traits": view.traits, "phone": view.phone, "phone_valid": view.phone_valid,
-            "opted_out": view.opted_out, "date_created": p.date_created, "date_updated": p.date_updated,
-            "external_ids": [{"type": r["id_type"], "id": r["value"], "created_at": r["date_first_seen"]} for r in ids],
-            "events": [{"type": e["type"], "name": e["name"], "timestamp": e["timestamp"],
-                        "message_id": e["message_id"]} for e in events],
-            "merges": [{k: m[k] for k in ("status", "winner", "loser", "id_type", "id_value", "reason",
-                                          "date_created")} for m in merges],
-        }  # fmt: skip
-
-    out = _run(go)
-    if output == "json":
-        _out(out)
-        return
-    click.echo(f"profile {out['id']}  (created {out['date_created']}, updated {out['date_updated']})")
-    phone = out["phone"] or "-"
-    click.echo(f"phone {phone}{'' if out['phone_valid'] or not out['phone'] else ' (not valid E.164)'}"
-               f"{'  opted out' if out['opted_out'] else ''}")  # fmt: skip
-    click.echo("traits:")
-    for k, v in sorted(out["traits"].items()):
-        click.echo(f"  {k} = {json.dumps(v)}")
-    click.echo("external ids:")
-    for i in out["external_ids"]:
-        click.echo(f"  {i['type']}:{i['id']}  (since {i['created_at']})")
-    click.echo("recent events:")
-    for e in out["events"]:
-        click.echo(f"  {e['timestamp']}  {e['type']}{'  ' + e['name'] if e['name'] else ''}")
-    click.echo("merges:")
-    for m in out["merges"]:
-        other = m["loser"] or "(new identifier)"
-        click.echo(f"  {m['date_created']}  {m['status']}  {other} -> {m['winner']}  by {m['id_type']}:{m['id_value']}"
-                   f"{'  (' + m['reason'] + ')' if m['reason'] else ''}")  # fmt: skip
-
-
-@main.group()
-def catalog() -> None:
-    """Register your own event types and schema versions."""
-
-
-@catalog.command("register-schema")
-@click.option("--account", "account_sid", required=True, help="Owning account SID.")
-@click.argument("schema_id")
-@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def catalog_register_schema(account_sid: str, schema_id: str, path: Path) -> None:
-    """Add the next version of SCHEMA_ID from the JSON Schema file PATH."""
-
-    async def go(rt: Any) -> dict[str, Any]:
-        p = await rt.accounts.principal_of(account_sid)
-        try:
-            doc = orjson.loads(path.read_bytes())  # refuses nesting past 1,024 instead of recursing
-        except orjson.JSONDecodeError as exc:
-            raise click.ClickException(f"{path} is not valid JSON: {exc}") from None
-        row = await rt.control.register_schema_version(p, schema_id, doc)
-        return {"id": row.schema_id, "schema_version": row.version}
-
-    _out(_run(go))
-
-
-@catalog.command("register-type")
-@click.option("--account", "account_sid", required=True, help="Owning account SID.")
-@click.option("--schema-id", required=True)
-@click.option("--description", required=True)
-@click.option("--status", default="available", show_default=True)
-@click.argument("type_name")
-def catalog_register_type(account_sid: str, schema_id: str, description: str, status: str, type_name: str) -> None:
-    """Register (or update) event type TYPE_NAME using SCHEMA_ID."""
-
-    async def go(rt: Any) -> dict[str, Any]:
-        p = await rt.accounts.principal_of(account_sid)
-        row = await rt.control.register_type(p, type_name, schema_id, description, status)
-        return {"type": row.type, "schema_id": row.schema_id, "status": row.status}
-
-    _out(_run(go))
+    with client() as c:
+        path = f"/2010-04-01/Accounts/{account_sid or c.creds.account_sid}/Keys.json"
+        render(c.request("POST", path, data={"FriendlyName": friendly_name}), output)
 
 
 @main.group()
@@ -671,5 +397,23 @@ def warehouse_load_events(account_sid: str) -> None:
     _out(_run(go))
 
 
+commands.register(main)
+sources.register(main)
+
+
+@main.command()
+@click.option("--port", type=int, default=None, help="The service's port (default: a free one).")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              help="Keep the data here (default: a temp dir, removed at the end).")
+@click.option("--events", "n_events", type=click.IntRange(0), default=None, help="Stop after sending this many rounds.")
+def demo(port: int | None, data_dir: str | None, n_events: int | None) -> None:
+    """Start eventstreams with the sandbox, a sample webhook receiver, a tracking source, an SMS destination and
+    a webhook sink; send track calls and sandbox messages and show events flowing live. Ctrl-C stops it all."""
+    from .demo import run_demo
+
+    sys.exit(run_demo(port, data_dir, n_events))
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # named as the installed script is, so usage lines and _EVENTSTREAMS_COMPLETE match under `python -m` too
+    main(prog_name="eventstreams")

@@ -1,21 +1,23 @@
-"""``eventstreams sources`` commands for Twilio object sources (docs/warehouse.md): add-twilio, configure,
-sync (with a progress bar per collection), runs. They call objectsource/service.py and sync.py, as the
-HTTP API does. Credentials come from options or the Twilio CLI's own environment variables."""
+"""``eventstreams sources`` commands for Twilio object sources (docs/warehouse.md) over /v1/ObjectSources:
+add-twilio, configure, sync (asks the server for a sync, then follows its run with a progress bar per
+collection), runs. The Twilio credentials come from options or the Twilio CLI's own environment variables
+and are sent once; the server never returns them."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import sys
+import time
 from typing import Any
+from urllib.parse import quote
 
 import click
 
-from ..config import Settings
+from .client import BUSY, Client, CliError, client
+from .output import account_option as _ACCOUNT
+from .output import output_option, render
 
-_OUTPUT = click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
-_ACCOUNT = click.option("--account", "account_sid", envvar="EVENTSTREAMS_ACCOUNT_SID", required=True,
-                        help="eventstreams account SID (or EVENTSTREAMS_ACCOUNT_SID).")  # fmt: skip
+_PATH = "/v1/ObjectSources"
+_POLL_SECONDS = 0.5
 
 
 def _settings_options(fn: Any) -> Any:
@@ -41,117 +43,115 @@ def _settings_options(fn: Any) -> Any:
     return fn
 
 
-def _kwargs(o: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "twilio_account_sid": o["twilio_account_sid"], "auth_token": o["auth_token"], "api_key_sid": o["api_key"],
-        "api_key_secret": o["api_secret"], "schema_name": o["schema_name"], "start_date": o["start_date"],
-        "collections": o["collections"], "schedule": o["schedule"], "lookback": o["lookback"],
-        "include_subaccounts": o["include_subaccounts"], "enabled": o["enabled"], "base_url": o["base_url"],
-    }  # fmt: skip
+_FORM = {
+    "twilio_account_sid": "TwilioAccountSid", "auth_token": "AuthToken", "api_key": "ApiKeySid",
+    "api_secret": "ApiKeySecret", "schema_name": "SchemaName", "start_date": "StartDate",
+    "collections": "Collections", "schedule": "Schedule", "lookback": "LookbackWindow",
+    "include_subaccounts": "IncludeSubaccounts", "enabled": "Enabled", "base_url": "BaseUrl",
+}  # fmt: skip
 
 
-def _print(data: Any, output: str, columns: list[str] | None = None) -> None:
-    if output == "json" or columns is None:
-        click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    rows = data if isinstance(data, list) else [data]
-    table = Table(*columns)
-    for r in rows:
-        table.add_row(*("" if r.get(c) is None else str(r.get(c)) for c in columns))
-    Console().print(table)
+def _form(o: dict[str, Any]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for k, name in _FORM.items():
+        v = o.get(k)
+        if v is not None:
+            out[name] = ("true" if v else "false") if isinstance(v, bool) else str(v)
+    return out
 
 
-def register(sources: click.Group, run: Any) -> None:
+def _item(ref: str) -> str:
+    return f"{_PATH}/{quote(ref, safe='')}"  # by SID or by name (the API accepts both)
+
+
+class SyncProgress:
+    """Follows one run over HTTP: a bar per (Twilio account, collection), updated from the run's rows (the
+    server records them after every page)."""
+
+    def __init__(self, c: Client, source: dict[str, Any], full: bool, quiet: bool) -> None:
+        self.c, self.source, self.full, self.quiet = c, source, full, quiet
+
+    def run(self) -> dict[str, Any]:
+        from rich.console import Console
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        item = _item(self.source["sid"])
+        if self.source.get("syncing"):
+            raise CliError(f"another process is syncing {self.source['friendly_name']} now", BUSY,
+                           "wait for it (`eventstreams sources runs NAME`), then sync again")  # fmt: skip
+        before = [r["sid"] for r in self.c.paginate(f"{item}/Runs", "runs", limit=1)]
+        self.c.request("POST", f"{item}/Syncs", data={"Full": "true" if self.full else "false"})
+        console = Console(stderr=True)
+        tasks: dict[tuple[str, str], Any] = {}
+        waited = time.monotonic()
+        hinted = False
+        with Progress(SpinnerColumn(finished_text="[green]✓"), TextColumn("{task.description:<34}"),
+                      TextColumn("{task.completed:>10,.0f} rows"), TextColumn("{task.fields[rate]}"),
+                      TimeElapsedColumn(), console=console, disable=self.quiet) as bar:  # fmt: skip
+            while True:
+                latest = next(iter(self.c.paginate(f"{item}/Runs", "runs", limit=1)), None)
+                if latest is None or [latest["sid"]] == before:
+                    if not hinted and time.monotonic() - waited > 30:
+                        console.print("[yellow]no run has started yet: is a `serve` or `worker` with source "
+                                      "syncs on (EVENTSTREAMS_SOURCE_SYNCS) running against this store?")  # fmt: skip
+                        hinted = True
+                    time.sleep(_POLL_SECONDS)
+                    continue
+                for p in latest["collections"]:
+                    key = (p["twilio_account_sid"], p["collection"])
+                    if key not in tasks:
+                        label = p["collection"] + ("" if p["twilio_account_sid"] == self.source["twilio_account_sid"]
+                                                   else f" ({p['twilio_account_sid'][:8]}…)")  # fmt: skip
+                        tasks[key] = bar.add_task(label, total=None, rate="")
+                    done = p["status"] != "running"
+                    rate = f"{p['rows_read'] / p['duration']:>9,.0f}/s" if p.get("duration") else ""
+                    bar.update(tasks[key], completed=p["rows_read"], rate="[red]failed" if p.get("error") else rate,
+                               total=p["rows_read"] if done else None)  # fmt: skip
+                if latest["status"] != "running":
+                    return dict(latest)
+                time.sleep(_POLL_SECONDS)
+
+
+def register(sources: click.Group) -> None:
     @sources.command("add-twilio")
     @_ACCOUNT
     @click.argument("name")
     @_settings_options
-    @_OUTPUT
-    def add_twilio(account_sid: str, name: str, output: str, **o: Any) -> None:
+    @output_option
+    def add_twilio(account_sid: str | None, name: str, output: str, **o: Any) -> None:
         """Add a Twilio object source NAME: it syncs Twilio's objects into the warehouse (docs/warehouse.md)."""
-        from ..objectsource.api import source_view
-
-        async def go(rt: Any) -> dict[str, Any]:
-            account = (await rt.accounts.principal_of(account_sid)).account
-            return source_view(rt.base, await rt.object_sources.create(account, friendly_name=name, **_kwargs(o)))
-
-        _print(run(go), output, ["sid", "friendly_name", "schema_name", "twilio_account_sid", "schedule"])
+        with client(account_sid) as c:
+            row = c.request("POST", _PATH, data={"FriendlyName": name, **_form(o)})
+        render(row, output, ["sid", "friendly_name", "schema_name", "twilio_account_sid", "schedule"])
 
     @sources.command("configure")
     @_ACCOUNT
     @click.argument("name")
     @click.option("--name", "new_name", default=None, help="A new name.")
     @_settings_options
-    @_OUTPUT
-    def configure(account_sid: str, name: str, new_name: str | None, output: str, **o: Any) -> None:
+    @output_option
+    def configure(account_sid: str | None, name: str, new_name: str | None, output: str, **o: Any) -> None:
         """Change what is given of Twilio source NAME (a new start date applies with `sync --full`)."""
-        from ..objectsource.api import source_view
-
-        async def go(rt: Any) -> dict[str, Any]:
-            account = (await rt.accounts.principal_of(account_sid)).account
-            row = await rt.object_sources.get(account, name)
-            return source_view(rt.base, await rt.object_sources.update(row, friendly_name=new_name, **_kwargs(o)))
-
-        _print(run(go), output, ["sid", "friendly_name", "schema_name", "collections", "schedule", "enabled"])
+        data = _form(o) | ({"FriendlyName": new_name} if new_name else {})
+        with client(account_sid) as c:
+            row = c.request("POST", _item(name), data=data)
+        render(row, output, ["sid", "friendly_name", "schema_name", "collections", "schedule", "enabled"])
 
     @sources.command("sync")
     @_ACCOUNT
     @click.argument("name")
     @click.option("--full", is_flag=True, help="Re-read everything from the start date.")
-    @_OUTPUT
-    def sync(account_sid: str, name: str, full: bool, output: str) -> None:
-        """Sync Twilio source NAME now, here, with a progress bar per collection. Exits 1 when a collection
-        failed (the others are loaded), 2 when another process is syncing it."""
-        from ..errors import TwilioError
-        from ..objectsource.sync import CollectionProgress, LeaseHeld
-        from ..runtime import build_runtime
-
-        async def go() -> dict[str, Any]:
-            from rich.console import Console
-            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-            rt = await build_runtime(Settings.from_env())
-            try:
-                account = (await rt.accounts.principal_of(account_sid)).account
-                row = await rt.object_sources.get(account, name)
-                console = Console(stderr=True)
-                tasks: dict[tuple[str, str], Any] = {}
-                with Progress(SpinnerColumn(finished_text="[green]✓"), TextColumn("{task.description:<34}"),
-                              TextColumn("{task.completed:>10,.0f} rows"), TextColumn("{task.fields[rate]}"),
-                              TimeElapsedColumn(), console=console, disable=output == "json") as bar:  # fmt: skip
-
-                    def progress(p: CollectionProgress) -> None:
-                        key = (p.account_sid, p.collection)
-                        if key not in tasks:
-                            label = p.collection + ("" if p.account_sid == row.twilio_account_sid
-                                                    else f" ({p.account_sid[:8]}…)")  # fmt: skip
-                            tasks[key] = bar.add_task(label, total=None, rate="")
-                        rate = f"{p.rows_read / p.duration:>9,.0f}/s" if p.duration > 0 else ""
-                        done = p.status != "running"
-                        bar.update(tasks[key], completed=p.rows_read, rate=rate if not p.error else "[red]failed",
-                                   total=p.rows_read if done else None)  # fmt: skip
-
-                    report = await rt.syncer().sync_now(row, full=full, trigger="manual", progress=progress)
-                view = await rt.object_sources.run(row, report.run.sid)
-                from ..objectsource.api import run_view
-
-                return run_view(rt.base, view.run, view.collections)
-            except TwilioError as exc:
-                raise click.ClickException(exc.message) from None
-            except LeaseHeld as exc:
-                click.echo(f"Error: {exc}", err=True)
-                sys.exit(2)
-            finally:
-                await rt.close()
-
-        result = asyncio.run(go())
+    @output_option
+    def sync(account_sid: str | None, name: str, full: bool, output: str) -> None:
+        """Sync Twilio source NAME now on the server, following it with a progress bar per collection. Exits 1
+        when a collection failed (the others are loaded), 2 when a sync of it is already running."""
+        with client(account_sid) as c:
+            source = c.request("GET", _item(name))
+            result = SyncProgress(c, source, full, quiet=output == "json").run()
         if output == "json":
-            _print(result, "json")
+            render(result, "json")
         else:
-            _print(result["collections"], "table",
+            render(result["collections"], "table",
                    ["twilio_account_sid", "collection", "status", "rows_read", "rows_upserted", "duration", "error"])
             click.echo(f"{result['status']}: {result['rows_upserted']:,} rows upserted ({result['kind']} sync)")
         if result["status"] != "succeeded":
@@ -161,23 +161,15 @@ def register(sources: click.Group, run: Any) -> None:
     @_ACCOUNT
     @click.argument("name")
     @click.option("--limit", type=click.IntRange(1, 1000), default=10, show_default=True)
-    @_OUTPUT
-    def runs(account_sid: str, name: str, limit: int, output: str) -> None:
+    @output_option
+    def runs(account_sid: str | None, name: str, limit: int, output: str) -> None:
         """Twilio source NAME's latest runs: rows read and upserted per collection (the Overview tab)."""
-        from ..objectsource.api import run_view
-        from ..store.records import PageQuery
-
-        async def go(rt: Any) -> list[dict[str, Any]]:
-            account = (await rt.accounts.principal_of(account_sid)).account
-            row = await rt.object_sources.get(account, name)
-            page, parts = await rt.object_sources.runs(row, PageQuery(size=limit))
-            return [run_view(rt.base, r, parts.get(r.sid, [])) for r in page.items]
-
-        data = run(go)
+        with client(account_sid) as c:
+            data = list(c.paginate(f"{_item(name)}/Runs", "runs", limit=limit))
         if output == "json":
-            _print(data, "json")
+            render(data, "json")
             return
-        flat = [{"run": r["sid"], "started": r["date_started"], "kind": r["kind"], "status": r["status"], **c}
-                for r in data for c in r["collections"]]  # fmt: skip
-        _print(flat, "table", ["run", "started", "kind", "status", "collection", "rows_read", "rows_upserted",
+        flat = [{"run": r["sid"], "started": r["date_started"], "kind": r["kind"], "status": r["status"], **p}
+                for r in data for p in r["collections"]]  # fmt: skip
+        render(flat, "table", ["run", "started", "kind", "status", "collection", "rows_read", "rows_upserted",
                                "duration", "error"])  # fmt: skip

@@ -67,10 +67,11 @@ class CollectionProgress:
     status: str = "running"
     error: str | None = None
     cursor: str | None = None
+    ended: float | None = None  # set when the collection is recorded done or failed
 
     @property
     def duration(self) -> float:
-        return time.perf_counter() - self.started
+        return (self.ended or time.perf_counter()) - self.started
 
 
 Progress = Callable[[CollectionProgress], None]
@@ -371,6 +372,7 @@ class Syncer:
                                 part.rows_upserted, round(part.duration, 3), part.cursor, part.error)  # fmt: skip
 
     async def _record(self, run: ObjectSourceRunRow, part: CollectionProgress, progress: Progress | None) -> None:
+        part.ended = time.perf_counter()
         await self.repo.put_run_collection(self._progress_row(run, part))
         if progress is not None:
             progress(part)
