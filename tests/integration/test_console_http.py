@@ -343,7 +343,12 @@ def test_connections_pages(server: Server) -> None:
     assert s.get(f"{server.url}/console/object-sources", timeout=10).status_code == 200
 
 
-def test_object_source_runs_and_sync_now(server: Server) -> None:
+def test_object_source_runs_and_sync_now(backend: str, tmp_path: Path) -> None:
+    with own_server(backend, tmp_path, source_syncs=True) as srv:  # shared servers run no scheduler
+        _object_source_runs_and_sync_now(srv)
+
+
+def _object_source_runs_and_sync_now(server: Server) -> None:
     sid, token = server.new_account()
     created = api(server, sid, token, "POST", "/v1/ObjectSources", data={
         "FriendlyName": "Twilio prod", "TwilioAccountSid": "AC" + "1" * 32, "AuthToken": "t0ken-" + uuid.uuid4().hex,
