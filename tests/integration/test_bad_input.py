@@ -458,8 +458,10 @@ def test_dot_segments_are_not_resolved(api: Api) -> None:
 
 
 def test_unknown_paths_are_404_json(api: Api) -> None:
-    for path in ("/v2/Sinks", "/v1/sinks", "/v1", "/", "/v1/Types/a/b", "/v1/Nope", "/v1/Sinks/x/y/z"):
+    for path in ("/v2/Sinks", "/v1/sinks", "/v1", "/v1/Types/a/b", "/v1/Nope", "/v1/Sinks/x/y/z"):
         check_error(api.get(path), 404, code=20404)
+    root = requests.get(api.url + "/", timeout=10, allow_redirects=False)  # "/" is the web console's
+    assert root.status_code in (302, 303, 307) and root.headers["location"].endswith("/console/"), root.text
     check_error(api.post("/v1/Nope", {"x": "y"}), 404, "/v1/Nope", code=20404)
     # unauthenticated too, and it must not reveal anything else
     check_error(requests.get(api.url + "/v1/Nope", timeout=10), 404, code=20404)
