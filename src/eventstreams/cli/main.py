@@ -671,5 +671,10 @@ def warehouse_load_events(account_sid: str) -> None:
     _out(_run(go))
 
 
+from .settings import settings as _settings  # noqa: E402  (a command of its own module)
+
+main.add_command(_settings)
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
