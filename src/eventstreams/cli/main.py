@@ -44,7 +44,9 @@ def _out(obj: Any) -> None:
 @click.version_option(package_name="eventstreams")
 def main() -> None:
     """eventstreams: self-hosted, Twilio-compatible Event Streams."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from ..logs import configure as configure_logging  # JSON lines off a terminal, secrets redacted
+
+    configure_logging()
 
 
 @main.command()
