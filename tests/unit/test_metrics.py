@@ -11,7 +11,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from eventstreams.metrics import Metrics
+from eventstreams.metrics import Backlog, Metrics
 from eventstreams.objectsource.sync import CollectionProgress, RunReport
 from eventstreams.runtime import Runtime
 from eventstreams.store.records import ObjectSourceRunRow
@@ -89,3 +89,22 @@ def test_multiprocess_mode_adds_up_every_process(tmp_path: Path) -> None:
     assert s[("eventstreams_deliveries_total", (("outcome", "delivered"), ("sink_type", "webhook")))] == 9
     assert s[("eventstreams_delivery_latency_seconds_count", (("sink_type", "webhook"),))] == 3
     assert len(list(tmp_path.glob("counter_*.db"))) == 3  # one file per process
+
+
+def test_the_grafana_dashboard_uses_only_metrics_that_exist() -> None:
+    import json
+    import re
+
+    doc = json.loads((Path(__file__).resolve().parents[2] / "docs" / "grafana-dashboard.json").read_text())
+    exprs = [t["expr"] for p in doc["panels"] for t in p.get("targets", [])]
+    used = {name for e in exprs for name in re.findall(r"\beventstreams_[a-z_]+", e)}
+    m = Metrics()
+    m._backlog.backlog = Backlog()  # the gauges exist once read
+    exposed = {s.name for family in m.registry.collect() for s in family.samples}
+    # histograms' buckets and counters' totals appear once observed: list what each family would expose
+    for family in m.registry.collect():
+        if family.type == "histogram":
+            exposed |= {f"{family.name}_bucket", f"{family.name}_count", f"{family.name}_sum"}
+        elif family.type == "counter":
+            exposed.add(f"{family.name}_total")
+    assert used and used <= exposed, used - exposed
