@@ -120,6 +120,7 @@ class Metrics:
         # children bound once: .labels() takes a lock and checks the labels on every call
         self._accepted_publish = self.events_accepted.labels("publish")
         self._accepted_tracking = self.events_accepted.labels("tracking")
+        self._http: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     @classmethod
     def from_env(cls) -> Metrics:
@@ -134,6 +135,17 @@ class Metrics:
     def accepted_tracked(self, n: int) -> None:
         if n:
             self._accepted_tracking.inc(n)
+
+    def observe_http(self, method: str, route: str, status: int, seconds: float) -> None:
+        key = (method, route, status)
+        bound = self._http.get(key)
+        if bound is None:  # bounded: methods x route templates x statuses
+            bound = self._http[key] = (
+                self.http_requests.labels(method, route, str(status)),
+                self.http_duration.labels(method, route),
+            )
+        bound[0].inc()
+        bound[1].observe(seconds)
 
     def record_sync(self, report: RunReport) -> None:
         for part in report.collections:

@@ -110,8 +110,7 @@ class HttpMetrics:
             if rt is not None:
                 route = getattr(scope.get("route"), "path", None) or "unmatched"
                 method = scope["method"] if scope["method"] in _METHODS else "OTHER"
-                rt.metrics.http_requests.labels(method, route, str(status)).inc()
-                rt.metrics.http_duration.labels(method, route).observe(time.perf_counter() - started)
+                rt.metrics.observe_http(method, route, status, time.perf_counter() - started)
 
 
 _METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}

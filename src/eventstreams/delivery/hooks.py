@@ -197,11 +197,11 @@ class LogLines(DeliveryHook):
             log.info("event %s skipped for sink %s: %s", d.event_id, r.sink.sid, reason,
                      extra=log_context(r.sink, d.event_id))  # fmt: skip
         dead = {id(a) for a in r.dead}
-        for a in r.attempts:
+        debug = log.isEnabledFor(logging.DEBUG)
+        for a in r.attempts if debug else r.failed:  # the hot path (all delivered, INFO) builds nothing
             ctx = {**log_context(r.sink, a.event_id), "attempt": a.delivery.attempts + 1}
             if a.decision.action is Action.DELIVERED:
-                if log.isEnabledFor(logging.DEBUG):
-                    log.debug("event %s delivered to sink %s", a.event_id, r.sink.sid, extra=ctx)
+                log.debug("event %s delivered to sink %s", a.event_id, r.sink.sid, extra=ctx)
             elif id(a) in dead:
                 log.warning("event %s dead-lettered for sink %s: %s %s", a.event_id, r.sink.sid, a.code, a.detail,
                             extra={**ctx, "error_code": a.code})  # fmt: skip
