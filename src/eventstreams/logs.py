@@ -109,9 +109,15 @@ class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
     """Ours, so configure() replaces it rather than adding a second."""
 
 
-def configure(fmt: str | None = None, level: str | None = None, stream: IO[str] | None = None) -> logging.Handler:
+def configure(
+    fmt: str | None = None, level: str | None = None, stream: IO[str] | None = None
+) -> logging.Handler | None:
     """Install the one root handler (replacing one installed before); ``fmt``/``level`` default to the
-    settings (EVENTSTREAMS_LOG_FORMAT, EVENTSTREAMS_LOG_LEVEL, or the config file)."""
+    settings (EVENTSTREAMS_LOG_FORMAT, EVENTSTREAMS_LOG_LEVEL, or the config file). Without ``stream``, a
+    root logger someone else configured (a host application, pytest) is left alone, as basicConfig did."""
+    root = logging.getLogger()
+    if stream is None and any(not isinstance(h, _Handler) for h in root.handlers):
+        return None
     if fmt is None or level is None:
         from .config import ConfigError, Settings
 
@@ -127,7 +133,6 @@ def configure(fmt: str | None = None, level: str | None = None, stream: IO[str] 
     handler = _Handler(out)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(RedactSecrets())
-    root = logging.getLogger()
     for old in [h for h in root.handlers if isinstance(h, _Handler)]:
         root.removeHandler(old)
     root.addHandler(handler)

@@ -139,6 +139,7 @@ def json_logs() -> Iterator[io.StringIO]:
     root = logging.getLogger()
     level = root.level
     handler = logs.configure("json", "DEBUG", stream=buf)
+    assert handler is not None
     try:
         yield buf
     finally:

@@ -84,3 +84,14 @@ def test_the_settings_choose_format_and_level(restore_root: None, monkeypatch: p
     logs.configure(stream=buf)
     logging.getLogger("eventstreams.test").debug("seen")
     assert logging.getLogger().level == logging.DEBUG and " DEBUG eventstreams.test: seen" in buf.getvalue()
+
+
+def test_a_root_logger_configured_elsewhere_is_left_alone(restore_root: None) -> None:
+    root = logging.getLogger()
+    foreign = logging.StreamHandler(io.StringIO())
+    root.addHandler(foreign)
+    try:
+        assert logs.configure() is None  # a host application (or pytest) configured logging: as basicConfig
+        assert not any(isinstance(h, logs._Handler) for h in root.handlers)
+    finally:
+        root.removeHandler(foreign)
