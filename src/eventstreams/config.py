@@ -1,137 +1,236 @@
-"""Settings, read once from ``EVENTSTREAMS_*`` environment variables.
+"""Settings: environment variables ``EVENTSTREAMS_*``, over an optional TOML file, over defaults.
 
-The table in README.md lists every variable; keep the two in step.
+Every field of :class:`Settings` carries its environment variable, description and (when the
+value alone would mislead) the default as shown, as ``dataclasses.field`` metadata. Reading the
+environment, reading the file and the table in README.md (``eventstreams settings --markdown``,
+checked by tests/unit/test_settings.py) all come from that one place, so they cannot drift.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+import tomllib
+from collections.abc import Mapping
+from dataclasses import MISSING, Field, dataclass, field, fields
 from pathlib import Path
+from typing import Any
+
+PREFIX = "EVENTSTREAMS_"
+CONFIG_ENV = "EVENTSTREAMS_CONFIG"
+DEFAULT_CONFIG_FILE = Path("eventstreams.toml")
+_TRUE = {"1", "true", "yes", "on"}
 
 
-def _bool(value: str | None, default: bool) -> bool:
-    if value is None or value == "":
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+class ConfigError(ValueError):
+    """A setting that cannot be read: names the variable or file key and what was wrong."""
 
 
-def _float(value: str | None, default: float) -> float:
-    if value is None or value.strip() == "":
-        return default
-    return float(value)
+def setting(default: Any, env: str, doc: str, *, shown: str | None = None, upper: bool = False) -> Any:
+    """A settings field: ``env`` its variable, ``doc`` its description, ``shown`` the default as the
+    table prints it (when the value alone would mislead), ``upper``: the value is upper-cased."""
+    assert env.startswith(PREFIX), env
+    return field(default=default, metadata={"env": env, "doc": doc, "shown": shown, "upper": upper})
 
 
-def _int(value: str | None, default: int) -> int:
-    if value is None or value.strip() == "":
-        return default
-    return int(value)
+def file_key(env: str) -> str:
+    """The config file's key for a variable: ``EVENTSTREAMS_DATABASE_URL`` → ``database_url``."""
+    return env.removeprefix(PREFIX).lower()
 
 
 @dataclass(frozen=True)
 class Settings:
-    database_url: str = "sqlite:///./data/eventstreams.db"
-    account_sid: str | None = None
-    auth_token: str | None = None
-    base_url: str | None = None
-    host: str = "127.0.0.1"
-    port: int = 8080
-    data_dir: Path = field(default_factory=lambda: Path("./data"))
-    secret_key: str | None = None
-    max_body_bytes: int = 1_048_576
-    one_subscription_per_sink: bool = True
-    allow_private_destinations: bool = False
+    database_url: str = setting(
+        "sqlite:///./data/eventstreams.db", "EVENTSTREAMS_DATABASE_URL",
+        "Store. `postgresql://user@host:5432/db` selects PostgreSQL (many processes, many machines).",
+    )  # fmt: skip
+    account_sid: str | None = setting(
+        None, "EVENTSTREAMS_ACCOUNT_SID", "First account's SID (`AC` + 32 hex), created on start when absent."
+    )
+    auth_token: str | None = setting(
+        None, "EVENTSTREAMS_AUTH_TOKEN",
+        "First account's auth token (required with the SID; the environment wins over a stored token). Without"
+        " both, a first account is generated once and its credentials printed once.",
+    )  # fmt: skip
+    base_url: str | None = setting(
+        None, "EVENTSTREAMS_BASE_URL", "Public URL used in `url`, `links`, `raw` and paging URLs.",
+        shown="`http://<host>:<port>`",
+    )  # fmt: skip
+    host: str = setting("127.0.0.1", "EVENTSTREAMS_HOST", "Listen address (`serve --host` overrides).")
+    port: int = setting(8080, "EVENTSTREAMS_PORT", "Listen port (`serve --port` overrides).")
+    data_dir: Path = setting(  # noqa: RUF009  (a Path is immutable: one shared default is safe)
+        Path("./data"), "EVENTSTREAMS_DATA_DIR", "Where the generated secret key lives (`secret.key`)."
+    )
+    secret_key: str | None = setting(
+        None, "EVENTSTREAMS_SECRET_KEY",
+        "Fernet key encrypting secrets at rest (sink configurations, auth tokens used for signing). **Set the same"
+        " value on every node** when several processes share PostgreSQL.",
+        shown="generated into `DATA_DIR/secret.key`",
+    )  # fmt: skip
+    max_body_bytes: int = setting(
+        1_048_576, "EVENTSTREAMS_MAX_BODY_BYTES", "Largest control-plane request body (413 above)."
+    )
+    one_subscription_per_sink: bool = setting(
+        True,
+        "EVENTSTREAMS_ONE_SUBSCRIPTION_PER_SINK",
+        "Twilio's current rule: a sink carries at most one subscription.",
+    )
+    allow_private_destinations: bool = setting(
+        False, "EVENTSTREAMS_ALLOW_PRIVATE_DESTINATIONS",
+        "Allow sinks aimed at loopback, private, link-local and cloud-metadata addresses (the one SSRF switch;"
+        " docs/delivery.md).",
+        shown="`false` (`make run` sets `true`)",
+    )  # fmt: skip
     # A Kinesis sink's own endpoint_url receives STS calls signed with the operator's credentials.
-    allow_sink_endpoint_url: bool = False
-    sqlite_synchronous: str = "NORMAL"
-    pg_pool_size: int = 8
-    delivery: bool = True
-    dedupe_window_s: float = 86400.0
-    publish_max_events: int = 1000
-    publish_max_bytes: int = 5 * 1024 * 1024
-    retry_first_delay: float = 1.0
-    retry_max_delay: float = 300.0
-    retry_max_age: float = 4 * 3600.0
-    delivery_timeout: float = 5.0
-    sink_max_in_flight: int = 32
-    log_retention_s: float = 7 * 86400.0
-    error_retention_s: float = 23 * 86400.0
-    event_retention_s: float = 7 * 86400.0
-    alert_webhook_url: str | None = None
-    poll_interval: float = 1.0
-    lease_s: float = 60.0
-    aws_endpoint_url: str | None = None
-    segment_endpoint: str = "https://api.segment.io"
-    metrics_token: str | None = None
+    allow_sink_endpoint_url: bool = setting(
+        False, "EVENTSTREAMS_ALLOW_SINK_ENDPOINT_URL",
+        "Accept a Kinesis sink's own `endpoint_url`. It receives STS calls signed with this server's AWS"
+        " credentials, so leave it off unless every tenant is trusted (test setups); prefer"
+        " `EVENTSTREAMS_AWS_ENDPOINT_URL`.",
+    )  # fmt: skip
+    sqlite_synchronous: str = setting(
+        "NORMAL", "EVENTSTREAMS_SQLITE_SYNCHRONOUS",
+        "`NORMAL` survives process crashes (kill -9) under WAL; `FULL` also survives power loss.", upper=True,
+    )  # fmt: skip
+    pg_pool_size: int = setting(8, "EVENTSTREAMS_PG_POOL_SIZE", "PostgreSQL connections per process.")
+    delivery: bool = setting(
+        True, "EVENTSTREAMS_DELIVERY",
+        "Run the delivery dispatcher inside `serve` (set `false` for API-only nodes; `eventstreams worker` delivers"
+        " without an API).",
+    )  # fmt: skip
+    dedupe_window_s: float = setting(
+        86400.0, "EVENTSTREAMS_DEDUPE_WINDOW_SECONDS",
+        "An event id published again by the same account within this window is stored once.",
+    )  # fmt: skip
+    publish_max_events: int = setting(1000, "EVENTSTREAMS_PUBLISH_MAX_EVENTS", "Most events in one publish request.")
+    publish_max_bytes: int = setting(5 * 1024 * 1024, "EVENTSTREAMS_PUBLISH_MAX_BYTES", "Largest publish request body.")
+    retry_first_delay: float = setting(
+        1.0, "EVENTSTREAMS_RETRY_FIRST_DELAY", "Backoff: the first retry, seconds (doubling, ±20 % jitter)."
+    )
+    retry_max_delay: float = setting(
+        300.0, "EVENTSTREAMS_RETRY_MAX_DELAY", "Backoff: the longest wait between retries, seconds."
+    )
+    retry_max_age: float = setting(
+        4 * 3600.0, "EVENTSTREAMS_RETRY_MAX_AGE", "Retry window: after 4 h of failing the delivery is dead-lettered."
+    )
+    delivery_timeout: float = setting(5.0, "EVENTSTREAMS_DELIVERY_TIMEOUT", "Seconds a sink has to answer.")
+    sink_max_in_flight: int = setting(32, "EVENTSTREAMS_SINK_MAX_IN_FLIGHT", "Concurrent requests per sink.")
+    log_retention_s: float = setting(7 * 86400.0, "EVENTSTREAMS_LOG_RETENTION_SECONDS", "Delivery log kept 7 days.")
+    error_retention_s: float = setting(
+        23 * 86400.0, "EVENTSTREAMS_ERROR_RETENTION_SECONDS", "Alerts and dead letters kept 23 days."
+    )
+    event_retention_s: float = setting(
+        7 * 86400.0, "EVENTSTREAMS_EVENT_RETENTION_SECONDS", "Stored events (for replay) kept 7 days once delivered."
+    )
+    alert_webhook_url: str | None = setting(
+        None, "EVENTSTREAMS_ALERT_WEBHOOK_URL", "POST each alert (JSON, Monitor Alert shape) here."
+    )
+    poll_interval: float = setting(
+        1.0, "EVENTSTREAMS_POLL_INTERVAL", "Fallback polling when no wake-up arrives, seconds."
+    )
+    lease_s: float = setting(
+        60.0, "EVENTSTREAMS_LEASE_SECONDS", "How long a worker owns leased deliveries before another may take them."
+    )
+    aws_endpoint_url: str | None = setting(
+        None, "EVENTSTREAMS_AWS_ENDPOINT_URL",
+        "Kinesis/STS endpoint for every Kinesis sink (a Kinesis-compatible server); a sink's `endpoint_url` (only"
+        " with `EVENTSTREAMS_ALLOW_SINK_ENDPOINT_URL`) wins. AWS credentials come from the usual AWS"
+        " environment/instance profile.",
+    )  # fmt: skip
+    segment_endpoint: str = setting(
+        "https://api.segment.io", "EVENTSTREAMS_SEGMENT_ENDPOINT",
+        "Default tracking API for Segment sinks (EU: `https://events.eu1.segmentapis.com`); a sink's `endpoint`"
+        " wins.",
+    )  # fmt: skip
+    metrics_token: str | None = setting(
+        None, "EVENTSTREAMS_METRICS_TOKEN",
+        "Serve Prometheus metrics at `GET /metrics` to `Authorization: Bearer <token>` (404 while unset;"
+        " docs/operations.md).",
+    )  # fmt: skip
+    log_format: str = setting(
+        "auto", "EVENTSTREAMS_LOG_FORMAT",
+        "`json` (one JSON object a line), `text`, or `auto`: JSON unless stderr is a terminal (docs/operations.md).",
+    )  # fmt: skip
+    log_level: str = setting("INFO", "EVENTSTREAMS_LOG_LEVEL", "`DEBUG`, `INFO`, `WARNING` or `ERROR`.", upper=True)
     # The Twilio sandbox (docs/sandbox.md): mounted in `serve` when true; `eventstreams sandbox` forces it.
-    sandbox: bool = False
-    sandbox_database_url: str = "sqlite:///./data/sandbox.db"
-    sandbox_port: int = 8090
-    sandbox_step_seconds: float = 1.0
-    sandbox_failure_ratio: float = 0.0
-    sandbox_outcomes: str = ""
-    sandbox_publish_events: bool = True
-    tracking_dedupe_s: float = 86400.0
+    sandbox: bool = setting(
+        False, "EVENTSTREAMS_SANDBOX",
+        "Mount the Twilio sandbox (docs/sandbox.md) inside `serve`; `eventstreams sandbox` always does.",
+    )  # fmt: skip
+    sandbox_database_url: str = setting(
+        "sqlite:///./data/sandbox.db", "EVENTSTREAMS_SANDBOX_DATABASE_URL",
+        "The database `eventstreams sandbox` (and its `seed`) uses.",
+    )  # fmt: skip
+    sandbox_port: int = setting(
+        8090, "EVENTSTREAMS_SANDBOX_PORT",
+        "Port of `eventstreams sandbox` (`--port` overrides). Listening on loopback, it allows status callbacks"
+        " and sinks to reach private addresses (your app on this machine) unless"
+        " `EVENTSTREAMS_ALLOW_PRIVATE_DESTINATIONS` is set; on any other address the SSRF policy stays on.",
+    )  # fmt: skip
+    sandbox_step_seconds: float = setting(
+        1.0, "EVENTSTREAMS_SANDBOX_STEP_SECONDS",
+        "Time between a sandbox message's or call's status changes (per account: `Sandbox.json`).",
+    )  # fmt: skip
+    sandbox_failure_ratio: float = setting(
+        0.0, "EVENTSTREAMS_SANDBOX_FAILURE_RATIO",
+        "Share of other sandbox messages that end undelivered (calls: no-answer).",
+    )  # fmt: skip
+    sandbox_outcomes: str = setting(
+        "", "EVENTSTREAMS_SANDBOX_OUTCOMES",
+        "How sandbox messages and calls end, by `To` prefix: `+4477=undelivered:30003,+1212=busy`.",
+    )  # fmt: skip
+    sandbox_publish_events: bool = setting(
+        True, "EVENTSTREAMS_SANDBOX_PUBLISH_EVENTS",
+        "Publish sandbox status changes as Event Streams events into the same account.",
+    )  # fmt: skip
+    tracking_dedupe_s: float = setting(
+        86400.0, "EVENTSTREAMS_TRACKING_DEDUPE_SECONDS",
+        "A tracking message whose `messageId` the account sent within this window is dropped (docs/segment.md).",
+    )  # fmt: skip
     # Profiles (docs/segment.md): national phone numbers are read in this region; per-type identifier limits.
-    profiles_default_region: str = "US"
-    profiles_limits: str = "user_id=1,email=5,phone=5,anonymous_id=1000"
+    profiles_default_region: str = setting(
+        "US", "EVENTSTREAMS_PROFILES_DEFAULT_REGION",
+        "Region (ISO 3166 code) national-format phone numbers are read in when profiles normalise them to E.164"
+        " (docs/segment.md, Profiles).",
+        upper=True,
+    )  # fmt: skip
+    profiles_limits: str = setting(
+        "user_id=1,email=5,phone=5,anonymous_id=1000", "EVENTSTREAMS_PROFILES_LIMITS",
+        "Most values of each identifier type one profile may hold (`type=N`, comma-separated; `*=N` for every"
+        " other type, default 5); a merge past a limit is refused and recorded.",
+    )  # fmt: skip
     # Twilio object sources (docs/warehouse.md): scheduled syncs run in serve/worker when true, this many at once.
-    source_syncs: bool = True
-    source_sync_concurrency: int = 2
+    source_syncs: bool = setting(
+        True, "EVENTSTREAMS_SOURCE_SYNCS",
+        "Run scheduled Twilio object-source syncs and events-warehouse loads in this `serve`/`worker` (leased:"
+        " several processes share them; docs/warehouse.md).",
+    )  # fmt: skip
+    source_sync_concurrency: int = setting(
+        2, "EVENTSTREAMS_SOURCE_SYNC_CONCURRENCY", "Syncs (and loads) one process runs at a time."
+    )
     # The warehouse (docs/warehouse.md): duckdb:///path, postgresql://…, or dlt+<destination>://…
-    warehouse_url: str = "duckdb:///./data/warehouse.duckdb"
+    warehouse_url: str = setting(
+        "duckdb:///./data/warehouse.duckdb", "EVENTSTREAMS_WAREHOUSE_URL",
+        "The warehouse the events warehouse and the Twilio object sources load into: a DuckDB file"
+        " (`duckdb:///relative` or `duckdb:////absolute`), PostgreSQL (`postgresql://…`), or any dlt destination"
+        " (`dlt+snowflake://`, credentials from dlt's config; docs/warehouse.md).",
+    )  # fmt: skip
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        e = dict(os.environ if env is None else env)
-        g = e.get
-        return cls(
-            database_url=g("EVENTSTREAMS_DATABASE_URL") or cls.database_url,
-            account_sid=g("EVENTSTREAMS_ACCOUNT_SID") or None,
-            auth_token=g("EVENTSTREAMS_AUTH_TOKEN") or None,
-            base_url=(g("EVENTSTREAMS_BASE_URL") or None),
-            host=g("EVENTSTREAMS_HOST") or cls.host,
-            port=_int(g("EVENTSTREAMS_PORT"), cls.port),
-            data_dir=Path(g("EVENTSTREAMS_DATA_DIR") or "./data"),
-            secret_key=g("EVENTSTREAMS_SECRET_KEY") or None,
-            max_body_bytes=_int(g("EVENTSTREAMS_MAX_BODY_BYTES"), cls.max_body_bytes),
-            one_subscription_per_sink=_bool(g("EVENTSTREAMS_ONE_SUBSCRIPTION_PER_SINK"), True),
-            allow_private_destinations=_bool(g("EVENTSTREAMS_ALLOW_PRIVATE_DESTINATIONS"), False),
-            allow_sink_endpoint_url=_bool(g("EVENTSTREAMS_ALLOW_SINK_ENDPOINT_URL"), False),
-            sqlite_synchronous=(g("EVENTSTREAMS_SQLITE_SYNCHRONOUS") or "NORMAL").upper(),
-            pg_pool_size=_int(g("EVENTSTREAMS_PG_POOL_SIZE"), cls.pg_pool_size),
-            delivery=_bool(g("EVENTSTREAMS_DELIVERY"), True),
-            dedupe_window_s=_float(g("EVENTSTREAMS_DEDUPE_WINDOW_SECONDS"), cls.dedupe_window_s),
-            publish_max_events=_int(g("EVENTSTREAMS_PUBLISH_MAX_EVENTS"), cls.publish_max_events),
-            publish_max_bytes=_int(g("EVENTSTREAMS_PUBLISH_MAX_BYTES"), cls.publish_max_bytes),
-            retry_first_delay=_float(g("EVENTSTREAMS_RETRY_FIRST_DELAY"), cls.retry_first_delay),
-            retry_max_delay=_float(g("EVENTSTREAMS_RETRY_MAX_DELAY"), cls.retry_max_delay),
-            retry_max_age=_float(g("EVENTSTREAMS_RETRY_MAX_AGE"), cls.retry_max_age),
-            delivery_timeout=_float(g("EVENTSTREAMS_DELIVERY_TIMEOUT"), cls.delivery_timeout),
-            sink_max_in_flight=_int(g("EVENTSTREAMS_SINK_MAX_IN_FLIGHT"), cls.sink_max_in_flight),
-            log_retention_s=_float(g("EVENTSTREAMS_LOG_RETENTION_SECONDS"), cls.log_retention_s),
-            error_retention_s=_float(g("EVENTSTREAMS_ERROR_RETENTION_SECONDS"), cls.error_retention_s),
-            event_retention_s=_float(g("EVENTSTREAMS_EVENT_RETENTION_SECONDS"), cls.event_retention_s),
-            alert_webhook_url=g("EVENTSTREAMS_ALERT_WEBHOOK_URL") or None,
-            poll_interval=_float(g("EVENTSTREAMS_POLL_INTERVAL"), cls.poll_interval),
-            lease_s=_float(g("EVENTSTREAMS_LEASE_SECONDS"), cls.lease_s),
-            aws_endpoint_url=g("EVENTSTREAMS_AWS_ENDPOINT_URL") or None,
-            segment_endpoint=g("EVENTSTREAMS_SEGMENT_ENDPOINT") or cls.segment_endpoint,
-            metrics_token=g("EVENTSTREAMS_METRICS_TOKEN") or None,
-            sandbox=_bool(g("EVENTSTREAMS_SANDBOX"), False),
-            sandbox_database_url=g("EVENTSTREAMS_SANDBOX_DATABASE_URL") or cls.sandbox_database_url,
-            sandbox_port=_int(g("EVENTSTREAMS_SANDBOX_PORT"), cls.sandbox_port),
-            sandbox_step_seconds=_float(g("EVENTSTREAMS_SANDBOX_STEP_SECONDS"), cls.sandbox_step_seconds),
-            sandbox_failure_ratio=_float(g("EVENTSTREAMS_SANDBOX_FAILURE_RATIO"), cls.sandbox_failure_ratio),
-            sandbox_outcomes=g("EVENTSTREAMS_SANDBOX_OUTCOMES") or "",
-            sandbox_publish_events=_bool(g("EVENTSTREAMS_SANDBOX_PUBLISH_EVENTS"), True),
-            tracking_dedupe_s=_float(g("EVENTSTREAMS_TRACKING_DEDUPE_SECONDS"), cls.tracking_dedupe_s),
-            profiles_default_region=(g("EVENTSTREAMS_PROFILES_DEFAULT_REGION") or cls.profiles_default_region).upper(),
-            profiles_limits=g("EVENTSTREAMS_PROFILES_LIMITS") or cls.profiles_limits,
-            source_syncs=_bool(g("EVENTSTREAMS_SOURCE_SYNCS"), True),
-            source_sync_concurrency=_int(g("EVENTSTREAMS_SOURCE_SYNC_CONCURRENCY"), cls.source_sync_concurrency),
-            warehouse_url=g("EVENTSTREAMS_WAREHOUSE_URL") or cls.warehouse_url,
-        )
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """The environment (``os.environ`` unless given) over the config file over the defaults. The file
+        is ``EVENTSTREAMS_CONFIG`` (which must exist; empty: no file) or ``./eventstreams.toml`` when present.
+        An empty variable counts as unset, as it always has."""
+        e = os.environ if env is None else env
+        from_file = read_config_file(config_path(e))
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            meta = f.metadata
+            raw = e.get(meta["env"])
+            if raw is not None and raw != "":
+                values[f.name] = _from_text(f, raw, meta["env"])
+            elif file_key(meta["env"]) in from_file:
+                values[f.name] = from_file[file_key(meta["env"])]
+        return cls(**values)
 
     def public_base_url(self) -> str:
         """URL used in ``url``/``links``; defaults to the listening address."""
@@ -139,3 +238,126 @@ class Settings:
             return self.base_url.rstrip("/")
         host = "127.0.0.1" if self.host in {"0.0.0.0", "::"} else self.host
         return f"http://{host}:{self.port}"
+
+
+def config_path(env: Mapping[str, str]) -> Path | None:
+    named = env.get(CONFIG_ENV)
+    if named is not None:
+        return Path(named) if named else None
+    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
+
+
+def read_config_file(path: Path | None) -> dict[str, Any]:
+    """The file's settings by key, parsed to their fields' types; {} without a file. Unknown keys are
+    errors: a misspelt key silently ignored would leave a default in force."""
+    if path is None:
+        return {}
+    try:
+        with path.open("rb") as fh:
+            doc = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{CONFIG_ENV}: {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    by_key = {file_key(f.metadata["env"]): f for f in fields(Settings)}
+    out: dict[str, Any] = {}
+    for key, value in doc.items():
+        f = by_key.get(key)
+        if value == "" and f is not None:  # as in the environment: empty is unset
+            continue
+        if f is None:
+            raise ConfigError(f"{path}: unknown setting {key!r} (keys are the variables' names without"
+                              f" {PREFIX}, in lower case; `eventstreams settings` lists them)")  # fmt: skip
+        out[key] = _from_file(f, value, f"{path}: {key}")
+    return out
+
+
+def _from_text(f: Field[Any], raw: str, where: str) -> Any:
+    """A variable's text, by the field's type (the rules the environment has always had)."""
+    kind = f.type
+    if kind in ("str", "str | None"):
+        return raw.upper() if f.metadata["upper"] else raw
+    if kind == "Path":
+        return Path(raw)
+    if kind == "bool":
+        return raw.strip().lower() in _TRUE
+    if raw.strip() == "":  # a blank number is unset
+        default = f.default
+        assert default is not MISSING
+        return default
+    try:
+        return int(raw) if kind == "int" else float(raw)
+    except ValueError:
+        raise ConfigError(f"{where}: {raw!r} is not {'an integer' if kind == 'int' else 'a number'}") from None
+
+
+def _from_file(f: Field[Any], value: Any, where: str) -> Any:
+    """A TOML value: its own type when it fits the field, text by the environment's rules otherwise."""
+    kind = f.type
+    if isinstance(value, str):
+        return _from_text(f, value, where)
+    ok = (
+        (kind == "bool" and isinstance(value, bool))
+        or (kind == "int" and isinstance(value, int) and not isinstance(value, bool))
+        or (kind == "float" and isinstance(value, (int, float)) and not isinstance(value, bool))
+    )
+    if not ok:
+        raise ConfigError(f"{where}: expected {kind}, got {type(value).__name__} {value!r}")
+    return float(value) if kind == "float" else value
+
+
+@dataclass(frozen=True)
+class SettingDoc:
+    env: str
+    key: str
+    default: str  # Markdown: a value in backticks, or words
+    doc: str  # Markdown
+
+
+def documented() -> list[SettingDoc]:
+    """Every setting, in declaration order, for the table."""
+    return [
+        SettingDoc(f.metadata["env"], file_key(f.metadata["env"]), _shown(f), f.metadata["doc"])
+        for f in fields(Settings)
+    ]
+
+
+def _shown(f: Field[Any]) -> str:
+    if f.metadata["shown"] is not None:
+        return str(f.metadata["shown"])
+    value = f.default
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, bool):
+        value = "true" if value else "false"
+    elif isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return f"`{value}`"
+
+
+TABLE_START = "<!-- settings table: generated: edit config.py, then `eventstreams settings --update README.md` -->"
+TABLE_END = "<!-- end of settings table -->"
+
+
+def markdown_table() -> str:
+    """The settings table as README.md holds it, between ``TABLE_START`` and ``TABLE_END``."""
+    lines = ["| Variable | Default | Meaning |", "|---|---|---|"]
+    for d in documented():
+        doc = d.doc.replace("|", "\\|")
+        lines.append(f"| `{d.env}` | {d.default} | {doc} |")
+    return "\n".join(lines) + "\n"
+
+
+def text_table() -> str:
+    """The same for a terminal: each variable, its default and its meaning, without Markdown's marks."""
+    out = []
+    for d in documented():
+        default, doc = d.default.replace("`", ""), d.doc.replace("`", "").replace("**", "")
+        out.append(f"{d.env}  (default: {default})\n    {doc}")
+    return "\n".join(out) + "\n"
+
+
+def replace_table(document: str) -> str:
+    """``document`` (README.md's text) with the table between its markers regenerated."""
+    start, end = document.index(TABLE_START) + len(TABLE_START), document.index(TABLE_END)
+    return document[:start] + "\n" + markdown_table() + document[end:]

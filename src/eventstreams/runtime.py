@@ -12,8 +12,6 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry
-
 from . import clock
 from .bridge.credentials import BridgeCredentials
 from .bridge.sms import SmsCallbacks
@@ -25,6 +23,7 @@ from .delivery.publish import Publisher
 from .domain.accounts import Accounts
 from .domain.control import ControlPlane
 from .domain.operations import Operations
+from .metrics import Metrics
 from .objectsource.service import ObjectSources
 from .profiles.identity import parse_limits
 from .profiles.service import Profiles
@@ -36,7 +35,6 @@ from .tracking.sources import Sources
 from .warehouse.events import EventsWarehouse
 
 if TYPE_CHECKING:
-    from .delivery.metrics import DeliveryMetrics
     from .delivery.service import DeliveryService
     from .objectsource.scheduler import Scheduler
     from .objectsource.sync import Syncer
@@ -61,12 +59,11 @@ class Runtime:
     profiles: Profiles
     object_sources: ObjectSources
     events_warehouse: EventsWarehouse
-    metrics: CollectorRegistry = field(default_factory=CollectorRegistry)
+    metrics: Metrics = field(default_factory=Metrics.from_env)
     delivery: DeliveryService | None = None
     status_clock: StatusClock | None = None
     scheduler: Scheduler | None = None
     _closed: bool = field(default=False, repr=False)
-    _delivery_metrics: DeliveryMetrics | None = field(default=None, repr=False)
 
     @property
     def base(self) -> str:
@@ -79,11 +76,9 @@ class Runtime:
 
         if self.delivery is not None:
             return
-        if self._delivery_metrics is None:  # once per registry: a restart must not register them twice
-            self._delivery_metrics = DeliveryMetrics(self.metrics)
         # the SMS sink reads profiles through the profiles domain
         self.delivery = DeliveryService(
-            self.settings, self.store, self.box, self.catalog, self._delivery_metrics, profiles=self.profiles
+            self.settings, self.store, self.box, self.catalog, DeliveryMetrics(self.metrics), profiles=self.profiles
         )
         await self.delivery.start()
 
@@ -122,7 +117,9 @@ class Runtime:
         from .objectsource.sync import Syncer
 
         owner = f"{socket.gethostname()}:{os.getpid()}:{new_token()[:8]}"
-        return Syncer(self.store, self.object_sources, self.settings, owner)
+        syncer = Syncer(self.store, self.object_sources, self.settings, owner)
+        syncer.on_report = self.metrics.record_sync
+        return syncer
 
     async def start_syncs(self) -> None:
         """Run scheduled jobs in this process (serve, worker): object-source syncs and events-warehouse loads."""
@@ -145,7 +142,7 @@ class Runtime:
 
             keeper = asyncio.create_task(renew())
             try:
-                await self.events_warehouse.run_leased(account_sid, owner)
+                self.metrics.record_load(await self.events_warehouse.run_leased(account_sid, owner))
             finally:
                 keeper.cancel()
 
@@ -168,6 +165,7 @@ class Runtime:
         await self.stop_sandbox()
         await self.stop_delivery()
         await self.store.close()
+        self.metrics.process_exited()
 
 
 async def build_runtime(settings: Settings, store: Store | None = None) -> Runtime:
@@ -199,6 +197,9 @@ async def build_runtime(settings: Settings, store: Store | None = None) -> Runti
         object_sources=ObjectSources(store, box, settings),
         events_warehouse=EventsWarehouse(store, settings.warehouse_url),
     )
+    # what comes in is counted (metrics.py) without the publish and ingest paths knowing of Prometheus
+    publisher.on_accepted = rt.metrics.accepted_published
+    rt.ingest.on_accepted = rt.metrics.accepted_tracked
     # the SMS callbacks record through the tracking ingest, and opt-outs through profiles
     rt.sms.ingest = rt.ingest
     rt.sms.profiles = rt.profiles

@@ -231,7 +231,7 @@ def test_metrics_need_the_operator_token_and_count_deliveries(
         def delivered() -> float:
             text = requests.get(f"{srv.url}/metrics", headers={"Authorization": "Bearer s3cret"}, timeout=10).text
             for line in text.splitlines():
-                if line.startswith('eventstreams_deliveries_total{result="delivered"}'):
+                if line.startswith('eventstreams_deliveries_total{outcome="delivered",sink_type="webhook"}'):
                     return float(line.split()[-1])
             return 0.0
 

@@ -310,6 +310,12 @@ def test_a_scheduled_source_is_synced_by_the_scheduler(backend: str, tmp_path: P
             time.sleep(0.1)
         assert [r.status for r in runs] == ["succeeded"] and runs[0].trigger == "scheduled"
         assert fresh.next_run_at is not None and fresh.next_run_at > time.time() + 3000  # an hour on
+        # the run is counted (metrics.py, through Syncer.on_report): per collection, by status
+        metrics = srv.services.metrics.registry
+        assert metrics.get_sample_value("eventstreams_source_sync_runs_total", {"status": "succeeded"}) == 1
+        upserted = metrics.get_sample_value("eventstreams_source_sync_rows_total",
+                                            {"collection": "messages", "stage": "upserted"})  # fmt: skip
+        assert upserted is not None and upserted >= 300
 
 
 def seeding_page() -> Any:

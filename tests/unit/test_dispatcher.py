@@ -214,16 +214,18 @@ async def test_the_senders_max_chunk_bounds_what_is_leased(rig: Rig) -> None:
 
 
 async def test_metrics_hook_counts_results(rig: Rig) -> None:
-    from prometheus_client import CollectorRegistry
+    from eventstreams.metrics import Metrics
 
-    registry = CollectorRegistry()
-    rig.dispatcher.hooks = Hooks([DeliveryLog(), DeliveryMetrics(registry)])
+    metrics = Metrics()
+    rig.dispatcher.hooks = Hooks([DeliveryLog(), DeliveryMetrics(metrics)])
     rig.sender.then(Outcome.success(200), classify_http(400), Outcome.internal("x"))
     await rig.publish(3)
     assert await rig.worker.round()
-    text = generate_latest(registry).decode()
+    text = generate_latest(metrics.registry).decode()
+    kind = rig.worker.row.sink_type
     for result in ("delivered", "dead_lettered", "retried"):
-        assert f'eventstreams_deliveries_total{{result="{result}"}} 1.0' in text, text
+        assert f'eventstreams_deliveries_total{{outcome="{result}",sink_type="{kind}"}} 1.0' in text, text
+    assert f'eventstreams_delivery_latency_seconds_count{{sink_type="{kind}"}} 1.0' in text, text
 
 
 def calls(rig: Rig) -> list[list[str]]:

@@ -1,17 +1,15 @@
 """Builds the ASGI application: the mounted surfaces, the root's own few
-paths (/healthz, /openapi.json), and the lifespan that owns the runtime."""
+paths (/healthz, /readyz, /metrics: api/ops.py; /openapi.json), and the lifespan that owns the runtime."""
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -23,7 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ..bridge import api as bridge
 from ..config import Settings
 from ..console import views as console
-from ..errors import AUTH_FAILED, TwilioError, bad_request, not_found
+from ..errors import bad_request
 from ..objectsource import api as object_sources_api
 from ..profiles import api as profiles_api
 from ..runtime import Runtime, build_runtime
@@ -32,6 +30,7 @@ from ..tracking import sources_api
 from . import accounts, delivery, events_v1, openapi
 from .context import services
 from .http import JSON, error_response
+from .ops import HttpMetrics, healthz, metrics, readyz
 from .surface import Mounted, Surface
 from .twilio_errors import TWILIO_ERRORS, on_http_error
 
@@ -61,29 +60,6 @@ class RejectControlCharsInPath:
         await self.app(scope, receive, send)
 
 
-async def healthz(request: Request) -> Response:
-    try:
-        ok = await services(request).store.ping()
-    except Exception:  # any store failure means "not healthy", never a 500
-        log.exception("health check failed")
-        ok = False
-    return JSON({"status": "ok" if ok else "unavailable"}, status_code=200 if ok else 503)
-
-
-async def metrics(request: Request) -> Response:
-    """Prometheus text, for a scraper holding ``EVENTSTREAMS_METRICS_TOKEN`` as a bearer token. The
-    numbers are the whole process's (every account's), so account credentials do not open them;
-    without the setting the path does not exist."""
-    rt = services(request)
-    token = rt.settings.metrics_token
-    if not token:
-        raise not_found(f"The requested resource {request.url.path} was not found")
-    given = request.headers.get("authorization", "")
-    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-        raise TwilioError(AUTH_FAILED, "Authenticate with Authorization: Bearer <EVENTSTREAMS_METRICS_TOKEN>", 401)
-    return Response(generate_latest(rt.metrics), media_type=CONTENT_TYPE_LATEST)
-
-
 def surfaces(sandbox: bool = False) -> list[Surface]:
     """Every HTTP surface, in matching order (the publish path first: it is the hot one); the Twilio
     sandbox's only when it is mounted (``EVENTSTREAMS_SANDBOX``, or ``eventstreams sandbox``)."""
@@ -91,6 +67,7 @@ def surfaces(sandbox: bool = False) -> list[Surface]:
         "system",
         [
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
             Route("/openapi.json", _openapi, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
         ],
@@ -158,7 +135,7 @@ def create_app(settings: Settings, svc: Runtime | None = None, announce: bool = 
         # Only what no surface matched reaches the root: answer it in Twilio's shape, the default, except
         # under the Profile API's prefix (a path there that matches no route still gets Segment's shape).
         exception_handlers={**TWILIO_ERRORS, HTTPException: _root_http_error},
-        middleware=[Middleware(RejectControlCharsInPath)],
+        middleware=[Middleware(HttpMetrics), Middleware(RejectControlCharsInPath)],
         lifespan=lifespan,
     )
     app.router.redirect_slashes = False  # Twilio answers 404 for a trailing slash; so do we

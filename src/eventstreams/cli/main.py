@@ -72,7 +72,9 @@ def main(profile: str | None) -> None:
     Commands talk to a running eventstreams with the credentials stored by `eventstreams login` (or
     EVENTSTREAMS_URL, EVENTSTREAMS_ACCOUNT_SID, EVENTSTREAMS_AUTH_TOKEN); serve, worker, migrate, accounts
     create, sandbox and warehouse run on the server and open its store."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from ..logs import configure as configure_logging  # JSON lines off a terminal, secrets redacted
+
+    configure_logging()
     for noisy in ("httpx", "aiohttp.access"):  # a line per request: the CLI's and the demo receiver's
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -91,7 +93,7 @@ def serve(host: str | None, port: int | None) -> None:
     settings = Settings.from_env()
     settings = dataclasses.replace(settings, host=host or settings.host, port=port or settings.port)
     app = create_app(settings)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", access_log=False)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", access_log=False, log_config=None)
 
 
 @main.command()
@@ -180,7 +182,9 @@ def sandbox(ctx: click.Context, host: str | None, port: int | None) -> None:
 
     settings = sandbox_settings(host, port)
     click.echo(f"eventstreams sandbox: a local Twilio at {settings.public_base_url()}", err=True)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info", access_log=False)
+    # log_config=None: uvicorn's lines go through logs.configure (JSON off a terminal), not its own format
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info", access_log=False,
+                log_config=None)
 
 
 @sandbox.command("seed")
@@ -412,6 +416,11 @@ def demo(port: int | None, data_dir: str | None, n_events: int | None) -> None:
     from .demo import run_demo
 
     sys.exit(run_demo(port, data_dir, n_events))
+
+
+from .settings import settings as _settings  # noqa: E402  (a command of its own module)
+
+main.add_command(_settings)
 
 
 if __name__ == "__main__":  # pragma: no cover

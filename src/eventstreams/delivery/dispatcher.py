@@ -33,7 +33,7 @@ from ..sinks import registry as sink_types
 from ..sinks.base import OutgoingEvent, SinkContext, SinkSender
 from ..store.base import Store
 from ..store.records import DeliveryResult, LeasedDelivery, SinkRow
-from .hooks import Attempt, DeliveryHook, Hooks, Round
+from .hooks import Attempt, DeliveryHook, Hooks, Round, log_context
 from .policy import Action, Outcome, OutcomeKind, RetryPolicy, error_code, is_retryable, is_throttle_signal
 from .throttle import Throttle
 
@@ -111,6 +111,10 @@ class SinkWorker:
         self.pause_level = 0
         self.down_code: int | None = None  # the error that paused the sink, for what its window expires
 
+    @property
+    def context(self) -> dict[str, str]:
+        return log_context(self.row)
+
     def start(self) -> None:
         for i in range(self.d.config.pipelines):
             self.tasks.append(asyncio.create_task(self._loop(i), name=f"sink-{self.row.sid}-{i}"))
@@ -132,7 +136,7 @@ class SinkWorker:
             except asyncio.CancelledError:
                 raise
             except Exception:  # a store hiccup must not kill the sink's worker; leases expire and retry
-                log.exception("sink %s: delivery round failed", self.row.sid)
+                log.exception("sink %s: delivery round failed", self.row.sid, extra=self.context)
                 await self.d.sleep(self.d.config.poll_interval)
 
     async def round(self, lane: int = 0) -> bool:
@@ -244,7 +248,7 @@ class SinkWorker:
             except asyncio.CancelledError:
                 raise
             except Exception:  # the next beat tries again; at worst another worker re-sends (at-least-once)
-                log.warning("sink %s: lease renewal failed", self.row.sid, exc_info=True)
+                log.warning("sink %s: lease renewal failed", self.row.sid, exc_info=True, extra=self.context)
 
     async def _deliver(self, batch: list[LeasedDelivery]) -> tuple[int, int, float]:
         """Send one leased chunk and record it; returns (delivered, failures of a retried kind, the
@@ -266,7 +270,7 @@ class SinkWorker:
                 try:
                     outcomes = await self.sender.send([e for _, e in sendable], self.pacer)
                 except Exception as exc:  # a sender bug: retry like Twilio's 91304 rather than lose events
-                    log.exception("sink %s: sender raised", self.row.sid)
+                    log.exception("sink %s: sender raised", self.row.sid, extra=self.context)
                     outcomes = [Outcome.internal(f"{type(exc).__name__}: {exc}")] * len(sendable)
             r.send_seconds = time.perf_counter() - started
         now = self.d.now()
@@ -356,6 +360,11 @@ class Dispatcher:
         await self._sync()
         self._task = asyncio.create_task(self._refresh_loop(), name="dispatcher-refresh")
 
+    @property
+    def running(self) -> bool:
+        """Its refresh loop is alive (readiness: /readyz)."""
+        return self._task is not None and not self._task.done()
+
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
@@ -403,7 +412,7 @@ class Dispatcher:
             except asyncio.CancelledError:
                 raise
             except Exception:  # one broken sink must not keep the others from delivering
-                log.exception("sink %s: cannot start its worker", row.sid)
+                log.exception("sink %s: cannot start its worker", row.sid, extra=log_context(row))
         for sid in list(self.workers):
             if sid not in seen:
                 await self.workers.pop(sid).stop()
@@ -455,7 +464,7 @@ class Dispatcher:
         try:
             sender = self.sender_factory(ctx)
         except UnsupportedSink as exc:
-            log.info("sink %s: %s; its deliveries wait", row.sid, exc)
+            log.info("sink %s: %s; its deliveries wait", row.sid, exc, extra=log_context(row))
             return None
         dest = destination_of(row.sink_type, ctx.configuration, self.config.segment_endpoint)
         return SinkWorker(self, row, sender, versions, account.parent_sid or account.sid, dest)

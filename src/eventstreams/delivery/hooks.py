@@ -63,6 +63,14 @@ class Round:
         self.results.append(DeliveryResult(d, "skipped", error=reason))
 
 
+def log_context(sink: SinkRow, event_id: str | None = None) -> dict[str, str]:
+    """``extra=`` for a delivery line: the sink, its account, its type, and the event when there is one."""
+    out = {"sink_sid": sink.sid, "account_sid": sink.account_sid, "sink_type": sink.sink_type}
+    if event_id is not None:
+        out["event_id"] = event_id
+    return out
+
+
 class DeliveryHook:
     def before_send(self, sink: SinkRow, deliveries: Sequence[LeasedDelivery]) -> None:
         """A chunk is about to be handed to the sink's sender."""
@@ -168,11 +176,35 @@ class Alerting(DeliveryHook):
 
     def after_commit(self, r: Round, alerts: Sequence[AlertRow]) -> None:
         for alert in alerts:
-            log.warning("alert %s: %s", alert.sid, alert.alert_text)
+            ctx = {**log_context(r.sink), "alert_sid": alert.sid, "error_code": alert.error_code}
+            log.warning("alert %s: %s", alert.sid, alert.alert_text, extra=ctx)
             if self.notify is not None:
                 task = asyncio.create_task(self.notify(alert))
                 self._background.add(task)  # keep a reference until it finishes
                 task.add_done_callback(self._background.discard)
 
     def on_expired(self, sink: SinkRow, count: int) -> None:
-        log.warning("sink %s: %d deliveries dead-lettered, retry window exhausted while down", sink.sid, count)
+        log.warning("sink %s: %d deliveries dead-lettered, retry window exhausted while down", sink.sid, count,
+                    extra=log_context(sink))  # fmt: skip
+
+
+class LogLines(DeliveryHook):
+    """A log line per event that did not simply get delivered (those are DEBUG): retried at INFO, skipped at
+    INFO, dead-lettered at WARNING, each with its event id, sink and account as ``extra=`` keys."""
+
+    def after_commit(self, r: Round, alerts: Sequence[AlertRow]) -> None:
+        for d, reason in r.skips:
+            log.info("event %s skipped for sink %s: %s", d.event_id, r.sink.sid, reason,
+                     extra=log_context(r.sink, d.event_id))  # fmt: skip
+        dead = {id(a) for a in r.dead}
+        debug = log.isEnabledFor(logging.DEBUG)
+        for a in r.attempts if debug else r.failed:  # the hot path (all delivered, INFO) builds nothing
+            ctx = {**log_context(r.sink, a.event_id), "attempt": a.delivery.attempts + 1}
+            if a.decision.action is Action.DELIVERED:
+                log.debug("event %s delivered to sink %s", a.event_id, r.sink.sid, extra=ctx)
+            elif id(a) in dead:
+                log.warning("event %s dead-lettered for sink %s: %s %s", a.event_id, r.sink.sid, a.code, a.detail,
+                            extra={**ctx, "error_code": a.code})  # fmt: skip
+            else:
+                log.info("event %s to sink %s failed, retried: %s %s", a.event_id, r.sink.sid, a.code, a.detail,
+                         extra={**ctx, "error_code": a.code})  # fmt: skip

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -84,6 +84,7 @@ class Publisher:
         self.catalog = catalog
         self.dedupe_window_ms = int(dedupe_window_s * 1000)
         self.base_url = base_url
+        self.on_accepted: Callable[[int], None] | None = None  # told how many events each publish stored
 
     async def _resolve(
         self, owner: str, type_: str, dataschema: Any, cache: dict[tuple[str, Any], Any]
@@ -199,4 +200,6 @@ class Publisher:
             out = await self.store.deliveries.publish(account_sid, ready, int(now * 1000), self.dedupe_window_ms)
             result.accepted = out.stored
             result.duplicates = out.duplicates + result.duplicates
+            if self.on_accepted is not None:
+                self.on_accepted(len(out.stored))
         return result

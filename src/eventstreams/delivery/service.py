@@ -18,7 +18,7 @@ from ..profiles.view import ProfileLookup
 from ..store.base import Store
 from ..store.records import AlertRow
 from .dispatcher import Dispatcher, DispatcherConfig
-from .hooks import Alerting, DeliveryLog, Hooks
+from .hooks import Alerting, DeliveryLog, Hooks, LogLines
 from .metrics import DeliveryMetrics
 from .policy import RetryPolicy
 
@@ -58,7 +58,7 @@ class DeliveryService:
         self.store = store
         self.box = box
         self.metrics = metrics
-        hooks = Hooks([DeliveryLog(), Alerting(self._post_alert), metrics])
+        hooks = Hooks([DeliveryLog(), Alerting(self._post_alert), LogLines(), metrics])
         config = dispatcher_config(settings)
         self.dispatcher = Dispatcher(store, box, catalog, config, settings.public_base_url(), hooks, profiles=profiles)
         self._tasks: list[asyncio.Task[None]] = []

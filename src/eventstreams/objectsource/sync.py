@@ -120,6 +120,7 @@ class Syncer:
         self.lease_s = max(settings.lease_s, 10.0)
         self.open_target: Callable[[], Target] = lambda: open_target(settings.warehouse_url)
         self.retry: RetryPolicy | None = None  # the reader's default (client.RetryPolicy) unless set
+        self.on_report: Callable[[RunReport], None] | None = None  # each finished run (metrics.py counts it)
 
     # -- leases
 
@@ -155,6 +156,8 @@ class Syncer:
             if task not in done:
                 raise LeaseLost(f"Lost the lease on source {row.sid} while syncing")
             report = task.result()
+            if self.on_report is not None:
+                self.on_report(report)
             error = report.run.error
             nxt = RETRY_BUSY_S + started if report.busy else schedules.parse(fresh.schedule).next_after(started)
             full_done = full and report.run.status == "succeeded"

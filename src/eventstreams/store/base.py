@@ -103,6 +103,12 @@ class Store:
 
         return await self.db.run(apply, write=True)
 
+    async def pending_migrations(self) -> list[str]:
+        """The packaged migrations this database has not applied (readiness: a build newer than its schema)."""
+        wanted = [name for name, _ in migrations(self.dialect)]
+        done = await self.db.run(lambda tx: {r["name"] for r in tx.all(self._q.applied)})
+        return [name for name in wanted if name not in done]
+
     async def ping(self) -> bool:
         return await self.db.run(lambda tx: tx.one(self._q.ping) is not None)
 

@@ -48,6 +48,7 @@ class Ingest:
         self.settings = settings
         self.resolver = resolver
         self._versions: dict[str, int] = {}
+        self.on_accepted: Callable[[int], None] | None = None  # told how many messages each receive stored
 
     async def receive(
         self, source: TrackingSourceRow, checked: Sequence[rules.Checked], received: datetime
@@ -79,6 +80,8 @@ class Ingest:
             self.store.deliveries.publish_tx(tx, source.account_sid, events, int(now * 1000), None)
 
         stored = await self.store.tracking.receive(rows, now, self.settings.tracking_dedupe_s, then)
+        if self.on_accepted is not None:
+            self.on_accepted(sum(1 for r in stored if r.status == "accepted"))
         return rows, stored
 
     async def record(self, account_sid: str, messages: Sequence[dict[str, Any]]) -> list[TrackingMessageRow]:

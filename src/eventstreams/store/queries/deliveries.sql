@@ -87,3 +87,9 @@ DELETE FROM dead_letters WHERE id = :id;
 -- name: replay_events
 INSERT INTO deliveries (sink_sid, account_sid, event_seq, due_at, window_start)
 SELECT :s, e.account_sid, e.seq, :now, :now FROM events e;
+
+-- name: backlog
+-- What waits, for the metrics' gauges (read at most every few seconds).
+SELECT COUNT(*) AS depth, COALESCE(SUM(CASE WHEN attempts > 0 THEN 1 ELSE 0 END), 0) AS retrying,
+       MIN(window_start) AS oldest
+FROM deliveries;

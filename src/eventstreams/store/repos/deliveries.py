@@ -189,6 +189,12 @@ class Deliveries(Repository):
         r = await self.db.run(lambda tx: tx.one(self.q.next_due, s=sink_sid))
         return int(r["d"]) if r and r["d"] is not None else None
 
+    async def backlog(self) -> tuple[int, int, int | None]:
+        """(deliveries waiting, of them already tried, the oldest one's creation in epoch ms): metrics."""
+        r = await self.db.run(lambda tx: tx.one(self.q.backlog))
+        assert r is not None
+        return int(r["depth"]), int(r["retrying"]), int(r["oldest"]) if r["oldest"] is not None else None
+
     async def sinks(self) -> list[SinkRow]:
         """Sinks with a subscription or with pending deliveries."""
         return [sink_row(r) for r in await self.db.run(lambda tx: tx.all(self.q.delivery_sinks))]

@@ -1,0 +1,28 @@
+"""``eventstreams settings``: every setting, its variable, default and meaning (generated from config.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..config import markdown_table, replace_table, text_table
+
+
+@click.command("settings")
+@click.option("--markdown", is_flag=True, help="Print the Markdown table README.md holds.")
+@click.option(
+    "--update",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Rewrite the table between the settings markers of this file (README.md) instead of printing.",
+)
+def settings(markdown: bool, update: Path | None) -> None:
+    """List every setting: environment variable, default, meaning (also keys of eventstreams.toml)."""
+    if update is not None:
+        try:
+            update.write_text(replace_table(update.read_text()))
+        except ValueError:
+            raise click.ClickException(f"{update} has no settings table markers") from None
+        return
+    click.echo(markdown_table() if markdown else text_table(), nl=False)
