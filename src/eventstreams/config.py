@@ -221,7 +221,8 @@ class Settings:
         is ``EVENTSTREAMS_CONFIG`` (which must exist; empty: no file) or ``./eventstreams.toml`` when present.
         An empty variable counts as unset, as it always has."""
         e = os.environ if env is None else env
-        from_file = read_config_file(config_path(e))
+        # ./eventstreams.toml is looked for only in the real environment: a caller's own mapping is all there is
+        from_file = read_config_file(config_path(e, look_in_cwd=env is None))
         values: dict[str, Any] = {}
         for f in fields(cls):
             meta = f.metadata
@@ -240,11 +241,11 @@ class Settings:
         return f"http://{host}:{self.port}"
 
 
-def config_path(env: Mapping[str, str]) -> Path | None:
+def config_path(env: Mapping[str, str], look_in_cwd: bool = True) -> Path | None:
     named = env.get(CONFIG_ENV)
     if named is not None:
         return Path(named) if named else None
-    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
+    return DEFAULT_CONFIG_FILE if look_in_cwd and DEFAULT_CONFIG_FILE.is_file() else None
 
 
 def read_config_file(path: Path | None) -> dict[str, Any]:

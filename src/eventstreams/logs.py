@@ -27,9 +27,11 @@ _SECRET_KEY = re.compile(
 )
 _URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s/:@]*:)[^\s/@]+@", re.IGNORECASE)
 _AUTH_VALUE = re.compile(r"\b(Bearer|Basic|Token)\s+[A-Za-z0-9._~+/=:-]+", re.IGNORECASE)
+# an Authorization header's whole value, whatever its scheme (Digest, SSWS, AWS4-HMAC-SHA256 …): to the line's end
+_AUTH_HEADER = re.compile(r"(\bauthorization[\"']?\s*[:=]\s*)[^\r\n]+", re.IGNORECASE)
 _KEY_VALUE = re.compile(
-    r"""(["']?[A-Za-z_-]*(?:auth_?token|authorization|password|passwd|secret|write_?key|api_?key|access_?key)"""
-    r"""[A-Za-z_-]*["']?\s*[:=]\s*)("[^"]*"|'[^']*'|[^\s,;&}]+)""",
+    r"""(["']?[A-Za-z_-]*(?:auth_?token|authorization|password|passwd|secret|write_?key|api_?key|access_?key|"""
+    r"""token|signature|\bsig\b|\bkey\b)[A-Za-z_-]*["']?\s*[:=]\s*)("[^"]*"|'[^']*'|[^\s,;&}]+)""",
     re.IGNORECASE,
 )
 # what every LogRecord has; anything else on a record came from extra=
@@ -39,6 +41,7 @@ _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"messa
 def redact_text(text: str) -> str:
     """``text`` with URL passwords, Authorization values and ``secret=value`` pairs masked."""
     text = _URL_PASSWORD.sub(rf"\g<1>{REDACTED}@", text)
+    text = _AUTH_HEADER.sub(rf"\g<1>{REDACTED}", text)
     text = _AUTH_VALUE.sub(rf"\g<1> {REDACTED}", text)
     return _KEY_VALUE.sub(rf"\g<1>{REDACTED}", text)
 
@@ -60,7 +63,11 @@ class RedactSecrets(logging.Filter):
     records propagated from every logger)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = redact_text(record.getMessage())
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001  (bad format arguments: log what there is, never raise into the caller)
+            message = f"{record.msg} {record.args!r}"
+        record.msg = redact_text(message)
         record.args = None
         for key in extras(record):
             setattr(record, key, _redact_value(key, getattr(record, key)))
@@ -136,5 +143,8 @@ def configure(
     for old in [h for h in root.handlers if isinstance(h, _Handler)]:
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(level.upper())
+    known = level.upper() in logging.getLevelNamesMapping()
+    root.setLevel(level.upper() if known else logging.INFO)
+    if not known:  # a typo in a setting must not stop every command
+        logging.getLogger("eventstreams").warning("EVENTSTREAMS_LOG_LEVEL %r is not a level: using INFO", level[:20])
     return handler

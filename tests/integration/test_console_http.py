@@ -458,3 +458,43 @@ def test_parent_token_on_a_subaccount_and_suspension(server: Server) -> None:
     assert r2.status_code == 200, r2.text
     for session in (s, own):
         assert session.get(f"{server.url}/console/", timeout=10, allow_redirects=False).status_code == 303
+
+
+def test_concurrent_sign_ins_cannot_outrun_the_limit(backend: str, tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with own_server(backend, tmp_path) as srv:
+        sid, _ = srv.new_account()
+        s = requests.Session()
+        token = csrf_of(s.get(f"{srv.url}/console/signin", timeout=10).text)  # one form, a burst of posts
+        cookies = s.cookies.get_dict()
+
+        def attempt(_: int) -> int:
+            return requests.post(f"{srv.url}/console/signin", data={"csrf": token, "username": sid, "password": "x"},
+                                 cookies=cookies, timeout=30, allow_redirects=False).status_code  # fmt: skip
+
+        with ThreadPoolExecutor(30) as pool:
+            codes = list(pool.map(attempt, range(30)))
+        assert codes.count(401) <= 10 and codes.count(429) >= 20, codes  # never more guesses than the limit
+
+
+def test_bad_input_the_review_found_is_a_4xx(server: Server) -> None:
+    sid, token = server.new_account()
+    s, csrf = signed_in(server, sid, token)
+    # a schema version that is not a number: the form says so, no 500
+    r = s.post(f"{server.url}/console/subscriptions", timeout=10, data={
+        "csrf": csrf, "description": "x", "sink_sid": "DG" + "0" * 32, "type": "com.twilio.messaging.message.sent",
+        "v:com.twilio.messaging.message.sent": "abc"})  # fmt: skip
+    assert r.status_code < 500 and "whole number" in r.text
+    # a resume cursor past any BIGINT starts the stream afresh
+    stream = s.get(f"{server.url}/console/debugger/stream", headers={"Last-Event-ID": "99999999999999999999.1"},
+                   timeout=30)  # fmt: skip
+    assert stream.status_code == 200 and "event: cursor" in stream.text
+    # an event stamped in a minute after the chart's last one (a node's clock ahead) is left out, not a 500
+    ahead = int(time.time() * 1000) + 120_000
+    assert publish(server, sid, token, {"specversion": "1.0", "type": "com.twilio.messaging.message.sent",
+                                        "source": "/t", "id": "EV" + uuid.uuid4().hex, "data": EXAMPLE}).status_code == 201  # fmt: skip
+    server.call(server.services.store.db.run(lambda tx: tx.run(
+        "UPDATE events SET received_at = :t WHERE account_sid = :a", t=ahead, a=sid), write=True))
+    charts = s.get(f"{server.url}/console/charts.json", timeout=10)
+    assert charts.status_code == 200, charts.text

@@ -80,3 +80,13 @@ def test_segment_shaped_and_non_json_errors() -> None:
                                                                 "message": "Profile was not found."}}, "").message
     e = error_of(409, None, "<html>busy</html>")
     assert e.exit_code == BUSY and "<html>busy</html>" in e.message and "→" in e.message
+
+
+def test_next_pages_go_to_the_profiles_server_only() -> None:
+    from eventstreams.cli.client import _same_server
+
+    # the server may name itself by another address (EVENTSTREAMS_BASE_URL unset: 127.0.0.1): never follow it
+    assert _same_server("http://127.0.0.1:8080/v1/Sinks?PageSize=2&PageToken=PAx") == "/v1/Sinks?PageSize=2&PageToken=PAx"
+    assert _same_server("https://evil.example/v1/Sinks") == "/v1/Sinks"
+    assert _same_server("/2010-04-01/Accounts.json?Page=1") == "/2010-04-01/Accounts.json?Page=1"
+    assert _same_server(None) is None and _same_server("") is None

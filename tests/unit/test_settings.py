@@ -3,6 +3,7 @@ rules, and the optional TOML file under the environment."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import fields
 from pathlib import Path
 
@@ -110,10 +111,14 @@ def test_config_file_under_the_environment(tmp_path: Path) -> None:
 
 def test_config_file_found_in_the_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    assert Settings.from_env({}) == Settings()
+    for k in [k for k in os.environ if k.startswith("EVENTSTREAMS_")]:
+        monkeypatch.delenv(k)
+    assert Settings.from_env() == Settings()
     (tmp_path / "eventstreams.toml").write_text("pg_pool_size = 3\n")
-    assert Settings.from_env({}).pg_pool_size == 3
-    assert Settings.from_env({"EVENTSTREAMS_CONFIG": ""}).pg_pool_size == 8  # empty: no file at all
+    assert Settings.from_env().pg_pool_size == 3  # the real environment: ./eventstreams.toml is read
+    assert Settings.from_env({}).pg_pool_size == 8  # a caller's own mapping is all there is: no file
+    monkeypatch.setenv("EVENTSTREAMS_CONFIG", "")
+    assert Settings.from_env().pg_pool_size == 8  # empty: no file at all
 
 
 @pytest.mark.parametrize(

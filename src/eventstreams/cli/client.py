@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 import httpx
@@ -170,8 +171,18 @@ class Client:
                 if limit is not None and n >= limit:
                     return
             meta = page.get("meta") or {}
-            url = meta.get("next_page_url") or meta.get("next_page_uri") or page.get("next_page_uri")
+            url = _same_server(meta.get("next_page_url") or meta.get("next_page_uri") or page.get("next_page_uri"))
             q = None  # the next page's URL carries the query
+
+
+def _same_server(url: str | None) -> str | None:
+    """The path and query of a next-page URL: the server builds it from its own idea of its address
+    (EVENTSTREAMS_BASE_URL), which may not be the one we reach it at; the credentials go only where the
+    profile says, never to a host named in a response."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
 def error_of(status: int, body: Any, text: str) -> CliError:

@@ -80,7 +80,9 @@ def _serve(port: int, data: Path, sid: str, token: str) -> subprocess.Popen[byte
     env = {**os.environ, "EVENTSTREAMS_DATABASE_URL": f"sqlite:///{data}/eventstreams.db",
            "EVENTSTREAMS_DATA_DIR": str(data), "EVENTSTREAMS_SANDBOX": "true", "EVENTSTREAMS_ACCOUNT_SID": sid,
            "EVENTSTREAMS_AUTH_TOKEN": token, "EVENTSTREAMS_BASE_URL": url,
-           "EVENTSTREAMS_ALLOW_PRIVATE_DESTINATIONS": "true"}  # fmt: skip
+           "EVENTSTREAMS_ALLOW_PRIVATE_DESTINATIONS": "true",
+           # this demo's own settings, whatever the shell or a ./eventstreams.toml says: loopback only, delivering
+           "EVENTSTREAMS_CONFIG": "", "EVENTSTREAMS_HOST": "127.0.0.1", "EVENTSTREAMS_DELIVERY": "true"}  # fmt: skip
     log = (data / "serve.log").open("ab")
     # its own process group: the terminal's Ctrl-C reaches the demo, which then stops the server in order
     return subprocess.Popen([sys.executable, "-m", "eventstreams.cli.main", "serve", "--port", str(port)], env=env,

@@ -119,6 +119,12 @@ class SignInLimiter:
             self._failures.pop(who, None)  # keeps the map as small as the set of recent offenders
         return len(q) >= self.limit
 
+    def succeeded(self, who: str) -> None:
+        """Take back the attempt :meth:`failed` reserved before checking the credentials."""
+        q = self._failures.get(who)
+        if q:
+            q.pop()
+
     def failed(self, who: str) -> None:
         now = time.monotonic()
         if len(self._failures) > 10_000:  # many addresses: forget those whose failures are all old

@@ -217,12 +217,15 @@ async def signin(request: Request) -> Response:
         else:
             user, secret = got.get("username", "").strip(), got.get("password", "")
             header = "Basic " + base64.b64encode(f"{user}:{secret}".encode()).decode()
+            # counted as a failure before the check, taken back on success: concurrent attempts cannot all
+            # pass `blocked` while the first ones are still being checked
+            limiter.failed(who)
             try:
                 p = await rt.accounts.authenticate(header)
             except TwilioError:
-                limiter.failed(who)
                 error, status = "Those credentials were not accepted", 401
             else:
+                limiter.succeeded(who)
                 stored = await _credential_hash(rt, p)
                 response = redirect(next_url)
                 _set_session(request, response, rt, sessions.new_session(rt.box, p, stored))
@@ -283,7 +286,8 @@ async def chart_data(request: Request, c: Ctx) -> Response:
     minutes = list(range(first, first + 60))
     events_in = [0] * 60
     for r in ins:
-        events_in[int(r["m"]) - first] += int(r["n"])
+        if 0 <= int(r["m"]) - first < 60:  # an event of the minute that began after now_ms (or a clock ahead)
+            events_in[int(r["m"]) - first] += int(r["n"])
     per_sink: dict[str, dict[str, list[int]]] = {}
     for r in outs:
         series = per_sink.setdefault(r["sink_sid"], {o: [0] * 60 for o in ("delivered", "failed")})
@@ -435,10 +439,18 @@ async def _catalogue(c: Ctx) -> dict[str, list[dict[str, Any]]]:
     return dict(sorted(out.items()))
 
 
+def _version(text: str | None) -> int:
+    if not text:
+        return 1
+    if not (text.isascii() and text.isdigit() and len(text) < 10):
+        raise bad_request(f"Schema version {text[:20]!r} must be a whole number")
+    return int(text)
+
+
 @page
 async def subscriptions(request: Request, c: Ctx) -> Response:
     if request.method == "POST":
-        types = [json.dumps({"type": t, "schema_version": int(c.one(f"v:{t}") or 1)}) for t in c.form.get("type", [])]
+        types = [json.dumps({"type": t, "schema_version": _version(c.one(f"v:{t}"))}) for t in c.form.get("type", [])]
         sub = await c.rt.control.create_subscription(c.p, c.one("description"), c.one("sink_sid"), types)
         return _flash(redirect(f"{PREFIX}/subscriptions"), "ok", f"Subscription {sub.sid} created")
     page_ = await c.rt.control.list_subscriptions(c.p, None, PageQuery(size=FIRST_PAGE))
@@ -515,9 +527,10 @@ def _resume(value: str | None) -> tuple[int, int] | None:
         return None
     seq, _, log = value.partition(".")
     try:
-        return max(0, int(seq)), max(0, int(log))
+        cursor = max(0, int(seq)), max(0, int(log))
     except ValueError:
         return None
+    return cursor if max(cursor) < 2**63 else None  # past a BIGINT names nothing: start afresh
 
 
 @page
