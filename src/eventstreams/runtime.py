@@ -148,12 +148,14 @@ class Runtime:
 
         self.scheduler.add_job("events-warehouse", claim_events, load_events)
         self.object_sources.wake.append(self.scheduler.wake)
+        self.events_warehouse.wake.append(self.scheduler.wake)
         await self.scheduler.start()
 
     async def stop_syncs(self) -> None:
         scheduler, self.scheduler = self.scheduler, None
         if scheduler is not None:
             self.object_sources.wake.remove(scheduler.wake)
+            self.events_warehouse.wake.remove(scheduler.wake)
             await scheduler.stop()
 
     async def close(self) -> None:

@@ -27,6 +27,7 @@ from ..profiles import api as profiles_api
 from ..runtime import Runtime, build_runtime
 from ..tracking import api as tracking_api
 from ..tracking import sources_api
+from ..warehouse import api as events_warehouse_api
 from . import accounts, delivery, events_v1, openapi
 from .context import services
 from .http import JSON, error_response
@@ -75,7 +76,7 @@ def surfaces(sandbox: bool = False) -> list[Surface]:
         openapi.system_paths,
     )
     mounted = [delivery.surface, events_v1.surface, tracking_api.surface, profiles_api.surface, accounts.surface,
-               sources_api.surface, object_sources_api.surface, bridge.surface, system,
+               sources_api.surface, object_sources_api.surface, events_warehouse_api.surface, bridge.surface, system,
                console.surface]  # fmt: skip
     if sandbox:
         from ..sandbox import api as sandbox_api

@@ -310,7 +310,8 @@ def accounts_create_key(account_sid: str | None, friendly_name: str, output: str
 
 @main.group()
 def warehouse() -> None:
-    """The warehouse (docs/warehouse.md): query it, and load accounts' events into it."""
+    """The warehouse (docs/warehouse.md): `query` reads it directly (server-side); `events` and `load-events`
+    configure and load the account's events warehouse over the HTTP API."""
 
 
 def _cell(value: Any) -> Any:
@@ -351,54 +352,9 @@ def warehouse_query(output: str, url: str | None, sql: str) -> None:
     click.echo(f"{len(rows)} row{'s' if len(rows) != 1 else ''}")
 
 
-def _events_warehouse(rt: Any) -> Any:
-    return rt.events_warehouse
+from . import warehouse as _warehouse_http  # noqa: E402  (events / load-events: over the HTTP API)
 
-
-@warehouse.command("events")
-@click.option("--account", "account_sid", required=True, help="Account SID whose events are loaded.")
-@click.option("--schema", "schema_name", default=None, help="Warehouse schema of its tables (needed the first time).")
-@click.option("--enable/--disable", "enabled", default=None, help="Load on schedule or not (new: enabled).")
-@click.option(
-    "--interval",
-    type=click.IntRange(1),
-    default=None,
-    help="Seconds between scheduled loads (default 3600).",
-)
-def warehouse_events(account_sid: str, schema_name: str | None, enabled: bool | None, interval: int | None) -> None:
-    """Create or change the account's events warehouse: its tracking messages and events, loaded into
-    Segment's tables in SCHEMA."""
-    from ..store.errors import Conflict
-
-    async def go(rt: Any) -> dict[str, Any]:
-        account = (await rt.accounts.principal_of(account_sid)).account
-        try:
-            row = await _events_warehouse(rt).configure(account.sid, schema_name, enabled, interval)
-        except (Conflict, ValueError) as exc:
-            raise click.ClickException(str(exc)) from None
-        return {k: getattr(row, k) for k in ("sid", "account_sid", "schema_name", "enabled", "interval_seconds",
-                                             "tracking_seq", "events_seq", "rows_loaded", "last_run_at",
-                                             "last_error")}  # fmt: skip
-
-    _out(_run(go))
-
-
-@warehouse.command("load-events")
-@click.option("--account", "account_sid", required=True)
-def warehouse_load_events(account_sid: str) -> None:
-    """Load the account's new tracking messages and events into its events warehouse now."""
-    from dataclasses import asdict
-
-    from ..warehouse.targets import WarehouseError
-
-    async def go(rt: Any) -> dict[str, Any]:
-        account = (await rt.accounts.principal_of(account_sid)).account
-        try:
-            return asdict(await _events_warehouse(rt).run_once(account.sid))
-        except WarehouseError as exc:
-            raise click.ClickException(str(exc)) from None
-
-    _out(_run(go))
+_warehouse_http.register(warehouse)
 
 
 commands.register(main)

@@ -206,6 +206,7 @@ class EventsWarehouse:
     ) -> None:
         self.store = store
         self.url = url
+        self.wake: list[asyncio.Event] = []  # a process's scheduler registers here: "load now" starts at once
         self.batch_size = batch_size
         self.settle_s = settle_s if settle_s is not None else (60.0 if store.dialect == "postgres" else 0.0)
         self.lookup = schema_lookup or builtin_schema_lookup
@@ -234,6 +235,17 @@ class EventsWarehouse:
 
     async def get(self, account_sid: str) -> EventsWarehouseRow | None:
         return await self.store.events_warehouse.get(account_sid)
+
+    async def request_load(self, account_sid: str) -> bool:
+        """Load now, in a serve's or worker's scheduler; False when there is none or it is disabled."""
+        queued = await self.store.events_warehouse.request_run(account_sid, self.now())
+        for event in self.wake:
+            event.set()
+        return queued
+
+    async def delete(self, account_sid: str) -> bool:
+        """The configuration and position go; the tables stay in the warehouse (the account's data)."""
+        return await self.store.events_warehouse.delete(account_sid)
 
     async def run_once(self, account_sid: str) -> LoadReport:
         """Load everything new for the account now (see the module doc)."""

@@ -14,7 +14,18 @@ from importlib import resources
 from typing import Any
 
 from ...sinks import registry as sink_types
-from . import accounts, bridge, catalogue, object_sources, operations, sandbox, sources, system, tracking
+from . import (
+    accounts,
+    bridge,
+    catalogue,
+    events_warehouse,
+    object_sources,
+    operations,
+    sandbox,
+    sources,
+    system,
+    tracking,
+)
 
 
 @lru_cache(maxsize=1)
@@ -74,6 +85,10 @@ def tracking_paths() -> dict[str, Any]:
 
 def sources_paths() -> dict[str, Any]:
     return copy.deepcopy(sources.PATHS)
+
+
+def events_warehouse_paths() -> dict[str, Any]:
+    return copy.deepcopy(events_warehouse.PATHS)
 
 
 def object_sources_paths() -> dict[str, Any]:

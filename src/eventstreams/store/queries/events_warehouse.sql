@@ -4,6 +4,9 @@
 -- name: get
 SELECT * FROM events_warehouses WHERE account_sid = :a;
 
+-- name: request_run
+UPDATE events_warehouses SET next_run_at = :now WHERE account_sid = :a AND enabled;
+
 -- name: claim_of_schema
 SELECT schema_name, account_sid, owner_sid FROM warehouse_schemas WHERE schema_name = :s {for_update};
 

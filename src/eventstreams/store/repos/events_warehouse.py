@@ -87,6 +87,10 @@ class EventsWarehouses(Repository):
 
         return await self.db.run(go, write=True)
 
+    async def request_run(self, account_sid: str, now: float) -> bool:
+        """Due now (the scheduler of a serve or worker loads it); False when missing or disabled."""
+        return 0 < await self.db.run(lambda tx: tx.run(self.q.request_run, a=account_sid, now=now), write=True)
+
     async def delete(self, account_sid: str) -> bool:
         def go(tx: Tx) -> bool:
             r = tx.one(self.q.get, a=account_sid)
