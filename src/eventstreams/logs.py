@@ -35,7 +35,9 @@ _KEY_VALUE = re.compile(
     re.IGNORECASE,
 )
 # what every LogRecord has; anything else on a record came from extra=
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
+# (color_message: uvicorn's copy of its message with terminal colour codes, noise in a JSON line)
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName",
+                                                                            "color_message"}
 
 
 def redact_text(text: str) -> str:

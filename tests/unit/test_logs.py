@@ -117,3 +117,11 @@ def test_an_unknown_level_falls_back_to_info(restore_root: None) -> None:
 
     configure(stream=io.StringIO(), fmt="json", level="verbose")
     assert logging.getLogger().level == logging.INFO
+
+
+def test_uvicorns_colour_copy_of_a_message_stays_out_of_json(restore_root: None) -> None:
+    buf = io.StringIO()
+    logs.configure("json", "INFO", stream=buf)
+    logging.getLogger("uvicorn.error").info("Uvicorn running", extra={"color_message": "\x1b[1mUvicorn\x1b[0m"})
+    line = json.loads(buf.getvalue())
+    assert line["message"] == "Uvicorn running" and "color_message" not in line
