@@ -122,6 +122,10 @@ def test_an_unknown_level_falls_back_to_info(restore_root: None) -> None:
 def test_uvicorns_colour_copy_of_a_message_stays_out_of_json(restore_root: None) -> None:
     buf = io.StringIO()
     logs.configure("json", "INFO", stream=buf)
-    logging.getLogger("uvicorn.error").info("Uvicorn running", extra={"color_message": "\x1b[1mUvicorn\x1b[0m"})
+    # uvicorn's own loggers may carry handlers from a server an earlier test started, so the record is
+    # sent through a logger of ours with the extra uvicorn adds.
+    logging.getLogger("eventstreams.test.uvicorn").info(
+        "Uvicorn running", extra={"color_message": "\x1b[1mUvicorn\x1b[0m"}
+    )
     line = json.loads(buf.getvalue())
     assert line["message"] == "Uvicorn running" and "color_message" not in line
