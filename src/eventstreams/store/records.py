@@ -131,6 +131,7 @@ class LeasedDelivery:
     schema_version: int | None
     payload: str
     lease: str
+    batch: int = 0  # read from the log in this batch (id 0); 0: a row of the retry table (this id)
 
 
 @dataclass(slots=True)

@@ -92,9 +92,9 @@ class SqliteDialect(Dialect):
     def insert_events(self, tx: Tx, account_sid: str, events: Sequence[NewEvent], now_ms: int) -> list[int]:
         if not events:
             return []
-        # One writer: rowids allocated in this transaction are contiguous after the current max.
-        top = tx.one("SELECT COALESCE(MAX(seq), 0) AS m FROM events")
-        first = int(top["m"]) + 1 if top else 1
+        # The counter, not MAX(seq) + 1: once retention has emptied the log, MAX would start again below
+        # where the sinks' cursors stand, and they would never read the new events.
+        first = self.next_seqs(tx, "events", len(events))[0]
         assert isinstance(tx, _SqliteTx)
         tx.conn.executemany(  # positional: measurably cheaper than named parameters on the hot path
             "INSERT INTO events (seq, account_sid, id, type, schema_version, received_at, time, payload)"

@@ -1,15 +1,79 @@
--- Events and their deliveries: publish and fan-out, lease, outcomes, expiry, replay.
-
--- name: fan_out
-INSERT INTO deliveries (sink_sid, account_sid, event_seq, due_at, window_start)
-SELECT s.sink_sid, e.account_sid, e.seq, :now, :now FROM events e
-JOIN subscribed_events se ON se.account_sid = e.account_sid AND se.type = e.type
-JOIN subscriptions s ON s.sid = se.subscription_sid
-WHERE e.seq IN LIST(:seqs);
+-- Events and their deliveries: the event log read by per-sink cursors, in-flight batches, the retry table
+-- (`deliveries`: failures, replays, sink tests), outcomes, expiry, replay.
 
 -- name: fanned_sinks
 SELECT DISTINCT s.sink_sid FROM subscribed_events se JOIN subscriptions s ON s.sid = se.subscription_sid
 WHERE se.account_sid = :a AND se.type IN LIST(:types);
+
+-- name: mark_only_sink
+UPDATE events SET only_sink = :s WHERE seq IN LIST(:seqs);
+
+-- name: sink_types
+-- What the sink reads from the log: each subscribed type and the log position it was added at.
+SELECT se.type, MIN(se.from_seq) AS from_seq FROM subscribed_events se
+JOIN subscriptions x ON x.sid = se.subscription_sid WHERE x.sink_sid = :s GROUP BY se.type;
+
+-- name: cursor
+SELECT account_sid, position FROM sink_cursors WHERE sink_sid = :s {skip_locked};
+
+-- name: log_head
+-- The account's newest event. On PostgreSQL, events of one account commit in seq order (the publish takes the
+-- account's log lock before its seqs), so everything up to the head seen here is committed: a cursor never
+-- steps over an event that commits later.
+SELECT MAX(seq) AS m FROM events WHERE account_sid = :a;
+
+-- name: log_after
+SELECT seq, id, type, schema_version, payload, received_at FROM events
+WHERE account_sid = :a AND seq > :pos AND seq <= :head AND type IN LIST(:types) AND only_sink IS NULL
+ORDER BY seq LIMIT :n;
+
+-- name: advance_cursor
+UPDATE sink_cursors SET position = :to WHERE sink_sid = :s AND position < :to;
+
+-- name: insert_batch
+INSERT INTO delivery_batches (sink_sid, account_sid, from_seq, to_seq, leased_by, lease_until)
+VALUES (:s, :a, :lo, :hi, :lease, :until) RETURNING id;
+
+-- name: expired_batch
+SELECT id, account_sid, from_seq, to_seq FROM delivery_batches WHERE sink_sid = :s AND lease_until <= :now
+ORDER BY id LIMIT 1 {skip_locked};
+
+-- name: take_batch
+UPDATE delivery_batches SET leased_by = :lease, lease_until = :until WHERE id = :id;
+
+-- name: retry_from_log
+-- A failed event of a batch becomes a retry row, if the batch is still ours (else its new holder sends it).
+INSERT INTO deliveries (sink_sid, account_sid, event_seq, attempts, window_start, due_at, last_code, last_error)
+SELECT :s, :a, :q, 1, :ws, :due, :c, :e WHERE EXISTS (
+    SELECT 1 FROM delivery_batches WHERE id = :b AND leased_by = :lease);
+
+-- name: dead_from_log
+INSERT INTO dead_letters (account_sid, sink_sid, event_seq, event_id, type, attempts, last_code, last_error,
+    dead_at)
+SELECT :a, :s, :q, :eid, :t, 1, :c, :e, :now WHERE EXISTS (
+    SELECT 1 FROM delivery_batches WHERE id = :b AND leased_by = :lease);
+
+-- name: finish_batch
+DELETE FROM delivery_batches WHERE id = :b AND leased_by = :lease;
+
+-- name: extend_batch
+UPDATE delivery_batches SET lease_until = :until WHERE leased_by = :lease;
+
+-- name: release_batches
+UPDATE delivery_batches SET lease_until = 0;
+
+-- name: next_batch_due
+SELECT MIN(lease_until) AS d FROM delivery_batches WHERE sink_sid = :s;
+
+-- name: log_backlog
+-- Per subscribed sink: how far its cursor is behind its account's head (an upper bound on what it has to
+-- read: other types and other sinks' tests count too; exact would scan the backlog) and the oldest event
+-- past it.
+SELECT c.sink_sid, c.account_sid,
+    COALESCE((SELECT MAX(e.seq) FROM events e WHERE e.account_sid = c.account_sid), 0) - c.position AS behind,
+    (SELECT e.received_at FROM events e WHERE e.account_sid = c.account_sid AND e.seq > c.position
+     ORDER BY e.seq LIMIT 1) AS oldest
+FROM sink_cursors c WHERE EXISTS (SELECT 1 FROM subscriptions x WHERE x.sink_sid = c.sink_sid);
 
 -- name: insert_delivery
 INSERT INTO deliveries (sink_sid, account_sid, event_seq, due_at, window_start) VALUES (:s, :a, :q, :now, :now);
@@ -72,7 +136,8 @@ SELECT s.sid, s.account_sid, s.description, s.sink_type, s.configuration_sealed,
     EXISTS (SELECT 1 FROM subscriptions x WHERE x.sink_sid = s.sid) AS in_use
 FROM sinks s
 WHERE EXISTS (SELECT 1 FROM subscriptions x WHERE x.sink_sid = s.sid)
-    OR EXISTS (SELECT 1 FROM deliveries d WHERE d.sink_sid = s.sid);
+    OR EXISTS (SELECT 1 FROM deliveries d WHERE d.sink_sid = s.sid)
+    OR EXISTS (SELECT 1 FROM delivery_batches b WHERE b.sink_sid = s.sid);
 
 -- name: subscribed_versions
 SELECT s.sink_sid, se.type, se.schema_version FROM subscribed_events se

@@ -20,7 +20,12 @@ DELETE FROM event_ids WHERE received_at < :t;
 -- name: events
 DELETE FROM events WHERE received_at < :t
     AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = events.seq)
-    AND NOT EXISTS (SELECT 1 FROM dead_letters x WHERE x.event_seq = events.seq);
+    AND NOT EXISTS (SELECT 1 FROM dead_letters x WHERE x.event_seq = events.seq)
+    -- nor what a subscribed sink's cursor has yet to read, or a batch is sending
+    AND NOT EXISTS (SELECT 1 FROM sink_cursors c WHERE c.account_sid = events.account_sid AND c.position < events.seq
+                    AND EXISTS (SELECT 1 FROM subscriptions s WHERE s.sink_sid = c.sink_sid))
+    AND NOT EXISTS (SELECT 1 FROM delivery_batches b WHERE b.account_sid = events.account_sid
+                    AND events.seq > b.from_seq AND events.seq <= b.to_seq);
 
 -- name: sms_ledger
 -- the twilio-sms ledger lives as long as the events and dead letters it could be replayed from (and at least

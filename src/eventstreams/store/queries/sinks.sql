@@ -50,8 +50,23 @@ INSERT INTO subscriptions (sid, account_sid, sink_sid, description, date_created
 VALUES (:sid, :account_sid, :sink_sid, :description, :date_created, :date_updated);
 
 -- name: insert_subscribed
-INSERT INTO subscribed_events (subscription_sid, type, schema_version, account_sid)
-VALUES (:subscription_sid, :type, :schema_version, :account_sid);
+-- from_seq: the log's head; the type is delivered from the next event on (deliveries.sql, sink_types).
+INSERT INTO subscribed_events (subscription_sid, type, schema_version, account_sid, from_seq)
+VALUES (:subscription_sid, :type, :schema_version, :account_sid, (SELECT COALESCE(MAX(seq), 0) FROM events));
+
+-- name: open_cursor
+INSERT INTO sink_cursors (sink_sid, account_sid, position)
+VALUES (:s, :a, (SELECT COALESCE(MAX(seq), 0) FROM events)) ON CONFLICT (sink_sid) DO NOTHING;
+
+-- name: reset_cursor
+-- A sink's first subscription reads from the head, not from where a deleted one left off.
+UPDATE sink_cursors SET position = (SELECT COALESCE(MAX(seq), 0) FROM events) WHERE sink_sid = :s;
+
+-- name: delete_cursor
+DELETE FROM sink_cursors WHERE sink_sid = :sid;
+
+-- name: delete_batches
+DELETE FROM delivery_batches WHERE sink_sid = :sid;
 
 -- name: get_subscription
 SELECT * FROM subscriptions WHERE sid = :sid AND account_sid = :a;
@@ -69,10 +84,11 @@ DELETE FROM subscribed_events WHERE subscription_sid = :sid AND account_sid = :a
 DELETE FROM subscriptions WHERE sid = :sid AND account_sid = :a;
 
 -- name: select_subscribed
-SELECT * FROM subscribed_events;
+SELECT subscription_sid, type, schema_version, account_sid FROM subscribed_events;
 
 -- name: get_subscribed
-SELECT * FROM subscribed_events WHERE subscription_sid = :s AND type = :t;
+SELECT subscription_sid, type, schema_version, account_sid FROM subscribed_events
+WHERE subscription_sid = :s AND type = :t;
 
 -- name: touch_subscription
 UPDATE subscriptions SET date_updated = :now WHERE sid = :s;

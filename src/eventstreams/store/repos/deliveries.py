@@ -32,18 +32,11 @@ class Deliveries(Repository):
         super().__init__(db)
         self.alerts = alerts
 
-    def _fan_out(self, tx: Tx, account_sid: str, seqs: list[int], now_ms: int, types: list[str]) -> list[str]:
-        if not seqs:
-            return []
-        tx.run(self.q.fan_out, now=now_ms, seqs=self.d.list_(seqs))
-        rows = tx.all(self.q.fanned_sinks, a=account_sid, types=self.d.list_(types))
-        return [r["sink_sid"] for r in rows]
-
     async def publish(
         self, account_sid: str, events: Sequence[NewEvent], now_ms: int, dedupe_window_ms: int
     ) -> PublishOutcome:
-        """Store new events (dropping ids seen within the dedupe window) and one
-        delivery per subscribed sink, in one transaction."""
+        """Append new events to the log (dropping ids seen within the dedupe window) and wake the
+        subscribed sinks, in one transaction."""
         return await self.db.run(lambda tx: self.publish_tx(tx, account_sid, events, now_ms, dedupe_window_ms),
                                  write=True)  # fmt: skip
 
@@ -52,23 +45,27 @@ class Deliveries(Repository):
     ) -> PublishOutcome:
         """:meth:`publish` inside a caller's transaction (the tracking API stores its messages, their
         profiles and their events in one). ``dedupe_window_ms`` None: the caller has already made
-        the ids unique (the tracking API's messageId claim), so they are not claimed again."""
+        the ids unique (the tracking API's messageId claim), so they are not claimed again.
+        Nothing is written per sink: each sink's cursor reads the log."""
         if dedupe_window_ms is None:
             new, dup = list(events), []
         else:
             fresh = self.d.claim_ids(tx, account_sid, [e.id for e in events], now_ms, now_ms - dedupe_window_ms)
             new = [e for e in events if e.id in fresh]
             dup = [e.id for e in events if e.id not in fresh]
-        seqs = self.d.insert_events(tx, account_sid, new, now_ms)
-        sinks = self._fan_out(tx, account_sid, seqs, now_ms, sorted({e.type for e in new}))
-        self.d.notify(tx, sinks)
+        if new:
+            self.d.insert_events(tx, account_sid, new, now_ms)
+            types = self.d.list_(sorted({e.type for e in new}))
+            self.d.notify(tx, [r["sink_sid"] for r in tx.all(self.q.fanned_sinks, a=account_sid, types=types)])
         return PublishOutcome([e.id for e in new], dup)
 
     async def enqueue_for_sink(self, account_sid: str, sink_sid: str, events: Sequence[NewEvent], now_ms: int) -> int:
-        """Store events for one sink only (sink test events), no dedupe."""
+        """Store events for one sink only (sink test events), no dedupe: retry-table rows, due now, and
+        marked so that no cursor reads them."""
 
         def go(tx: Tx) -> int:
             seqs = self.d.insert_events(tx, account_sid, events, now_ms)
+            tx.run(self.q.mark_only_sink, s=sink_sid, seqs=self.d.list_(seqs))
             tx.many(self.q.insert_delivery, [{"s": sink_sid, "a": account_sid, "q": q, "now": now_ms} for q in seqs])
             self.d.notify(tx, [sink_sid])
             return len(seqs)
@@ -76,35 +73,87 @@ class Deliveries(Repository):
         return await self.db.run(go, write=True)
 
     async def lease(self, sink_sid: str, now_ms: int, limit: int, lease: str, lease_ms: int) -> list[LeasedDelivery]:
+        """Up to ``limit`` deliveries for the sink under ``lease``: a batch another worker left (its lease
+        expired) if there is one, else due retries first and then the next events from the sink's cursor
+        (the cursor moves past them in this transaction; their batch holds them until completed)."""
+
         def go(tx: Tx) -> list[LeasedDelivery]:
-            rows = tx.all(self.q.lease, until=now_ms + lease_ms, lease=lease, s=sink_sid, now=now_ms, n=limit)
-            if not rows:
-                return []
-            seqs = self.d.list_([r["event_seq"] for r in rows])
-            events = {r["seq"]: r for r in tx.all(self.q.leased_events, seqs=seqs)}
-            out = []
-            for r in sorted(rows, key=lambda r: int(r["id"])):
-                e = events.get(r["event_seq"])
-                if e is None:  # event pruned under us: nothing left to deliver
-                    continue
-                out.append(
-                    LeasedDelivery(
-                        id=int(r["id"]),
-                        sink_sid=r["sink_sid"],
-                        account_sid=r["account_sid"],
-                        event_seq=int(r["event_seq"]),
-                        attempts=int(r["attempts"]),
-                        window_start=int(r["window_start"]),
-                        event_id=e["id"],
-                        type=e["type"],
-                        schema_version=e["schema_version"],
-                        payload=e["payload"],
-                        lease=lease,
-                    )
-                )
+            until = now_ms + lease_ms
+            left = tx.one(self.q.expired_batch, s=sink_sid, now=now_ms)
+            if left is not None:
+                tx.run(self.q.take_batch, id=left["id"], lease=lease, until=until)
+                types = self._types(tx, sink_sid)
+                rows = self._read_log(tx, left["account_sid"], types, int(left["from_seq"]), int(left["to_seq"]))
+                return _from_log(rows, types, sink_sid, left["account_sid"], lease, int(left["id"]))
+            out = self._lease_retries(tx, sink_sid, now_ms, limit, lease, until)
+            if len(out) < limit:
+                out += self._lease_log(tx, sink_sid, limit - len(out), lease, until)
             return out
 
         return await self.db.run(go, write=True)
+
+    def _types(self, tx: Tx, sink_sid: str) -> dict[str, int]:
+        """type -> the log position the sink subscribed to it at (it reads only events after it)."""
+        return {r["type"]: int(r["from_seq"]) for r in tx.all(self.q.sink_types, s=sink_sid)}
+
+    def _read_log(
+        self, tx: Tx, account_sid: str, types: dict[str, int], after: int, upto: int, n: int | None = None
+    ) -> list[dict[str, Any]]:
+        if not types or upto <= after:
+            return []
+        rows = tx.all(self.q.log_after, a=account_sid, pos=after, head=upto, types=self.d.list_(sorted(types)),
+                      n=n if n is not None else upto - after)  # fmt: skip
+        return [dict(r) for r in rows]
+
+    def _lease_log(self, tx: Tx, sink_sid: str, room: int, lease: str, until: int) -> list[LeasedDelivery]:
+        cur = tx.one(self.q.cursor, s=sink_sid)  # PostgreSQL: locked, or skipped while another worker reads
+        if cur is None:
+            return []
+        account, pos = cur["account_sid"], int(cur["position"])
+        head_row = tx.one(self.q.log_head, a=account)  # before the read: see log_head in deliveries.sql
+        head = int(head_row["m"]) if head_row and head_row["m"] is not None else 0
+        if head <= pos:
+            return []
+        types = self._types(tx, sink_sid)
+        rows = self._read_log(tx, account, types, pos, head, room)
+        to = int(rows[-1]["seq"]) if len(rows) == room else head
+        tx.run(self.q.advance_cursor, s=sink_sid, to=to)
+        rows = [r for r in rows if int(r["seq"]) > types[r["type"]]]
+        if not rows:
+            return []
+        b = tx.one(self.q.insert_batch, s=sink_sid, a=account, lo=pos, hi=to, lease=lease, until=until)
+        assert b is not None
+        return _from_log(rows, types, sink_sid, account, lease, int(b["id"]))
+
+    def _lease_retries(
+        self, tx: Tx, sink_sid: str, now_ms: int, limit: int, lease: str, until: int
+    ) -> list[LeasedDelivery]:
+        rows = tx.all(self.q.lease, until=until, lease=lease, s=sink_sid, now=now_ms, n=limit)
+        if not rows:
+            return []
+        seqs = self.d.list_([r["event_seq"] for r in rows])
+        events = {r["seq"]: r for r in tx.all(self.q.leased_events, seqs=seqs)}
+        out = []
+        for r in sorted(rows, key=lambda r: int(r["id"])):
+            e = events.get(r["event_seq"])
+            if e is None:  # event pruned under us: nothing left to deliver
+                continue
+            out.append(
+                LeasedDelivery(
+                    id=int(r["id"]),
+                    sink_sid=r["sink_sid"],
+                    account_sid=r["account_sid"],
+                    event_seq=int(r["event_seq"]),
+                    attempts=int(r["attempts"]),
+                    window_start=int(r["window_start"]),
+                    event_id=e["id"],
+                    type=e["type"],
+                    schema_version=e["schema_version"],
+                    payload=e["payload"],
+                    lease=lease,
+                )
+            )
+        return out
 
     async def complete(
         self,
@@ -115,10 +164,14 @@ class Deliveries(Repository):
         alert_every_ms: int,
     ) -> list[AlertRow]:
         """Apply outcomes (only where the lease is still ours), write logs,
-        update alert grouping; return alerts raised."""
-        gone = [r for r in results if r.kind in ("delivered", "skipped")]
-        retry = [r for r in results if r.kind == "retry"]
-        dead = [r for r in results if r.kind == "dead"]
+        update alert grouping; return alerts raised. A log batch's delivered events leave nothing behind;
+        its failures become retry rows or dead letters; then the batch is done."""
+        rows = [r for r in results if not r.delivery.batch]
+        logged = [r for r in results if r.delivery.batch]
+        gone = [r for r in rows if r.kind in ("delivered", "skipped")]
+        retry = [r for r in rows if r.kind == "retry"]
+        dead = [r for r in rows if r.kind == "dead"]
+        batches = {r.delivery.batch: r.delivery.lease for r in logged}
 
         def go(tx: Tx) -> list[AlertRow]:
             by_lease: dict[str, list[int]] = {}
@@ -130,70 +183,136 @@ class Deliveries(Repository):
                 tx.many(self.q.retry, [{"due": r.due_at, "c": r.code, "e": r.error, "id": r.delivery.id,
                                         "lease": r.delivery.lease} for r in retry])  # fmt: skip
             if dead:
-                rows = [{"id": r.delivery.id, "lease": r.delivery.lease, "eid": r.delivery.event_id,
-                         "t": r.delivery.type, "c": r.code, "e": r.error, "now": now_ms} for r in dead]  # fmt: skip
-                tx.many(self.q.dead, rows)
-                tx.many(self.q.delete_one_leased, rows)
+                params = [{"id": r.delivery.id, "lease": r.delivery.lease, "eid": r.delivery.event_id,
+                           "t": r.delivery.type, "c": r.code, "e": r.error, "now": now_ms} for r in dead]  # fmt: skip
+                tx.many(self.q.dead, params)
+                tx.many(self.q.delete_one_leased, params)
+            if logged:
+                self._complete_log(tx, logged, batches, now_ms)
             if logs:
                 tx.many(self.q.insert_log, [_log_params(g) for g in logs])
             return [a for err in errors if (a := self.alerts.record(tx, err, now_ms, alert_every_ms)) is not None]
 
         return await self.db.run(go, write=True)
 
+    def _complete_log(self, tx: Tx, logged: list[DeliveryResult], batches: dict[int, str], now_ms: int) -> None:
+        def params(r: DeliveryResult) -> dict[str, Any]:
+            d = r.delivery
+            return {"s": d.sink_sid, "a": d.account_sid, "q": d.event_seq, "ws": d.window_start, "due": r.due_at,
+                    "c": r.code, "e": r.error, "b": d.batch, "lease": d.lease, "eid": d.event_id, "t": d.type,
+                    "now": now_ms}  # fmt: skip
+
+        retry = [params(r) for r in logged if r.kind == "retry"]
+        if retry:
+            tx.many(self.q.retry_from_log, [{k: p[k] for k in ("s", "a", "q", "ws", "due", "c", "e", "b", "lease")}
+                                            for p in retry])  # fmt: skip
+        dead = [params(r) for r in logged if r.kind == "dead"]
+        if dead:
+            tx.many(self.q.dead_from_log, [{k: p[k] for k in ("a", "s", "q", "eid", "t", "c", "e", "now", "b", "lease")}
+                                           for p in dead])  # fmt: skip
+        tx.many(self.q.finish_batch, [{"b": b, "lease": lease} for b, lease in batches.items()])
+
     async def expire(
         self, sink_sid: str, window_start_before: int, now_ms: int, reason: str, code: int | None = None
     ) -> int:
-        """Dead-letter the sink's unleased deliveries whose retry window has
-        passed without an attempt (a sink paused as down never tried them);
-        those never tried get ``code``, the error that kept the sink down."""
+        """Dead-letter what the sink never got to before its retry window passed (a sink paused as down
+        never tried them): unleased retry rows, and the events past its cursor received before
+        ``window_start_before``. Those never tried get ``code``, the error that kept the sink down."""
 
         def go(tx: Tx) -> int:
-            gone = tx.all(self.q.expire, s=sink_sid, cut=window_start_before)
-            if not gone:
-                return 0
-            seqs = self.d.list_([int(g["event_seq"]) for g in gone])
-            events = {int(r["seq"]): r for r in tx.all(self.q.expired_events, seqs=seqs)}
-            tx.many(
-                self.q.insert_dead,
-                [
-                    {
-                        "a": g["account_sid"],
-                        "s": g["sink_sid"],
-                        "q": g["event_seq"],
-                        "eid": events[int(g["event_seq"])]["id"],
-                        "t": events[int(g["event_seq"])]["type"],
-                        "n": g["attempts"],
-                        "c": g["last_code"] or code,
-                        "e": f"{g['last_error']} ({reason})" if g["last_error"] else reason,
-                        "now": now_ms,
-                    }
-                    for g in gone
-                    if int(g["event_seq"]) in events
-                ],
+            return self._expire_retries(tx, sink_sid, window_start_before, now_ms, reason, code) + self._expire_log(
+                tx, sink_sid, window_start_before, now_ms, reason, code
             )
-            return len(gone)
 
         return await self.db.run(go, write=True)
+
+    def _expire_retries(self, tx: Tx, sink_sid: str, cut: int, now_ms: int, reason: str, code: int | None) -> int:
+        gone = tx.all(self.q.expire, s=sink_sid, cut=cut)
+        if not gone:
+            return 0
+        seqs = self.d.list_([int(g["event_seq"]) for g in gone])
+        events = {int(r["seq"]): r for r in tx.all(self.q.expired_events, seqs=seqs)}
+        tx.many(
+            self.q.insert_dead,
+            [
+                {
+                    "a": g["account_sid"],
+                    "s": g["sink_sid"],
+                    "q": g["event_seq"],
+                    "eid": events[int(g["event_seq"])]["id"],
+                    "t": events[int(g["event_seq"])]["type"],
+                    "n": g["attempts"],
+                    "c": g["last_code"] or code,
+                    "e": f"{g['last_error']} ({reason})" if g["last_error"] else reason,
+                    "now": now_ms,
+                }
+                for g in gone
+                if int(g["event_seq"]) in events
+            ],
+        )
+        return len(gone)
+
+    def _expire_log(self, tx: Tx, sink_sid: str, cut: int, now_ms: int, reason: str, code: int | None) -> int:
+        cur = tx.one(self.q.cursor, s=sink_sid)
+        if cur is None:
+            return 0
+        account, pos = cur["account_sid"], int(cur["position"])
+        head_row = tx.one(self.q.log_head, a=account)
+        head = int(head_row["m"]) if head_row and head_row["m"] is not None else 0
+        types = self._types(tx, sink_sid)
+        n = 0
+        while True:
+            rows = self._read_log(tx, account, types, pos, head, EXPIRE_STEP)
+            old = [r for r in rows if int(r["received_at"]) < cut]
+            if len(old) < len(rows):  # the log is in arrival order: stop at the first event still in its window
+                old = old[: next(i for i, r in enumerate(rows) if int(r["received_at"]) >= cut)]
+            if not old:
+                return n
+            tx.many(self.q.insert_dead, [{"a": account, "s": sink_sid, "q": r["seq"], "eid": r["id"], "t": r["type"],
+                                          "n": 0, "c": code, "e": reason, "now": now_ms}
+                                         for r in old if int(r["seq"]) > types[r["type"]]])  # fmt: skip
+            pos = int(old[-1]["seq"])
+            tx.run(self.q.advance_cursor, s=sink_sid, to=pos)
+            n += sum(1 for r in old if int(r["seq"]) > types[r["type"]])
+            if len(old) < EXPIRE_STEP:
+                return n
 
     async def extend_lease(self, ids: Sequence[int], lease: str, until_ms: int) -> int:
         """Push the lease on these deliveries to ``until_ms`` while they are still ``lease``'s
         (a send that outlasts the lease must not let another worker take them); how many were."""
         params = {"until": until_ms, "lease": lease, "ids": self.d.list_(list(ids))}
-        return await self.db.run(lambda tx: tx.run(self.q.extend_lease, **params), write=True)
+
+        def go(tx: Tx) -> int:
+            return tx.run(self.q.extend_lease, **params) + tx.run(self.q.extend_batch, until=until_ms, lease=lease)
+
+        return await self.db.run(go, write=True)
 
     async def release_leases(self) -> int:
-        """Make every leased delivery due now (single-process SQLite start-up)."""
-        return await self.db.run(lambda tx: tx.run(self.q.release_leases), write=True)
+        """Make every leased delivery and batch due now (single-process SQLite start-up)."""
+        return await self.db.run(lambda tx: tx.run(self.q.release_leases) + tx.run(self.q.release_batches), write=True)
 
     async def next_due(self, sink_sid: str) -> int | None:
-        r = await self.db.run(lambda tx: tx.one(self.q.next_due, s=sink_sid))
-        return int(r["d"]) if r and r["d"] is not None else None
+        def go(tx: Tx) -> int | None:
+            due = [r["d"] for q in (self.q.next_due, self.q.next_batch_due) if (r := tx.one(q, s=sink_sid))]
+            return min((int(d) for d in due if d is not None), default=None)
+
+        return await self.db.run(go)
 
     async def backlog(self) -> tuple[int, int, int | None]:
-        """(deliveries waiting, of them already tried, the oldest one's creation in epoch ms): metrics."""
-        r = await self.db.run(lambda tx: tx.one(self.q.backlog))
-        assert r is not None
-        return int(r["depth"]), int(r["retrying"]), int(r["oldest"]) if r["oldest"] is not None else None
+        """(deliveries waiting, of them already tried, the oldest one's creation in epoch ms): metrics.
+        What waits in the log is counted from each cursor to its account's head (see log_backlog)."""
+
+        def go(tx: Tx) -> tuple[int, int, int | None]:
+            r = tx.one(self.q.backlog)
+            assert r is not None
+            depth, oldest = int(r["depth"]), r["oldest"]
+            for c in tx.all(self.q.log_backlog):
+                depth += max(0, int(c["behind"]))
+                if c["oldest"] is not None and (oldest is None or int(c["oldest"]) < int(oldest)):
+                    oldest = c["oldest"]
+            return depth, int(r["retrying"]), int(oldest) if oldest is not None else None
+
+        return await self.db.run(go)
 
     async def sinks(self) -> list[SinkRow]:
         """Sinks with a subscription or with pending deliveries."""
@@ -259,6 +378,33 @@ class Deliveries(Repository):
             return n
 
         return await self.db.run(go, write=True)
+
+
+EXPIRE_STEP = 5000  # log events dead-lettered per statement batch when a down sink's window passes
+
+
+def _from_log(
+    rows: list[dict[str, Any]], types: dict[str, int], sink_sid: str, account_sid: str, lease: str, batch: int
+) -> list[LeasedDelivery]:
+    """A batch's events as leased deliveries (not yet tried; their window started at their arrival)."""
+    return [
+        LeasedDelivery(
+            0,
+            sink_sid,
+            account_sid,
+            int(r["seq"]),
+            0,
+            int(r["received_at"]),
+            r["id"],
+            r["type"],
+            r["schema_version"],
+            r["payload"],
+            lease,
+            batch,
+        )
+        for r in rows
+        if int(r["seq"]) > types[r["type"]]
+    ]
 
 
 def _log_params(g: LogEntry) -> dict[str, Any]:

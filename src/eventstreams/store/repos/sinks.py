@@ -61,7 +61,11 @@ class Sinks(Repository):
             if tx.one(self.q.sink_in_use, sid=sid, a=account_sid):
                 raise Conflict("Sink still in use")
             tx.run(self.q.delete_sink_tests, sid=sid)
-            return tx.run(self.q.delete_sink, sid=sid, a=account_sid) > 0
+            gone = tx.run(self.q.delete_sink, sid=sid, a=account_sid) > 0
+            if gone:
+                tx.run(self.q.delete_cursor, sid=sid)
+                tx.run(self.q.delete_batches, sid=sid)
+            return gone
 
         return await self.db.run(go, write=True)
 
@@ -83,10 +87,14 @@ class Subscriptions(Repository):
             n = tx.one(self.q.count_subscriptions, a=row.account_sid)
             if n is not None and int(n["n"]) >= limit:
                 raise LimitReached(f"Account reached the max subscription limit ({limit})")
-            if one_per_sink and tx.one(self.q.sink_subscribed, s=row.sink_sid):
+            subscribed = tx.one(self.q.sink_subscribed, s=row.sink_sid) is not None
+            if one_per_sink and subscribed:
                 raise Conflict(f"Sink with SID {row.sink_sid} is in use")
             tx.run(self.q.insert_subscription, **asdict(row))
             tx.many(self.q.insert_subscribed, [asdict(t) for t in types])
+            tx.run(self.q.open_cursor, s=row.sink_sid, a=row.account_sid)
+            if not subscribed:
+                tx.run(self.q.reset_cursor, s=row.sink_sid)
 
         await self.db.run(go, write=True)
 

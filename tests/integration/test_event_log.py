@@ -1,0 +1,206 @@
+"""The event log and its per-sink cursors on both backends (store.deliveries): a publish writes the events
+once and nothing per sink; each sink's cursor reads its account's events in log order; a batch left by a dead
+worker is sent again; failures become retry rows; a cursor never steps over an event that commits late
+(PostgreSQL, concurrent publishers); retention never takes what a cursor has yet to read."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from eventstreams.runtime import Runtime, build_runtime
+from eventstreams.store.records import DeliveryResult, LeasedDelivery, NewEvent
+from tests.conftest import make_settings
+from tests.unit.conftest import new_principal
+
+TYPE = "com.twilio.messaging.message.delivered"
+OTHER = "com.twilio.messaging.message.failed"
+TEST_TYPE = "com.twilio.eventstreams.test-event"
+LEASE_MS = 60_000
+
+
+@pytest.fixture
+async def rt(database: str, tmp_path: Path) -> AsyncIterator[Runtime]:
+    runtime = await build_runtime(make_settings(database, tmp_path, delivery=False))
+    try:
+        yield runtime
+    finally:
+        await runtime.close()
+
+
+async def _sink(rt: Runtime, account: Any, *types: str) -> str:
+    sink = await rt.control.create_sink(account, "log", "webhook", json.dumps({"destination": "http://127.0.0.1:9/x",
+                                                                               "method": "POST", "batch_events": False}))  # fmt: skip
+    await rt.control.create_subscription(account, "s", sink.row.sid, [json.dumps({"type": t}) for t in types])
+    return sink.row.sid
+
+
+def _events(n: int, type_: str = TYPE, tag: str = "") -> list[NewEvent]:
+    return [NewEvent(f"{tag}{uuid.uuid4().hex}", type_, 1, "2026-12-03T00:00:00.000Z", "{}") for _ in range(n)]
+
+
+async def _publish(rt: Runtime, account_sid: str, events: list[NewEvent], now_ms: int = 1_000) -> list[str]:
+    out = await rt.store.deliveries.publish(account_sid, events, now_ms, 60_000)
+    return out.stored
+
+
+async def _lease(rt: Runtime, sink: str, now_ms: int = 2_000, n: int = 500, tag: str = "w") -> list[LeasedDelivery]:
+    return await rt.store.deliveries.lease(sink, now_ms, n, f"{tag}:{uuid.uuid4().hex}", LEASE_MS)
+
+
+async def _done(rt: Runtime, batch: list[LeasedDelivery], kind: str = "delivered", now_ms: int = 2_000) -> None:
+    results = [DeliveryResult(d, kind, due_at=now_ms + 1000 if kind == "retry" else None, code=91304 if kind != "delivered"
+                              else None, error=None if kind == "delivered" else "down") for d in batch]  # fmt: skip
+    await rt.store.deliveries.complete(results, [], [], now_ms, 1)
+
+
+async def _count(rt: Runtime, table: str) -> int:
+    row = await rt.store.db.run(lambda tx: tx.one(f"SELECT COUNT(*) AS n FROM {table}"))
+    assert row is not None
+    return int(row["n"])
+
+
+async def _drain(rt: Runtime, sink: str, now_ms: int = 2_000) -> list[str]:
+    got: list[str] = []
+    while batch := await _lease(rt, sink, now_ms):
+        got += [d.event_id for d in batch]
+        await _done(rt, batch, now_ms=now_ms)
+    return got
+
+
+async def test_a_publish_writes_the_events_once_and_each_sink_reads_them_in_order(rt: Runtime) -> None:
+    a = await new_principal(rt)
+    sinks = [await _sink(rt, a, TYPE) for _ in range(3)]
+    ids = await _publish(rt, a.account.sid, _events(7))
+    assert await _count(rt, "deliveries") == 0  # nothing per sink
+    for sink in sinks:
+        batch = await _lease(rt, sink, n=4)
+        assert [d.event_id for d in batch] == ids[:4] and all(d.batch and not d.id for d in batch)
+        assert [d.window_start for d in batch] == [1_000] * 4  # the retry window runs from arrival
+        await _done(rt, batch)
+        assert await _drain(rt, sink) == ids[4:]
+    assert await _count(rt, "delivery_batches") == 0 and await _count(rt, "deliveries") == 0
+    assert await rt.store.deliveries.backlog() == (0, 0, None)
+
+
+async def test_a_cursor_reads_only_its_accounts_subscribed_types_published_after_it_subscribed(rt: Runtime) -> None:
+    a, b = await new_principal(rt, "a"), await new_principal(rt, "b")
+    early = await _publish(rt, a.account.sid, _events(2))  # before any subscription: nobody's
+    sink = await _sink(rt, a, TYPE)
+    tested = await _sink(rt, a, TEST_TYPE)
+    mine = await _publish(rt, a.account.sid, _events(3))
+    await _publish(rt, a.account.sid, _events(2, OTHER))  # not subscribed
+    await _publish(rt, b.account.sid, _events(2))  # another account's
+    await rt.operations.test_sink(a, sink)  # for that sink alone: the test-event subscriber must not read it
+    got = await _drain(rt, sink, now_ms=10**13)  # the test's retry row is due at the wall clock's now
+    assert got == [a.account.sid, *mine] and not set(early) & set(got)  # due retry rows first, then the log
+    assert await _drain(rt, tested, now_ms=10**13) == []
+    # a type added to the subscription later is read from then on, not from the cursor's old position
+    sub = (await rt.store.subscriptions.list(a.account.sid, sink, _page())).items[0]
+    before = await _publish(rt, a.account.sid, _events(1, OTHER))
+    await rt.control.add_subscribed_event(a, sub.sid, OTHER, None)
+    after = await _publish(rt, a.account.sid, _events(1, OTHER))
+    assert await _drain(rt, sink) == after and before != after
+
+
+def _page() -> Any:
+    from eventstreams.store.records import PageQuery
+
+    return PageQuery(size=50)
+
+
+async def test_a_batch_whose_worker_died_is_sent_again_and_its_stale_outcomes_are_ignored(rt: Runtime) -> None:
+    a = await new_principal(rt)
+    sink = await _sink(rt, a, TYPE)
+    ids = await _publish(rt, a.account.sid, _events(5))
+    lost = await _lease(rt, sink, now_ms=2_000, tag="dead")  # the worker dies mid-send
+    assert [d.event_id for d in lost] == ids
+    assert await _lease(rt, sink, now_ms=2_000 + LEASE_MS - 1) == []  # still leased: nobody else sends them
+    again = await _lease(rt, sink, now_ms=2_000 + LEASE_MS, tag="heir")  # the lease ran out: taken over
+    assert [d.event_id for d in again] == ids and again[0].batch == lost[0].batch
+    await _done(rt, lost, "retry")  # the dead worker's late answer: the batch is no longer its own
+    assert await _count(rt, "deliveries") == 0
+    await _done(rt, again)
+    assert await _count(rt, "delivery_batches") == 0 and await _lease(rt, sink, now_ms=10**9) == []
+
+
+async def test_failures_become_retry_rows_and_dead_letters(rt: Runtime) -> None:
+    a = await new_principal(rt)
+    sink = await _sink(rt, a, TYPE)
+    ids = await _publish(rt, a.account.sid, _events(4))
+    batch = await _lease(rt, sink)
+    await rt.store.deliveries.complete(
+        [DeliveryResult(batch[0], "delivered"), DeliveryResult(batch[1], "retry", due_at=5_000, code=91304, error="x"),
+         DeliveryResult(batch[2], "dead", code=91302, error="gone"), DeliveryResult(batch[3], "skipped")],
+        [], [], 2_000, 1)  # fmt: skip
+    assert await rt.store.deliveries.next_due(sink) == 5_000
+    assert await _lease(rt, sink, now_ms=4_999) == []
+    [retry] = await _lease(rt, sink, now_ms=5_000)
+    assert (retry.event_id, retry.attempts, retry.window_start, retry.batch) == (ids[1], 1, 1_000, 0)
+    page = await rt.store.dead_letters.list(a.account.sid, sink, _page())
+    assert [(d.event_id, d.attempts, d.last_code) for d in page.items] == [(ids[2], 1, 91302)]
+
+
+async def test_a_down_sinks_expired_window_dead_letters_what_its_cursor_never_reached(rt: Runtime) -> None:
+    a = await new_principal(rt)
+    sink = await _sink(rt, a, TYPE)
+    old = await _publish(rt, a.account.sid, _events(3), now_ms=1_000)
+    young = await _publish(rt, a.account.sid, _events(2), now_ms=9_000)
+    n = await rt.store.deliveries.expire(sink, 5_000, 10_000, "window exhausted", 91304)
+    assert n == 3
+    page = await rt.store.dead_letters.list(a.account.sid, sink, _page())
+    assert sorted(d.event_id for d in page.items) == sorted(old)
+    assert await _drain(rt, sink, 10_000) == young
+
+
+async def test_retention_keeps_what_a_cursor_has_to_read_and_an_emptied_log_goes_on(rt: Runtime) -> None:
+    a = await new_principal(rt)
+    sink = await _sink(rt, a, TYPE)
+    await _publish(rt, a.account.sid, _events(3), now_ms=1_000)
+    keep = {"log": 1, "errors": 1, "dedupe": 1, "events": 1}
+    assert (await rt.store.retention.prune(10**9, keep))["events"] == 0  # unread: kept
+    await _drain(rt, sink)
+    assert (await rt.store.retention.prune(10**9, keep))["events"] == 3
+    assert await _count(rt, "events") == 0
+    later = await _publish(rt, a.account.sid, _events(2), now_ms=2_000)  # seqs go on above the cursor
+    assert await _drain(rt, sink) == later
+
+
+async def test_concurrent_publishers_never_leave_an_event_behind_a_cursor(rt: Runtime) -> None:
+    """On PostgreSQL the publishes really overlap (a pool of connections); the cursor reads while they
+    commit. Every acknowledged event is read exactly once."""
+    a = await new_principal(rt)
+    sink = await _sink(rt, a, TYPE)
+    stop = asyncio.Event()
+    got: list[str] = []
+
+    async def reader() -> None:
+        while True:
+            batch = await _lease(rt, sink, n=37)
+            got.extend(d.event_id for d in batch)
+            if batch:
+                await _done(rt, batch)
+            elif stop.is_set():
+                return
+            else:
+                await asyncio.sleep(0)
+
+    async def publisher(i: int) -> list[str]:
+        out: list[str] = []
+        for _ in range(40):
+            out += await _publish(rt, a.account.sid, _events(7, tag=f"p{i}-"))
+        return out
+
+    task = asyncio.create_task(reader())
+    published = [e for ids in await asyncio.gather(*(publisher(i) for i in range(6))) for e in ids]
+    stop.set()
+    await task
+    got += await _drain(rt, sink)
+    assert len(published) == 6 * 40 * 7
+    assert sorted(got) == sorted(published)  # none skipped, none twice
