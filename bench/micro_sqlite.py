@@ -1,13 +1,14 @@
-"""Micro-benchmark of the SQLite statements on the publish and delivery paths,
-in-process through the SQLite ``Store`` (no HTTP), to attribute the costs seen in the
-``bench.run`` profiles and to size the suggested changes.
+"""Micro-benchmark of the SQLite publish and delivery paths, in-process through the SQLite ``Store`` (no
+HTTP), to attribute the costs seen in the ``bench.run`` profiles and to compare two versions of the code
+on a busy machine: each figure is given as wall time and as CPU time of this process (the store's thread
+included) per event, and CPU time moves little when other work shares the cores.
 
-    python -m bench.micro_sqlite [--batches 300]
+    python -m bench.micro_sqlite [--batches 300] [--sinks 1]
 
-Prints µs per event for: the whole ``deliveries.publish`` transaction, the same
-work with N requests grouped into one transaction (what group commit would
-give), ``deliveries.lease`` + ``deliveries.complete`` per event, and the
-DELETE of delivered rows one statement per row vs one statement per chunk.
+Prints µs per event for: ``Publisher._prepare`` (validation), the whole ``deliveries.publish``
+transaction (100 events each), ``deliveries.lease`` + ``deliveries.complete`` per delivery (chunks of 500,
+every subscribed sink), and the raw limit: the same rows inserted into a bare copy of the ``events`` table
+(same columns, indexes and pragmas) with ``executemany`` in 100-row transactions.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sqlite3
 import tempfile
 import time
 from pathlib import Path
@@ -23,12 +25,52 @@ from eventstreams import clock
 from eventstreams.config import Settings
 from eventstreams.delivery.publish import Publisher
 from eventstreams.runtime import build_runtime
-from eventstreams.store.records import DeliveryResult, LogEntry
+from eventstreams.store.records import DeliveryResult, LogEntry, NewEvent
 
 from .harness import EventFactory
 
 
-async def main_async(batches: int) -> None:
+class Timer:
+    """Wall and process CPU seconds of a block."""
+
+    def __enter__(self) -> Timer:
+        self.w, self.c = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall, self.cpu = time.perf_counter() - self.w, time.process_time() - self.c
+
+    def per(self, n: int) -> str:
+        return f"{self.wall / n * 1e6:6.1f} µs wall {self.cpu / n * 1e6:6.1f} µs CPU"
+
+
+def raw_insert(path: Path, prepared: list[list[NewEvent]], account: str) -> Timer:
+    """The same rows through sqlite3 alone: the store's pragmas, the events table as the store has it."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "cache_size=-65536"):
+        conn.execute(f"PRAGMA {pragma}")
+    conn.execute("CREATE TABLE events (seq INTEGER PRIMARY KEY, account_sid TEXT NOT NULL, id TEXT NOT NULL,"
+                 " type TEXT NOT NULL, schema_version INTEGER, received_at INTEGER NOT NULL, time TEXT NOT NULL,"
+                 " payload TEXT NOT NULL, only_sink TEXT)")  # fmt: skip
+    for ix in ("account_sid, received_at", "account_sid, id", "account_sid, seq"):
+        conn.execute(f"CREATE INDEX IF NOT EXISTS ix_{ix.replace(', ', '_')} ON events({ix})")
+    seq = 0
+    with Timer() as t:
+        for evs in prepared:
+            now = int(time.time() * 1000)
+            conn.execute("BEGIN")
+            conn.executemany(
+                "INSERT INTO events (seq, account_sid, id, type, schema_version, received_at, time, payload)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(seq + i, account, e.id, e.type, e.schema_version, now, e.time, e.payload) for i, e in enumerate(evs)],
+            )
+            conn.execute("COMMIT")
+            seq += len(evs)
+    conn.close()
+    return t
+
+
+async def main_async(batches: int, n_sinks: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(database_url=f"sqlite:///{tmp}/m.db", data_dir=Path(tmp), delivery=False,
                             allow_private_destinations=True)  # fmt: skip
@@ -37,47 +79,52 @@ async def main_async(batches: int) -> None:
         acct, _token = await svc.accounts.create("bench")
         sid = acct.sid
         principal = await svc.accounts.authenticate(_basic(sid, _token))
-        sink = await svc.control.create_sink(principal, "m", "webhook", json.dumps(
-            {"destination": "http://127.0.0.1:9/x", "method": "POST", "batch_events": True}))  # fmt: skip
-        await svc.control.create_subscription(
-            principal, "m", sink.row.sid, [json.dumps({"type": "com.twilio.messaging.message.delivered"})]
-        )
+        sinks = []
+        for i in range(n_sinks):
+            sink = await svc.control.create_sink(principal, f"m{i}", "webhook", json.dumps(
+                {"destination": "http://127.0.0.1:9/x", "method": "POST", "batch_events": True}))  # fmt: skip
+            await svc.control.create_subscription(
+                principal, "m", sink.row.sid, [json.dumps({"type": "com.twilio.messaging.message.delivered"})]
+            )
+            sinks.append(sink.row.sid)
         f = EventFactory("m1cr0")
         pub: Publisher = svc.publisher
         owner = principal.catalog_owner
 
         # prepared events (validation cost measured separately)
         raw = [json.loads(f.batch(100)) for _ in range(batches)]
-        t = time.perf_counter()
         prepared = []
-        for b in raw:
-            now_iso, cache = clock.iso_ms(time.time()), {}
-            prepared.append([await pub._prepare(owner, e, now_iso, cache) for e in b])
-        prep_us = (time.perf_counter() - t) / (batches * 100) * 1e6
+        with Timer() as prep:
+            for b in raw:
+                now_iso, cache = clock.iso_ms(time.time()), {}
+                prepared.append([await pub._prepare(owner, e, now_iso, cache) for e in b])
 
-        t = time.perf_counter()
-        for evs in prepared:
-            await store.deliveries.publish(sid, evs, int(time.time() * 1000), 86_400_000)
-        tx_us = (time.perf_counter() - t) / (batches * 100) * 1e6
+        with Timer() as tx:
+            for evs in prepared:
+                await store.deliveries.publish(sid, evs, int(time.time() * 1000), 86_400_000)
 
-        # lease + complete (delivered) per event, chunks of 500 as the dispatcher does
+        # lease + complete (delivered) per delivery, chunks of 500 as the dispatcher does, sink after sink
         n_done = 0
-        t = time.perf_counter()
-        while True:
-            now = int(time.time() * 1000)
-            leased = await store.deliveries.lease(sink.row.sid, now, 500, f"l{n_done}", 60_000)
-            if not leased:
-                break
-            results = [DeliveryResult(d, "delivered") for d in leased]
-            logs = [LogEntry(sid, sink.row.sid, now, "delivered", [d.event_id for d in leased], 1)]
-            await store.deliveries.complete(results, logs, [], now, 1_200_000)
-            n_done += len(leased)
-        lease_us = (time.perf_counter() - t) / max(1, n_done) * 1e6
+        with Timer() as deliver:
+            for sink_sid in sinks:
+                while True:
+                    now = int(time.time() * 1000)
+                    leased = await store.deliveries.lease(sink_sid, now, 500, f"l{n_done}", 60_000)
+                    if not leased:
+                        break
+                    results = [DeliveryResult(d, "delivered") for d in leased]
+                    logs = [LogEntry(sid, sink_sid, now, "delivered", [d.event_id for d in leased], 1)]
+                    await store.deliveries.complete(results, logs, [], now, 1_200_000)
+                    n_done += len(leased)
         await store.close()
-    print(f"events: {batches * 100}, event size {f.size} B")
-    print(f"  Publisher._prepare (validate, build)   {prep_us:6.1f} µs/event")
-    print(f"  publish_events tx (100/tx)             {tx_us:6.1f} µs/event")
-    print(f"  lease + complete (500/chunk)           {lease_us:6.1f} µs/event ({n_done} deliveries)")
+        rawt = raw_insert(Path(tmp) / "raw.db", prepared, sid)
+    n = batches * 100
+    print(f"events: {n}, event size {f.size} B, sinks: {n_sinks}")
+    print(f"  Publisher._prepare (validate, build)   {prep.per(n)}")
+    print(f"  publish_events tx (100/tx)             {tx.per(n)}  = {n / tx.wall:9,.0f} events/s")
+    print(f"  raw insert, same rows (100/tx)         {rawt.per(n)}  = {n / rawt.wall:9,.0f} rows/s")
+    print(f"  publish / raw (wall, CPU)              {rawt.wall / tx.wall:6.2f}       {rawt.cpu / tx.cpu:6.2f}")
+    print(f"  lease + complete (500/chunk)           {deliver.per(max(1, n_done))}  ({n_done} deliveries)")
 
 
 def _basic(sid: str, token: str) -> str:
@@ -89,8 +136,9 @@ def _basic(sid: str, token: str) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--batches", type=int, default=300)
+    ap.add_argument("--sinks", type=int, default=1, help="subscribed sinks (fan-out)")
     args = ap.parse_args()
-    asyncio.run(main_async(args.batches))
+    asyncio.run(main_async(args.batches, args.sinks))
 
 
 if __name__ == "__main__":
