@@ -54,9 +54,11 @@ class Deliveries(Repository):
             new = [e for e in events if e.id in fresh]
             dup = [e.id for e in events if e.id not in fresh]
         if new:
-            self.d.insert_events(tx, account_sid, new, now_ms)
             types = self.d.list_(sorted({e.type for e in new}))
             self.d.notify(tx, [r["sink_sid"] for r in tx.all(self.q.fanned_sinks, a=account_sid, types=types)])
+            # last: on PostgreSQL the append holds the account's log lock until COMMIT, so nothing else waits
+            # inside it (a NOTIFY is sent at COMMIT whenever it was queued)
+            self.d.insert_events(tx, account_sid, new, now_ms)
         return PublishOutcome([e.id for e in new], dup)
 
     async def enqueue_for_sink(self, account_sid: str, sink_sid: str, events: Sequence[NewEvent], now_ms: int) -> int:
