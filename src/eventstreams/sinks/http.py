@@ -33,6 +33,7 @@ from yarl import URL
 from .. import __version__
 from ..netpolicy import AsyncResolver, DestinationRefused, host_refusal, resolve_checked
 from ..outcome import EXCERPT_BYTES, Outcome
+from .lean_http import InvalidResponse
 
 __all__ = [
     "EXCERPT_BYTES",
@@ -188,6 +189,8 @@ def outcome_for_exception(exc: BaseException, timeout: float, what: str) -> Outc
     if isinstance(exc, aiohttp.InvalidURL):
         # e.g. aiohttp refuses some numeric hosts; fixing needs a sink update
         return Outcome.connect_error(f"{what} URL not usable: {exc}")
+    if isinstance(exc, InvalidResponse):
+        return Outcome.connect_error(f"invalid HTTP response: {exc}")
     if isinstance(exc, aiohttp.ClientResponseError):
         # Unparsable HTTP from the endpoint: its fault and worth retrying, like a dropped connection.
         return Outcome.connect_error(f"invalid HTTP response: {exc.message}")
