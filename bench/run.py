@@ -15,6 +15,11 @@ latency     10 events every 10 ms (1,000 events/s) -> publish->receipt p50/p99
 backlog     the sink's receiver is not running (connection refused) while events accumulate;
             serve RSS sampled throughout; then the receiver starts and the drain rate is measured
 fanout      100 sinks (each its own subscription, distinct paths) on one type -> deliveries/s
+raw-sqlite  the limit for publish (issue 13): the same events rows inserted by sqlite3 alone into a fresh
+            file (the store's schema, indexes and pragmas), 100-row transactions -> rows/s (bench/raw.py,
+            its own process); the table adds publish / raw
+raw-postgres  the same into a fresh PostgreSQL database, COPY and the store's unnest INSERT; the higher
+            is the raw rate
 
 No timing assertions: it reports, it does not fail on a missed target.
 """
@@ -62,6 +67,7 @@ TARGETS = {
     "latency-p50": ("ms", 10, None),
     "latency-p99": ("ms", 50, None),
     "backlog-rss": ("MB", 500, None),
+    "raw-ratio": ("of raw", 0.5, None),
 }
 
 
@@ -78,10 +84,11 @@ class Sizes:
     fanout_events: int
     wrk_seconds: int
     wait_cap_s: float
+    raw_seconds: float = 10
 
 
 FULL = Sizes(15, 8, 200_000, 50_000, 20, 1_000_000, 75, 75, 2_000, 5, 120)
-QUICK = Sizes(3, 8, 20_000, 5_000, 5, 100_000, 8, 20, 200, 2, 25)
+QUICK = Sizes(3, 8, 20_000, 5_000, 5, 100_000, 8, 20, 200, 2, 25, raw_seconds=3)
 
 
 # -- helpers --------------------------------------------------------------------------------
@@ -438,6 +445,21 @@ async def sc_fanout(ctx: Ctx) -> dict[str, Any]:
     return await with_server(ctx, "fanout", {}, body)
 
 
+async def _raw(ctx: Ctx) -> dict[str, Any]:
+    """``python -m bench.raw BACKEND`` in its own process (never in serve's)."""
+    cmd = [sys.executable, "-m", "bench.raw", ctx.backend, "--seconds", str(ctx.sizes.raw_seconds)]
+    if ctx.backend == "sqlite":
+        cmd += ["--dir", str(ctx.workdir)]  # the same file system as serve's database
+    proc = await asyncio.create_subprocess_exec(
+        *cmd, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await proc.communicate()
+    if proc.returncode != 0:
+        print(f"  raw-{ctx.backend} failed:\n{err.decode(errors='replace')[-2000:]}", file=sys.stderr)
+        return {"error": f"bench.raw exited {proc.returncode}"}
+    return dict(json.loads(out.decode().strip().splitlines()[-1]))
+
+
 SCENARIOS: dict[str, Callable[[Ctx], Awaitable[dict[str, Any]]]] = {
     "publish": sc_publish,
     "publish-nodelivery": sc_publish_nodelivery,
@@ -446,7 +468,34 @@ SCENARIOS: dict[str, Callable[[Ctx], Awaitable[dict[str, Any]]]] = {
     "latency": sc_latency,
     "backlog": sc_backlog,
     "fanout": sc_fanout,
+    "raw-sqlite": _raw,
+    "raw-postgres": _raw,
 }
+ONLY_ON = {"raw-sqlite": "sqlite", "raw-postgres": "postgres"}  # scenarios of one backend only
+
+
+def raw_ratios(res: dict[str, Any], backend: str) -> None:
+    """publish / raw of the same backend, into ``res`` (the issue's target: >= 0.5 of raw).
+
+    Also by CPU, which holds up better on a shared machine: the raw insert's CPU per row (its
+    process, plus PostgreSQL's backends) against publish's per event (serve, plus PostgreSQL's
+    backends; the bench client's share left out): ``cpu_ratio_to_raw`` = raw µs/row ÷ publish µs/event.
+    """
+    raw = res.get(f"raw-{backend}", {})
+    if not raw.get("rows_per_s"):
+        return
+    best = raw.get(raw.get("method", ""), raw) if backend == "postgres" else raw
+    raw_cpu = best.get("client_cpu_us_per_row", 0) + best.get("postgres_cpu_us_per_row", 0)
+    raw["cpu_us_per_row"] = round(raw_cpu, 1)
+    for sc in ("publish", "publish-nodelivery"):
+        r = res.get(sc, {})
+        rate = r.get("events_per_s")
+        if rate:
+            r["ratio_to_raw"] = round(rate / raw["rows_per_s"], 2)
+            cpu = 1e4 * (r.get("cpu_serve_pct", 0) + r.get("cpu_postgres_pct", 0)) / rate
+            r["cpu_us_per_event"] = round(cpu, 1)
+            if cpu and raw_cpu:
+                r["cpu_ratio_to_raw"] = round(raw_cpu / cpu, 2)
 
 
 # -- reporting ------------------------------------------------------------------------------
@@ -496,13 +545,18 @@ def rows(results: dict[str, dict[str, dict[str, Any]]]) -> list[tuple[str, ...]]
     backends = list(results)
 
     def g(b: str, sc: str, k: str) -> Any:
-        return results[b].get(sc, {}).get(k)
+        if sc == "raw":  # the backend's own raw scenario
+            sc = f"raw-{b}"
+        node = results[b].get(sc, {})
+        for part in k.split("."):
+            node = node.get(part, {}) if isinstance(node, dict) else {}
+        return node if node != {} else None
 
     def fmt(v: Any) -> str:
         if v is None:
             return "-"
         if isinstance(v, float):
-            return f"{v:,.1f}"
+            return f"{v:,.2f}" if abs(v) < 10 else f"{v:,.1f}"
         if isinstance(v, int):
             return f"{v:,}"
         return str(v)
@@ -512,6 +566,16 @@ def rows(results: dict[str, dict[str, dict[str, Any]]]) -> list[tuple[str, ...]]
         ("   delivered meanwhile, events/s", "publish", "delivered_meanwhile_per_s", None, False),
         ("   serve CPU % (100 = one core)", "publish", "cpu_serve_pct", None, False),
         ("1b. publish with the dispatcher off, events/s", "publish-nodelivery", "events_per_s", None, False),
+        ("1r. raw: the same events rows by the driver alone, rows/s", "raw", "rows_per_s", None, False),
+        ("   raw: PostgreSQL COPY, rows/s", "raw", "copy.rows_per_s", None, False),
+        ("   raw: PostgreSQL unnest INSERT (the store's), rows/s", "raw", "unnest.rows_per_s", None, False),
+        ("   1 / raw (publish, delivering)", "publish", "ratio_to_raw", "raw-ratio", False),
+        ("   1b / raw (publish, dispatcher off)", "publish-nodelivery", "ratio_to_raw", "raw-ratio", False),
+        ("   raw: CPU µs per row (its process + PostgreSQL)", "raw", "cpu_us_per_row", None, False),
+        ("   1: CPU µs per event (serve + PostgreSQL)", "publish", "cpu_us_per_event", None, False),
+        ("   1b: CPU µs per event (serve + PostgreSQL)", "publish-nodelivery", "cpu_us_per_event", None, False),
+        ("   1 / raw by CPU (raw µs/row ÷ 1's µs/event)", "publish", "cpu_ratio_to_raw", None, False),
+        ("   1b / raw by CPU", "publish-nodelivery", "cpu_ratio_to_raw", None, False),
         ("2a. end-to-end, batch_events=true, events/s", "e2e-batch", "events_per_s", "e2e-batch", False),
         ("2b. end-to-end, batch_events=false, events/s", "e2e-single", "events_per_s", "e2e-single", False),
         ("    wrk vs the same receiver, requests/s", "e2e-single", "wrk_receiver_req_per_s", None, False),
@@ -527,7 +591,9 @@ def rows(results: dict[str, dict[str, dict[str, Any]]]) -> list[tuple[str, ...]]
     out = [("scenario", *backends, "target")]
     for label, sc, key, tkey, lower in spec:
         vals = [g(b, sc, key) for b in backends]
-        if all(v is None for v in vals) and not any(sc in results[b] for b in backends):
+        if all(v is None for v in vals) and (
+            sc == "raw" or "to_raw" in key or "cpu_us_per" in key or not any(sc in results[b] for b in backends)
+        ):
             continue
         marks = []
         for b in backends:
@@ -595,7 +661,7 @@ def write_docs(path: Path, command: str, mach: dict[str, str], table: list[tuple
 
 
 async def run_backend(
-    backend: str, sizes: Sizes, only: list[str], workdir: Path, profile: bool
+    backend: str, sizes: Sizes, only: list[str], workdir: Path, profile: bool, explicit: frozenset[str] = frozenset()
 ) -> tuple[dict[str, Any], dict[str, list[str]]]:
     ctx = Ctx(
         backend, sizes, workdir, profile, f"{int(time.time()) & 0xFFFFFF:06x}{'5' if backend == 'sqlite' else 'b'}"
@@ -607,6 +673,10 @@ async def run_backend(
         ctx.session = session
         try:
             for name in only:
+                if ONLY_ON.get(name, backend) != backend:
+                    if name in explicit:
+                        print(f"[{backend}] {name}: skipped (runs with --backend {ONLY_ON[name]})", flush=True)
+                    continue
                 t = time.monotonic()
                 print(f"[{backend}] {name} ...", flush=True)
                 results[name] = await SCENARIOS[name](ctx)
@@ -614,6 +684,7 @@ async def run_backend(
                 print(f"[{backend}] {name}: {short}  ({time.monotonic() - t:.0f}s)", flush=True)
         finally:
             ctx.receiver.close()
+    raw_ratios(results, backend)
     return results, ctx.profiles
 
 
@@ -621,7 +692,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
     ap.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
     ap.add_argument("--quick", action="store_true", help="smaller counts and shorter windows (< 2 minutes)")
-    ap.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated scenarios: " + ",".join(SCENARIOS))
+    ap.add_argument("--only", default=None, help="comma-separated scenarios: " + ",".join(SCENARIOS))
     ap.add_argument("--profile", action="store_true", help="py-spy every scenario's server process (slower)")
     ap.add_argument("--json", type=Path, help="write raw results here")
     ap.add_argument("--write-docs", action="store_true", help="update the generated section of docs/benchmarks.md")
@@ -635,7 +706,8 @@ def main(argv: list[str] | None = None) -> None:
     sizes = QUICK if args.quick else FULL
     if args.profile:
         PROFILE_DIR.mkdir(exist_ok=True)
-    only = [s.strip() for s in args.only.split(",") if s.strip()]
+    explicit = frozenset() if args.only is None else frozenset(s.strip() for s in args.only.split(","))
+    only = [s.strip() for s in (args.only or ",".join(SCENARIOS)).split(",") if s.strip()]
     unknown = [s for s in only if s not in SCENARIOS]
     if unknown:
         ap.error(f"unknown scenario(s): {', '.join(unknown)}")
@@ -646,7 +718,7 @@ def main(argv: list[str] | None = None) -> None:
     profiles: dict[str, dict[str, list[str]]] = {}
     with tempfile.TemporaryDirectory(prefix="es-bench-") as tmp:
         for b in backends:
-            results[b], profiles[b] = asyncio.run(run_backend(b, sizes, only, Path(tmp), args.profile))
+            results[b], profiles[b] = asyncio.run(run_backend(b, sizes, only, Path(tmp), args.profile, explicit))
     table = rows(results)
     print()
     print(text_table(table))
