@@ -43,8 +43,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import psycopg
 
 from .harness import (
+    PG_ADMIN,
+    PYTHON,
     ROOT,
     Api,
     EventFactory,
@@ -380,6 +383,7 @@ async def sc_backlog(ctx: Ctx) -> dict[str, Any]:
             n, pub_dt = await publish_events(api, f, s.backlog_events, 4, s.backlog_publish_cap_s)
             pub_cpu = m.stop()
             rss_at_peak_backlog = rss_mb(server.pid)
+            disk = db_bytes(server)
             down.start()
             m2 = Meter(server, down)
             t0_ns = time.time_ns()
@@ -397,6 +401,10 @@ async def sc_backlog(ctx: Ctx) -> dict[str, Any]:
             "accumulate_cpu": pub_cpu,
             "rss_mb_max": round(max(v for _, v in rss)),
             "rss_mb_at_full_backlog": round(rss_at_peak_backlog),
+            # the database (file + WAL, or pg_database_size) over the events' own JSON bytes
+            "db_mb_at_full_backlog": round(disk / 2**20),
+            "db_per_event_bytes": round(disk / max(1, n)),
+            "db_over_event_bytes": round(disk / max(1, n * f.size), 2),
             "drain_events_per_s": round(st["events"] / drain_dt) if drain_dt > 0 else None,
             "drained": st["events"],
             "drain_seconds": round(drain_dt, 1),
@@ -460,6 +468,52 @@ async def _raw(ctx: Ctx) -> dict[str, Any]:
     return dict(json.loads(out.decode().strip().splitlines()[-1]))
 
 
+def db_bytes(server: Server) -> int:
+    """What the store occupies on disk now: the SQLite file and its WAL, or the PostgreSQL database."""
+    if server.pg_name:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            row = conn.execute("SELECT pg_database_size(%s)", (server.pg_name,)).fetchone()
+            return int(row[0]) if row else 0
+    return sum(p.stat().st_size for p in server.dir.glob("eventstreams.db*"))
+
+
+async def sc_scale(ctx: Ctx) -> dict[str, Any]:
+    """PostgreSQL scale-out: a backlog published with delivery off, then drained by 1, 2 and 4
+    `eventstreams worker` processes (one request per event to 4 sinks, the CPU-heavy case)."""
+    s = ctx.sizes
+    sinks, out = 4, {}
+    for n_workers in (1, 2, 4):
+
+        async def body(server: Server, api: Api, n_workers: int = n_workers) -> dict[str, Any]:
+            assert ctx.receiver is not None and ctx.session is not None
+            for i in range(sinks):
+                await api.webhook(f"{ctx.receiver.url}/scale/{i}", batch=False, description=f"scale {i}")
+            n, _ = await publish_events(api, ctx.factory(), s.e2e_single_events // 2, 4, None)
+            workers = [subprocess.Popen([PYTHON, "-m", "eventstreams.cli.main", "worker"], cwd=server.dir,
+                                        env=server.env | {"EVENTSTREAMS_DELIVERY": "true"},
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                       for _ in range(n_workers)]  # fmt: skip
+            try:
+                st = await wait_received(ctx.session, ctx.receiver, n * sinks, s.wait_cap_s * 2)
+                # first to last receipt: the workers' start-up (imports, first refresh) is not the rate
+                dt = max(1e-3, (st["last_ns"] - st["first_ns"]) / 1e9)
+                cpu = sum(cpu_seconds(w.pid) for w in workers)
+            finally:
+                for w in workers:
+                    w.terminate()
+                for w in workers:
+                    w.wait(20)
+            res = {"deliveries_per_s": round(st["events"] / dt), "deliveries": st["events"],
+                   "workers_cpu_s_per_1k": round(1000 * cpu / max(1, st["events"]), 3)}  # fmt: skip
+            if st.get("incomplete"):
+                res["incomplete"] = f"received {st['events']} of {n * sinks}"
+            return res
+
+        out[f"workers_{n_workers}"] = await with_server(ctx, f"scale-{n_workers}", {"EVENTSTREAMS_DELIVERY": "false"},
+                                                        body)  # fmt: skip
+    return {f"{k}_{m}": v for k, r in out.items() for m, v in r.items()}
+
+
 SCENARIOS: dict[str, Callable[[Ctx], Awaitable[dict[str, Any]]]] = {
     "publish": sc_publish,
     "publish-nodelivery": sc_publish_nodelivery,
@@ -470,8 +524,9 @@ SCENARIOS: dict[str, Callable[[Ctx], Awaitable[dict[str, Any]]]] = {
     "fanout": sc_fanout,
     "raw-sqlite": _raw,
     "raw-postgres": _raw,
+    "scale": sc_scale,
 }
-ONLY_ON = {"raw-sqlite": "sqlite", "raw-postgres": "postgres"}  # scenarios of one backend only
+ONLY_ON = {"raw-sqlite": "sqlite", "raw-postgres": "postgres", "scale": "postgres"}  # scenarios of one backend only
 
 
 def raw_ratios(res: dict[str, Any], backend: str) -> None:
