@@ -115,6 +115,13 @@ class Ctx:
         return EventFactory(f"{self.run_id}{self._factory_n:02x}")
 
 
+def child_pids(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
 class Meter:
     """CPU seconds of the server, the receiver and PostgreSQL over a window."""
 
@@ -122,6 +129,8 @@ class Meter:
         self.pids = {"serve": server.pid, "client": os.getpid()}
         if receiver is not None and receiver.proc is not None:
             self.pids["receiver"] = receiver.proc.pid
+        for child in child_pids(server.pid):  # serve's delivery process (SQLite)
+            self.pids["delivery"] = child
         self.pg = server.backend == "postgres"
         self.pg0 = {p: cpu_seconds(p) for p in postgres_pids()} if self.pg else {}
         self.t0 = time.monotonic()

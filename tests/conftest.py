@@ -128,6 +128,9 @@ def make_settings(url: str, tmp: Path, **overrides: Any) -> Settings:
         # no scheduled syncs in shared test servers: a source some test (or a fuzz) leaves enabled must not
         # go on syncing in the background of later tests; the scheduler's own tests turn it on
         source_syncs=False,
+        # in-process servers deliver in their own process; the delivery process is tested through real
+        # `serve` processes (tests/e2e)
+        delivery_process=False,
     )
     return Settings(**{**base.__dict__, **overrides})
 
@@ -226,6 +229,7 @@ class Receiver:
         import threading as _t
 
         self.requests: list[dict[str, Any]] = []
+        self.connections: set[Any] = set()  # open keep-alive connections: closed with the receiver
         self.plan: dict[str, list[tuple[int, float] | tuple[int, float, dict[str, str]]]] = {}
         self.lock = _t.Lock()
         outer = self
@@ -235,6 +239,16 @@ class Receiver:
 
             def log_message(self, *args: Any) -> None:
                 pass
+
+            def setup(self) -> None:
+                super().setup()
+                with outer.lock:
+                    outer.connections.add(self.connection)
+
+            def finish(self) -> None:
+                with outer.lock:
+                    outer.connections.discard(self.connection)
+                super().finish()
 
             def _handle(self) -> None:
                 n = int(self.headers.get("Content-Length") or 0)
@@ -300,8 +314,19 @@ class Receiver:
         raise AssertionError("condition not met in time")
 
     def close(self) -> None:
+        """Gone as a stopped process is: the port refuses connections and the open ones are closed (a
+        stopped listener alone would go on answering on keep-alive connections)."""
+        import socket as _socket
+
         self.httpd.shutdown()
         self.httpd.server_close()
+        with self.lock:
+            open_ones = list(self.connections)
+        for conn in open_ones:
+            try:
+                conn.shutdown(_socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 @pytest.fixture

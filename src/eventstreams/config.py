@@ -97,6 +97,12 @@ class Settings:
         "Run the delivery dispatcher inside `serve` (set `false` for API-only nodes; `eventstreams worker` delivers"
         " without an API).",
     )  # fmt: skip
+    delivery_process: bool = setting(
+        True, "EVENTSTREAMS_DELIVERY_PROCESS",
+        "On SQLite, `serve` runs the dispatcher in a second process of its own (restarted if it dies), so publishing"
+        " and delivering use two cores; `false`: inside the serve process. PostgreSQL scales with"
+        " `eventstreams worker` instead.",
+    )  # fmt: skip
     dedupe_window_s: float = setting(
         86400.0, "EVENTSTREAMS_DEDUPE_WINDOW_SECONDS",
         "An event id published again by the same account within this window is stored once.",
@@ -214,6 +220,16 @@ class Settings:
         " (`duckdb:///relative` or `duckdb:////absolute`), PostgreSQL (`postgresql://…`), or any dlt destination"
         " (`dlt+snowflake://`, credentials from dlt's config; docs/warehouse.md).",
     )  # fmt: skip
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as the environment that reads back as them (a child process of ``serve``);
+        unset (None) ones are left out."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None:
+                out[f.metadata["env"]] = ("true" if value else "false") if isinstance(value, bool) else str(value)
+        return out
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

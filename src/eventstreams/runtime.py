@@ -35,6 +35,7 @@ from .tracking.sources import Sources
 from .warehouse.events import EventsWarehouse
 
 if TYPE_CHECKING:
+    from .delivery.process import DeliveryProcess
     from .delivery.service import DeliveryService
     from .objectsource.scheduler import Scheduler
     from .objectsource.sync import Syncer
@@ -61,6 +62,7 @@ class Runtime:
     events_warehouse: EventsWarehouse
     metrics: Metrics = field(default_factory=Metrics.from_env)
     delivery: DeliveryService | None = None
+    delivery_process: DeliveryProcess | None = None
     status_clock: StatusClock | None = None
     scheduler: Scheduler | None = None
     _closed: bool = field(default=False, repr=False)
@@ -69,12 +71,18 @@ class Runtime:
     def base(self) -> str:
         return self.settings.public_base_url()
 
-    async def start_delivery(self) -> None:
-        """Run the dispatcher in this process and route wake-ups to it."""
+    async def start_delivery(self, *, here: bool = False) -> None:
+        """Run the dispatcher and route wake-ups to it: in this process, or (SQLite, `serve`) in a delivery
+        process of its own (delivery/process.py). ``here``: in this process whatever the settings say."""
         from .delivery.metrics import DeliveryMetrics
+        from .delivery.process import DeliveryProcess
         from .delivery.service import DeliveryService
 
-        if self.delivery is not None:
+        if self.delivery is not None or self.delivery_process is not None:
+            return
+        if not here and self._delivers_in_a_child():
+            self.delivery_process = DeliveryProcess(self.settings)
+            await self.delivery_process.start()
             return
         # the SMS sink reads profiles through the profiles domain
         self.delivery = DeliveryService(
@@ -82,7 +90,27 @@ class Runtime:
         )
         await self.delivery.start()
 
+    def _delivers_in_a_child(self) -> bool:
+        # only where the child's metrics reach this process's /metrics (the serve command sets that up)
+        s = self.settings
+        return (
+            s.delivery_process
+            and self.store.dialect == "sqlite"
+            and ":memory:" not in s.database_url
+            and self.metrics.multiproc_dir is not None
+        )
+
+    @property
+    def delivering(self) -> bool:
+        """A dispatcher runs for this runtime: here, or in its delivery process (readiness)."""
+        if self.delivery is not None:
+            return self.delivery.dispatcher.running
+        return self.delivery_process is not None and self.delivery_process.running
+
     async def stop_delivery(self) -> None:
+        child, self.delivery_process = self.delivery_process, None
+        if child is not None:
+            await child.stop()
         delivery, self.delivery = self.delivery, None
         if delivery is not None:
             await delivery.stop()

@@ -62,8 +62,7 @@ def _hang_up(handler: http.server.BaseHTTPRequestHandler) -> None:
 
 
 def stop(receiver: Receiver) -> None:
-    receiver.httpd.shutdown()
-    receiver.httpd.server_close()  # the port now refuses connections
+    receiver.close()  # the port now refuses connections, and the open ones are closed
     # and a connection the sink keeps alive is dropped at its next request, as a dead server's would be
     receiver.httpd.RequestHandlerClass.do_POST = _hang_up  # type: ignore[attr-defined]
 

@@ -132,3 +132,13 @@ async def test_no_answer_within_the_timeout(server: Scripted) -> None:
     server.answer = lambda n: b""  # reads the request, never answers
     with pytest.raises(TimeoutError):
         await post(client(timeout=0.2), server)
+
+
+async def test_a_hang_up_without_an_answer_is_an_error_not_a_success(server: Scripted) -> None:
+    c = client()
+    assert await post(c, server) == (200, b"ok")  # a keep-alive connection to reuse
+    server.answer = lambda n: b""
+    server.close_after = 1  # from now on: read the request, hang up
+    with pytest.raises(ConnectionError):
+        await post(c, server)  # the reused connection hangs up, and so does the fresh one tried after it
+    assert len(server.requests) == 3

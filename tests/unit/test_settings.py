@@ -26,7 +26,7 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 # Every variable the service has read since before the table was generated: none may be renamed.
 KNOWN = """DATABASE_URL ACCOUNT_SID AUTH_TOKEN BASE_URL HOST PORT DATA_DIR SECRET_KEY MAX_BODY_BYTES
 ONE_SUBSCRIPTION_PER_SINK ALLOW_PRIVATE_DESTINATIONS ALLOW_SINK_ENDPOINT_URL SQLITE_SYNCHRONOUS PG_POOL_SIZE DELIVERY
-DEDUPE_WINDOW_SECONDS PUBLISH_MAX_EVENTS PUBLISH_MAX_BYTES RETRY_FIRST_DELAY RETRY_MAX_DELAY RETRY_MAX_AGE
+DELIVERY_PROCESS DEDUPE_WINDOW_SECONDS PUBLISH_MAX_EVENTS PUBLISH_MAX_BYTES RETRY_FIRST_DELAY RETRY_MAX_DELAY RETRY_MAX_AGE
 DELIVERY_TIMEOUT SINK_MAX_IN_FLIGHT LOG_RETENTION_SECONDS ERROR_RETENTION_SECONDS EVENT_RETENTION_SECONDS
 ALERT_WEBHOOK_URL POLL_INTERVAL LEASE_SECONDS AWS_ENDPOINT_URL SEGMENT_ENDPOINT METRICS_TOKEN SANDBOX
 SANDBOX_DATABASE_URL SANDBOX_PORT SANDBOX_STEP_SECONDS SANDBOX_FAILURE_RATIO SANDBOX_OUTCOMES SANDBOX_PUBLISH_EVENTS
@@ -141,3 +141,12 @@ def test_config_file_errors_name_the_key(tmp_path: Path, content: str, message: 
 def test_a_named_config_file_must_exist(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         Settings.from_env({"EVENTSTREAMS_CONFIG": str(tmp_path / "missing.toml")})
+
+
+def test_settings_survive_the_environment_of_a_delivery_process(tmp_path: Path) -> None:
+    """serve hands its settings to its delivery process as environment variables: every field reads back."""
+    changed = Settings(database_url=f"sqlite:///{tmp_path}/x.db", data_dir=tmp_path, delivery_process=False,
+                       retry_first_delay=0.25, sink_max_in_flight=7, sqlite_synchronous="FULL",
+                       alert_webhook_url=None, auth_token="tok", allow_private_destinations=True)  # fmt: skip
+    assert Settings.from_env(changed.to_env()) == changed
+    assert "EVENTSTREAMS_ALERT_WEBHOOK_URL" not in changed.to_env()  # unset stays unset

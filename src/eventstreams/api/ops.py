@@ -58,7 +58,7 @@ async def readyz(request: Request) -> Response:
     if rt.settings.delivery:
 
         async def dispatcher() -> tuple[bool, str | None]:
-            running = rt.delivery is not None and rt.delivery.dispatcher.running
+            running = rt.delivering
             return running, None if running else "the delivery dispatcher is not running"
 
         await check("dispatcher", dispatcher)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -92,6 +93,8 @@ def serve(host: str | None, port: int | None) -> None:
 
     settings = Settings.from_env()
     settings = dataclasses.replace(settings, host=host or settings.host, port=port or settings.port)
+    if settings.delivery and settings.delivery_process and settings.database_url.startswith("sqlite"):
+        _shared_metrics_dir()  # the delivery process's numbers reach this process's /metrics
     app = create_app(settings)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", access_log=False, log_config=None)
 
@@ -101,15 +104,17 @@ def worker() -> None:
     """Run delivery and scheduled source syncs (no HTTP API). Start several against one PostgreSQL to scale out."""
     import signal
 
+    from ..delivery.process import PARENT_ENV, follow_parent, watch_parent
     from ..runtime import build_runtime
 
+    follow_parent()  # serve's delivery process ends with serve
     settings = Settings.from_env()
-    if settings.database_url.startswith("sqlite"):
+    if settings.database_url.startswith("sqlite") and not os.environ.get(PARENT_ENV):
         click.echo("note: on SQLite `eventstreams serve` already delivers; run workers with PostgreSQL", err=True)
 
     async def go() -> None:
         rt = await build_runtime(settings)
-        await rt.start_delivery()
+        await rt.start_delivery(here=True)
         if settings.source_syncs:
             await rt.start_syncs()
         assert rt.delivery is not None
@@ -117,11 +122,28 @@ def worker() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        parent = asyncio.create_task(watch_parent(stop))
         logging.getLogger("eventstreams").info("worker %s delivering", rt.delivery.dispatcher.worker_id)
         await stop.wait()
+        parent.cancel()
         await rt.close()
 
     asyncio.run(go())
+
+
+def _shared_metrics_dir() -> None:
+    """A fresh PROMETHEUS_MULTIPROC_DIR for this serve and its delivery process, removed at exit, unless the
+    operator set one (docs/operations.md)."""
+    import atexit
+    import shutil
+    import tempfile
+
+    from ..metrics import MULTIPROC_ENV
+
+    if not os.environ.get(MULTIPROC_ENV):
+        path = tempfile.mkdtemp(prefix="eventstreams-metrics-")
+        os.environ[MULTIPROC_ENV] = path
+        atexit.register(shutil.rmtree, path, True)
 
 
 @main.command()

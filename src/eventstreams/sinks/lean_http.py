@@ -125,6 +125,7 @@ class _Connection(asyncio.Protocol):
         if not self.usable():
             raise ConnectionResetError("the connection closed while idle")
         self.answered = False
+        self.response, self.body = Response(0), bytearray()  # never the last request's answer
         self.waiter = asyncio.get_running_loop().create_future()
         self.transport.write(data)
         return self.waiter

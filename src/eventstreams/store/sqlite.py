@@ -8,9 +8,14 @@ other processes (the CLI) read while we write.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
+import logging
 import os
 import queue
+import socket
 import sqlite3
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,6 +29,72 @@ from .errors import ALREADY_EXISTS, REFERENCE_GONE, Conflict, NotFound, StoreErr
 from .records import NewEvent
 
 T = TypeVar("T")
+log = logging.getLogger("eventstreams.store")
+
+
+class FileWake(LocalWake):
+    """In-process wake-ups, and across the processes using one SQLite file: after each commit a datagram
+    with the sinks goes to an abstract Unix socket named after the file, which the process that delivers
+    (``serve``'s delivery process) binds when it listens. Nothing is written to disk and a lost datagram
+    costs only latency (the dispatcher also polls). Linux only; elsewhere the in-process part alone."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.address: str | None = None
+        if path != ":memory:" and sys.platform == "linux":
+            digest = hashlib.sha256(os.path.realpath(path).encode()).hexdigest()[:32]
+            self.address = f"\0eventstreams-wake-{digest}"
+        self._out: socket.socket | None = None
+        self._in: socket.socket | None = None
+
+    def fire(self, sinks: list[str]) -> None:
+        super().fire(sinks)
+        if self.address is None or self._in is not None or not sinks:
+            return  # this process delivers itself: already told
+        try:
+            if self._out is None:
+                self._out = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                self._out.setblocking(False)
+            self._out.sendto(",".join(sinks).encode()[:60_000], self.address)
+        except OSError:  # no delivery process listening, or its queue is full: polling covers it
+            pass
+
+    async def listen(self, callback: Callable[[list[str]], None]) -> None:
+        await super().listen(callback)
+        if self.address is None or self._in is not None:
+            return
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.setblocking(False)
+        try:
+            sock.bind(self.address)
+        except OSError:  # another process delivers from this file already: in-process wake-ups and polling
+            log.warning("another process listens for this database's wake-ups; relying on polling for theirs")
+            sock.close()
+            return
+        self._in = sock
+        asyncio.get_running_loop().add_reader(sock.fileno(), self._readable)
+
+    def _readable(self) -> None:
+        assert self._in is not None
+        while True:
+            try:
+                data = self._in.recv(65_536)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            LocalWake.fire(self, [s for s in data.decode(errors="replace").split(",") if s])
+
+    async def close(self) -> None:
+        if self._in is not None:
+            with contextlib.suppress(Exception):
+                asyncio.get_running_loop().remove_reader(self._in.fileno())
+            self._in.close()
+            self._in = None
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+        await super().close()
 
 
 class _SqliteTx(Tx):
@@ -183,7 +254,7 @@ class SqliteDatabase(Database):
         self.path = sqlite_path(url)
         self.synchronous = synchronous
         self.dialect = SqliteDialect()
-        self.wake = LocalWake()
+        self.wake = FileWake(self.path)
         self._conn: sqlite3.Connection | None = None
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
