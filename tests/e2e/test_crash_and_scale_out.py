@@ -178,3 +178,54 @@ def test_workers_share_postgresql_and_take_over_a_killed_one(tmp_path: Path) -> 
         stop(api)
         receiver.close()
         drop_pg_database(name)
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for whoever adopted it to reap it has ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def test_sqlite_delivery_process_killed_mid_stream_is_restarted_and_loses_nothing(tmp_path: Path) -> None:
+    """serve on SQLite delivers from a child process: kill -9 it mid-delivery, serve starts another, every
+    acknowledged event arrives; kill -9 serve, and its delivery process does not outlive it."""
+    receiver = Receiver()
+    receiver.plan["/hook"] = [(200, 0.002)] * 100_000
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = spawn(["serve", "--port", str(port)], _env(f"sqlite:///{tmp_path}/es.db", tmp_path),
+                 tmp_path / "serve.log")  # fmt: skip
+    try:
+        wait_healthy(url, proc)
+        [child] = _children(proc.pid)
+        _setup_sink(url, receiver, batch=False)
+        pub = Publisher(url, "d")
+        pub.start()
+        receiver.wait_for(lambda: len(_received(receiver)) > 200, timeout=30)
+        os.kill(child, signal.SIGKILL)  # mid-delivery: batches leased, some sent, none recorded
+        receiver.wait_for(lambda: [c for c in _children(proc.pid) if c != child], timeout=30)
+        pub.halt.set()
+        pub.join(10)
+        receiver.wait_for(lambda: pub.acked <= _received(receiver), timeout=90)
+        assert requests.get(f"{url}/readyz", timeout=5).json()["checks"]["dispatcher"]["ok"]
+        [second] = _children(proc.pid)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+        deadline = time.monotonic() + 10
+        while _alive(second) and time.monotonic() < deadline:
+            time.sleep(0.05)  # polling /proc: there is no event to await for another process's exit
+        assert not _alive(second), "the delivery process outlived serve"
+    finally:
+        stop(proc)
+        receiver.close()
+    missing = pub.acked - _received(receiver)
+    assert not missing, f"{len(missing)} acknowledged events never arrived"
