@@ -98,7 +98,7 @@ class Settings:
         " without an API).",
     )  # fmt: skip
     delivery_process: bool = setting(
-        True, "EVENTSTREAMS_DELIVERY_PROCESS",
+        False, "EVENTSTREAMS_DELIVERY_PROCESS",
         "On SQLite, `serve` runs the dispatcher in a second process of its own (restarted if it dies), so publishing"
         " and delivering use two cores; `false`: inside the serve process. PostgreSQL scales with"
         " `eventstreams worker` instead.",

@@ -202,8 +202,8 @@ def test_sqlite_delivery_process_killed_mid_stream_is_restarted_and_loses_nothin
     receiver.plan["/hook"] = [(200, 0.002)] * 100_000
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = spawn(["serve", "--port", str(port)], _env(f"sqlite:///{tmp_path}/es.db", tmp_path),
-                 tmp_path / "serve.log")  # fmt: skip
+    env = _env(f"sqlite:///{tmp_path}/es.db", tmp_path, EVENTSTREAMS_DELIVERY_PROCESS="true")
+    proc = spawn(["serve", "--port", str(port)], env, tmp_path / "serve.log")
     try:
         wait_healthy(url, proc)
         [child] = _children(proc.pid)

@@ -128,7 +128,19 @@ def worker() -> None:
         parent.cancel()
         await rt.close()
 
-    asyncio.run(go())
+    _run_fast(go())
+
+
+def _run_fast(main_coro: Awaitable[None]) -> None:
+    """Run on uvloop when it is installed (it comes with uvicorn[standard], and serve runs on it): the
+    delivery path's sockets and timers cost about half as much there."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - a dependency of uvicorn[standard]
+        asyncio.run(main_coro)  # type: ignore[arg-type]
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main_coro)  # type: ignore[arg-type]
 
 
 def _shared_metrics_dir() -> None:

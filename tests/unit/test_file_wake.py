@@ -1,0 +1,37 @@
+"""SQLite's wake-ups across processes (store/sqlite.FileWake): a commit in one process wakes the delivering
+process of the same database file, and nobody else's."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from eventstreams.store.sqlite import FileWake
+
+
+async def test_a_commit_elsewhere_wakes_the_listener_of_the_same_file_only(tmp_path: Path) -> None:
+    listener, publisher = FileWake(str(tmp_path / "a.db")), FileWake(str(tmp_path / "a.db"))
+    stranger = FileWake(str(tmp_path / "b.db"))
+    heard: asyncio.Queue[list[str]] = asyncio.Queue()
+    await listener.listen(heard.put_nowait)
+    try:
+        stranger.fire(["DGother"])  # another database: another address
+        publisher.fire(["DG1", "DG2"])  # the publisher listens to nobody, so it sends
+        assert await asyncio.wait_for(heard.get(), 5) == ["DG1", "DG2"]
+        assert heard.empty()
+        listener.fire(["DG3"])  # the listener's own commits: told in-process, once
+        assert await asyncio.wait_for(heard.get(), 5) == ["DG3"]
+        await asyncio.sleep(0.05)
+        assert heard.empty()
+    finally:
+        for w in (listener, publisher, stranger):
+            await w.close()
+
+
+async def test_a_second_listener_of_one_file_falls_back_to_polling(tmp_path: Path) -> None:
+    first, second = FileWake(str(tmp_path / "a.db")), FileWake(str(tmp_path / "a.db"))
+    await first.listen(lambda sinks: None)
+    await second.listen(lambda sinks: None)  # the address is taken: no error, a warning
+    assert first._in is not None and second._in is None
+    for w in (first, second):
+        await w.close()
