@@ -38,6 +38,7 @@ from .policy import Action, Outcome, OutcomeKind, RetryPolicy, error_code, is_re
 from .throttle import Throttle
 
 log = logging.getLogger("eventstreams.delivery")
+IDLE_FLOOR_S = 0.005
 Projections = dict[tuple[str, int], tuple[CompiledSchema, bool]]
 
 
@@ -200,7 +201,9 @@ class SinkWorker:
             if self.due_hint is not None:
                 wait = min(wait, max(0.0, self.due_hint - now))
         if wait <= 0:
-            return
+            # due, yet this round found nothing to lease: another worker holds it (its lease, or the cursor
+            # on PostgreSQL) for a moment; look again shortly rather than spin
+            wait = IDLE_FLOOR_S
         try:
             await asyncio.wait_for(self.wakeup.wait(), wait)
         except TimeoutError:

@@ -75,6 +75,10 @@ class Dialect(abc.ABC):
     def insert_events(self, tx: Tx, account_sid: str, events: Sequence[NewEvent], now_ms: int) -> list[int]:
         """Insert events, return their seqs in order."""
 
+    def append_events(self, tx: Tx, account_sid: str, events: Sequence[NewEvent], now_ms: int) -> None:
+        """Insert events when their seqs are not needed (a publish: the cursors find them)."""
+        self.insert_events(tx, account_sid, events, now_ms)
+
     @abc.abstractmethod
     def claim_ids(self, tx: Tx, account_sid: str, ids: Sequence[str], now_ms: int, cutoff_ms: int) -> set[str]:
         """Record ids for dedupe; return those not seen since ``cutoff_ms``."""

@@ -16,6 +16,9 @@ JOIN subscriptions x ON x.sid = se.subscription_sid WHERE x.sink_sid = :s GROUP 
 -- name: cursor
 SELECT account_sid, position FROM sink_cursors WHERE sink_sid = :s {skip_locked};
 
+-- name: cursor_position
+SELECT account_sid, position FROM sink_cursors WHERE sink_sid = :s;
+
 -- name: log_head
 -- The account's newest event. On PostgreSQL, events of one account commit in seq order (the publish takes the
 -- account's log lock before its seqs), so everything up to the head seen here is committed: a cursor never

@@ -58,7 +58,7 @@ class Deliveries(Repository):
             self.d.notify(tx, [r["sink_sid"] for r in tx.all(self.q.fanned_sinks, a=account_sid, types=types)])
             # last: on PostgreSQL the append holds the account's log lock until COMMIT, so nothing else waits
             # inside it (a NOTIFY is sent at COMMIT whenever it was queued)
-            self.d.insert_events(tx, account_sid, new, now_ms)
+            self.d.append_events(tx, account_sid, new, now_ms)
         return PublishOutcome([e.id for e in new], dup)
 
     async def enqueue_for_sink(self, account_sid: str, sink_sid: str, events: Sequence[NewEvent], now_ms: int) -> int:
@@ -294,8 +294,18 @@ class Deliveries(Repository):
         return await self.db.run(lambda tx: tx.run(self.q.release_leases) + tx.run(self.q.release_batches), write=True)
 
     async def next_due(self, sink_sid: str) -> int | None:
+        """When the sink's next delivery falls due (epoch ms): a retry row's due time, a batch's lease
+        expiry, or the arrival of the next event its cursor has to read; None when nothing is left."""
+
         def go(tx: Tx) -> int | None:
             due = [r["d"] for q in (self.q.next_due, self.q.next_batch_due) if (r := tx.one(q, s=sink_sid))]
+            cur = tx.one(self.q.cursor_position, s=sink_sid)
+            if cur is not None:  # the sink's next unread event in the log fell due when it arrived
+                types = self._types(tx, sink_sid)
+                head = tx.one(self.q.log_head, a=cur["account_sid"])
+                upto = int(head["m"]) if head and head["m"] is not None else 0
+                first = self._read_log(tx, cur["account_sid"], types, int(cur["position"]), upto, 1)
+                due += [first[0]["received_at"]] if first and int(first[0]["seq"]) > types[first[0]["type"]] else []
             return min((int(d) for d in due if d is not None), default=None)
 
         return await self.db.run(go)
