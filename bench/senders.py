@@ -611,6 +611,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--loops", default=",".join(LOOPS))
     ap.add_argument("--modes", default="live,pre")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--signing-only", action="store_true", help="only the signing costs (µs per request)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--loop", default="asyncio", help=argparse.SUPPRESS)
     ap.add_argument("--mode", default="live", help=argparse.SUPPRESS)
@@ -628,8 +629,10 @@ def main(argv: list[str] | None = None) -> None:
         for loop in loops if client != "urllib3" else ["-"]:
             for mode in modes if client != "sink" else ["live"]:
                 combos.append((client, loop, mode))
-    print(f"signing: {signing_costs()}", flush=True)
-    results: dict[str, Any] = {"signing": signing_costs(), "rounds": []}
+    if args.signing_only:
+        print(json.dumps(signing_costs()))
+        return
+    results: dict[str, Any] = {"rounds": []}
     with tempfile.TemporaryDirectory(prefix="es-senders-") as tmp:
         receiver = Receiver(log_dir=Path(tmp)).start()
         try:
@@ -637,7 +640,8 @@ def main(argv: list[str] | None = None) -> None:
             reqs = Requests(url, "pre")
             wrk_url, wrk_headers, wrk_body = reqs.pre[0]
             for rnd in range(args.repeat):
-                rd: dict[str, Any] = {"load_before": os.getloadavg()}
+                rd: dict[str, Any] = {"load_before": os.getloadavg(), "signing": signing_costs()}
+                print(f"[round {rnd + 1}] signing, µs per request: {rd['signing']}", flush=True)
                 rd["wrk_before"] = run_wrk(wrk_url, wrk_headers, wrk_body, args.seconds, receiver, Path(tmp))
                 print(f"[round {rnd + 1}] wrk: {rd['wrk_before']}", flush=True)
                 rd["clients"] = {}
@@ -659,6 +663,9 @@ def main(argv: list[str] | None = None) -> None:
             receiver.close()
     print()
     print(table(results))
+    sig = [rd["signing"] for rd in results["rounds"]]
+    print("\nsigning, µs per request (784-byte body): " + "; ".join(
+        f"{k.removesuffix('_us')} {summarise([s[k] for s in sig])}" for k in sig[0] if k.endswith("_us")))  # fmt: skip
     print("\nload average per round (before, after): " + "; ".join(
         f"{rd['load_before'][0]:.2f} -> {rd['load_after'][0]:.2f}" for rd in results["rounds"]))  # fmt: skip
     if args.json:
