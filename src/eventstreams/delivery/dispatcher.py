@@ -195,7 +195,7 @@ class SinkWorker:
             if self.due_hint is not None and self.due_hint > now:  # lane 0's last look: a retry due
                 wait = min(wait, self.due_hint - now)  # while lane 0 is busy sending is not left waiting
         else:
-            due = await self.d.store.deliveries.next_due(self.row.sid)
+            due = await self.d.store.deliveries.next_due(self.row.sid, log=False)  # round() read the log
             self.due_hint = due / 1000 if due is not None else None
             wait = self.d.config.poll_interval
             if self.due_hint is not None:

@@ -293,13 +293,14 @@ class Deliveries(Repository):
         """Make every leased delivery and batch due now (single-process SQLite start-up)."""
         return await self.db.run(lambda tx: tx.run(self.q.release_leases) + tx.run(self.q.release_batches), write=True)
 
-    async def next_due(self, sink_sid: str) -> int | None:
+    async def next_due(self, sink_sid: str, log: bool = True) -> int | None:
         """When the sink's next delivery falls due (epoch ms): a retry row's due time, a batch's lease
-        expiry, or the arrival of the next event its cursor has to read; None when nothing is left."""
+        expiry, or the arrival of the next event its cursor has to read; None when nothing is left.
+        ``log`` False: the log is left out (an idle worker's lease has just read it to its head)."""
 
         def go(tx: Tx) -> int | None:
             due = [r["d"] for q in (self.q.next_due, self.q.next_batch_due) if (r := tx.one(q, s=sink_sid))]
-            cur = tx.one(self.q.cursor_position, s=sink_sid)
+            cur = tx.one(self.q.cursor_position, s=sink_sid) if log else None
             if cur is not None:  # the sink's next unread event in the log fell due when it arrived
                 types = self._types(tx, sink_sid)
                 head = tx.one(self.q.log_head, a=cur["account_sid"])
