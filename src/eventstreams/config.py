@@ -99,9 +99,9 @@ class Settings:
     )  # fmt: skip
     delivery_process: bool = setting(
         False, "EVENTSTREAMS_DELIVERY_PROCESS",
-        "On SQLite, `serve` runs the dispatcher in a second process of its own (restarted if it dies), so publishing"
-        " and delivering use two cores; `false`: inside the serve process. PostgreSQL scales with"
-        " `eventstreams worker` instead.",
+        "On SQLite, run `serve`'s dispatcher in a second process of its own (restarted if it dies), so publishing"
+        " and delivering each have a core; off: inside the serve process (docs/operations.md). PostgreSQL scales"
+        " with `eventstreams worker` instead.",
     )  # fmt: skip
     dedupe_window_s: float = setting(
         86400.0, "EVENTSTREAMS_DEDUPE_WINDOW_SECONDS",
