@@ -204,3 +204,42 @@ async def test_concurrent_publishers_never_leave_an_event_behind_a_cursor(rt: Ru
     got += await _drain(rt, sink)
     assert len(published) == 6 * 40 * 7
     assert sorted(got) == sorted(published)  # none skipped, none twice
+
+
+async def _subscription(rt: Runtime, account: Any, sink: str) -> str:
+    return str((await rt.store.subscriptions.list(account.account.sid, sink, _page())).items[0].sid)
+
+
+async def test_events_before_a_type_was_added_are_read_past_not_taken_for_the_end(rt: Runtime) -> None:
+    """Review finding: a window of only passed-over events made the lease return nothing and next_due None."""
+    a = await new_principal(rt)
+    sink = await _sink(rt, a, TYPE)
+    await _publish(rt, a.account.sid, _events(5, OTHER))  # behind the cursor's reach while OTHER is not taken
+    await rt.control.add_subscribed_event(a, await _subscription(rt, a, sink), OTHER, None)
+    ids = await _publish(rt, a.account.sid, _events(1, TYPE))
+    assert await rt.store.deliveries.next_due(sink) == 1_000
+    assert [d.event_id for d in await _lease(rt, sink, n=3)] == ids
+
+
+async def test_a_left_batch_with_nothing_left_for_the_sink_is_done_with(rt: Runtime) -> None:
+    """Review finding: a taken-over batch whose types went stayed forever and hid the sink's other work."""
+    a = await new_principal(rt)
+    sink = await _sink(rt, a, TYPE, OTHER)
+    await _publish(rt, a.account.sid, _events(3, OTHER))
+    assert len(await _lease(rt, sink)) == 3  # its worker dies holding the batch
+    await rt.control.delete_subscribed_event(a, await _subscription(rt, a, sink), OTHER)
+    ids = await _publish(rt, a.account.sid, _events(1, TYPE))
+    assert [d.event_id for d in await _lease(rt, sink, now_ms=2_000 + LEASE_MS)] == ids
+    assert await _count(rt, "delivery_batches") == 1  # the new one only
+
+
+async def test_an_emptied_log_never_numbers_new_events_below_a_cursor(rt: Runtime) -> None:
+    """Review finding: a database from before the counter (seqs were MAX + 1) whose log retention emptied
+    numbered new events from 1 again, below every cursor."""
+    a = await new_principal(rt)
+    await _publish(rt, a.account.sid, _events(20))
+    sink = await _sink(rt, a, TYPE)  # its cursor stands at 20
+    await rt.store.db.run(lambda tx: tx.run("DELETE FROM seq_counters WHERE name = 'events'")
+                          + tx.run("DELETE FROM events"), write=True)  # fmt: skip
+    ids = await _publish(rt, a.account.sid, _events(3))
+    assert await _drain(rt, sink) == ids

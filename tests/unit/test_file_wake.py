@@ -28,10 +28,23 @@ async def test_a_commit_elsewhere_wakes_the_listener_of_the_same_file_only(tmp_p
             await w.close()
 
 
-async def test_a_second_listener_of_one_file_falls_back_to_polling(tmp_path: Path) -> None:
+async def test_a_second_listener_polls_until_the_first_is_gone_then_takes_over(tmp_path: Path) -> None:
+    import eventstreams.store.sqlite as sqlite_store
+
     first, second = FileWake(str(tmp_path / "a.db")), FileWake(str(tmp_path / "a.db"))
-    await first.listen(lambda sinks: None)
-    await second.listen(lambda sinks: None)  # the address is taken: no error, a warning
-    assert first._in is not None and second._in is None
-    for w in (first, second):
-        await w.close()
+    publisher = FileWake(str(tmp_path / "a.db"))
+    heard: asyncio.Queue[list[str]] = asyncio.Queue()
+    old, sqlite_store.BIND_RETRY_S = sqlite_store.BIND_RETRY_S, 0.01
+    try:
+        await first.listen(lambda sinks: None)
+        await second.listen(heard.put_nowait)  # the address is taken: no error, a warning, a retry later
+        assert first._in is not None and second._in is None
+        await first.close()  # e.g. the previous delivery process has finished shutting down
+        while second._in is None:
+            await asyncio.sleep(0.01)
+        publisher.fire(["DG9"])
+        assert await asyncio.wait_for(heard.get(), 5) == ["DG9"]
+    finally:
+        sqlite_store.BIND_RETRY_S = old
+        for w in (first, second, publisher):
+            await w.close()

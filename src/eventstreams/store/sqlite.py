@@ -31,6 +31,7 @@ from .records import NewEvent
 
 T = TypeVar("T")
 log = logging.getLogger("eventstreams.store")
+BIND_RETRY_S = 2.0
 
 
 class FileWake(LocalWake):
@@ -47,6 +48,7 @@ class FileWake(LocalWake):
             self.address = f"\0eventstreams-wake-{digest}"
         self._out: socket.socket | None = None
         self._in: socket.socket | None = None
+        self._retry: asyncio.TimerHandle | None = None
 
     def fire(self, sinks: list[str]) -> None:
         super().fire(sinks)
@@ -62,18 +64,28 @@ class FileWake(LocalWake):
 
     async def listen(self, callback: Callable[[list[str]], None]) -> None:
         await super().listen(callback)
-        if self.address is None or self._in is not None:
+        if self.address is not None and self._in is None:
+            self._bind(first=True)
+
+    def _bind(self, first: bool = False) -> None:
+        if self._in is not None or not self._listeners:  # bound meanwhile, or closed
             return
+        assert self.address is not None
+        loop = asyncio.get_running_loop()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         sock.setblocking(False)
         try:
             sock.bind(self.address)
-        except OSError:  # another process delivers from this file already: in-process wake-ups and polling
-            log.warning("another process listens for this database's wake-ups; relying on polling for theirs")
+        except OSError:
+            # another process holds the name (a predecessor still shutting down, or a second deliverer):
+            # in-process wake-ups and polling meanwhile, and try again
+            if first:
+                log.warning("another process listens for this database's wake-ups; polling until it is gone")
             sock.close()
+            self._retry = loop.call_later(BIND_RETRY_S, self._bind)
             return
         self._in = sock
-        asyncio.get_running_loop().add_reader(sock.fileno(), self._readable)
+        loop.add_reader(sock.fileno(), self._readable)
 
     def _readable(self) -> None:
         assert self._in is not None
@@ -87,6 +99,9 @@ class FileWake(LocalWake):
             LocalWake.fire(self, [s for s in data.decode(errors="replace").split(",") if s])
 
     async def close(self) -> None:
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
         if self._in is not None:
             with contextlib.suppress(Exception):
                 asyncio.get_running_loop().remove_reader(self._in.fileno())
@@ -147,12 +162,20 @@ class SqliteDialect(Dialect):
     def list_(self, values: Sequence[Any]) -> Any:
         return orjson.dumps(list(values)).decode()
 
+    # Where a table's counter starts when it has none yet: past every number still in use. For the event
+    # log that includes the cursors and batches, which may stand beyond events retention has deleted.
+    _SEEDS = {
+        "events": "MAX((SELECT COALESCE(MAX(seq), 0) FROM events), (SELECT COALESCE(MAX(position), 0) FROM"
+        " sink_cursors), (SELECT COALESCE(MAX(to_seq), 0) FROM delivery_batches))",
+    }
+
     def next_seqs(self, tx: Tx, table: str, n: int) -> list[int]:
         # A counter row per table (seeded from its MAX on first use): MAX(seq) + 1 alone would reuse
         # the numbers of deleted rows, which other tables may still point at.
+        seed = self._SEEDS.get(table, f"(SELECT COALESCE(MAX(seq), 0) FROM {table})")
         row = tx.one(
             "INSERT INTO seq_counters (name, value)"
-            f" VALUES (:t, (SELECT COALESCE(MAX(seq), 0) FROM {table}) + :n)"
+            f" VALUES (:t, {seed} + :n)"
             " ON CONFLICT (name) DO UPDATE SET value = seq_counters.value + :n RETURNING value",
             t=table,
             n=n,
@@ -235,7 +258,7 @@ def _begin_immediate(conn: sqlite3.Connection) -> None:
                 conn.execute("BEGIN IMMEDIATE")
                 return
             except sqlite3.OperationalError as exc:
-                if getattr(exc, "sqlite_errorname", "") not in ("SQLITE_BUSY", "SQLITE_LOCKED") or (
+                if not getattr(exc, "sqlite_errorname", "").startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or (
                     time.monotonic() > deadline
                 ):
                     raise

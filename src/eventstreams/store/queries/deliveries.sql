@@ -9,7 +9,9 @@ WHERE se.account_sid = :a AND se.type IN LIST(:types);
 UPDATE events SET only_sink = :s WHERE seq IN LIST(:seqs);
 
 -- name: sink_types
--- What the sink reads from the log: each subscribed type and the log position it was added at.
+-- What the sink reads from the log: each type it is subscribed to now, from the earliest log position one of
+-- its subscriptions added it at. Decided when the cursor reads (not at publish): an event not yet read when
+-- the sink's last subscription to its type goes is not delivered (docs/delivery.md).
 SELECT se.type, MIN(se.from_seq) AS from_seq FROM subscribed_events se
 JOIN subscriptions x ON x.sid = se.subscription_sid WHERE x.sink_sid = :s GROUP BY se.type;
 
@@ -69,10 +71,11 @@ UPDATE delivery_batches SET lease_until = 0;
 SELECT MIN(lease_until) AS d FROM delivery_batches WHERE sink_sid = :s;
 
 -- name: log_backlog
--- Per subscribed sink: how far its cursor is behind its account's head (an upper bound on what it has to
--- read: other types and other sinks' tests count too; exact would scan the backlog) and the oldest event
--- past it.
-SELECT c.sink_sid, c.account_sid,
+-- Per subscribed sink: how far its cursor is behind its account's head in seq numbers (an upper bound on
+-- what it has to read: other types, other accounts' seqs and sinks' tests count too) and the oldest event
+-- past it; repos/deliveries.py counts short distances exactly.
+SELECT c.sink_sid, c.account_sid, c.position,
+    COALESCE((SELECT MAX(e.seq) FROM events e WHERE e.account_sid = c.account_sid), 0) AS head,
     COALESCE((SELECT MAX(e.seq) FROM events e WHERE e.account_sid = c.account_sid), 0) - c.position AS behind,
     (SELECT e.received_at FROM events e WHERE e.account_sid = c.account_sid AND e.seq > c.position
      ORDER BY e.seq LIMIT 1) AS oldest

@@ -86,7 +86,11 @@ class Deliveries(Repository):
                 tx.run(self.q.take_batch, id=left["id"], lease=lease, until=until)
                 types = self._types(tx, sink_sid)
                 rows = self._read_log(tx, left["account_sid"], types, int(left["from_seq"]), int(left["to_seq"]))
-                return _from_log(rows, types, sink_sid, left["account_sid"], lease, int(left["id"]))
+                taken = _from_log(rows, types, sink_sid, left["account_sid"], lease, int(left["id"]))
+                if taken:
+                    return taken
+                # nothing of it is the sink's any more (its types went): done with, and on to the rest
+                tx.run(self.q.finish_batch, b=left["id"], lease=lease)
             out = self._lease_retries(tx, sink_sid, now_ms, limit, lease, until)
             if len(out) < limit:
                 out += self._lease_log(tx, sink_sid, limit - len(out), lease, until)
@@ -107,6 +111,23 @@ class Deliveries(Repository):
                       n=n if n is not None else upto - after)  # fmt: skip
         return [dict(r) for r in rows]
 
+    def _next_rows(
+        self, tx: Tx, account: str, types: dict[str, int], pos: int, head: int, room: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Up to ``room`` of the sink's events after ``pos`` and the position read to. Events of a type
+        published before the sink subscribed to it are passed over (read on, not returned: a window of
+        only those must not look like the end of the log)."""
+        kept: list[dict[str, Any]] = []
+        while True:
+            want = room - len(kept)
+            rows = self._read_log(tx, account, types, pos, head, want)
+            kept += [r for r in rows if int(r["seq"]) > types[r["type"]]]
+            if len(rows) < want:
+                return kept, head  # read to the head
+            pos = int(rows[-1]["seq"])
+            if len(kept) == room:
+                return kept, pos
+
     def _lease_log(self, tx: Tx, sink_sid: str, room: int, lease: str, until: int) -> list[LeasedDelivery]:
         cur = tx.one(self.q.cursor, s=sink_sid)  # PostgreSQL: locked, or skipped while another worker reads
         if cur is None:
@@ -117,10 +138,8 @@ class Deliveries(Repository):
         if head <= pos:
             return []
         types = self._types(tx, sink_sid)
-        rows = self._read_log(tx, account, types, pos, head, room)
-        to = int(rows[-1]["seq"]) if len(rows) == room else head
+        rows, to = self._next_rows(tx, account, types, pos, head, room)
         tx.run(self.q.advance_cursor, s=sink_sid, to=to)
-        rows = [r for r in rows if int(r["seq"]) > types[r["type"]]]
         if not rows:
             return []
         b = tx.one(self.q.insert_batch, s=sink_sid, a=account, lo=pos, hi=to, lease=lease, until=until)
@@ -305,8 +324,8 @@ class Deliveries(Repository):
                 types = self._types(tx, sink_sid)
                 head = tx.one(self.q.log_head, a=cur["account_sid"])
                 upto = int(head["m"]) if head and head["m"] is not None else 0
-                first = self._read_log(tx, cur["account_sid"], types, int(cur["position"]), upto, 1)
-                due += [first[0]["received_at"]] if first and int(first[0]["seq"]) > types[first[0]["type"]] else []
+                first, _ = self._next_rows(tx, cur["account_sid"], types, int(cur["position"]), upto, 1)
+                due += [first[0]["received_at"]] if first else []
             return min((int(d) for d in due if d is not None), default=None)
 
         return await self.db.run(go)
@@ -320,9 +339,18 @@ class Deliveries(Repository):
             assert r is not None
             depth, oldest = int(r["depth"]), r["oldest"]
             for c in tx.all(self.q.log_backlog):
-                depth += max(0, int(c["behind"]))
-                if c["oldest"] is not None and (oldest is None or int(c["oldest"]) < int(oldest)):
-                    oldest = c["oldest"]
+                behind = max(0, int(c["behind"]))
+                if behind and behind <= EXACT_BACKLOG:  # counted exactly: the sink's types only
+                    types = self._types(tx, c["sink_sid"])
+                    pos, head = int(c["position"]), int(c["head"])
+                    rows, _ = self._next_rows(tx, c["account_sid"], types, pos, head, behind)
+                    behind = len(rows)
+                    first = rows[0]["received_at"] if rows else None
+                else:  # a long backlog: the distance to the head stands for it (an upper bound), by index
+                    first = c["oldest"]
+                depth += behind
+                if first is not None and (oldest is None or int(first) < int(oldest)):
+                    oldest = first
             return depth, int(r["retrying"]), int(oldest) if oldest is not None else None
 
         return await self.db.run(go)
@@ -393,6 +421,7 @@ class Deliveries(Repository):
         return await self.db.run(go, write=True)
 
 
+EXACT_BACKLOG = 10_000  # a cursor this close to its head has its backlog counted exactly (metrics)
 EXPIRE_STEP = 5000  # log events dead-lettered per statement batch when a down sink's window passes
 
 

@@ -35,3 +35,8 @@ ALTER TABLE events ADD COLUMN only_sink TEXT;
 INSERT INTO sink_cursors (sink_sid, account_sid, position)
 SELECT s.sid, s.account_sid, (SELECT COALESCE(MAX(seq), 0) FROM events) FROM sinks s
 WHERE EXISTS (SELECT 1 FROM subscriptions x WHERE x.sink_sid = s.sid);
+
+-- Events' seqs now come from seq_counters (never back, even once retention has emptied the log): start the
+-- counter at the log's head, where the cursors above stand, before any new event takes a number.
+INSERT INTO seq_counters (name, value) SELECT 'events', COALESCE(MAX(seq), 0) FROM events WHERE true
+ON CONFLICT (name) DO UPDATE SET value = MAX(seq_counters.value, excluded.value);
