@@ -243,3 +243,23 @@ async def test_an_emptied_log_never_numbers_new_events_below_a_cursor(rt: Runtim
                           + tx.run("DELETE FROM events"), write=True)  # fmt: skip
     ids = await _publish(rt, a.account.sid, _events(3))
     assert await _drain(rt, sink) == ids
+
+
+async def test_a_cursor_reads_across_a_long_stretch_of_other_accounts_events(rt: Runtime) -> None:
+    """The log is read in bounded windows of seqs (widening while they hold nothing of the sink's)."""
+    a, b = await new_principal(rt, "a"), await new_principal(rt, "b")
+    sink = await _sink(rt, a, TYPE)
+    first = await _publish(rt, a.account.sid, _events(1))
+    for _ in range(60):
+        await _publish(rt, b.account.sid, _events(100))  # 6,000 seqs of someone else's
+    later = await _publish(rt, a.account.sid, _events(2))
+    assert await rt.store.deliveries.next_due(sink) == 1_000
+    assert await _drain(rt, sink) == first + later
+    old = await _publish(rt, a.account.sid, _events(1), now_ms=1_000)
+    for _ in range(30):
+        await _publish(rt, b.account.sid, _events(100))
+    young = await _publish(rt, a.account.sid, _events(1), now_ms=9_000)
+    assert await rt.store.deliveries.expire(sink, 5_000, 10_000, "window", 91304) == 1
+    page = await rt.store.dead_letters.list(a.account.sid, sink, _page())
+    assert [d.event_id for d in page.items] == old
+    assert await _drain(rt, sink, 10_000) == young

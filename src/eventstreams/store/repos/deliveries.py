@@ -118,12 +118,20 @@ class Deliveries(Repository):
         published before the sink subscribed to it are passed over (read on, not returned: a window of
         only those must not look like the end of the log)."""
         kept: list[dict[str, Any]] = []
+        span = 0
         while True:
             want = room - len(kept)
-            rows = self._read_log(tx, account, types, pos, head, want)
+            # a bounded window of the log per statement: PostgreSQL plans a long range of a table whose
+            # statistics lag its growth (a backlog piling up) as a bitmap scan and sort of all of it
+            span = max(span * 2, 4 * want, MIN_SPAN)
+            upto = min(head, pos + span)
+            rows = self._read_log(tx, account, types, pos, upto, want)
             kept += [r for r in rows if int(r["seq"]) > types[r["type"]]]
             if len(rows) < want:
-                return kept, head  # read to the head
+                if upto >= head:
+                    return kept, head  # read to the head
+                pos = upto  # nothing more of the sink's in this window: the next, wider one
+                continue
             pos = int(rows[-1]["seq"])
             if len(kept) == room:
                 return kept, pos
@@ -283,19 +291,18 @@ class Deliveries(Repository):
         types = self._types(tx, sink_sid)
         n = 0
         while True:
-            rows = self._read_log(tx, account, types, pos, head, EXPIRE_STEP)
-            old = [r for r in rows if int(r["received_at"]) < cut]
-            if len(old) < len(rows):  # the log is in arrival order: stop at the first event still in its window
-                old = old[: next(i for i, r in enumerate(rows) if int(r["received_at"]) >= cut)]
-            if not old:
-                return n
-            tx.many(self.q.insert_dead, [{"a": account, "s": sink_sid, "q": r["seq"], "eid": r["id"], "t": r["type"],
-                                          "n": 0, "c": code, "e": reason, "now": now_ms}
-                                         for r in old if int(r["seq"]) > types[r["type"]]])  # fmt: skip
-            pos = int(old[-1]["seq"])
+            rows, to = self._next_rows(tx, account, types, pos, head, EXPIRE_STEP)
+            young = next((i for i, r in enumerate(rows) if int(r["received_at"]) >= cut), None)
+            old = rows if young is None else rows[:young]  # the log is in arrival order
+            if old:
+                tx.many(self.q.insert_dead, [{"a": account, "s": sink_sid, "q": r["seq"], "eid": r["id"],
+                                              "t": r["type"], "n": 0, "c": code, "e": reason, "now": now_ms}
+                                             for r in old])  # fmt: skip
+                n += len(old)
+            # past what expired (and what was never the sink's); up to the first event still in its window
+            pos = to if young is None else int(old[-1]["seq"]) if old else pos
             tx.run(self.q.advance_cursor, s=sink_sid, to=pos)
-            n += sum(1 for r in old if int(r["seq"]) > types[r["type"]])
-            if len(old) < EXPIRE_STEP:
+            if young is not None or pos >= head:
                 return n
 
     async def extend_lease(self, ids: Sequence[int], lease: str, until_ms: int) -> int:
@@ -423,6 +430,7 @@ class Deliveries(Repository):
 
 EXACT_BACKLOG = 10_000  # a cursor this close to its head has its backlog counted exactly (metrics)
 EXPIRE_STEP = 5000  # log events dead-lettered per statement batch when a down sink's window passes
+MIN_SPAN = 2048  # seqs one read of the log covers at least (see _next_rows)
 
 
 def _from_log(
