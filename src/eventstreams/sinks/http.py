@@ -33,7 +33,7 @@ from yarl import URL
 from .. import __version__
 from ..netpolicy import AsyncResolver, DestinationRefused, host_refusal, resolve_checked
 from ..outcome import EXCERPT_BYTES, Outcome
-from .lean_http import InvalidResponse
+from .lean_http import ClientPolicy, InvalidResponse
 
 __all__ = [
     "EXCERPT_BYTES",
@@ -112,21 +112,14 @@ async def _system_lookup(hostname: str, name: str, port: int, family: int) -> li
     return results
 
 
-class HttpClient:
+class HttpClient(ClientPolicy):
     """One sender's HTTP client under the policy above. The session is created lazily
     (aiohttp sessions belong to the running event loop) and reopened after :meth:`close`."""
 
     def __init__(
         self, *, allow_private: bool, timeout: float, max_in_flight: int, resolver: AsyncResolver | None = None
     ) -> None:
-        if max_in_flight < 1:
-            raise ValueError("max_in_flight must be at least 1")
-        if timeout <= 0:
-            raise ValueError("timeout must be positive")
-        self.allow_private = allow_private
-        self.timeout = timeout
-        self._max_in_flight = max_in_flight
-        self._resolver = resolver
+        super().__init__(allow_private=allow_private, timeout=timeout, max_in_flight=max_in_flight, resolver=resolver)
         self._session: aiohttp.ClientSession | None = None
 
     def session(self) -> aiohttp.ClientSession:

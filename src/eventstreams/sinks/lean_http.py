@@ -139,9 +139,8 @@ class _Connection(asyncio.Protocol):
 Key = tuple[str, str, int]  # scheme, host, port
 
 
-class LeanClient:
-    """A sender's connections (at most ``max_in_flight`` kept idle per destination; the sender bounds how many
-    requests run at once). Created outside a running loop; connections belong to the loop that made them."""
+class ClientPolicy:
+    """What every outbound HTTP client of the sinks is given (sinks/http.py's policy)."""
 
     def __init__(
         self, *, allow_private: bool, timeout: float, max_in_flight: int, resolver: AsyncResolver | None = None
@@ -152,8 +151,19 @@ class LeanClient:
             raise ValueError("timeout must be positive")
         self.allow_private = allow_private
         self.timeout = timeout
-        self._max_idle = max_in_flight
+        self._max_in_flight = max_in_flight
         self._resolver = resolver
+
+
+class LeanClient(ClientPolicy):
+    """A sender's connections (at most ``max_in_flight`` kept idle per destination; the sender bounds how many
+    requests run at once). Created outside a running loop; connections belong to the loop that made them."""
+
+    def __init__(
+        self, *, allow_private: bool, timeout: float, max_in_flight: int, resolver: AsyncResolver | None = None
+    ) -> None:
+        super().__init__(allow_private=allow_private, timeout=timeout, max_in_flight=max_in_flight, resolver=resolver)
+        self._max_idle = max_in_flight
         self._idle: dict[Key, list[_Connection]] = {}
         self._tls: ssl.SSLContext | None = None
 
