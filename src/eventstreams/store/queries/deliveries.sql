@@ -16,7 +16,10 @@ SELECT se.type, MIN(se.from_seq) AS from_seq FROM subscribed_events se
 JOIN subscriptions x ON x.sid = se.subscription_sid WHERE x.sink_sid = :s GROUP BY se.type;
 
 -- name: cursor
-SELECT account_sid, position FROM sink_cursors WHERE sink_sid = :s {skip_locked};
+-- With the account's head (log_head below), in one round trip: an idle sink's poll asks little.
+SELECT c.account_sid, c.position,
+    (SELECT MAX(e.seq) FROM events e WHERE e.account_sid = c.account_sid) AS head
+FROM sink_cursors c WHERE c.sink_sid = :s {skip_locked};
 
 -- name: cursor_position
 SELECT account_sid, position FROM sink_cursors WHERE sink_sid = :s;
@@ -68,7 +71,12 @@ UPDATE delivery_batches SET lease_until = :until WHERE leased_by = :lease;
 UPDATE delivery_batches SET lease_until = 0;
 
 -- name: next_batch_due
-SELECT MIN(lease_until) AS d FROM delivery_batches WHERE sink_sid = :s;
+-- The retry table's next due time and the batches' lease expiry, in one round trip.
+SELECT MIN(d) AS d FROM (
+    SELECT MIN(due_at) AS d FROM deliveries WHERE sink_sid = :s
+    UNION ALL
+    SELECT MIN(lease_until) AS d FROM delivery_batches WHERE sink_sid = :s
+) due;
 
 -- name: log_backlog
 -- Per subscribed sink: how far its cursor is behind its account's head in seq numbers (an upper bound on

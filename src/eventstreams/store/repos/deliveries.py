@@ -141,8 +141,7 @@ class Deliveries(Repository):
         if cur is None:
             return []
         account, pos = cur["account_sid"], int(cur["position"])
-        head_row = tx.one(self.q.log_head, a=account)  # before the read: see log_head in deliveries.sql
-        head = int(head_row["m"]) if head_row and head_row["m"] is not None else 0
+        head = int(cur["head"] or 0)  # read before the log: see log_head in deliveries.sql
         if head <= pos:
             return []
         types = self._types(tx, sink_sid)
@@ -325,7 +324,7 @@ class Deliveries(Repository):
         ``log`` False: the log is left out (an idle worker's lease has just read it to its head)."""
 
         def go(tx: Tx) -> int | None:
-            due = [r["d"] for q in (self.q.next_due, self.q.next_batch_due) if (r := tx.one(q, s=sink_sid))]
+            due = [r["d"] for r in [tx.one(self.q.next_batch_due, s=sink_sid)] if r]
             cur = tx.one(self.q.cursor_position, s=sink_sid) if log else None
             if cur is not None:  # the sink's next unread event in the log fell due when it arrived
                 types = self._types(tx, sink_sid)
