@@ -139,7 +139,7 @@ class PostgresDialect(Dialect):
     def _lock_log(self, tx: _PgTx, account_sid: str) -> None:
         # The account's log lock, held to COMMIT, before the identity hands out seqs: an account's events
         # then commit in seq order, so a sink's cursor never passes an event that is yet to commit
-        # (deliveries.sql, log_head). Other accounts publish in parallel (a hash collision only serialises).
+        # (deliveries.sql, cursor). Other accounts publish in parallel (a hash collision only serialises).
         tx.conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (LOG_LOCK, account_sid), prepare=True)
 
     def claim_ids(self, tx: Tx, account_sid: str, ids: Sequence[str], now_ms: int, cutoff_ms: int) -> set[str]:

@@ -16,19 +16,19 @@ SELECT se.type, MIN(se.from_seq) AS from_seq FROM subscribed_events se
 JOIN subscriptions x ON x.sid = se.subscription_sid WHERE x.sink_sid = :s GROUP BY se.type;
 
 -- name: cursor
--- With the account's head (log_head below), in one round trip: an idle sink's poll asks little.
+-- With the account's head, the newest event, in one round trip (an idle sink's poll asks little). On
+-- PostgreSQL, events of one account commit in seq order (the publish takes the account's log lock before its
+-- seqs), so everything up to the head seen here is committed: a cursor never steps over an event that commits
+-- later. The log is then read up to that head only.
 SELECT c.account_sid, c.position,
     (SELECT MAX(e.seq) FROM events e WHERE e.account_sid = c.account_sid) AS head
 FROM sink_cursors c WHERE c.sink_sid = :s {skip_locked};
 
 -- name: cursor_position
-SELECT account_sid, position FROM sink_cursors WHERE sink_sid = :s;
-
--- name: log_head
--- The account's newest event. On PostgreSQL, events of one account commit in seq order (the publish takes the
--- account's log lock before its seqs), so everything up to the head seen here is committed: a cursor never
--- steps over an event that commits later.
-SELECT MAX(seq) AS m FROM events WHERE account_sid = :a;
+-- The same without the row lock (next_due only reads).
+SELECT c.account_sid, c.position,
+    (SELECT MAX(e.seq) FROM events e WHERE e.account_sid = c.account_sid) AS head
+FROM sink_cursors c WHERE c.sink_sid = :s;
 
 -- name: log_after
 SELECT seq, id, type, schema_version, payload, received_at FROM events
@@ -140,9 +140,6 @@ UPDATE deliveries SET due_at = :until WHERE leased_by = :lease AND id IN LIST(:i
 
 -- name: release_leases
 UPDATE deliveries SET due_at = 0, leased_by = NULL WHERE leased_by IS NOT NULL;
-
--- name: next_due
-SELECT MIN(due_at) AS d FROM deliveries WHERE sink_sid = :s;
 
 -- name: delivery_sinks
 SELECT s.sid, s.account_sid, s.description, s.sink_type, s.configuration_sealed, s.status,

@@ -141,7 +141,7 @@ class Deliveries(Repository):
         if cur is None:
             return []
         account, pos = cur["account_sid"], int(cur["position"])
-        head = int(cur["head"] or 0)  # read before the log: see log_head in deliveries.sql
+        head = int(cur["head"] or 0)  # read before the log: see cursor in deliveries.sql
         if head <= pos:
             return []
         types = self._types(tx, sink_sid)
@@ -284,9 +284,7 @@ class Deliveries(Repository):
         cur = tx.one(self.q.cursor, s=sink_sid)
         if cur is None:
             return 0
-        account, pos = cur["account_sid"], int(cur["position"])
-        head_row = tx.one(self.q.log_head, a=account)
-        head = int(head_row["m"]) if head_row and head_row["m"] is not None else 0
+        account, pos, head = cur["account_sid"], int(cur["position"]), int(cur["head"] or 0)
         types = self._types(tx, sink_sid)
         n = 0
         while True:
@@ -328,8 +326,7 @@ class Deliveries(Repository):
             cur = tx.one(self.q.cursor_position, s=sink_sid) if log else None
             if cur is not None:  # the sink's next unread event in the log fell due when it arrived
                 types = self._types(tx, sink_sid)
-                head = tx.one(self.q.log_head, a=cur["account_sid"])
-                upto = int(head["m"]) if head and head["m"] is not None else 0
+                upto = int(cur["head"] or 0)
                 first, _ = self._next_rows(tx, cur["account_sid"], types, int(cur["position"]), upto, 1)
                 due += [first[0]["received_at"]] if first else []
             return min((int(d) for d in due if d is not None), default=None)
