@@ -38,7 +38,7 @@ test: $(VENV)/.dev $(AIRBYTE_VENV)/.done
 	bash scripts/ensure-chromium.sh
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=25
 
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench.run

@@ -91,6 +91,11 @@ class Dialect(abc.ABC):
     def translate(self, exc: Exception) -> StoreError | None:
         """The project's error for a driver error, or None to let it through."""
 
+    def redoable(self, tx: Tx) -> None:  # noqa: B027 - SQLite's WAL commits do not wait for the disk (NORMAL)
+        """``tx`` only records what a crash would make the dispatcher redo (a lease, an outcome): its COMMIT
+        need not wait for the disk. A later durable commit flushes it too (the WAL is written in order), and
+        if the database crashes first the batch is leased again and re-sent (at least once)."""
+
     def lock_account(self, tx: Tx, sid: str) -> None:  # noqa: B027 - SQLite's single writer already serialises
         """Serialise writes that check a per-account rule (limits, next version)."""
 

@@ -75,6 +75,10 @@ class PostgresDialect(Dialect):
     skip_locked = "FOR UPDATE SKIP LOCKED"
     for_update = " FOR UPDATE"
 
+    def redoable(self, tx: Tx) -> None:
+        # two WAL flushes per event path (lease, outcome) were most of PostgreSQL's time at 1,000 events/s
+        tx.run("SET LOCAL synchronous_commit = off")
+
     def __init__(self, origin: str | None = None) -> None:
         self.origin = origin or uuid.uuid4().hex[:12]  # tags this database's NOTIFY payloads (see ListenWake)
 

@@ -15,6 +15,29 @@ UPDATE events SET only_sink = :s WHERE seq IN LIST(:seqs);
 SELECT se.type, MIN(se.from_seq) AS from_seq FROM subscribed_events se
 JOIN subscriptions x ON x.sid = se.subscription_sid WHERE x.sink_sid = :s GROUP BY se.type;
 
+-- name: lease_start
+-- What a lease needs to know, in one round trip: the sink's cursor and its account's head (see cursor below),
+-- the oldest batch whose lease ran out, whether a retry is due, and the types the sink reads (sink_types) as
+-- [[type, from_seq], ...]. Nothing is locked: the batch is taken and the cursor moved by compare-and-set.
+SELECT c.account_sid, c.position,
+    (SELECT MAX(e.seq) FROM events e WHERE e.account_sid = c.account_sid) AS head,
+    (SELECT b.id FROM delivery_batches b WHERE b.sink_sid = k.sid AND b.lease_until <= :now
+     ORDER BY b.id LIMIT 1) AS expired,
+    EXISTS (SELECT 1 FROM deliveries d WHERE d.sink_sid = k.sid AND d.due_at <= :now) AS retries,
+    (SELECT json_group_array(json_array(t.type, t.from_seq)) FROM (
+        SELECT se.type, MIN(se.from_seq) AS from_seq FROM subscribed_events se
+        JOIN subscriptions x ON x.sid = se.subscription_sid WHERE x.sink_sid = k.sid GROUP BY se.type) t) AS types
+FROM (SELECT CAST(:s AS TEXT) AS sid) k LEFT JOIN sink_cursors c ON c.sink_sid = k.sid;
+
+-- name: move_cursor
+-- Compare-and-set: 0 rows when another worker moved it since lease_start read it (on PostgreSQL this waits
+-- for that worker's COMMIT, then sees the new position).
+UPDATE sink_cursors SET position = :to WHERE sink_sid = :s AND position = :pos;
+
+-- name: take_expired_batch
+UPDATE delivery_batches SET leased_by = :lease, lease_until = :until WHERE id = :id AND lease_until <= :now
+RETURNING account_sid, from_seq, to_seq;
+
 -- name: cursor
 -- With the account's head, the newest event, in one round trip (an idle sink's poll asks little). On
 -- PostgreSQL, events of one account commit in seq order (the publish takes the account's log lock before its
@@ -41,13 +64,6 @@ UPDATE sink_cursors SET position = :to WHERE sink_sid = :s AND position < :to;
 -- name: insert_batch
 INSERT INTO delivery_batches (sink_sid, account_sid, from_seq, to_seq, leased_by, lease_until)
 VALUES (:s, :a, :lo, :hi, :lease, :until) RETURNING id;
-
--- name: expired_batch
-SELECT id, account_sid, from_seq, to_seq FROM delivery_batches WHERE sink_sid = :s AND lease_until <= :now
-ORDER BY id LIMIT 1 {skip_locked};
-
--- name: take_batch
-UPDATE delivery_batches SET leased_by = :lease, lease_until = :until WHERE id = :id;
 
 -- name: retry_from_log
 -- A failed event of a batch becomes a retry row, if the batch is still ours (else its new holder sends it).

@@ -80,20 +80,24 @@ class Deliveries(Repository):
         (the cursor moves past them in this transaction; their batch holds them until completed)."""
 
         def go(tx: Tx) -> list[LeasedDelivery]:
+            # one statement finds the work (and, on PostgreSQL, makes this COMMIT not wait for the disk: a
+            # lease lost in a database crash only means the events are read and sent again)
+            st = tx.one(self.q.lease_start, s=sink_sid, now=now_ms)
+            assert st is not None
             until = now_ms + lease_ms
-            left = tx.one(self.q.expired_batch, s=sink_sid, now=now_ms)
-            if left is not None:
-                tx.run(self.q.take_batch, id=left["id"], lease=lease, until=until)
-                types = self._types(tx, sink_sid)
-                rows = self._read_log(tx, left["account_sid"], types, int(left["from_seq"]), int(left["to_seq"]))
-                taken = _from_log(rows, types, sink_sid, left["account_sid"], lease, int(left["id"]))
-                if taken:
-                    return taken
-                # nothing of it is the sink's any more (its types went): done with, and on to the rest
-                tx.run(self.q.finish_batch, b=left["id"], lease=lease)
-            out = self._lease_retries(tx, sink_sid, now_ms, limit, lease, until)
-            if len(out) < limit:
-                out += self._lease_log(tx, sink_sid, limit - len(out), lease, until)
+            types = {str(t): int(q) for t, q in orjson.loads(st["types"] or "[]")}
+            if st["expired"] is not None:  # a batch its worker left: taken over whole, unless another got it
+                left = tx.one(self.q.take_expired_batch, id=st["expired"], lease=lease, until=until, now=now_ms)
+                if left is not None:
+                    rows = self._read_log(tx, left["account_sid"], types, int(left["from_seq"]), int(left["to_seq"]))
+                    taken = _from_log(rows, types, sink_sid, left["account_sid"], lease, int(st["expired"]))
+                    if taken:
+                        return taken
+                    # nothing of it is the sink's any more (its types went): done with, and on to the rest
+                    tx.run(self.q.finish_batch, b=st["expired"], lease=lease)
+            out = self._lease_retries(tx, sink_sid, now_ms, limit, lease, until) if st["retries"] else []
+            if len(out) < limit and st["account_sid"] is not None:
+                out += self._lease_log(tx, sink_sid, st, types, limit - len(out), lease, until)
             return out
 
         return await self.db.run(go, write=True)
@@ -136,17 +140,16 @@ class Deliveries(Repository):
             if len(kept) == room:
                 return kept, pos
 
-    def _lease_log(self, tx: Tx, sink_sid: str, room: int, lease: str, until: int) -> list[LeasedDelivery]:
-        cur = tx.one(self.q.cursor, s=sink_sid)  # PostgreSQL: locked, or skipped while another worker reads
-        if cur is None:
-            return []
-        account, pos = cur["account_sid"], int(cur["position"])
-        head = int(cur["head"] or 0)  # read before the log: see cursor in deliveries.sql
+    def _lease_log(
+        self, tx: Tx, sink_sid: str, st: Any, types: dict[str, int], room: int, lease: str, until: int
+    ) -> list[LeasedDelivery]:
+        account, pos = st["account_sid"], int(st["position"])
+        head = int(st["head"] or 0)  # read before the log: see cursor in deliveries.sql
         if head <= pos:
             return []
-        types = self._types(tx, sink_sid)
         rows, to = self._next_rows(tx, account, types, pos, head, room)
-        tx.run(self.q.advance_cursor, s=sink_sid, to=to)
+        if not tx.run(self.q.move_cursor, s=sink_sid, pos=pos, to=to):
+            return []  # another worker read (and took) this part of the log meanwhile
         if not rows:
             return []
         b = tx.one(self.q.insert_batch, s=sink_sid, a=account, lo=pos, hi=to, lease=lease, until=until)
@@ -202,6 +205,7 @@ class Deliveries(Repository):
         batches = {r.delivery.batch: r.delivery.lease for r in logged}
 
         def go(tx: Tx) -> list[AlertRow]:
+            self.d.redoable(tx)  # lost in a database crash: the batch's lease runs out and it is sent again
             by_lease: dict[str, list[int]] = {}
             for r in gone:
                 by_lease.setdefault(r.delivery.lease, []).append(r.delivery.id)
