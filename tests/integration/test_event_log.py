@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from eventstreams.runtime import Runtime, build_runtime
-from eventstreams.store.records import DeliveryResult, LeasedDelivery, NewEvent
+from eventstreams.store.records import DeliveryResult, Leased, LeasedDelivery, NewEvent
 from tests.conftest import make_settings
 from tests.unit.conftest import new_principal
 
@@ -50,7 +50,7 @@ async def _publish(rt: Runtime, account_sid: str, events: list[NewEvent], now_ms
     return out.stored
 
 
-async def _lease(rt: Runtime, sink: str, now_ms: int = 2_000, n: int = 500, tag: str = "w") -> list[LeasedDelivery]:
+async def _lease(rt: Runtime, sink: str, now_ms: int = 2_000, n: int = 500, tag: str = "w") -> Leased:
     return await rt.store.deliveries.lease(sink, now_ms, n, f"{tag}:{uuid.uuid4().hex}", LEASE_MS)
 
 
@@ -121,7 +121,8 @@ async def test_a_batch_whose_worker_died_is_sent_again_and_its_stale_outcomes_ar
     ids = await _publish(rt, a.account.sid, _events(5))
     lost = await _lease(rt, sink, now_ms=2_000, tag="dead")  # the worker dies mid-send
     assert [d.event_id for d in lost] == ids
-    assert await _lease(rt, sink, now_ms=2_000 + LEASE_MS - 1) == []  # still leased: nobody else sends them
+    held = await _lease(rt, sink, now_ms=2_000 + LEASE_MS - 1)
+    assert held == [] and held.next_due == 2_000 + LEASE_MS  # still leased: nobody else sends them
     again = await _lease(rt, sink, now_ms=2_000 + LEASE_MS, tag="heir")  # the lease ran out: taken over
     assert [d.event_id for d in again] == ids and again[0].batch == lost[0].batch
     await _done(rt, lost, "retry")  # the dead worker's late answer: the batch is no longer its own
@@ -140,7 +141,8 @@ async def test_failures_become_retry_rows_and_dead_letters(rt: Runtime) -> None:
          DeliveryResult(batch[2], "dead", code=91302, error="gone"), DeliveryResult(batch[3], "skipped")],
         [], [], 2_000, 1)  # fmt: skip
     assert await rt.store.deliveries.next_due(sink) == 5_000
-    assert await _lease(rt, sink, now_ms=4_999) == []
+    empty = await _lease(rt, sink, now_ms=4_999)
+    assert empty == [] and empty.next_due == 5_000  # an idle worker waits for it without asking again
     [retry] = await _lease(rt, sink, now_ms=5_000)
     assert (retry.event_id, retry.attempts, retry.window_start, retry.batch) == (ids[1], 1, 1_000, 0)
     page = await rt.store.dead_letters.list(a.account.sid, sink, _page())

@@ -153,6 +153,8 @@ class SinkWorker:
         now_ms = int(self.d.now() * 1000)
         batch = await self.d.store.deliveries.lease(self.row.sid, now_ms, limit, lease, cfg.lease_ms)
         if not batch:
+            if lane == 0:  # the empty lease said when the next retry or lease falls due: _idle waits for it
+                self.due_hint = batch.next_due / 1000 if batch.next_due is not None else None
             return False
         if len(batch) == limit:
             self.wakeup.set()  # more is due: bring the other lanes in to pipeline
@@ -195,8 +197,6 @@ class SinkWorker:
             if self.due_hint is not None and self.due_hint > now:  # lane 0's last look: a retry due
                 wait = min(wait, self.due_hint - now)  # while lane 0 is busy sending is not left waiting
         else:
-            due = await self.d.store.deliveries.next_due(self.row.sid, log=False)  # round() read the log
-            self.due_hint = due / 1000 if due is not None else None
             wait = self.d.config.poll_interval
             if self.due_hint is not None:
                 wait = min(wait, max(0.0, self.due_hint - now))

@@ -134,6 +134,13 @@ class LeasedDelivery:
     batch: int = 0  # read from the log in this batch (id 0); 0: a row of the retry table (this id)
 
 
+class Leased(list[LeasedDelivery]):
+    """What a lease took, and (when it took nothing) when the sink's next retry or batch lease falls due
+    (epoch ms, None for neither): an idle worker waits for that without asking again."""
+
+    next_due: int | None = None
+
+
 @dataclass(slots=True)
 class DeliveryResult:
     """What became of one leased delivery.

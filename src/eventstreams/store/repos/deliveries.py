@@ -14,6 +14,7 @@ from ..records import (
     AlertRow,
     DeliveryResult,
     ErrorReport,
+    Leased,
     LeasedDelivery,
     LogEntry,
     NewEvent,
@@ -74,12 +75,13 @@ class Deliveries(Repository):
 
         return await self.db.run(go, write=True)
 
-    async def lease(self, sink_sid: str, now_ms: int, limit: int, lease: str, lease_ms: int) -> list[LeasedDelivery]:
+    async def lease(self, sink_sid: str, now_ms: int, limit: int, lease: str, lease_ms: int) -> Leased:
         """Up to ``limit`` deliveries for the sink under ``lease``: a batch another worker left (its lease
         expired) if there is one, else due retries first and then the next events from the sink's cursor
-        (the cursor moves past them in this transaction; their batch holds them until completed)."""
+        (the cursor moves past them in this transaction; their batch holds them until completed). Empty, it
+        says when the next retry or batch lease falls due (``Leased.next_due``)."""
 
-        def go(tx: Tx) -> list[LeasedDelivery]:
+        def go(tx: Tx) -> Leased:
             # one statement finds the work (and, on PostgreSQL, makes this COMMIT not wait for the disk: a
             # lease lost in a database crash only means the events are read and sent again)
             st = tx.one(self.q.lease_start, s=sink_sid, now=now_ms)
@@ -92,12 +94,15 @@ class Deliveries(Repository):
                     rows = self._read_log(tx, left["account_sid"], types, int(left["from_seq"]), int(left["to_seq"]))
                     taken = _from_log(rows, types, sink_sid, left["account_sid"], lease, int(st["expired"]))
                     if taken:
-                        return taken
+                        return Leased(taken)
                     # nothing of it is the sink's any more (its types went): done with, and on to the rest
                     tx.run(self.q.finish_batch, b=st["expired"], lease=lease)
-            out = self._lease_retries(tx, sink_sid, now_ms, limit, lease, until) if st["retries"] else []
+            retries = st["retry_due"] is not None and int(st["retry_due"]) <= now_ms
+            out = Leased(self._lease_retries(tx, sink_sid, now_ms, limit, lease, until) if retries else [])
             if len(out) < limit and st["account_sid"] is not None:
                 out += self._lease_log(tx, sink_sid, st, types, limit - len(out), lease, until)
+            if not out:
+                out.next_due = min((int(d) for d in (st["retry_due"], st["batch_due"]) if d is not None), default=None)
             return out
 
         return await self.db.run(go, write=True)
@@ -320,14 +325,14 @@ class Deliveries(Repository):
         """Make every leased delivery and batch due now (single-process SQLite start-up)."""
         return await self.db.run(lambda tx: tx.run(self.q.release_leases) + tx.run(self.q.release_batches), write=True)
 
-    async def next_due(self, sink_sid: str, log: bool = True) -> int | None:
+    async def next_due(self, sink_sid: str) -> int | None:
         """When the sink's next delivery falls due (epoch ms): a retry row's due time, a batch's lease
-        expiry, or the arrival of the next event its cursor has to read; None when nothing is left.
-        ``log`` False: the log is left out (an idle worker's lease has just read it to its head)."""
+        expiry, or the arrival of the next event its cursor has to read; None when nothing is left (what
+        waits for a sink to be done asks this; the dispatcher's idle worker has its lease's answer)."""
 
         def go(tx: Tx) -> int | None:
             due = [r["d"] for r in [tx.one(self.q.next_batch_due, s=sink_sid)] if r]
-            cur = tx.one(self.q.cursor_position, s=sink_sid) if log else None
+            cur = tx.one(self.q.cursor_position, s=sink_sid)
             if cur is not None:  # the sink's next unread event in the log fell due when it arrived
                 types = self._types(tx, sink_sid)
                 upto = int(cur["head"] or 0)

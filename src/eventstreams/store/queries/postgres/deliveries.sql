@@ -7,7 +7,8 @@ SELECT c.account_sid, c.position,
     (SELECT MAX(e.seq) FROM events e WHERE e.account_sid = c.account_sid) AS head,
     (SELECT b.id FROM delivery_batches b WHERE b.sink_sid = k.sid AND b.lease_until <= :now
      ORDER BY b.id LIMIT 1) AS expired,
-    EXISTS (SELECT 1 FROM deliveries d WHERE d.sink_sid = k.sid AND d.due_at <= :now) AS retries,
+    (SELECT MIN(d.due_at) FROM deliveries d WHERE d.sink_sid = k.sid) AS retry_due,
+    (SELECT MIN(b.lease_until) FROM delivery_batches b WHERE b.sink_sid = k.sid) AS batch_due,
     (SELECT json_agg(json_build_array(t.type, t.from_seq)) FROM (
         SELECT se.type, MIN(se.from_seq) AS from_seq FROM subscribed_events se
         JOIN subscriptions x ON x.sid = se.subscription_sid WHERE x.sink_sid = k.sid GROUP BY se.type) t)::text
