@@ -161,6 +161,68 @@ def test_keys(server: Server, acct: tuple[str, str]) -> None:
     assert [a["sid"] for a in json.loads(run_cli(["accounts", "list", sid, "-o", "json"], env).stdout)] == [sid]
 
 
+def test_removes_print_json_and_a_line_for_people(server: Server, acct: tuple[str, str],
+                                                   receiver: Receiver) -> None:  # fmt: skip
+    env = cli_env(server.url, *acct)
+
+    def made(*args: str) -> str:
+        r = run_cli([*args, "-o", "json"], env)
+        assert r.returncode == 0, r.stderr
+        return str(json.loads(r.stdout)["sid"])
+
+    conf = json.dumps({"destination": f"{receiver.url}/removed", "method": "POST"})
+    sinks = [made("sinks", "create", "--sink-type", "webhook", "--sink-configuration", conf, "--description", d)
+             for d in ("json", "table")]  # fmt: skip
+    subs = [made("subscriptions", "create", "--sink-sid", s, "--description", "d", "--types",
+                 "com.twilio.messaging.message.sent") for s in sinks]  # fmt: skip
+    key = json.loads(run_cli(["keys", "create", "--friendly-name", "gone", "-o", "json"], env).stdout)
+    other_key = made("keys", "create")
+    source = made("sources", "create", "--name", "removed")
+
+    for args in (["subscriptions", "remove", subs[0]], ["sinks", "remove", sinks[0]], ["keys", "remove", key["sid"]],
+                 ["sources", "remove", source]):  # fmt: skip
+        r = run_cli([*args, "-o", "json"], env)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout) == {"sid": args[-1], "deleted": True}
+    assert key["secret"] not in r.stdout + r.stderr
+    for args in (["subscriptions", "remove", subs[1]], ["sinks", "remove", sinks[1]], ["keys", "remove", other_key]):
+        r = run_cli(args, env)  # the default: nothing on stdout, a line for people on stderr (as `twilio` does)
+        assert (r.returncode, r.stdout, r.stderr) == (0, "", f"removed {args[-1]}\n")
+    assert json.loads(run_cli(["sinks", "list", "-o", "json"], env).stdout) == []
+    assert json.loads(run_cli(["keys", "list", "-o", "json"], env).stdout) == []
+    again = run_cli(["sinks", "remove", sinks[0], "-o", "json"], env)  # gone already: an error, no JSON
+    assert again.returncode == 1 and again.stdout == "" and "HTTP 404" in again.stderr
+
+
+def test_login_and_config_use_print_the_profile_never_the_secret(server: Server, acct: tuple[str, str],
+                                                                 tmp_path: Path) -> None:  # fmt: skip
+    sid, token = acct
+    env = _bare_env(tmp_path)
+    first = run_cli(["login", "--url", server.url, "--account-sid", sid, "--auth-token", token, "-o", "json"], env)
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout) == {"active": "*", "profile": "default", "url": server.url, "account_sid": sid,
+                                        "credential": "auth_token"}  # fmt: skip
+    key = json.loads(run_cli(["keys", "create", "-o", "json"], env).stdout)
+    # prompted for the secret (on stderr: stdout holds only the JSON)
+    second = run_cli(["--profile", "key", "login", "--url", server.url, "--account-sid", sid, "--api-key",
+                      key["sid"], "-o", "json"], env, input=key["secret"] + "\n")  # fmt: skip
+    assert second.returncode == 0, second.stderr
+    assert json.loads(second.stdout) == {"active": "*", "profile": "key", "url": server.url, "account_sid": sid,
+                                         "credential": "api_key"}  # fmt: skip
+    assert "API key secret" in second.stderr
+    used = run_cli(["config", "use", "default", "-o", "json"], env)
+    assert used.returncode == 0, used.stderr
+    assert json.loads(used.stdout) == json.loads(first.stdout)
+    assert [p["profile"] for p in json.loads(run_cli(["config", "list", "-o", "json"], env).stdout)
+            if p["active"]] == ["default"]  # fmt: skip
+    for r in (first, second, used):
+        assert token not in r.stdout + r.stderr and key["secret"] not in r.stdout + r.stderr
+    plain = run_cli(["config", "use", "key"], env)
+    assert (plain.returncode, plain.stdout, plain.stderr) == (0, "", "active profile: key\n")
+    missing = run_cli(["config", "use", "nobody", "-o", "json"], env)
+    assert missing.returncode == 3 and missing.stdout == "" and "eventstreams login --profile nobody" in missing.stderr
+
+
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
 def test_completion_script_and_completion(shell: str, tmp_path: Path) -> None:
     env = _bare_env(tmp_path)
