@@ -223,6 +223,75 @@ def test_login_and_config_use_print_the_profile_never_the_secret(server: Server,
     assert missing.returncode == 3 and missing.stdout == "" and "eventstreams login --profile nobody" in missing.stderr
 
 
+def test_types_fetch(server: Server, acct: tuple[str, str]) -> None:
+    env = cli_env(server.url, *acct)
+    listed = json.loads(run_cli(["types", "list", "--limit", "1", "-o", "json"], env).stdout)[0]
+    r = run_cli(["types", "fetch", listed["type"], "-o", "json"], env)
+    assert r.returncode == 0, r.stderr
+    fetched = json.loads(r.stdout)
+    assert {k: fetched[k] for k in ("type", "schema_id", "description")} == {
+        k: listed[k] for k in ("type", "schema_id", "description")}  # fmt: skip
+    table = run_cli(["types", "fetch", "com.twilio.messaging.message.sent"], env)
+    assert table.returncode == 0 and "com.twilio.messaging.message.sent" in table.stdout
+    assert "schema_id" in table.stdout and "Messaging.MessageStatus" in table.stdout  # field/value rows
+    missing = run_cli(["types", "fetch", "no.such.type"], env)
+    assert missing.returncode == 1 and "HTTP 404" in missing.stderr and "→" in missing.stderr
+
+
+def test_subscriptions_update(server: Server, acct: tuple[str, str], receiver: Receiver) -> None:
+    env = cli_env(server.url, *acct)
+    conf = json.dumps({"destination": f"{receiver.url}/update", "method": "POST"})
+    sink = json.loads(run_cli(["sinks", "create", "--sink-type", "webhook", "--sink-configuration", conf,
+                               "--description", "upd", "-o", "json"], env).stdout)["sid"]  # fmt: skip
+    sub = json.loads(run_cli(["subscriptions", "create", "--sink-sid", sink, "--description", "before", "--types",
+                              "com.twilio.messaging.message.sent", "-o", "json"], env).stdout)["sid"]  # fmt: skip
+    r = run_cli(["subscriptions", "update", sub, "--description", "after", "-o", "json"], env)
+    assert r.returncode == 0, r.stderr
+    updated = json.loads(r.stdout)
+    assert (updated["sid"], updated["sink_sid"], updated["description"]) == (sub, sink, "after")
+    fetched = json.loads(run_cli(["subscriptions", "fetch", sub, "-o", "json"], env).stdout)
+    assert fetched["description"] == "after"
+    assert [t["type"] for t in fetched["types"]] == ["com.twilio.messaging.message.sent"]  # the types stay
+    table = run_cli(["subscriptions", "update", sub, "--description", "again"], env)
+    assert table.returncode == 0 and "again" in table.stdout and sub in table.stdout
+    usage = run_cli(["subscriptions", "update", sub], env)
+    assert usage.returncode == 1 and "--description" in usage.stderr
+    missing = run_cli(["subscriptions", "update", "DF" + "0" * 32, "--description", "x"], env)
+    assert missing.returncode == 1 and "HTTP 404" in missing.stderr
+
+
+def test_publish_to_a_subaccount_with_the_parents_credentials(server: Server, acct: tuple[str, str],
+                                                              receiver: Receiver) -> None:  # fmt: skip
+    parent, _ = acct
+    sub, _ = server.new_account("cli sub", parent=parent)
+    env = cli_env(server.url, *acct)  # the parent's credentials, and no database URL: only the HTTP API
+    assert not any(k in env for k in ("EVENTSTREAMS_DATABASE_URL", "EVENTSTREAMS_CONFIG"))
+
+    def sink_of(path: str, *account: str) -> str:
+        conf = json.dumps({"destination": f"{receiver.url}{path}", "method": "POST"})
+        r = run_cli(["sinks", "create", "--sink-type", "webhook", "--sink-configuration", conf, "--description", path,
+                     *account, "-o", "json"], env)  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        sid = json.loads(r.stdout)["sid"]
+        assert run_cli(["subscriptions", "create", "--sink-sid", sid, "--description", path, "--types",
+                        EVENT["type"], *account], env).returncode == 0  # fmt: skip
+        return str(sid)
+
+    in_sub, in_parent = sink_of("/in-sub", "--account", sub), sink_of("/in-parent")
+    event = {**EVENT, "id": "cli-sub-publish"}
+    r = run_cli(["publish", "--account", sub, "-o", "json"], env, input=json.dumps(event))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["accepted"] == ["cli-sub-publish"]
+    receiver.wait_for(lambda: [e["id"] for e in receiver.events("/in-sub")] == ["cli-sub-publish"])
+    server.settled(in_parent)  # nothing left to deliver to the parent's sink: the event was the subaccount's
+    assert receiver.events("/in-parent") == []
+    log = json.loads(run_cli(["deliveries", "--sink", in_sub, "--account", sub, "-o", "json"], env).stdout)
+    assert any("cli-sub-publish" in d["event_ids"] for d in log)
+    stranger, _ = server.new_account("not a sub")
+    denied = run_cli(["publish", "--account", stranger], env, input=json.dumps({**event, "id": "cli-denied"}))
+    assert denied.returncode == 3 and "not a subaccount of the caller" in denied.stderr
+
+
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
 def test_completion_script_and_completion(shell: str, tmp_path: Path) -> None:
     env = _bare_env(tmp_path)
