@@ -1,5 +1,7 @@
 """The `eventstreams` CLI over HTTP: login and its profile file, precedence of the environment, table and JSON
-output, the exit codes docs/cli.md promises, paging, completion, and a sync followed over HTTP."""
+output (removes, login and config use included: never a secret), the exit codes docs/cli.md promises, paging,
+completion, acting on a subaccount with --account, and a sync followed over HTTP. That every command takes
+-o json is tests/unit/test_cli_json.py."""
 
 from __future__ import annotations
 
