@@ -1,5 +1,7 @@
 """The `eventstreams` CLI over HTTP: login and its profile file, precedence of the environment, table and JSON
-output, the exit codes docs/cli.md promises, paging, completion, and a sync followed over HTTP."""
+output (removes, login and config use included: never a secret), the exit codes docs/cli.md promises, paging,
+completion, acting on a subaccount with --account, and a sync followed over HTTP. That every command takes
+-o json is tests/unit/test_cli_json.py."""
 
 from __future__ import annotations
 
@@ -159,6 +161,137 @@ def test_keys(server: Server, acct: tuple[str, str]) -> None:
     old = json.loads(run_cli(["accounts", "create-key", sid, "-o", "json"], env).stdout)  # the earlier form
     assert old["sid"].startswith("SK") and old["sid"] in run_cli(["keys", "list"], env).stdout
     assert [a["sid"] for a in json.loads(run_cli(["accounts", "list", sid, "-o", "json"], env).stdout)] == [sid]
+
+
+def test_removes_print_json_and_a_line_for_people(server: Server, acct: tuple[str, str],
+                                                   receiver: Receiver) -> None:  # fmt: skip
+    env = cli_env(server.url, *acct)
+
+    def made(*args: str) -> str:
+        r = run_cli([*args, "-o", "json"], env)
+        assert r.returncode == 0, r.stderr
+        return str(json.loads(r.stdout)["sid"])
+
+    conf = json.dumps({"destination": f"{receiver.url}/removed", "method": "POST"})
+    sinks = [made("sinks", "create", "--sink-type", "webhook", "--sink-configuration", conf, "--description", d)
+             for d in ("json", "table")]  # fmt: skip
+    subs = [made("subscriptions", "create", "--sink-sid", s, "--description", "d", "--types",
+                 "com.twilio.messaging.message.sent") for s in sinks]  # fmt: skip
+    key = json.loads(run_cli(["keys", "create", "--friendly-name", "gone", "-o", "json"], env).stdout)
+    other_key = made("keys", "create")
+    source = made("sources", "create", "--name", "removed")
+
+    for args in (["subscriptions", "remove", subs[0]], ["sinks", "remove", sinks[0]], ["keys", "remove", key["sid"]],
+                 ["sources", "remove", source]):  # fmt: skip
+        r = run_cli([*args, "-o", "json"], env)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout) == {"sid": args[-1], "deleted": True}
+    assert key["secret"] not in r.stdout + r.stderr
+    for args in (["subscriptions", "remove", subs[1]], ["sinks", "remove", sinks[1]], ["keys", "remove", other_key]):
+        r = run_cli(args, env)  # the default: nothing on stdout, a line for people on stderr (as `twilio` does)
+        assert (r.returncode, r.stdout, r.stderr) == (0, "", f"removed {args[-1]}\n")
+    assert json.loads(run_cli(["sinks", "list", "-o", "json"], env).stdout) == []
+    assert json.loads(run_cli(["keys", "list", "-o", "json"], env).stdout) == []
+    again = run_cli(["sinks", "remove", sinks[0], "-o", "json"], env)  # gone already: an error, no JSON
+    assert again.returncode == 1 and again.stdout == "" and "HTTP 404" in again.stderr
+
+
+def test_login_and_config_use_print_the_profile_never_the_secret(server: Server, acct: tuple[str, str],
+                                                                 tmp_path: Path) -> None:  # fmt: skip
+    sid, token = acct
+    env = _bare_env(tmp_path)
+    first = run_cli(["login", "--url", server.url, "--account-sid", sid, "--auth-token", token, "-o", "json"], env)
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout) == {"active": "*", "profile": "default", "url": server.url, "account_sid": sid,
+                                        "credential": "auth_token"}  # fmt: skip
+    key = json.loads(run_cli(["keys", "create", "-o", "json"], env).stdout)
+    # prompted for the secret (on stderr: stdout holds only the JSON)
+    second = run_cli(["--profile", "key", "login", "--url", server.url, "--account-sid", sid, "--api-key",
+                      key["sid"], "-o", "json"], env, input=key["secret"] + "\n")  # fmt: skip
+    assert second.returncode == 0, second.stderr
+    assert json.loads(second.stdout) == {"active": "*", "profile": "key", "url": server.url, "account_sid": sid,
+                                         "credential": "api_key"}  # fmt: skip
+    assert "API key secret" in second.stderr
+    used = run_cli(["config", "use", "default", "-o", "json"], env)
+    assert used.returncode == 0, used.stderr
+    assert json.loads(used.stdout) == json.loads(first.stdout)
+    assert [p["profile"] for p in json.loads(run_cli(["config", "list", "-o", "json"], env).stdout)
+            if p["active"]] == ["default"]  # fmt: skip
+    for r in (first, second, used):
+        assert token not in r.stdout + r.stderr and key["secret"] not in r.stdout + r.stderr
+    plain = run_cli(["config", "use", "key"], env)
+    assert (plain.returncode, plain.stdout, plain.stderr) == (0, "", "active profile: key\n")
+    missing = run_cli(["config", "use", "nobody", "-o", "json"], env)
+    assert missing.returncode == 3 and missing.stdout == "" and "eventstreams login --profile nobody" in missing.stderr
+
+
+def test_types_fetch(server: Server, acct: tuple[str, str]) -> None:
+    env = cli_env(server.url, *acct)
+    listed = json.loads(run_cli(["types", "list", "--limit", "1", "-o", "json"], env).stdout)[0]
+    r = run_cli(["types", "fetch", listed["type"], "-o", "json"], env)
+    assert r.returncode == 0, r.stderr
+    fetched = json.loads(r.stdout)
+    assert {k: fetched[k] for k in ("type", "schema_id", "description")} == {
+        k: listed[k] for k in ("type", "schema_id", "description")}  # fmt: skip
+    table = run_cli(["types", "fetch", "com.twilio.messaging.message.sent"], env)
+    assert table.returncode == 0 and "com.twilio.messaging.message.sent" in table.stdout
+    assert "schema_id" in table.stdout and "Messaging.MessageStatus" in table.stdout  # field/value rows
+    missing = run_cli(["types", "fetch", "no.such.type"], env)
+    assert missing.returncode == 1 and "HTTP 404" in missing.stderr and "→" in missing.stderr
+
+
+def test_subscriptions_update(server: Server, acct: tuple[str, str], receiver: Receiver) -> None:
+    env = cli_env(server.url, *acct)
+    conf = json.dumps({"destination": f"{receiver.url}/update", "method": "POST"})
+    sink = json.loads(run_cli(["sinks", "create", "--sink-type", "webhook", "--sink-configuration", conf,
+                               "--description", "upd", "-o", "json"], env).stdout)["sid"]  # fmt: skip
+    sub = json.loads(run_cli(["subscriptions", "create", "--sink-sid", sink, "--description", "before", "--types",
+                              "com.twilio.messaging.message.sent", "-o", "json"], env).stdout)["sid"]  # fmt: skip
+    r = run_cli(["subscriptions", "update", sub, "--description", "after", "-o", "json"], env)
+    assert r.returncode == 0, r.stderr
+    updated = json.loads(r.stdout)
+    assert (updated["sid"], updated["sink_sid"], updated["description"]) == (sub, sink, "after")
+    fetched = json.loads(run_cli(["subscriptions", "fetch", sub, "-o", "json"], env).stdout)
+    assert fetched["description"] == "after"
+    assert [t["type"] for t in fetched["types"]] == ["com.twilio.messaging.message.sent"]  # the types stay
+    table = run_cli(["subscriptions", "update", sub, "--description", "again"], env)
+    assert table.returncode == 0 and "again" in table.stdout and sub in table.stdout
+    usage = run_cli(["subscriptions", "update", sub], env)
+    assert usage.returncode == 1 and "--description" in usage.stderr
+    missing = run_cli(["subscriptions", "update", "DF" + "0" * 32, "--description", "x"], env)
+    assert missing.returncode == 1 and "HTTP 404" in missing.stderr
+
+
+def test_publish_to_a_subaccount_with_the_parents_credentials(server: Server, acct: tuple[str, str],
+                                                              receiver: Receiver) -> None:  # fmt: skip
+    parent, _ = acct
+    sub, _ = server.new_account("cli sub", parent=parent)
+    env = cli_env(server.url, *acct)  # the parent's credentials, and no database URL: only the HTTP API
+    assert not any(k in env for k in ("EVENTSTREAMS_DATABASE_URL", "EVENTSTREAMS_CONFIG"))
+
+    def sink_of(path: str, *account: str) -> str:
+        conf = json.dumps({"destination": f"{receiver.url}{path}", "method": "POST"})
+        r = run_cli(["sinks", "create", "--sink-type", "webhook", "--sink-configuration", conf, "--description", path,
+                     *account, "-o", "json"], env)  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        sid = json.loads(r.stdout)["sid"]
+        assert run_cli(["subscriptions", "create", "--sink-sid", sid, "--description", path, "--types",
+                        EVENT["type"], *account], env).returncode == 0  # fmt: skip
+        return str(sid)
+
+    in_sub, in_parent = sink_of("/in-sub", "--account", sub), sink_of("/in-parent")
+    event = {**EVENT, "id": "cli-sub-publish"}
+    r = run_cli(["publish", "--account", sub, "-o", "json"], env, input=json.dumps(event))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["accepted"] == ["cli-sub-publish"]
+    receiver.wait_for(lambda: [e["id"] for e in receiver.events("/in-sub")] == ["cli-sub-publish"])
+    server.settled(in_parent)  # nothing left to deliver to the parent's sink: the event was the subaccount's
+    assert receiver.events("/in-parent") == []
+    log = json.loads(run_cli(["deliveries", "--sink", in_sub, "--account", sub, "-o", "json"], env).stdout)
+    assert any("cli-sub-publish" in d["event_ids"] for d in log)
+    stranger, _ = server.new_account("not a sub")
+    denied = run_cli(["publish", "--account", stranger], env, input=json.dumps({**event, "id": "cli-denied"}))
+    assert denied.returncode == 3 and "not a subaccount of the caller" in denied.stderr
 
 
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])

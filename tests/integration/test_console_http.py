@@ -343,6 +343,32 @@ def test_connections_pages(server: Server) -> None:
     assert s.get(f"{server.url}/console/object-sources", timeout=10).status_code == 200
 
 
+def test_profile_explorer_by_user_id_email_and_phone(server: Server) -> None:
+    sid, token = server.new_account()
+    write_key = api(server, sid, token, "POST", "/v1/Sources", data={"Name": "explorer"}).json()["write_key"]
+    # an identify's traits carry the email and the phone (in national format: identity resolution keeps it as
+    # E.164, default region US)
+    sent = requests.post(f"{server.url}/v1/identify", auth=(write_key, ""), timeout=10, json={
+        "userId": "u-phone", "traits": {"email": "p1@example.com", "phone": "(415) 555-0142"}})
+    assert sent.status_code == 200, sent.text
+    s, _ = signed_in(server, sid, token)
+
+    def profile_of(kind: str, value: str) -> str:
+        page = s.get(f"{server.url}/console/profiles", params={"kind": kind, "value": value}, timeout=10)
+        assert page.status_code == 200, page.text
+        m = re.search(r"<h2>Profile <code>([^<]+)</code>", page.text)
+        assert m, f"no profile found by {kind} {value}"
+        assert "phone: <code>+14155550142</code>" in page.text and "email: <code>p1@example.com</code>" in page.text
+        return m.group(1)
+
+    by_user = profile_of("user_id", "u-phone")
+    assert profile_of("email", "p1@example.com") == by_user
+    assert profile_of("phone", "+14155550142") == by_user  # as stored
+    assert profile_of("phone", "415-555-0142") == by_user  # as a person types it: normalised like the message
+    other = s.get(f"{server.url}/console/profiles", params={"kind": "phone", "value": "+14155550199"}, timeout=10)
+    assert other.status_code == 200 and "No profile holds phone +14155550199" in other.text
+
+
 def test_object_source_runs_and_sync_now(backend: str, tmp_path: Path) -> None:
     with own_server(backend, tmp_path, source_syncs=True) as srv:  # shared servers run no scheduler
         _object_source_runs_and_sync_now(srv)

@@ -429,7 +429,7 @@ def test_command_prints_working_credentials(tmp_path: Path) -> None:
     assert not (tmp_path / "main.db").exists()  # the sandbox's own database, not eventstreams'
 
     # again, with another seed, as JSON: the same main account (token still printed), two more subaccounts
-    again = CliRunner().invoke(main, [*args[:-4], "--seed", "5", "--json"], env=env, catch_exceptions=False)
+    again = CliRunner().invoke(main, [*args[:-4], "--seed", "5", "-o", "json"], env=env, catch_exceptions=False)
     assert again.exit_code == 0, again.output
     doc = json.loads(again.output)
     assert doc["seed"] == 5 and doc["rows"] > 360

@@ -14,7 +14,7 @@ import click
 
 from .client import AUTH, Client, CliError, Credentials, client, config_path, load_config, save_profile
 from .output import account_option as ACT_AS
-from .output import output_option, render
+from .output import output_option, removed, render
 
 SINK_COLUMNS = ["sid", "sink_type", "status", "description", "date_created"]
 SUB_COLUMNS = ["sid", "sink_sid", "description", "date_created"]
@@ -30,6 +30,15 @@ def _json_option(name: str, value: str | None) -> str | None:
     return value
 
 
+PROFILE_COLUMNS = ["active", "profile", "url", "account_sid", "credential"]
+
+
+def _profile_view(name: str, p: dict[str, Any], active: bool) -> dict[str, Any]:
+    """A stored profile as `config list`, `config use` and `login` show it: never a secret."""
+    return {"active": "*" if active else "", "profile": name, "url": p.get("url"), "account_sid": p.get("account_sid"),
+            "credential": "api_key" if p.get("api_key") else "auth_token"}  # fmt: skip
+
+
 def register(main: click.Group) -> None:
     # -- login and profiles of credentials
 
@@ -39,23 +48,29 @@ def register(main: click.Group) -> None:
     @click.option("--auth-token", default=None, help="Its auth token (prompted when no key is given).")
     @click.option("--api-key", default=None, help="An API key SID (SK…) instead of the auth token.")
     @click.option("--api-secret", default=None, help="The key's secret.")
+    @output_option
     @click.pass_context
     def login(ctx: click.Context, url: str | None, account_sid: str | None, auth_token: str | None,
-              api_key: str | None, api_secret: str | None) -> None:  # fmt: skip
+              api_key: str | None, api_secret: str | None, output: str) -> None:  # fmt: skip
         """Check credentials against the server and store them as a profile (--profile NAME, default
-        "default") in $XDG_CONFIG_HOME/eventstreams/config.json, readable by you only."""
+        "default") in $XDG_CONFIG_HOME/eventstreams/config.json, readable by you only. Prints the profile
+        (never the secret) with -o json."""
         name = ctx.find_root().params.get("profile") or "default"
-        url = url or click.prompt("eventstreams URL", default="http://127.0.0.1:8080")
-        account_sid = account_sid or click.prompt("Account SID")
+        # prompts go to stderr: stdout holds only the result (JSON with -o json)
+        url = url or click.prompt("eventstreams URL", default="http://127.0.0.1:8080", err=True)
+        account_sid = account_sid or click.prompt("Account SID", err=True)
         if api_key:
-            api_secret = api_secret or click.prompt("API key secret", hide_input=True)
+            api_secret = api_secret or click.prompt("API key secret", hide_input=True, err=True)
         elif not auth_token:
-            auth_token = click.prompt("Auth token", hide_input=True)
+            auth_token = click.prompt("Auth token", hide_input=True, err=True)
         creds = Credentials(url.rstrip("/"), account_sid, auth_token, api_key, api_secret)
         with Client(creds) as c:  # a read every credential may make: proves URL, account and secret
             c.request("GET", "/v1/Sinks", params={"PageSize": 1})
         path = save_profile(name, creds)
-        click.echo(f"Logged in to {creds.url} as {account_sid}; profile {name!r} saved in {path}", err=True)
+        if output == "json":
+            render(_profile_view(name, load_config()["profiles"][name], True), "json")
+        else:
+            click.echo(f"Logged in to {creds.url} as {account_sid}; profile {name!r} saved in {path}", err=True)
 
     @main.group("config")
     def config() -> None:
@@ -66,22 +81,24 @@ def register(main: click.Group) -> None:
     def config_list(output: str) -> None:
         """The profiles (never their secrets); * marks the active one."""
         doc = load_config()
-        rows = [{"active": "*" if n == doc.get("active") else "", "profile": n, "url": p.get("url"),
-                 "account_sid": p.get("account_sid"), "credential": "api_key" if p.get("api_key") else "auth_token"}
-                for n, p in sorted(doc["profiles"].items())]  # fmt: skip
-        render(rows, output, ["active", "profile", "url", "account_sid", "credential"])
+        rows = [_profile_view(n, p, n == doc.get("active")) for n, p in sorted(doc["profiles"].items())]
+        render(rows, output, PROFILE_COLUMNS)
 
     @config.command("use")
     @click.argument("name")
-    def config_use(name: str) -> None:
-        """Make profile NAME the active one."""
+    @output_option
+    def config_use(name: str, output: str) -> None:
+        """Make profile NAME the active one (-o json: print it, never its secret)."""
         doc = load_config()
         if name not in doc["profiles"]:
             raise CliError(f"no profile named {name!r} in {config_path()}", AUTH,
                            f"run `eventstreams login --profile {name}`")  # fmt: skip
         p = doc["profiles"][name]
         save_profile(name, Credentials(**p))
-        click.echo(f"active profile: {name}", err=True)
+        if output == "json":
+            render(_profile_view(name, p, True), "json")
+        else:
+            click.echo(f"active profile: {name}", err=True)
 
     # -- completion
 
@@ -146,11 +163,12 @@ def register(main: click.Group) -> None:
     @sinks.command("remove")
     @click.argument("sid")
     @ACT_AS
-    def sinks_remove(sid: str, account_sid: str | None) -> None:
+    @output_option
+    def sinks_remove(sid: str, account_sid: str | None, output: str) -> None:
         """Delete sink SID (its subscriptions go with it)."""
         with client(account_sid) as c:
             c.request("DELETE", f"/v1/Sinks/{quote(sid)}")
-        click.echo(f"removed {sid}", err=True)
+        removed(sid, output)
 
     @sinks.command("test")
     @click.argument("sid")
@@ -220,11 +238,12 @@ def register(main: click.Group) -> None:
     @subscriptions.command("remove")
     @click.argument("sid")
     @ACT_AS
-    def subscriptions_remove(sid: str, account_sid: str | None) -> None:
+    @output_option
+    def subscriptions_remove(sid: str, account_sid: str | None, output: str) -> None:
         """Delete subscription SID."""
         with client(account_sid) as c:
             c.request("DELETE", f"/v1/Subscriptions/{quote(sid)}")
-        click.echo(f"removed {sid}", err=True)
+        removed(sid, output)
 
     # -- the catalogue
 
@@ -409,8 +428,9 @@ def register(main: click.Group) -> None:
     @keys.command("remove")
     @click.argument("key_sid")
     @ACT_AS
-    def keys_remove(key_sid: str, account_sid: str | None) -> None:
+    @output_option
+    def keys_remove(key_sid: str, account_sid: str | None, output: str) -> None:
         """Delete API key KEY_SID: it stops working at once."""
         with client() as c:
             c.request("DELETE", f"{_keys_path(c, account_sid)}/{quote(key_sid)}.json")
-        click.echo(f"removed {key_sid}", err=True)
+        removed(key_sid, output)

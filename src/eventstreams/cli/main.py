@@ -159,8 +159,9 @@ def _shared_metrics_dir() -> None:
 
 
 @main.command()
-def migrate() -> None:
-    """Apply pending schema migrations and load the built-in catalogue."""
+@_output_option
+def migrate(output: str) -> None:
+    """Apply pending schema migrations and load the built-in catalogue; -o json prints {"applied": [...]}."""
     from ..catalog import builtin_schema_versions, builtin_types
     from ..store import open_store
 
@@ -176,6 +177,9 @@ def migrate() -> None:
             await store.close()
 
     applied = asyncio.run(go())
+    if output == "json":
+        _out({"applied": applied})
+        return
     click.echo("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
 
 
@@ -256,10 +260,11 @@ def sandbox(ctx: click.Context, host: str | None, port: int | None) -> None:
     default=None,
     help="Main account (default: the first account, created as `serve` does if there is none).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@_output_option
+@click.option("--json", "as_json", is_flag=True, hidden=True, help="The same as -o json (the earlier spelling).")
 def sandbox_seed(
     messages: int, calls: int, subaccounts: int, seed_value: int | None, now: str | None,
-    account_sid: str | None, as_json: bool,
+    account_sid: str | None, output: str, as_json: bool,
 ) -> None:  # fmt: skip
     """Fill the sandbox's database with a year of realistic, reproducible Twilio data; prints the
     seeded accounts' credentials and what was inserted."""
@@ -285,7 +290,7 @@ def sandbox_seed(
             await rt.close()
 
     report = asyncio.run(go())
-    if as_json:
+    if as_json or output == "json":
         _out(seeding.report_view(report))
     else:
         click.echo(seeding.report_text(report))
@@ -299,9 +304,12 @@ def accounts() -> None:
 @accounts.command("create")
 @click.option("--friendly-name", default="Account", show_default=True)
 @click.option("--parent", default=None, help="Parent account SID (creates a subaccount).")
-def accounts_create(friendly_name: str, parent: str | None) -> None:
+@_output_option
+def accounts_create(friendly_name: str, parent: str | None, output: str) -> None:
     """On the server: create an account in the store (the first one, or a subaccount of --parent); prints
     its SID and auth token (shown once). Then `eventstreams login` with them."""
+    from .output import render
+
 
     async def go(rt: Any) -> dict[str, str]:
         if parent:  # the API's rules: a top-level parent, within its subaccount limit
@@ -310,7 +318,7 @@ def accounts_create(friendly_name: str, parent: str | None) -> None:
             row, token = await rt.accounts.create(friendly_name)
         return {"sid": row.sid, "auth_token": token, "parent_sid": row.parent_sid or ""}
 
-    _out(_run(go))
+    render(_run(go), output, ["sid", "auth_token", "parent_sid"])
 
 
 @accounts.command("list")

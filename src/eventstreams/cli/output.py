@@ -53,3 +53,13 @@ def render(data: Any, output: str, columns: Sequence[str] | None = None) -> None
         table.add_row(*(_cell(r.get(c)) for c in cols))
     console.print(table)
     console.print(f"{len(rows)} row{'s' if len(rows) != 1 else ''}", style="dim")
+
+
+def removed(sid: str, output: str) -> None:
+    """What every ``remove`` prints. The API answers 204 with no body; like the ``twilio`` CLI, people get a
+    line on stderr ("removed SID"); ``-o json`` prints ``{"sid": SID, "deleted": true}`` on stdout instead, so
+    a script can check what went (docs/cli.md)."""
+    if output == "json":
+        render({"sid": sid, "deleted": True}, "json")
+    else:
+        click.echo(f"removed {sid}", err=True)

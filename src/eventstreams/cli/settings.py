@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import click
 
-from ..config import markdown_table, replace_table, text_table
+from ..config import documented, markdown_table, replace_table, text_table
+from .output import output_option, render
 
 
 @click.command("settings")
@@ -17,12 +19,17 @@ from ..config import markdown_table, replace_table, text_table
     default=None,
     help="Rewrite the table between the settings markers of this file (README.md) instead of printing.",
 )
-def settings(markdown: bool, update: Path | None) -> None:
-    """List every setting: environment variable, default, meaning (also keys of eventstreams.toml)."""
+@output_option
+def settings(markdown: bool, update: Path | None, output: str) -> None:
+    """List every setting: environment variable, default, meaning (also keys of eventstreams.toml); -o json
+    gives each as {"env", "key", "default", "doc"} (Markdown as in the table)."""
     if update is not None:
         try:
             update.write_text(replace_table(update.read_text()))
         except ValueError:
             raise click.ClickException(f"{update} has no settings table markers") from None
+        return
+    if output == "json":
+        render([asdict(d) for d in documented()], "json")
         return
     click.echo(markdown_table() if markdown else text_table(), nl=False)

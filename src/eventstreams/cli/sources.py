@@ -12,7 +12,7 @@ import click
 from . import object_sources
 from .client import client
 from .output import account_option as _ACCOUNT
-from .output import output_option, render
+from .output import output_option, removed, render
 
 _COLUMNS = ["sid", "type", "name", "enabled", "rate_limit", "schema_name", "schedule"]
 
@@ -102,7 +102,7 @@ def register(main: click.Group) -> None:
         path = "/v1/ObjectSources" if _is_twilio(source_sid) else "/v1/Sources"
         with client(account_sid) as c:
             c.request("DELETE", f"{path}/{quote(source_sid, safe='')}")
-        render({"sid": source_sid, "deleted": True}, output)
+        removed(source_sid, output)
 
     sources.add_command(sources_remove, "delete")  # the earlier name keeps working
 
