@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 import requests
 
-from eventstreams.objectsource.client import RetryPolicy
+from eventstreams.objectsource.client import RetryPolicy, TwilioReader
+from eventstreams.objectsource.sync import FEEDBACK_MARGIN
 from eventstreams.sandbox import seed as seeding
 from eventstreams.warehouse.targets import Target, open_target
 from tests.conftest import Server, drop_pg_database, own_server, pg_database
@@ -240,6 +241,66 @@ def test_incremental_sync_updates_exactly_the_changed_rows(world: dict[str, Any]
     fetched = srv.call(srv.services.object_sources.get(
         srv.call(srv.services.accounts.principal_of(main)).account, row.sid))  # fmt: skip
     assert fetched.full_sync_requested is False
+
+
+def test_incremental_sync_updates_exactly_the_changed_calls_and_fetches_only_their_feedback(
+        world: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    srv: Server = world["srv"]
+    main = world["sid"]
+    feedback_gets: list[str] = []  # the call SIDs whose feedback the source asks Twilio for, one GET each
+    get = TwilioReader._get
+
+    async def counting(self: TwilioReader, uri: str, **kw: Any) -> bytes | None:
+        if uri.endswith("/Feedback.json"):
+            feedback_gets.append(uri.split("/Calls/")[1].split("/")[0])
+        return await get(self, uri, **kw)
+
+    monkeypatch.setattr(TwilioReader, "_get", counting)
+    row = _source(world, "Calls Incremental", lookback="20d", include_subaccounts=False,
+                  collections="calls,call_feedback")  # fmt: skip
+    assert _sync(world, row).run.status == "succeeded"
+    before = _warehouse(world, "calls_incremental", "calls")
+    assert sorted(feedback_gets) == sorted(before)  # the first, full pass asks for every call's feedback
+    mark = max(r["date_updated"] for r in before.values())  # the newest change the first pass loaded
+
+    # the sandbox changes: a completed call of the last day (inside the 20-day lookback window) turns failed
+    # and gets feedback; one from months ago changes too (outside the window)
+    with_feedback = {r["call_sid"] for r in _sandbox(world, "sandbox_call_feedback", [main])}
+    ended = sorted((r for r in _sandbox(world, "sandbox_calls", [main])
+                    if r["end_time"] and r["status"] == "completed" and r["sid"] not in with_feedback),
+                   key=lambda r: r["end_time"])  # fmt: skip
+    recent, old = ended[-3], ended[len(ended) // 4]
+    assert _epoch(old["end_time"]) < NOW - 30 * 86400 and _epoch(recent["end_time"]) > NOW - 86400  # type: ignore[operator]
+    stamp = datetime.fromtimestamp(NOW + 60, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for c in (recent, old):
+        srv.call(srv.services.store.db.run(lambda tx, s=c["sid"]: tx.run(
+            "UPDATE sandbox_calls SET status = 'failed', price = '-0.01700', date_updated = :d WHERE sid = :s",
+            d=stamp, s=s), write=True))  # fmt: skip
+    srv.call(srv.services.store.db.run(lambda tx: tx.run(
+        "INSERT INTO sandbox_call_feedback (call_sid, account_sid, quality_score, issues, date_created, "
+        "date_updated) VALUES (:s, :a, 1, '[\"dropped-call\"]', :d, :d)", s=recent["sid"], a=main, d=stamp),
+        write=True))  # fmt: skip
+
+    feedback_gets.clear()
+    report = _sync(world, row)
+    assert report.run.status == "succeeded" and report.run.kind == "incremental"
+    after = _warehouse(world, "calls_incremental", "calls")
+    strip = lambda r: {c: v for c, v in r.items() if c not in ("uuid_ts", "received_at")}  # noqa: E731
+    changed = {k for k in set(before) | set(after) if strip(before.get(k, {})) != strip(after.get(k, {}))}
+    assert changed == {recent["sid"]}
+    assert after[recent["sid"]]["status"] == "failed" and after[recent["sid"]]["price"] == -0.017
+    assert after[old["sid"]]["status"] == "completed"  # outside the lookback window: not seen yet
+    _assert_equal(world, "calls_incremental", "calls", [main], skip={old["sid"]})
+    # feedback only for calls new or changed since the last sync (and those updated within the margin of
+    # the newest change it had seen), not for every call the lookback window read again
+    (calls,) = [p for p in report.collections if p.collection == "calls"]
+    read_again = calls.rows_read - 1  # the feedback row is counted with the calls
+    assert sorted(feedback_gets) == sorted(
+        {recent["sid"]} | {k for k, r in before.items() if r["date_updated"] >= mark - FEEDBACK_MARGIN})
+    assert len(feedback_gets) < read_again / 10, (len(feedback_gets), read_again)
+    feedback = _warehouse(world, "calls_incremental", "call_feedback")
+    assert feedback[recent["sid"]]["quality_score"] == 1
+    _assert_equal(world, "calls_incremental", "call_feedback", [main])
 
 
 def test_subaccounts_land_as_configured(world: dict[str, Any]) -> None:
