@@ -8,6 +8,7 @@ runs are recorded per collection; a scheduled source is synced by the server's s
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,10 +19,12 @@ from typing import Any
 import pytest
 import requests
 
+from eventstreams import clock
 from eventstreams.objectsource.client import RetryPolicy, TwilioReader
-from eventstreams.objectsource.sync import FEEDBACK_MARGIN
+from eventstreams.objectsource.sync import FEEDBACK_MARGIN, Syncer
 from eventstreams.sandbox import seed as seeding
 from eventstreams.warehouse.targets import Target, open_target
+from tests.clihelp import cli_env, run_cli
 from tests.conftest import Server, drop_pg_database, own_server, pg_database
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC).timestamp()
@@ -350,6 +353,63 @@ def test_401_stops_with_a_clear_error(world: dict[str, Any]) -> None:
     assert srv.call(srv.services.store.object_sources.states(row.sid)) == []  # nothing advanced
     fresh = srv.call(srv.services.store.object_sources.by_sid(row.sid))
     assert fresh.lease_owner is None and fresh.last_error  # released, and the error is shown on the source
+
+
+def test_a_401_on_one_account_stops_only_that_accounts_sync(world: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
+                                                            tmp_path: Path) -> None:  # fmt: skip
+    """A subaccount suspended after discovery answers 401: its remaining collections are not tried, the
+    accounts before and after it sync in full, and the run records the error per collection, shown by the
+    API and the CLI."""
+    srv: Server = world["srv"]
+    parent, token = srv.new_account("Three accounts")
+    seeded = srv.call(seeding.seed(srv.services, 60, 20, 2, 11, NOW, account_sid=parent))
+    doomed, good = sorted(a.row.sid for a in seeded.accounts[1:])  # synced in this order, after the parent
+    discover = Syncer._accounts
+
+    async def then_suspend(self: Syncer, reader: TwilioReader, row: Any) -> list[str]:
+        found = await discover(self, reader, row)
+        if row.twilio_account_sid == parent:
+            await self.store.accounts.update(doomed, None, "suspended", clock.iso(clock.now()))
+        return found
+
+    monkeypatch.setattr(Syncer, "_accounts", then_suspend)
+    account = srv.call(srv.services.accounts.principal_of(parent)).account
+    row = srv.call(srv.services.object_sources.create(
+        account, friendly_name="Partly Suspended", twilio_account_sid=parent, auth_token=token, schedule="manual",
+        base_url=srv.url, include_subaccounts=True, start_date="2020-01-01", collections="messages,addresses"))  # fmt: skip
+    first, second = row.collections.split(",")  # the order each account's collections are synced in
+    report = _sync(world, row)
+
+    assert report.run.status == "failed"
+    parts = {(p.account_sid, p.collection): p for p in report.collections}
+    assert {k: p.status for k, p in parts.items()} == {
+        (parent, first): "succeeded", (parent, second): "succeeded",
+        (doomed, first): "failed",  # its second collection is not tried: the credentials do not reach it
+        (good, first): "succeeded", (good, second): "succeeded"}  # fmt: skip
+    error = parts[(doomed, first)].error or ""
+    assert f"Twilio refused the credentials for account {doomed} (HTTP 401" in error, error
+    assert report.run.error == f"{first} ({doomed}): {error}"
+    for collection in ("messages", "addresses"):
+        _assert_equal(world, "partly_suspended", collection, [parent, good])
+    assert srv.call(srv.services.store.object_sources.states(row.sid)) and not [
+        s for s in srv.call(srv.services.store.object_sources.states(row.sid)) if s.twilio_account_sid == doomed]
+
+    # the run as the API shows it: the failed collection's error, word for word
+    r = requests.get(f"{srv.url}/v1/ObjectSources/{row.sid}/Runs/{report.run.sid}", auth=(parent, token), timeout=10)
+    assert r.status_code == 200, r.text
+    run = r.json()
+    assert run["status"] == "failed" and run["error"] == report.run.error
+    shown = {(c["twilio_account_sid"], c["collection"]): (c["status"], c["error"]) for c in run["collections"]}
+    assert shown[(doomed, first)] == ("failed", error)
+    assert shown[(good, second)] == ("succeeded", None) and (doomed, second) not in shown
+    # and as the CLI shows it
+    out = run_cli(["sources", "runs", "Partly Suspended", "-o", "json"], cli_env(srv.url, parent, token))
+    assert out.returncode == 0, out.stderr
+    (listed,) = json.loads(out.stdout)
+    assert [c["error"] for c in listed["collections"] if c["status"] == "failed"] == [error]
+    table = run_cli(["sources", "runs", "Partly Suspended"], cli_env(srv.url, parent, token))
+    assert table.returncode == 0, table.stderr
+    assert "failed" in table.stdout and doomed in table.stdout and "HTTP 401" in table.stdout, table.stdout
 
 
 def test_a_scheduled_source_is_synced_by_the_scheduler(backend: str, tmp_path: Path) -> None:
