@@ -71,11 +71,11 @@ def _source(w: dict[str, Any], name: str, **extra: Any) -> Any:
     return srv.call(srv.services.object_sources.create(account, **kwargs))
 
 
-def _sync(w: dict[str, Any], row: Any, full: bool = False) -> Any:
+def _sync(w: dict[str, Any], row: Any, full: bool = False, retry: RetryPolicy | None = None) -> Any:
     srv: Server = w["srv"]
     syncer = srv.services.syncer()
     # the storms below retry in milliseconds, and often: 40 attempts make a give-up a 1-in-10^15 event
-    syncer.retry = RetryPolicy(max_attempts=40, first_delay=0.005, max_delay=0.05)
+    syncer.retry = retry or RetryPolicy(max_attempts=40, first_delay=0.005, max_delay=0.05)
     return asyncio.run_coroutine_threadsafe(syncer.sync_now(row, full=full), srv.app.state.loop).result(180)
 
 
@@ -410,6 +410,43 @@ def test_a_401_on_one_account_stops_only_that_accounts_sync(world: dict[str, Any
     table = run_cli(["sources", "runs", "Partly Suspended"], cli_env(srv.url, parent, token))
     assert table.returncode == 0, table.stderr
     assert "failed" in table.stdout and doomed in table.stdout and "HTTP 401" in table.stdout, table.stdout
+
+
+def test_a_failed_collection_is_recorded_with_its_error_and_the_others_go_on(world: dict[str, Any]) -> None:
+    """One subaccount answers nothing but 500s: each of its collections fails after its retries, with the
+    error recorded on that collection of the run; its other collections, and the other accounts, load."""
+    srv: Server = world["srv"]
+    parent, token = srv.new_account("Broken sub")
+    seeded = srv.call(seeding.seed(srv.services, 60, 20, 2, 12, NOW, account_sid=parent))
+    broken, good = (a.row.sid for a in seeded.accounts[1:])
+    r = requests.post(f"{srv.url}/2010-04-01/Accounts/{broken}/Sandbox.json", auth=(parent, token),
+                      data={"ServerErrorRatio": "1", "ServerErrorStatus": "500"}, timeout=10)  # fmt: skip
+    assert r.status_code == 200, r.text
+    account = srv.call(srv.services.accounts.principal_of(parent)).account
+    row = srv.call(srv.services.object_sources.create(
+        account, friendly_name="Half Broken", twilio_account_sid=parent, auth_token=token, schedule="manual",
+        base_url=srv.url, include_subaccounts=True, start_date="2020-01-01", collections="messages,addresses"))  # fmt: skip
+    report = _sync(world, row, retry=RetryPolicy(max_attempts=3, first_delay=0.005, max_delay=0.01))
+
+    assert report.run.status == "failed"
+    statuses = {(p.account_sid, p.collection): p.status for p in report.collections}
+    assert statuses == {(a, c): "failed" if a == broken else "succeeded"
+                        for a in (parent, broken, good) for c in ("messages", "addresses")}  # fmt: skip
+    errors = {p.collection: p.error or "" for p in report.collections if p.account_sid == broken}
+    for collection, error in errors.items():
+        assert error.startswith(f"GET /2010-04-01/Accounts/{broken}/"), error
+        assert "gave up after 3 attempts" in error and "last: HTTP 500" in error, error
+    for collection in ("messages", "addresses"):
+        _assert_equal(world, "half_broken", collection, [parent, good])
+
+    r = requests.get(f"{srv.url}/v1/ObjectSources/{row.sid}/Runs/{report.run.sid}", auth=(parent, token), timeout=10)
+    assert r.status_code == 200, r.text
+    run = r.json()
+    assert run["status"] == "failed"
+    assert {c["collection"]: c["error"] for c in run["collections"] if c["twilio_account_sid"] == broken} == errors
+    assert all(c["error"] is None for c in run["collections"] if c["twilio_account_sid"] != broken)
+    for collection, error in errors.items():
+        assert f"{collection} ({broken}): {error}" in run["error"]
 
 
 def test_a_scheduled_source_is_synced_by_the_scheduler(backend: str, tmp_path: Path) -> None:
