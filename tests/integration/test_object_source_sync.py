@@ -21,6 +21,7 @@ import requests
 
 from eventstreams import clock
 from eventstreams.objectsource.client import RetryPolicy, TwilioReader
+from eventstreams.objectsource.scheduler import Scheduler
 from eventstreams.objectsource.sync import FEEDBACK_MARGIN, Syncer
 from eventstreams.sandbox import seed as seeding
 from eventstreams.warehouse.targets import Target, open_target
@@ -474,6 +475,50 @@ def test_a_scheduled_source_is_synced_by_the_scheduler(backend: str, tmp_path: P
         upserted = metrics.get_sample_value("eventstreams_source_sync_rows_total",
                                             {"collection": "messages", "stage": "upserted"})  # fmt: skip
         assert upserted is not None and upserted >= 300
+
+
+def test_schedulers_share_many_due_sources_each_up_to_its_concurrency(backend: str, tmp_path: Path) -> None:
+    """Three processes' schedulers (as in `worker`) on one store, two syncs at a time each, and five due
+    sources: the first takes two, the second two, the third the last one; none is taken twice. The syncs
+    are held open here so that which scheduler ran what does not depend on timing."""
+    with own_server(backend, tmp_path, source_syncs=False) as srv:
+        sid, token = srv.new_account("Shared")
+        account = srv.call(srv.services.accounts.principal_of(sid)).account
+        sids = set()
+        for i in range(5):
+            row = srv.call(srv.services.object_sources.create(
+                account, friendly_name=f"Shared {i}", twilio_account_sid=sid, auth_token=token, schedule="manual",
+                base_url=srv.url))  # fmt: skip
+            srv.call(srv.services.object_sources.request_sync(row, full=False))  # due now
+            sids.add(row.sid)
+
+        async def share() -> tuple[list[int], dict[str, list[str]]]:
+            gate = asyncio.Event()
+            ran: dict[str, list[str]] = {}
+            schedulers = []
+            for owner in ("worker-a", "worker-b", "worker-c"):
+                syncer = srv.services.syncer()
+                syncer.owner = owner
+                scheduler = Scheduler(srv.services.store, syncer, concurrency=2)
+
+                async def held(key: str, owner: str = owner) -> None:  # a sync that lasts until the gate opens
+                    ran.setdefault(owner, []).append(key)
+                    await gate.wait()
+
+                scheduler.jobs = [("source", scheduler._claim_sources, held)]
+                schedulers.append(scheduler)
+            started = [await s.tick() for s in schedulers]
+            running = [t for s in schedulers for t in s._running.values()]
+            gate.set()
+            await asyncio.gather(*running)
+            for s in schedulers:
+                await s.stop()
+            return started, ran
+
+        started, ran = srv.call(share())
+        assert started == [2, 2, 1]
+        assert {o: len(keys) for o, keys in ran.items()} == {"worker-a": 2, "worker-b": 2, "worker-c": 1}
+        assert sorted(k for keys in ran.values() for k in keys) == sorted(sids)  # each source once
 
 
 def seeding_page() -> Any:
