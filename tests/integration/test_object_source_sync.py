@@ -1,9 +1,11 @@
 """The Twilio object source against a seeded sandbox, on both stores and both warehouse targets (SQLite
 with DuckDB, PostgreSQL with a PostgreSQL warehouse): a full sync equals the sandbox row for row and
 field for field; an incremental sync after status changes updates exactly the changed rows (one inside
-the lookback window, one new message; one outside the window waits for a full sync); no duplicates;
-subaccounts land as configured; 429 storms and 5xx are survived; a 401 stops with a clear error;
-runs are recorded per collection; a scheduled source is synced by the server's scheduler."""
+the lookback window, one new message; one outside the window waits for a full sync; the same for calls, whose
+feedback is fetched only for calls new or changed since the last sync); no duplicates; subaccounts land as
+configured; 429 storms and 5xx are survived; a 401 stops with a clear error, on one subaccount that
+account only; runs are recorded per collection, a failed one with its error (run, API, CLI); a scheduled
+source is synced by the server's scheduler, and many due sources are shared between schedulers."""
 
 from __future__ import annotations
 
