@@ -1,7 +1,7 @@
 """The object source as real processes: the `eventstreams serve` running a sync (asked for by `eventstreams
 sources sync`) killed with SIGKILL in the middle of a pass resumes from its last committed page (no row lost,
-none twice, the pages before the kill not read again), on both stores; and on PostgreSQL, several
-`eventstreams worker` processes share scheduled sources without ever syncing one twice at once."""
+none twice, the pages before the kill not read again), on both stores and into both warehouse targets; and
+on PostgreSQL, several `eventstreams worker` processes share scheduled sources without ever syncing one twice at once."""
 
 from __future__ import annotations
 
@@ -76,13 +76,16 @@ def _store_rows(url: str, sql: str) -> list[tuple[Any, ...]]:
         return list(conn.execute(sql))
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-def test_killed_sync_resumes_from_its_last_committed_page(backend: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("backend", "warehouse"), [("sqlite", "duckdb"), ("postgres", "duckdb"),
+                                                     ("postgres", "postgres")])  # fmt: skip
+def test_killed_sync_resumes_from_its_last_committed_page(backend: str, warehouse: str, tmp_path: Path) -> None:
     sandbox, sandbox_url, report = _sandbox(tmp_path, 12_000, 100)
     db_url, pg_name = database_url(backend, tmp_path)
     main = report["accounts"][0]
+    # a PostgreSQL warehouse: the store's own database, as the workers' test below has it
+    warehouse_url = db_url if warehouse == "postgres" else f"duckdb:///{tmp_path}/warehouse.duckdb"
     env = {"EVENTSTREAMS_DATABASE_URL": db_url, "EVENTSTREAMS_DATA_DIR": str(tmp_path),
-           "EVENTSTREAMS_WAREHOUSE_URL": f"duckdb:///{tmp_path}/warehouse.duckdb",
+           "EVENTSTREAMS_WAREHOUSE_URL": warehouse_url,
            "EVENTSTREAMS_ALLOW_PRIVATE_DESTINATIONS": "true", "EVENTSTREAMS_LEASE_SECONDS": "10",
            "TWILIO_ACCOUNT_SID": main["sid"], "TWILIO_AUTH_TOKEN": main["auth_token"]}  # fmt: skip
     _credentials(env)

@@ -1,12 +1,14 @@
 """The events warehouse end to end: messages sent with segment-analytics-python and Event Streams events
-published over HTTP, loaded into Segment's tables in DuckDB, on both store backends."""
+published over HTTP, loaded into Segment's tables in DuckDB (and, for the main path, in PostgreSQL too), on both
+store backends."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import time
-from collections.abc import Mapping, Sequence
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,22 +23,38 @@ from eventstreams.store.errors import Conflict
 from eventstreams.warehouse.columns import Column
 from eventstreams.warehouse.events import EventsWarehouse, LoadReport
 from eventstreams.warehouse.targets import Target, WarehouseBusy, open_target
-from tests.conftest import Server
+from tests.conftest import Server, drop_pg_database, pg_database
 
 DELIVERED = "com.twilio.messaging.message.delivered"
 
 
-def _setup(server: Server, tmp_path: Path, schema: str) -> tuple[str, str, str, EventsWarehouse]:
+def _duckdb(tmp_path: Path) -> str:
+    return f"duckdb:///{tmp_path}/w.duckdb"
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def warehouse_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The warehouse a test loads into: a DuckDB file, or a fresh PostgreSQL database."""
+    if request.param == "duckdb":
+        yield _duckdb(tmp_path)
+        return
+    name = f"es_events_wh_{uuid.uuid4().hex[:8]}"
+    yield pg_database(name)
+    drop_pg_database(name)
+
+
+def _setup(server: Server, tmp_path: Path, schema: str, url: str | None = None) -> tuple[str, str, str, EventsWarehouse]:
     sid, token = server.new_account("Warehouse")
     account = server.call(server.services.store.accounts.get(sid))
     _, key = server.call(server.services.sources.create(account, "web"))
-    wh = EventsWarehouse(server.services.store, f"duckdb:///{tmp_path}/w.duckdb", settle_s=0)
+    wh = EventsWarehouse(server.services.store, url or _duckdb(tmp_path), settle_s=0)
     server.call(wh.configure(sid, schema))
     return sid, token, key, wh
 
 
-def _query(tmp_path: Path, sql: str) -> list[dict[str, Any]]:
-    t = open_target(f"duckdb:///{tmp_path}/w.duckdb", read_only=True)
+def _query(where: Path | str, sql: str) -> list[dict[str, Any]]:
+    """Rows of ``sql`` on a warehouse URL, or on the DuckDB file in the directory ``where``."""
+    t = open_target(where if isinstance(where, str) else _duckdb(where), read_only=True)
     try:
         names, rows = t.query(sql)
     finally:
@@ -50,8 +68,10 @@ def _publish(server: Server, auth: tuple[str, str], events: list[dict[str, Any]]
     assert r.status_code == 201, r.text
 
 
-def test_segment_calls_and_events_land_in_segment_tables(server: Server, tmp_path: Path) -> None:
-    sid, token, key, wh = _setup(server, tmp_path, "web_events")
+def test_segment_calls_and_events_land_in_segment_tables(server: Server, tmp_path: Path, warehouse_url: str) -> None:
+    # schema names are claimed across the store (the session's server): one per target
+    schema = "web_events" if warehouse_url.startswith("duckdb") else "web_events_pg"
+    sid, token, key, wh = _setup(server, tmp_path, schema, warehouse_url)
     errors: list[Any] = []
     seg = SegmentClient(key, host=server.url, sync_mode=True, on_error=lambda e, b: errors.append(e))
     seg.identify("42", {"firstName": "Ada", "plan": "free", "age": 36}, message_id="i-1")
@@ -75,7 +95,7 @@ def test_segment_calls_and_events_land_in_segment_tables(server: Server, tmp_pat
                              "pages": 1, "screens": 1, "groups": 1, "aliases": 1,
                              "com_twilio_messaging_message_delivered": 1}  # fmt: skip
 
-    tracks = _query(tmp_path, "SELECT * FROM web_events.tracks ORDER BY id")
+    tracks = _query(warehouse_url, f"SELECT * FROM {schema}.tracks ORDER BY id")
     assert [(t["id"], t["event"], t["event_text"]) for t in tracks] == [
         ("EZ1", "com_twilio_messaging_message_delivered", DELIVERED), ("t-1", "order_completed", "Order Completed"),
         ("t-2", "signed_up", "Signed Up")]  # fmt: skip
@@ -84,30 +104,30 @@ def test_segment_calls_and_events_land_in_segment_tables(server: Server, tmp_pat
     assert isinstance(t1["received_at"], datetime) and t1["received_at"].tzinfo is not None
     assert "order_id" not in t1  # properties go to the event's table only
 
-    (order,) = _query(tmp_path, "SELECT * FROM web_events.order_completed")
+    (order,) = _query(warehouse_url, f"SELECT * FROM {schema}.order_completed")
     assert (order["order_id"], order["revenue"], order["items"], order["coupon"]) == ("o-1", 9.5, 2, True)
     assert order["shipping_zip_code"] == "94107" and json.loads(order["products"]) == [{"sku": "a"}]
     assert order["event"] == "order_completed" and order["user_id"] == "42"
-    (signed,) = _query(tmp_path, "SELECT * FROM web_events.signed_up")
+    (signed,) = _query(warehouse_url, f"SELECT * FROM {schema}.signed_up")
     assert signed["event"] == "signed_up" and signed["property_event"] == "clash"  # standard column kept
 
-    ids = _query(tmp_path, "SELECT id, first_name, plan, age FROM web_events.identifies ORDER BY id")
+    ids = _query(warehouse_url, f"SELECT id, first_name, plan, age FROM {schema}.identifies ORDER BY id")
     assert ids == [{"id": "i-1", "first_name": "Ada", "plan": "free", "age": 36},
                    {"id": "i-2", "first_name": None, "plan": "pro", "age": None}]  # fmt: skip
-    users = _query(tmp_path, "SELECT id, first_name, plan, age FROM web_events.users")
+    users = _query(warehouse_url, f"SELECT id, first_name, plan, age FROM {schema}.users")
     assert users == [{"id": "42", "first_name": "Ada", "plan": "pro", "age": 36}]
 
-    (page,) = _query(tmp_path, "SELECT * FROM web_events.pages")
+    (page,) = _query(warehouse_url, f"SELECT * FROM {schema}.pages")
     assert (page["name"], page["category"], page["url"], page["title"]) == ("Pricing", "Docs",
                                                                            "https://example.com/p", "P")  # fmt: skip
-    (screen,) = _query(tmp_path, "SELECT name, category, tab FROM web_events.screens")
+    (screen,) = _query(warehouse_url, f"SELECT name, category, tab FROM {schema}.screens")
     assert screen == {"name": "Home", "category": "App", "tab": "feed"}
-    assert _query(tmp_path, "SELECT group_id, employees FROM web_events.groups") == [{"group_id": "g-1",
+    assert _query(warehouse_url, f"SELECT group_id, employees FROM {schema}.groups") == [{"group_id": "g-1",
                                                                                    "employees": 50}]  # fmt: skip
-    aliases = _query(tmp_path, "SELECT user_id, previous_id FROM web_events.aliases")
+    aliases = _query(warehouse_url, f"SELECT user_id, previous_id FROM {schema}.aliases")
     assert aliases == [{"user_id": "42", "previous_id": "anon-1"}]
 
-    (ev,) = _query(tmp_path, "SELECT * FROM web_events.com_twilio_messaging_message_delivered")
+    (ev,) = _query(warehouse_url, f"SELECT * FROM {schema}.com_twilio_messaging_message_delivered")
     to = data[latest]["to"]
     assert ev["id"] == "EZ1" and ev["anonymous_id"] == anonymous_id(to) and ev["to"] == to
     assert ev["timestamp"] == datetime(2026, 3, 29, 4, 0, 58, 120000, tzinfo=UTC)
@@ -121,7 +141,7 @@ def test_segment_calls_and_events_land_in_segment_tables(server: Server, tmp_pat
     seg.track("42", "Order Completed", {"orderId": "o-2", "revenue": "12"}, message_id="t-3")
     more = server.call(wh.run_once(sid))
     assert (more.tracking_messages, more.tables) == (1, {"tracks": 1, "order_completed": 1})
-    revenue = _query(tmp_path, "SELECT revenue FROM web_events.order_completed WHERE id = 't-3'")
+    revenue = _query(warehouse_url, f"SELECT revenue FROM {schema}.order_completed WHERE id = 't-3'")
     assert revenue == [{"revenue": 12.0}]  # the column stays float: "12" converted
 
 
@@ -246,10 +266,10 @@ def test_a_busy_warehouse_is_retried_soon(server: Server, tmp_path: Path) -> Non
     assert row is not None and row.next_run_at == t + 60 and "another process" in (row.last_error or "")
 
 
-def test_the_scheduler_of_serve_loads_the_events_warehouse(backend: str, tmp_path: Path) -> None:
+def test_the_scheduler_of_serve_loads_the_events_warehouse(backend: str, tmp_path: Path, warehouse_url: str) -> None:
     from tests.conftest import own_server
 
-    with own_server(backend, tmp_path, source_syncs=True, warehouse_url=f"duckdb:///{tmp_path}/w.duckdb") as srv:
+    with own_server(backend, tmp_path, source_syncs=True, warehouse_url=warehouse_url) as srv:
         sid, _ = srv.new_account("Scheduled events")
         account = srv.call(srv.services.store.accounts.get(sid))
         _, key = srv.call(srv.services.sources.create(account, "app"))
@@ -266,5 +286,5 @@ def test_the_scheduler_of_serve_loads_the_events_warehouse(backend: str, tmp_pat
             assert time.monotonic() < deadline, "the scheduler never loaded the events warehouse"
             time.sleep(0.1)
         assert wh.last_error is None and wh.next_run_at is not None and wh.next_run_at > time.time() + 60
-        rows = _query(tmp_path, "SELECT id, plan FROM scheduled_events.plan_chosen")
+        rows = _query(warehouse_url, "SELECT id, plan FROM scheduled_events.plan_chosen")
         assert rows == [{"id": "sched-1", "plan": "pro"}]

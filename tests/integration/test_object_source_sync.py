@@ -1,13 +1,16 @@
 """The Twilio object source against a seeded sandbox, on both stores and both warehouse targets (SQLite
 with DuckDB, PostgreSQL with a PostgreSQL warehouse): a full sync equals the sandbox row for row and
 field for field; an incremental sync after status changes updates exactly the changed rows (one inside
-the lookback window, one new message; one outside the window waits for a full sync); no duplicates;
-subaccounts land as configured; 429 storms and 5xx are survived; a 401 stops with a clear error;
-runs are recorded per collection; a scheduled source is synced by the server's scheduler."""
+the lookback window, one new message; one outside the window waits for a full sync; the same for calls, whose
+feedback is fetched only for calls new or changed since the last sync); no duplicates; subaccounts land as
+configured; 429 storms and 5xx are survived; a 401 stops with a clear error, on one subaccount that
+account only; runs are recorded per collection, a failed one with its error (run, API, CLI); a scheduled
+source is synced by the server's scheduler, and many due sources are shared between schedulers."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,9 +21,13 @@ from typing import Any
 import pytest
 import requests
 
-from eventstreams.objectsource.client import RetryPolicy
+from eventstreams import clock
+from eventstreams.objectsource.client import RetryPolicy, TwilioReader
+from eventstreams.objectsource.scheduler import Scheduler
+from eventstreams.objectsource.sync import FEEDBACK_MARGIN, Syncer
 from eventstreams.sandbox import seed as seeding
 from eventstreams.warehouse.targets import Target, open_target
+from tests.clihelp import cli_env, run_cli
 from tests.conftest import Server, drop_pg_database, own_server, pg_database
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC).timestamp()
@@ -67,11 +74,11 @@ def _source(w: dict[str, Any], name: str, **extra: Any) -> Any:
     return srv.call(srv.services.object_sources.create(account, **kwargs))
 
 
-def _sync(w: dict[str, Any], row: Any, full: bool = False) -> Any:
+def _sync(w: dict[str, Any], row: Any, full: bool = False, retry: RetryPolicy | None = None) -> Any:
     srv: Server = w["srv"]
     syncer = srv.services.syncer()
     # the storms below retry in milliseconds, and often: 40 attempts make a give-up a 1-in-10^15 event
-    syncer.retry = RetryPolicy(max_attempts=40, first_delay=0.005, max_delay=0.05)
+    syncer.retry = retry or RetryPolicy(max_attempts=40, first_delay=0.005, max_delay=0.05)
     return asyncio.run_coroutine_threadsafe(syncer.sync_now(row, full=full), srv.app.state.loop).result(180)
 
 
@@ -242,6 +249,66 @@ def test_incremental_sync_updates_exactly_the_changed_rows(world: dict[str, Any]
     assert fetched.full_sync_requested is False
 
 
+def test_incremental_sync_updates_exactly_the_changed_calls_and_fetches_only_their_feedback(
+        world: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    srv: Server = world["srv"]
+    main = world["sid"]
+    feedback_gets: list[str] = []  # the call SIDs whose feedback the source asks Twilio for, one GET each
+    get = TwilioReader._get
+
+    async def counting(self: TwilioReader, uri: str, **kw: Any) -> bytes | None:
+        if uri.endswith("/Feedback.json"):
+            feedback_gets.append(uri.split("/Calls/")[1].split("/")[0])
+        return await get(self, uri, **kw)
+
+    monkeypatch.setattr(TwilioReader, "_get", counting)
+    row = _source(world, "Calls Incremental", lookback="20d", include_subaccounts=False,
+                  collections="calls,call_feedback")  # fmt: skip
+    assert _sync(world, row).run.status == "succeeded"
+    before = _warehouse(world, "calls_incremental", "calls")
+    assert sorted(feedback_gets) == sorted(before)  # the first, full pass asks for every call's feedback
+    mark = max(r["date_updated"] for r in before.values())  # the newest change the first pass loaded
+
+    # the sandbox changes: a completed call of the last day (inside the 20-day lookback window) turns failed
+    # and gets feedback; one from months ago changes too (outside the window)
+    with_feedback = {r["call_sid"] for r in _sandbox(world, "sandbox_call_feedback", [main])}
+    ended = sorted((r for r in _sandbox(world, "sandbox_calls", [main])
+                    if r["end_time"] and r["status"] == "completed" and r["sid"] not in with_feedback),
+                   key=lambda r: r["end_time"])  # fmt: skip
+    recent, old = ended[-3], ended[len(ended) // 4]
+    assert _epoch(old["end_time"]) < NOW - 30 * 86400 and _epoch(recent["end_time"]) > NOW - 86400  # type: ignore[operator]
+    stamp = datetime.fromtimestamp(NOW + 60, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for c in (recent, old):
+        srv.call(srv.services.store.db.run(lambda tx, s=c["sid"]: tx.run(
+            "UPDATE sandbox_calls SET status = 'failed', price = '-0.01700', date_updated = :d WHERE sid = :s",
+            d=stamp, s=s), write=True))  # fmt: skip
+    srv.call(srv.services.store.db.run(lambda tx: tx.run(
+        "INSERT INTO sandbox_call_feedback (call_sid, account_sid, quality_score, issues, date_created, "
+        "date_updated) VALUES (:s, :a, 1, '[\"dropped-call\"]', :d, :d)", s=recent["sid"], a=main, d=stamp),
+        write=True))  # fmt: skip
+
+    feedback_gets.clear()
+    report = _sync(world, row)
+    assert report.run.status == "succeeded" and report.run.kind == "incremental"
+    after = _warehouse(world, "calls_incremental", "calls")
+    strip = lambda r: {c: v for c, v in r.items() if c not in ("uuid_ts", "received_at")}  # noqa: E731
+    changed = {k for k in set(before) | set(after) if strip(before.get(k, {})) != strip(after.get(k, {}))}
+    assert changed == {recent["sid"]}
+    assert after[recent["sid"]]["status"] == "failed" and after[recent["sid"]]["price"] == -0.017
+    assert after[old["sid"]]["status"] == "completed"  # outside the lookback window: not seen yet
+    _assert_equal(world, "calls_incremental", "calls", [main], skip={old["sid"]})
+    # feedback only for calls new or changed since the last sync (and those updated within the margin of
+    # the newest change it had seen), not for every call the lookback window read again
+    (calls,) = [p for p in report.collections if p.collection == "calls"]
+    read_again = calls.rows_read - 1  # the feedback row is counted with the calls
+    assert sorted(feedback_gets) == sorted(
+        {recent["sid"]} | {k for k, r in before.items() if r["date_updated"] >= mark - FEEDBACK_MARGIN})
+    assert len(feedback_gets) < read_again / 10, (len(feedback_gets), read_again)
+    feedback = _warehouse(world, "calls_incremental", "call_feedback")
+    assert feedback[recent["sid"]]["quality_score"] == 1
+    _assert_equal(world, "calls_incremental", "call_feedback", [main])
+
+
 def test_subaccounts_land_as_configured(world: dict[str, Any]) -> None:
     only_main = _source(world, "Only Main", include_subaccounts=False, collections="messages,addresses")
     assert _sync(world, only_main).run.status == "succeeded"
@@ -291,6 +358,100 @@ def test_401_stops_with_a_clear_error(world: dict[str, Any]) -> None:
     assert fresh.lease_owner is None and fresh.last_error  # released, and the error is shown on the source
 
 
+def test_a_401_on_one_account_stops_only_that_accounts_sync(world: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
+                                                            tmp_path: Path) -> None:  # fmt: skip
+    """A subaccount suspended after discovery answers 401: its remaining collections are not tried, the
+    accounts before and after it sync in full, and the run records the error per collection, shown by the
+    API and the CLI."""
+    srv: Server = world["srv"]
+    parent, token = srv.new_account("Three accounts")
+    seeded = srv.call(seeding.seed(srv.services, 60, 20, 2, 11, NOW, account_sid=parent))
+    doomed, good = sorted(a.row.sid for a in seeded.accounts[1:])  # synced in this order, after the parent
+    discover = Syncer._accounts
+
+    async def then_suspend(self: Syncer, reader: TwilioReader, row: Any) -> list[str]:
+        found = await discover(self, reader, row)
+        if row.twilio_account_sid == parent:
+            await self.store.accounts.update(doomed, None, "suspended", clock.iso(clock.now()))
+        return found
+
+    monkeypatch.setattr(Syncer, "_accounts", then_suspend)
+    account = srv.call(srv.services.accounts.principal_of(parent)).account
+    row = srv.call(srv.services.object_sources.create(
+        account, friendly_name="Partly Suspended", twilio_account_sid=parent, auth_token=token, schedule="manual",
+        base_url=srv.url, include_subaccounts=True, start_date="2020-01-01", collections="messages,addresses"))  # fmt: skip
+    first, second = row.collections.split(",")  # the order each account's collections are synced in
+    report = _sync(world, row)
+
+    assert report.run.status == "failed"
+    parts = {(p.account_sid, p.collection): p for p in report.collections}
+    assert {k: p.status for k, p in parts.items()} == {
+        (parent, first): "succeeded", (parent, second): "succeeded",
+        (doomed, first): "failed",  # its second collection is not tried: the credentials do not reach it
+        (good, first): "succeeded", (good, second): "succeeded"}  # fmt: skip
+    error = parts[(doomed, first)].error or ""
+    assert f"Twilio refused the credentials for account {doomed} (HTTP 401" in error, error
+    assert report.run.error == f"{first} ({doomed}): {error}"
+    for collection in ("messages", "addresses"):
+        _assert_equal(world, "partly_suspended", collection, [parent, good])
+    assert srv.call(srv.services.store.object_sources.states(row.sid)) and not [
+        s for s in srv.call(srv.services.store.object_sources.states(row.sid)) if s.twilio_account_sid == doomed]
+
+    # the run as the API shows it: the failed collection's error, word for word
+    r = requests.get(f"{srv.url}/v1/ObjectSources/{row.sid}/Runs/{report.run.sid}", auth=(parent, token), timeout=10)
+    assert r.status_code == 200, r.text
+    run = r.json()
+    assert run["status"] == "failed" and run["error"] == report.run.error
+    shown = {(c["twilio_account_sid"], c["collection"]): (c["status"], c["error"]) for c in run["collections"]}
+    assert shown[(doomed, first)] == ("failed", error)
+    assert shown[(good, second)] == ("succeeded", None) and (doomed, second) not in shown
+    # and as the CLI shows it
+    out = run_cli(["sources", "runs", "Partly Suspended", "-o", "json"], cli_env(srv.url, parent, token))
+    assert out.returncode == 0, out.stderr
+    (listed,) = json.loads(out.stdout)
+    assert [c["error"] for c in listed["collections"] if c["status"] == "failed"] == [error]
+    table = run_cli(["sources", "runs", "Partly Suspended"], cli_env(srv.url, parent, token))
+    assert table.returncode == 0, table.stderr
+    assert "failed" in table.stdout and doomed in table.stdout and "HTTP 401" in table.stdout, table.stdout
+
+
+def test_a_failed_collection_is_recorded_with_its_error_and_the_others_go_on(world: dict[str, Any]) -> None:
+    """One subaccount answers nothing but 500s: each of its collections fails after its retries, with the
+    error recorded on that collection of the run; its other collections, and the other accounts, load."""
+    srv: Server = world["srv"]
+    parent, token = srv.new_account("Broken sub")
+    seeded = srv.call(seeding.seed(srv.services, 60, 20, 2, 12, NOW, account_sid=parent))
+    broken, good = (a.row.sid for a in seeded.accounts[1:])
+    r = requests.post(f"{srv.url}/2010-04-01/Accounts/{broken}/Sandbox.json", auth=(parent, token),
+                      data={"ServerErrorRatio": "1", "ServerErrorStatus": "500"}, timeout=10)  # fmt: skip
+    assert r.status_code == 200, r.text
+    account = srv.call(srv.services.accounts.principal_of(parent)).account
+    row = srv.call(srv.services.object_sources.create(
+        account, friendly_name="Half Broken", twilio_account_sid=parent, auth_token=token, schedule="manual",
+        base_url=srv.url, include_subaccounts=True, start_date="2020-01-01", collections="messages,addresses"))  # fmt: skip
+    report = _sync(world, row, retry=RetryPolicy(max_attempts=3, first_delay=0.005, max_delay=0.01))
+
+    assert report.run.status == "failed"
+    statuses = {(p.account_sid, p.collection): p.status for p in report.collections}
+    assert statuses == {(a, c): "failed" if a == broken else "succeeded"
+                        for a in (parent, broken, good) for c in ("messages", "addresses")}  # fmt: skip
+    errors = {p.collection: p.error or "" for p in report.collections if p.account_sid == broken}
+    for collection, error in errors.items():
+        assert error.startswith(f"GET /2010-04-01/Accounts/{broken}/"), error
+        assert "gave up after 3 attempts" in error and "last: HTTP 500" in error, error
+    for collection in ("messages", "addresses"):
+        _assert_equal(world, "half_broken", collection, [parent, good])
+
+    r = requests.get(f"{srv.url}/v1/ObjectSources/{row.sid}/Runs/{report.run.sid}", auth=(parent, token), timeout=10)
+    assert r.status_code == 200, r.text
+    run = r.json()
+    assert run["status"] == "failed"
+    assert {c["collection"]: c["error"] for c in run["collections"] if c["twilio_account_sid"] == broken} == errors
+    assert all(c["error"] is None for c in run["collections"] if c["twilio_account_sid"] != broken)
+    for collection, error in errors.items():
+        assert f"{collection} ({broken}): {error}" in run["error"]
+
+
 def test_a_scheduled_source_is_synced_by_the_scheduler(backend: str, tmp_path: Path) -> None:
     warehouse = f"duckdb:///{tmp_path}/wh.duckdb"
     with own_server(backend, tmp_path, sandbox=True, warehouse_url=warehouse, source_syncs=True) as srv:
@@ -316,6 +477,50 @@ def test_a_scheduled_source_is_synced_by_the_scheduler(backend: str, tmp_path: P
         upserted = metrics.get_sample_value("eventstreams_source_sync_rows_total",
                                             {"collection": "messages", "stage": "upserted"})  # fmt: skip
         assert upserted is not None and upserted >= 300
+
+
+def test_schedulers_share_many_due_sources_each_up_to_its_concurrency(backend: str, tmp_path: Path) -> None:
+    """Three processes' schedulers (as in `worker`) on one store, two syncs at a time each, and five due
+    sources: the first takes two, the second two, the third the last one; none is taken twice. The syncs
+    are held open here so that which scheduler ran what does not depend on timing."""
+    with own_server(backend, tmp_path, source_syncs=False) as srv:
+        sid, token = srv.new_account("Shared")
+        account = srv.call(srv.services.accounts.principal_of(sid)).account
+        sids = set()
+        for i in range(5):
+            row = srv.call(srv.services.object_sources.create(
+                account, friendly_name=f"Shared {i}", twilio_account_sid=sid, auth_token=token, schedule="manual",
+                base_url=srv.url))  # fmt: skip
+            srv.call(srv.services.object_sources.request_sync(row, full=False))  # due now
+            sids.add(row.sid)
+
+        async def share() -> tuple[list[int], dict[str, list[str]]]:
+            gate = asyncio.Event()
+            ran: dict[str, list[str]] = {}
+            schedulers = []
+            for owner in ("worker-a", "worker-b", "worker-c"):
+                syncer = srv.services.syncer()
+                syncer.owner = owner
+                scheduler = Scheduler(srv.services.store, syncer, concurrency=2)
+
+                async def held(key: str, owner: str = owner) -> None:  # a sync that lasts until the gate opens
+                    ran.setdefault(owner, []).append(key)
+                    await gate.wait()
+
+                scheduler.jobs = [("source", scheduler._claim_sources, held)]
+                schedulers.append(scheduler)
+            started = [await s.tick() for s in schedulers]
+            running = [t for s in schedulers for t in s._running.values()]
+            gate.set()
+            await asyncio.gather(*running)
+            for s in schedulers:
+                await s.stop()
+            return started, ran
+
+        started, ran = srv.call(share())
+        assert started == [2, 2, 1]
+        assert {o: len(keys) for o, keys in ran.items()} == {"worker-a": 2, "worker-b": 2, "worker-c": 1}
+        assert sorted(k for keys in ran.values() for k in keys) == sorted(sids)  # each source once
 
 
 def seeding_page() -> Any:
