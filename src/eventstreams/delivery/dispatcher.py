@@ -100,7 +100,8 @@ class SinkWorker:
         self.owner = owner
         self.throttle = Throttle(max_rate=sender.max_rate)
         self.pacer = _ThrottlePacer(self.throttle)
-        self.wakeup = asyncio.Event()
+        self.lanes = [asyncio.Event() for _ in range(dispatcher.config.pipelines)]  # one wake-up per lane
+        self.waiting: set[int] = set()  # lanes in _idle
         self.due_hint: float | None = None  # when the next delivery falls due, as lane 0 last read it
         self.tasks: list[asyncio.Task[None]] = []
         self._n = 0
@@ -127,11 +128,24 @@ class SinkWorker:
         await self.sender.close()
 
     def wake(self) -> None:
-        self.wakeup.set()
+        """New work: one waiting lane looks (every lane woken by every publish doubled the leases at low rates,
+        the second finding nothing, and on PostgreSQL queueing behind the first's cursor). With none waiting,
+        every lane is told, so one whose round read the log just before the publish committed looks again."""
+        if self.waiting:
+            self.lanes[min(self.waiting)].set()
+        else:
+            for e in self.lanes:
+                e.set()
+
+    def _bring_another(self, lane: int) -> None:
+        others = self.waiting - {lane}
+        if others:
+            self.lanes[min(others)].set()
 
     async def _loop(self, lane: int) -> None:
         while True:
             try:
+                self.lanes[lane].clear()  # before the lease: a wake-up that comes during the round is kept
                 if not await self.round(lane):
                     await self._idle(lane)
             except asyncio.CancelledError:
@@ -157,7 +171,7 @@ class SinkWorker:
                 self.due_hint = batch.next_due / 1000 if batch.next_due is not None else None
             return False
         if len(batch) == limit:
-            self.wakeup.set()  # more is due: bring the other lanes in to pipeline
+            self._bring_another(lane)  # more is due: bring another lane in to pipeline
         self._breaker(*await self._deliver(batch))
         return True
 
@@ -190,7 +204,6 @@ class SinkWorker:
         """Wait for work. Lane 0 watches the clock (the next due retry or lease expiry) and polls as a
         fallback; the other lanes wait for a wake-up, so an idle sink costs one query per poll interval
         rather than one per lane (hundreds of idle sinks must not crowd a shared PostgreSQL)."""
-        self.wakeup.clear()
         now = self.d.now()
         if lane:
             wait = self.d.config.poll_interval * 10
@@ -204,10 +217,13 @@ class SinkWorker:
             # due, yet this round found nothing to lease: another worker holds it (its lease, or the cursor
             # on PostgreSQL) for a moment; look again shortly rather than spin
             wait = IDLE_FLOOR_S
+        self.waiting.add(lane)
         try:
-            await asyncio.wait_for(self.wakeup.wait(), wait)
+            await asyncio.wait_for(self.lanes[lane].wait(), wait)
         except TimeoutError:
             pass
+        finally:
+            self.waiting.discard(lane)
 
     def _outgoing(self, d: LeasedDelivery, projections: Projections) -> OutgoingEvent | str:
         """The event as this sink subscribed to it, or the reason it is skipped."""
