@@ -48,7 +48,10 @@ class _PgTx(Tx):
         self.woken: list[str] = []  # sinks to wake in this process once the transaction commits
 
     def all(self, sql: str, **params: Any) -> list[dict[str, Any]]:
-        cur = self.conn.execute(to_pyformat(sql), params, prepare=False)
+        # prepared after psycopg's 5th use of the same text, as run() is: planning was a third of PostgreSQL's
+        # CPU at 1,000 events/s (docs/benchmarks.md). A migration that changes a table's columns under a
+        # running process's prepared SELECT * fails it until that process restarts (docs/operations.md).
+        cur = self.conn.execute(to_pyformat(sql), params)
         return cur.fetchall() if cur.description else []
 
     def run(self, sql: str, **params: Any) -> int:
