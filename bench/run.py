@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import platform
@@ -760,6 +761,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--profile", action="store_true", help="py-spy every scenario's server process (slower)")
     ap.add_argument("--json", type=Path, help="write raw results here")
     ap.add_argument("--write-docs", action="store_true", help="update the generated section of docs/benchmarks.md")
+    ap.add_argument("--backlog-events", type=int, help="backlog: events to accumulate (the issue's 10M run)")
+    ap.add_argument("--backlog-seconds", type=float, help="backlog: cap on accumulating, and on draining, seconds")
     args = ap.parse_args(argv)
     try:
         import uvloop
@@ -768,6 +771,10 @@ def main(argv: list[str] | None = None) -> None:
     except ImportError:
         pass
     sizes = QUICK if args.quick else FULL
+    if args.backlog_events is not None:
+        sizes = dataclasses.replace(sizes, backlog_events=args.backlog_events)
+    if args.backlog_seconds is not None:
+        sizes = dataclasses.replace(sizes, backlog_publish_cap_s=args.backlog_seconds, drain_cap_s=args.backlog_seconds)
     if args.profile:
         PROFILE_DIR.mkdir(exist_ok=True)
     explicit = frozenset() if args.only is None else frozenset(s.strip() for s in args.only.split(","))
