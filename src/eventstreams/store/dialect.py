@@ -91,6 +91,14 @@ class Dialect(abc.ABC):
     def translate(self, exc: Exception) -> StoreError | None:
         """The project's error for a driver error, or None to let it through."""
 
+    def fanned_params(self, account_sid: str) -> dict[str, Any]:
+        """Extra parameters of the ``fanned_sinks`` query in this dialect's form of it."""
+        return {}
+
+    def fanned(self, tx: Tx, account_sid: str, sinks: Sequence[str]) -> None:
+        """``fanned_sinks`` found these sinks for a publish: wake them once ``tx`` commits."""
+        self.notify(tx, sinks)
+
     def redoable(self, tx: Tx) -> None:  # noqa: B027 - SQLite's WAL commits do not wait for the disk (NORMAL)
         """``tx`` only records what a crash would make the dispatcher redo (a lease, an outcome): its COMMIT
         need not wait for the disk. A later durable commit flushes it too (the WAL is written in order), and

@@ -46,6 +46,7 @@ class _PgTx(Tx):
     def __init__(self, conn: psycopg.Connection[dict[str, Any]]) -> None:
         self.conn = conn
         self.woken: list[str] = []  # sinks to wake in this process once the transaction commits
+        self.log_locked: set[str] = set()  # accounts whose log lock this transaction holds
 
     def all(self, sql: str, **params: Any) -> list[dict[str, Any]]:
         # prepared after psycopg's 5th use of the same text, as run() is: planning was a third of PostgreSQL's
@@ -77,6 +78,15 @@ class PostgresDialect(Dialect):
     name = "postgres"
     skip_locked = "FOR UPDATE SKIP LOCKED"
     for_update = " FOR UPDATE"
+
+    def fanned_params(self, account_sid: str) -> dict[str, Any]:
+        return {"lock": LOG_LOCK, "ch": NOTIFY_CHANNEL, "origin": self.origin}
+
+    def fanned(self, tx: Tx, account_sid: str, sinks: Sequence[str]) -> None:
+        # postgres/deliveries.sql's fanned_sinks already sent the NOTIFY and took the account's log lock
+        assert isinstance(tx, _PgTx)
+        tx.woken.extend(sinks)
+        tx.log_locked.add(account_sid)
 
     def redoable(self, tx: Tx) -> None:
         # two WAL flushes per event path (lease, outcome) were most of PostgreSQL's time at 1,000 events/s
@@ -144,6 +154,9 @@ class PostgresDialect(Dialect):
                 cp.write_row((account_sid, e.id, e.type, e.schema_version, now_ms, e.time, e.payload))
 
     def _lock_log(self, tx: _PgTx, account_sid: str) -> None:
+        if account_sid in tx.log_locked:
+            return
+        tx.log_locked.add(account_sid)
         # The account's log lock, held to COMMIT, before the identity hands out seqs: an account's events
         # then commit in seq order, so a sink's cursor never passes an event that is yet to commit
         # (deliveries.sql, cursor). Other accounts publish in parallel (a hash collision only serialises).

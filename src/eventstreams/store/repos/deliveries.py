@@ -56,7 +56,8 @@ class Deliveries(Repository):
             dup = [e.id for e in events if e.id not in fresh]
         if new:
             types = self.d.list_(sorted({e.type for e in new}))
-            self.d.notify(tx, [r["sink_sid"] for r in tx.all(self.q.fanned_sinks, a=account_sid, types=types)])
+            rows = tx.all(self.q.fanned_sinks, a=account_sid, types=types, **self.d.fanned_params(account_sid))
+            self.d.fanned(tx, account_sid, [r["sink_sid"] for r in rows if r["sink_sid"] is not None])
             # last: on PostgreSQL the append holds the account's log lock until COMMIT, so nothing else waits
             # inside it (a NOTIFY is sent at COMMIT whenever it was queued)
             self.d.append_events(tx, account_sid, new, now_ms)

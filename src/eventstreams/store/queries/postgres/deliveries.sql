@@ -15,3 +15,16 @@ SELECT c.account_sid, c.position,
         AS types,
     set_config('synchronous_commit', 'off', true) AS redoable
 FROM (SELECT CAST(:s AS TEXT) AS sid) k LEFT JOIN sink_cursors c ON c.sink_sid = k.sid;
+
+-- name: fanned_sinks
+-- The subscribed sinks, and in the same round trip their NOTIFY and the account's log lock, which the append
+-- that follows needs (PostgresDialect.fanned; the lock is held from here to COMMIT, as from the append's own).
+-- One row with a NULL sink when no sink is subscribed: the lock is taken either way.
+WITH s AS (
+    SELECT DISTINCT x.sink_sid FROM subscribed_events se JOIN subscriptions x ON x.sid = se.subscription_sid
+    WHERE se.account_sid = :a AND se.type IN LIST(:types)),
+fx AS (
+    SELECT pg_advisory_xact_lock(:lock, hashtext(:a)) IS NULL AS locked,
+        (SELECT pg_notify(:ch, left(:origin || ':' || string_agg(sink_sid, ','), 7900)) FROM s
+         HAVING COUNT(*) > 0) IS NULL AS notified)
+SELECT s.sink_sid FROM fx LEFT JOIN s ON true;
