@@ -174,6 +174,35 @@ async def test_retention_keeps_what_a_cursor_has_to_read_and_an_emptied_log_goes
     assert await _drain(rt, sink) == later
 
 
+async def test_retention_deletes_by_ranges_in_chunks_up_to_the_slowest_reader(rt: Runtime) -> None:
+    """Chunks of 2 rows, a transaction each: the old events up to the slower cursor go, except one a
+    retry row holds; the young ones, and everything past the slower cursor, stay; another account's
+    log is pruned by its own bounds."""
+    a, b = await new_principal(rt), await new_principal(rt)
+    fast, slow = await _sink(rt, a, TYPE), await _sink(rt, a, TYPE)
+    other = await _sink(rt, b, TYPE)
+    old = await _publish(rt, a.account.sid, _events(7), now_ms=1_000)
+    await _publish(rt, b.account.sid, _events(3), now_ms=1_000)
+    young = await _publish(rt, a.account.sid, _events(2), now_ms=5_000)
+    await _drain(rt, fast)
+    await _drain(rt, other)
+    first = await _lease(rt, slow, n=5)  # the slow sink has read 5 of the old ones; one of them failed
+    await rt.store.deliveries.complete(
+        [DeliveryResult(d, "retry", due_at=9_000, code=91304, error="x") if d is first[1]
+         else DeliveryResult(d, "delivered") for d in first], [], [], 2_000, 1)  # fmt: skip
+    for i in range(3):  # delivery log rows, older than the log window, go in chunks too
+        await rt.store.db.run(lambda tx, i=i: tx.run(
+            "INSERT INTO delivery_log (account_sid, sink_sid, at, outcome, event_count, event_ids, attempt)"
+            " VALUES (:a, :s, 1, 'delivered', 1, '[]', 1)", a=a.account.sid, s=fast), write=True)  # fmt: skip
+    keep = {"log": 1_000, "errors": 1_000, "dedupe": 1, "events": 1_000}
+    out = await rt.store.retention.prune(3_000, keep, chunk=2)
+    assert out["delivery_log"] == 3
+    assert out["events"] == 4 + 3  # account a: the slow cursor's 5 but the retried one; account b: all 3
+    left = await rt.store.db.run(lambda tx: tx.all("SELECT id FROM events ORDER BY seq"))
+    assert [r["id"] for r in left] == [old[1], *old[5:], *young]
+    assert await _drain(rt, slow, now_ms=9_000) == [old[1], *old[5:], *young]  # nothing it had to read is gone
+
+
 async def test_concurrent_publishers_never_leave_an_event_behind_a_cursor(rt: Runtime) -> None:
     """On PostgreSQL the publishes really overlap (a pool of connections); the cursor reads while they
     commit. Every acknowledged event is read exactly once."""

@@ -3,10 +3,12 @@
 -- Twilio's 7 and 23 days.
 
 -- name: log
-DELETE FROM delivery_log WHERE at < :t AND outcome IN ('delivered', 'skipped');
+DELETE FROM delivery_log WHERE id IN (
+    SELECT id FROM delivery_log WHERE at < :t AND outcome IN ('delivered', 'skipped') LIMIT :n);
 
 -- name: error_log
-DELETE FROM delivery_log WHERE at < :t AND outcome NOT IN ('delivered', 'skipped');
+DELETE FROM delivery_log WHERE id IN (
+    SELECT id FROM delivery_log WHERE at < :t AND outcome NOT IN ('delivered', 'skipped') LIMIT :n);
 
 -- name: alerts
 DELETE FROM alerts WHERE created_at < :t;
@@ -14,18 +16,38 @@ DELETE FROM alerts WHERE created_at < :t;
 -- name: dead_letters
 DELETE FROM dead_letters WHERE dead_at < :t;
 
+-- Tables that grow with traffic are deleted from in chunks of :n rows, a transaction each (repos/retention.py):
+-- one DELETE of millions of rows held SQLite's one writer, and so every publish, for as long as it ran.
+
 -- name: event_ids
-DELETE FROM event_ids WHERE received_at < :t;
+DELETE FROM event_ids WHERE (account_sid, id) IN (
+    SELECT account_sid, id FROM event_ids WHERE received_at < :t LIMIT :n);
+
+-- name: event_accounts
+-- Accounts are closed, never deleted, so their table lists every account an event can belong to.
+SELECT sid AS account_sid FROM accounts;
+
+-- name: events_upto
+-- Events are deleted by ranges of the account's log, up to the newest one old enough but never from where a
+-- subscribed sink's cursor has yet to read, nor from a batch being sent.
+SELECT
+    (SELECT e.seq FROM events e WHERE e.account_sid = :a AND e.received_at < :t
+     ORDER BY e.received_at DESC LIMIT 1) AS old,
+    (SELECT MIN(c.position) FROM sink_cursors c WHERE c.account_sid = :a
+     AND EXISTS (SELECT 1 FROM subscriptions s WHERE s.sink_sid = c.sink_sid)) AS unread,
+    (SELECT MIN(b.from_seq) FROM delivery_batches b WHERE b.account_sid = :a) AS sending;
+
+-- name: events_window
+-- The next :n of the account's events after :after, up to :upto: the chunk's end.
+SELECT MAX(seq) AS hi FROM (
+    SELECT e.seq FROM events e WHERE e.account_sid = :a AND e.seq > :after AND e.seq <= :upto
+    ORDER BY e.seq LIMIT :n) w;
 
 -- name: events
-DELETE FROM events WHERE received_at < :t
+-- A retry row or a dead letter holds its event (they are replayed from it).
+DELETE FROM events WHERE account_sid = :a AND seq > :after AND seq <= :hi
     AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = events.seq)
-    AND NOT EXISTS (SELECT 1 FROM dead_letters x WHERE x.event_seq = events.seq)
-    -- nor what a subscribed sink's cursor has yet to read, or a batch is sending
-    AND NOT EXISTS (SELECT 1 FROM sink_cursors c WHERE c.account_sid = events.account_sid AND c.position < events.seq
-                    AND EXISTS (SELECT 1 FROM subscriptions s WHERE s.sink_sid = c.sink_sid))
-    AND NOT EXISTS (SELECT 1 FROM delivery_batches b WHERE b.account_sid = events.account_sid
-                    AND events.seq > b.from_seq AND events.seq <= b.to_seq);
+    AND NOT EXISTS (SELECT 1 FROM dead_letters x WHERE x.event_seq = events.seq);
 
 -- name: sms_ledger
 -- the twilio-sms ledger lives as long as the events and dead letters it could be replayed from (and at least
