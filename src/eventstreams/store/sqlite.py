@@ -288,6 +288,8 @@ def _create_private(path: str) -> None:
 
 
 CHECKPOINT_S = 0.2  # WAL written at ~100 MB/s (bulk publishing) stays within ~20 MB between checkpoints
+WAL_RESTART_BYTES = 64 * 2**20  # past this the checkpointer makes the WAL start over (a few ms for writers)
+RESTART_PAGES = 100_000  # the store connection's own automatic checkpoint: a backstop (~400 MB) if the thread fails
 
 
 class Checkpointer:
@@ -295,15 +297,23 @@ class Checkpointer:
 
     SQLite's automatic checkpoint runs inside whichever COMMIT pushes the WAL past 1000 pages: that
     commit then writes ~4 MB and fsyncs the database file while every queued publish and lease waits
-    (6-14 ms stalls, the p99 of the latency benchmark). Here the store's connection never checkpoints
-    (``wal_autocheckpoint=0``); this thread runs PASSIVE checkpoints, which never block the writer,
-    every ``interval`` seconds. A second process on the same file (serve's delivery process) runs its
-    own: one of two concurrent checkpoints gives way at once (busy_timeout 0)."""
+    (6-14 ms stalls, the p99 of the latency benchmark). Here the store's connection leaves that to this
+    thread, which runs a PASSIVE checkpoint (it never blocks the writer) every ``interval`` seconds.
 
-    def __init__(self, path: str, interval: float = CHECKPOINT_S) -> None:
+    A PASSIVE checkpoint that commits keep outrunning never finishes, and SQLite only starts the WAL
+    again from its beginning after one that did: under steady writes the file grew without end (9 GB in
+    7 minutes of the backlog benchmark). So once the WAL passes ``restart_bytes`` the thread runs a
+    RESTART checkpoint: it waits for the current transaction, holds new writers off while it copies what
+    the PASSIVE ones have not yet (little) and syncs, and the next write starts the WAL over; the file is
+    then cut back to ``restart_bytes`` (journal_size_limit). A second process on the same file (serve's
+    delivery process) runs its own: of two concurrent checkpoints one gives way."""
+
+    def __init__(self, path: str, interval: float = CHECKPOINT_S, restart_bytes: int = WAL_RESTART_BYTES) -> None:
         self.path = path
         self.interval = interval
+        self.restart_bytes = restart_bytes
         self.done = 0  # completed checkpoints (tests wait on it)
+        self.restarts = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -319,9 +329,14 @@ class Checkpointer:
             self._thread = None
 
     def _run(self) -> None:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error:  # the store's connection still has its backstop (RESTART_PAGES)
+            log.exception("sqlite: the checkpointer could not open %s", self.path)
+            return
         try:
             conn.execute("PRAGMA busy_timeout=0")
+            conn.execute(f"PRAGMA journal_size_limit={self.restart_bytes}")
             while not self._stop.wait(self.interval):
                 self.checkpoint(conn)
         finally:
@@ -329,7 +344,19 @@ class Checkpointer:
 
     def checkpoint(self, conn: sqlite3.Connection) -> None:
         try:
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            try:
+                big = os.stat(f"{self.path}-wal").st_size > self.restart_bytes
+            except FileNotFoundError:
+                big = False
+            if big:
+                conn.execute("PRAGMA busy_timeout=2000")  # wait out the transaction under way
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+                finally:
+                    conn.execute("PRAGMA busy_timeout=0")
+                self.restarts += 1
+            else:
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             self.done += 1
         except sqlite3.Error:  # busy (another checkpoint) or I/O: the next beat tries again
             log.debug("sqlite: checkpoint skipped", exc_info=True)
@@ -369,7 +396,8 @@ class SqliteDatabase(Database):
         conn.execute("PRAGMA busy_timeout=60000")  # another process (CLI, migrate) may hold the lock briefly
         conn.execute("PRAGMA cache_size=-65536")
         if self.checkpointer is not None:
-            conn.execute("PRAGMA wal_autocheckpoint=0")  # the Checkpointer's thread does it
+            conn.execute(f"PRAGMA wal_autocheckpoint={RESTART_PAGES}")  # the Checkpointer's thread does it
+            conn.execute(f"PRAGMA journal_size_limit={self.checkpointer.restart_bytes}")
         return conn
 
     async def open(self) -> None:
