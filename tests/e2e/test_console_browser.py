@@ -273,6 +273,8 @@ def test_console_in_a_browser(tmp_path: Path, receiver: Receiver, browser: Brows
                 fits(at, f"{srv.url}{path}", marker, viewport["width"])
                 if name == "phone" and path == "/console/debugger":
                     shot(at, "debugger-phone")
+                if path == "/console/subscriptions":  # the picker's long type names wrap: no sideways scrolling
+                    assert at.locator("#picker").evaluate("e => e.scrollWidth <= e.clientWidth"), name
             at.context.clear_cookies()
             fits(at, f"{srv.url}/console/signin", "form", viewport["width"])
             context.close()
