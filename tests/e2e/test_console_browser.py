@@ -1,7 +1,10 @@
 """The web console in a real browser: Playwright driving Debian's Chromium (scripts/ensure-chromium.sh
 installs it; never `playwright install`). One flow, as a user would go: sign in, create a webhook sink,
 subscribe it, publish an event (HTTP API), watch it arrive in the debugger, stop the receiver, see the
-failure and the dead letter (a 3 s retry window here), restart the receiver and replay the dead letter.
+failure and the dead letter (a 3 s retry window here), restart the receiver and replay the dead letter;
+then every page (each the nav links, and the pages of one sink, event, type, source, object source and
+profile) at a phone's width and a laptop's: its content shown, nothing wider than the screen. A second test
+uses the keyboard alone: sign in, Tab through the nav in order, create a sink from the generated form.
 Each page's screenshot is written to docs/console/ (linked from docs/console.md)."""
 
 from __future__ import annotations
@@ -77,6 +80,43 @@ def restart(receiver: Receiver) -> None:
     receiver.httpd.daemon_threads = True
     receiver.thread = threading.Thread(target=receiver.httpd.serve_forever, daemon=True)
     receiver.thread.start()
+
+
+# the widths the console must be usable at: a phone's (390 CSS px, as an iPhone 12-15 is) and a laptop's
+WIDTHS = {"phone": {"width": 390, "height": 844}, "laptop": {"width": 1280, "height": 800}}
+# a description of the focused element, as a keyboard user meets it: its tag and its label, text or name
+ACTIVE = """(() => { const e = document.activeElement; if (!e || e === document.body) return "body";
+  const label = e.labels && e.labels.length ? e.labels[0].innerText : (e.innerText || e.name || e.id || "");
+  return e.tagName.toLowerCase() + ":" + label.trim(); })()"""
+
+# the innermost elements reaching past the screen's right edge (for the message of a failing check)
+OFFENDERS = """width => Array.from(document.querySelectorAll("body *")).filter(e =>
+  e.getBoundingClientRect().right > width && !Array.from(e.children).some(c => c.getBoundingClientRect().right > width))
+  .slice(0, 5).map(e => e.outerHTML.slice(0, 120))"""
+
+
+def fits(page: Page, url: str, marker: str, width: int) -> None:
+    """``url`` loaded at ``width``: its main content (``marker``) shown, and nothing wider than the screen
+    (no horizontal scrolling of the page itself; a wide table scrolls in its own box)."""
+    page.goto(url)
+    expect(page.locator("main#main")).to_be_visible()
+    expect(page.locator(marker).first).to_be_visible()
+    expect(page.locator("main h1")).to_be_in_viewport()
+    # a phone's browser zooms out to show a page wider than the screen: its window grows with the page
+    scroll, inner = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    if not (inner == width and scroll <= inner):
+        wide = page.evaluate(OFFENDERS, width)
+        raise AssertionError(f"{url} at {width} px: {scroll} px wide (window {inner} px), past the edge: {wide}")
+
+
+def tab_stops(page: Page, until: str, limit: int = 60) -> list[str]:
+    """Press Tab until the focused element is ``until`` (see ACTIVE), returning every stop on the way."""
+    stops: list[str] = []
+    while not stops or stops[-1] != until:
+        assert len(stops) < limit, f"{until!r} not reached by Tab: {stops}"
+        page.keyboard.press("Tab")
+        stops.append(page.evaluate(ACTIVE))
+    return stops
 
 
 @pytest.mark.timeout(300)
@@ -197,19 +237,47 @@ def test_console_in_a_browser(tmp_path: Path, receiver: Receiver, browser: Brows
         assert sent.status_code == 200, sent.text
         expect(page.locator("#messages li", has_text="track")).to_be_visible()  # htmx polled it in
         shot(page, "source")
+        source_path = page.url.removeprefix(srv.url)
         page.get_by_role("link", name="Twilio sources").click()
         shot(page, "object-sources")
         page.get_by_role("link", name="Profiles").click()
         shot(page, "profiles")
 
-        # a phone's width: one column, nothing cut off
-        phone = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
-        phone.context.add_cookies(page.context.cookies())
-        phone.goto(f"{srv.url}/console/debugger")
-        expect(phone.locator("li.attempt").first).to_be_visible()
-        width = phone.evaluate("document.documentElement.scrollWidth")
-        assert width <= 390 + 1, width
-        shot(phone, "debugger-phone")
+        # every page, with what this flow put in them, at a phone's width and a laptop's: the content shown
+        # and nothing cut off or scrolling sideways. Each page the nav links must be listed here.
+        created = requests.post(f"{srv.url}/v1/ObjectSources", auth=(sid, token), timeout=10, data={
+            "FriendlyName": "Twilio prod", "TwilioAccountSid": "AC" + "1" * 32, "AuthToken": uuid.uuid4().hex,
+            "Schedule": "manual", "BaseUrl": srv.url, "Collections": "messages"})  # fmt: skip
+        assert created.status_code == 201, created.text
+        nav = page.locator("header.top a.brand, nav[aria-label=Main] a")
+        linked = {str(href) for href in nav.evaluate_all("links => links.map(a => a.getAttribute('href'))")}
+        pages = {  # path: what must show (in the list pages, their rows; JavaScript-drawn ones, once drawn)
+            "/console/": "#charts canvas",
+            "/console/sinks": "tr", "/console/subscriptions": "#picker", "/console/catalogue": "main h2",
+            "/console/debugger": "li.attempt", "/console/alerts": "tr",
+            "/console/dead-letters": "main h1",  # empty again since the replay
+            "/console/sources": "tr", "/console/object-sources": "tr", "/console/profiles": "form",
+            f"/console/sinks/{sink_sid}": "tr.failure", "/console/sinks/new?type=webhook": "#sink-form",
+            f"/console/catalogue/{TYPE}": "td", f"/console/events/{second}": "td.outcome-failed",
+            source_path: "#messages li",
+            f"/console/object-sources/{created.json()['sid']}": "main h2",
+            "/console/profiles?kind=user_id&value=browser-user": "main h2",
+        }  # fmt: skip
+        assert linked <= set(pages), f"pages the nav links but this test does not check: {linked - set(pages)}"
+        for name, viewport in WIDTHS.items():
+            context = browser.new_context(viewport=viewport, is_mobile=name == "phone")
+            context.add_cookies(page.context.cookies())
+            at = context.new_page()
+            at.set_default_timeout(WAIT_MS)
+            for path, marker in pages.items():
+                fits(at, f"{srv.url}{path}", marker, viewport["width"])
+                if name == "phone" and path == "/console/debugger":
+                    shot(at, "debugger-phone")
+                if path == "/console/subscriptions":  # the picker's long type names wrap: no sideways scrolling
+                    assert at.locator("#picker").evaluate("e => e.scrollWidth <= e.clientWidth"), name
+            at.context.clear_cookies()
+            fits(at, f"{srv.url}/console/signin", "form", viewport["width"])
+            context.close()
 
         # the sub-account switcher, by keyboard
         page.get_by_label("Account").focus()
@@ -222,3 +290,50 @@ def test_console_in_a_browser(tmp_path: Path, receiver: Receiver, browser: Brows
         # signing out ends the session
         page.get_by_role("button", name="Sign out").click()
         expect(page).to_have_url(f"{srv.url}/console/signin")
+
+
+@pytest.mark.timeout(120)
+def test_console_by_keyboard(tmp_path: Path, receiver: Receiver, browser: Browser) -> None:
+    """Signing in, the nav, and creating a sink with the keyboard alone: each is a Tab stop, in order."""
+    with own_server("sqlite", tmp_path) as srv:
+        sid, token = srv.new_account("Keyboard test")
+        page = browser.new_page(viewport=WIDTHS["laptop"])
+        page.set_default_timeout(WAIT_MS)
+        page.goto(f"{srv.url}/console/sinks")
+        assert tab_stops(page, "button:Sign in") == ["input:Account SID or API key SID",
+                                                     "input:Auth token or API key secret", "button:Sign in"]  # fmt: skip
+        page.keyboard.press("Shift+Tab")
+        page.keyboard.press("Shift+Tab")
+        page.keyboard.type(sid)
+        page.keyboard.press("Tab")
+        page.keyboard.type(token)
+        page.keyboard.press("Enter")
+        expect(page).to_have_url(f"{srv.url}/console/sinks")
+
+        # the skip link first, then the brand and every nav link in order, then the header's controls
+        nav = page.locator("nav[aria-label=Main] a").all_inner_texts()
+        assert len(nav) >= 9, nav
+        stops = tab_stops(page, "a:Create a sink")
+        header = ["a:Skip to content", "a:eventstreams", *(f"a:{n}" for n in nav)]
+        assert stops == [*header, "select:Account", "button:Switch", "button:Sign out", "a:Create a sink"], stops
+        page.keyboard.press("Enter")
+        expect(page).to_have_url(f"{srv.url}/console/sinks/new")
+
+        # the sink form: the type picked by typing on the select, each field of the generated form a stop
+        tab_stops(page, "select:Sink type")
+        page.keyboard.type("webhook")
+        expect(page.get_by_label("Sink type")).to_have_value("webhook")
+        assert tab_stops(page, "button:Choose") == ["button:Choose"]
+        page.keyboard.press("Enter")
+        expect(page).to_have_url(f"{srv.url}/console/sinks/new?type=webhook")
+        tab_stops(page, "input:Description")
+        page.keyboard.type("Keyboard webhook")
+        assert tab_stops(page, "input:destination (required)") == ["input:destination (required)"]
+        page.keyboard.type(f"{receiver.url}/hook")
+        assert tab_stops(page, "input:method (required)") == ["input:method (required)"]
+        page.keyboard.type("POST")
+        assert tab_stops(page, "button:Create webhook sink") == [
+            "input:batch_events", "input:batch_max_events", "input:standard_webhooks", "button:Create webhook sink"]  # fmt: skip
+        page.keyboard.press("Enter")
+        expect(page.get_by_role("status").first).to_contain_text("created")
+        expect(page.get_by_role("heading", name="Sink: Keyboard webhook")).to_be_visible()
