@@ -203,6 +203,43 @@ async def test_retention_deletes_by_ranges_in_chunks_up_to_the_slowest_reader(rt
     assert await _drain(rt, slow, now_ms=9_000) == [old[1], *old[5:], *young]  # nothing it had to read is gone
 
 
+async def test_retention_checks_each_events_age_whatever_the_seq_order(rt: Runtime) -> None:
+    """received_at is the publishing host's clock: a later event may carry an earlier time (another host,
+    a clock stepped back). Only it is old enough; the three before it in the log are not."""
+    a = await new_principal(rt)
+    sink = await _sink(rt, a, TYPE)
+    recent = await _publish(rt, a.account.sid, _events(3), now_ms=100_000)
+    await _publish(rt, a.account.sid, _events(1), now_ms=1_000)
+    await _drain(rt, sink, now_ms=100_000)
+    out = await rt.store.retention.prune(100_500, {"log": 1, "errors": 1, "dedupe": 1, "events": 10_000})
+    assert out["events"] == 1
+    left = await rt.store.db.run(lambda tx: tx.all("SELECT id FROM events ORDER BY seq"))
+    assert [r["id"] for r in left] == recent
+
+
+async def test_a_lease_that_loses_the_cursor_to_another_worker_looks_again_at_once(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another worker moves the cursor between this lease's look and its move: nothing is taken twice,
+    and the empty lease says the sink is due now (the dispatcher looks again after 5 ms, not a poll)."""
+    a = await new_principal(rt)
+    sink = await _sink(rt, a, TYPE)
+    ids = await _publish(rt, a.account.sid, _events(3))
+    deliveries = rt.store.deliveries
+    read = deliveries._next_rows
+
+    def other_worker_first(tx: Any, account: str, types: Any, pos: int, head: int, room: int) -> Any:
+        tx.run("UPDATE sink_cursors SET position = position + 1 WHERE sink_sid = :s", s=sink)
+        return read(tx, account, types, pos, head, room)
+
+    monkeypatch.setattr(deliveries, "_next_rows", other_worker_first)
+    lost = await _lease(rt, sink, now_ms=2_000)
+    assert lost == [] and lost.next_due == 2_000
+    assert await _count(rt, "delivery_batches") == 0
+    monkeypatch.undo()
+    assert await _drain(rt, sink) == ids[1:]  # the first went to the "other worker" (the cursor moved past it)
+
+
 async def test_concurrent_publishers_never_leave_an_event_behind_a_cursor(rt: Runtime) -> None:
     """On PostgreSQL the publishes really overlap (a pool of connections); the cursor reads while they
     commit. Every acknowledged event is read exactly once."""

@@ -102,6 +102,7 @@ class SinkWorker:
         self.pacer = _ThrottlePacer(self.throttle)
         self.lanes = [asyncio.Event() for _ in range(dispatcher.config.pipelines)]  # one wake-up per lane
         self.waiting: set[int] = set()  # lanes in _idle
+        self.raced: set[int] = set()  # lanes whose last lease found work due that another worker was taking
         self.due_hint: float | None = None  # when the next delivery falls due, as lane 0 last read it
         self.tasks: list[asyncio.Task[None]] = []
         self._n = 0
@@ -167,7 +168,9 @@ class SinkWorker:
         now_ms = int(self.d.now() * 1000)
         batch = await self.d.store.deliveries.lease(self.row.sid, now_ms, limit, lease, cfg.lease_ms)
         if not batch:
-            if lane == 0:  # the empty lease said when the next retry or lease falls due: _idle waits for it
+            if batch.next_due is not None and batch.next_due <= now_ms:
+                self.raced.add(lane)  # due, yet another worker had it this instant: _idle looks again shortly
+            elif lane == 0:  # the empty lease said when the next retry or lease falls due: _idle waits for it
                 self.due_hint = batch.next_due / 1000 if batch.next_due is not None else None
             return False
         if len(batch) == limit:
@@ -213,6 +216,9 @@ class SinkWorker:
             wait = self.d.config.poll_interval
             if self.due_hint is not None:
                 wait = min(wait, max(0.0, self.due_hint - now))
+        if lane in self.raced:
+            self.raced.discard(lane)
+            wait = 0.0
         if wait <= 0:
             # due, yet this round found nothing to lease: another worker holds it (its lease, or the cursor
             # on PostgreSQL) for a moment; look again shortly rather than spin

@@ -3,12 +3,15 @@
 -- Twilio's 7 and 23 days.
 
 -- name: log
+-- Keyset on the arrival time: the error entries the error window keeps are not stepped over again per chunk.
 DELETE FROM delivery_log WHERE id IN (
-    SELECT id FROM delivery_log WHERE at < :t AND outcome IN ('delivered', 'skipped') LIMIT :n);
+    SELECT id FROM delivery_log WHERE at >= :since AND at < :t AND outcome IN ('delivered', 'skipped')
+    ORDER BY at LIMIT :n) RETURNING at;
 
 -- name: error_log
 DELETE FROM delivery_log WHERE id IN (
-    SELECT id FROM delivery_log WHERE at < :t AND outcome NOT IN ('delivered', 'skipped') LIMIT :n);
+    SELECT id FROM delivery_log WHERE at >= :since AND at < :t AND outcome NOT IN ('delivered', 'skipped')
+    ORDER BY at LIMIT :n) RETURNING at;
 
 -- name: alerts
 DELETE FROM alerts WHERE created_at < :t;
@@ -21,7 +24,8 @@ DELETE FROM dead_letters WHERE dead_at < :t;
 
 -- name: event_ids
 DELETE FROM event_ids WHERE (account_sid, id) IN (
-    SELECT account_sid, id FROM event_ids WHERE received_at < :t LIMIT :n);
+    SELECT account_sid, id FROM event_ids WHERE received_at >= :since AND received_at < :t
+    ORDER BY received_at LIMIT :n) RETURNING received_at AS at;
 
 -- name: event_accounts
 -- Accounts are closed, never deleted, so their table lists every account an event can belong to.
@@ -44,8 +48,9 @@ SELECT MAX(seq) AS hi FROM (
     ORDER BY e.seq LIMIT :n) w;
 
 -- name: events
--- A retry row or a dead letter holds its event (they are replayed from it).
-DELETE FROM events WHERE account_sid = :a AND seq > :after AND seq <= :hi
+-- A retry row or a dead letter holds its event (they are replayed from it). The age is checked per row as
+-- well: received_at comes from the publishing host's clock, so a later seq may carry an earlier time.
+DELETE FROM events WHERE account_sid = :a AND seq > :after AND seq <= :hi AND received_at < :t
     AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = events.seq)
     AND NOT EXISTS (SELECT 1 FROM dead_letters x WHERE x.event_seq = events.seq);
 

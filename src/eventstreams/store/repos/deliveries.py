@@ -100,10 +100,16 @@ class Deliveries(Repository):
                     tx.run(self.q.finish_batch, b=st["expired"], lease=lease)
             retries = st["retry_due"] is not None and int(st["retry_due"]) <= now_ms
             out = Leased(self._lease_retries(tx, sink_sid, now_ms, limit, lease, until) if retries else [])
+            raced = False
             if len(out) < limit and st["account_sid"] is not None:
-                out += self._lease_log(tx, sink_sid, st, types, limit - len(out), lease, until)
+                got = self._lease_log(tx, sink_sid, st, types, limit - len(out), lease, until)
+                raced = got is None
+                out += got or []
             if not out:
-                out.next_due = min((int(d) for d in (st["retry_due"], st["batch_due"]) if d is not None), default=None)
+                dues = [int(d) for d in (st["retry_due"], st["batch_due"]) if d is not None]
+                # another worker moved the cursor while this one read: what it saw is already behind, and the
+                # log may hold more than its look found, so look again at once rather than at the next poll
+                out.next_due = now_ms if raced else min(dues, default=None)
             return out
 
         return await self.db.run(go, write=True)
@@ -148,14 +154,15 @@ class Deliveries(Repository):
 
     def _lease_log(
         self, tx: Tx, sink_sid: str, st: Any, types: dict[str, int], room: int, lease: str, until: int
-    ) -> list[LeasedDelivery]:
+    ) -> list[LeasedDelivery] | None:
+        """The next of the log for the sink, or None when another worker moved its cursor meanwhile."""
         account, pos = st["account_sid"], int(st["position"])
         head = int(st["head"] or 0)  # read before the log: see cursor in deliveries.sql
         if head <= pos:
             return []
         rows, to = self._next_rows(tx, account, types, pos, head, room)
         if not tx.run(self.q.move_cursor, s=sink_sid, pos=pos, to=to):
-            return []  # another worker read (and took) this part of the log meanwhile
+            return None  # another worker read (and took) this part of the log meanwhile
         if not rows:
             return []
         b = tx.one(self.q.insert_batch, s=sink_sid, a=account, lo=pos, hi=to, lease=lease, until=until)

@@ -41,15 +41,19 @@ class Retention(Repository):
         return out
 
     async def _chunked(self, sql: str, t: int, chunk: int) -> int:
-        def step(tx: Tx) -> int:
-            return tx.run(sql, t=t, n=chunk)
+        """``sql`` deletes up to ``chunk`` rows older than ``t`` from ``since`` on, in time order, and returns
+        their times: the next chunk starts at the last of them."""
 
-        n = 0
-        while (done := await self.db.run(step, write=True)) > 0:
-            n += done
-            if done < chunk:
-                break
-        return n
+        def step(tx: Tx, since: int) -> list[int]:
+            return [int(r["at"]) for r in tx.all(sql, t=t, since=since, n=chunk)]
+
+        n, since = 0, -(2**62)
+        while True:
+            done = await self.db.run(partial(step, since=since), write=True)
+            n += len(done)
+            if len(done) < chunk:
+                return n
+            since = max(done)
 
     async def _events(self, t: int, chunk: int) -> int:
         """Each account's log from its start up to the newest event older than ``t``, stopping short of
@@ -70,7 +74,7 @@ class Retention(Repository):
             if w is None or w["hi"] is None:
                 return 0, None
             hi = int(w["hi"])
-            return tx.run(q.events, a=a, after=after, hi=hi), hi
+            return tx.run(q.events, a=a, after=after, hi=hi, t=t), hi
 
         n = 0
         for acct in await self.db.run(accounts):
