@@ -9,6 +9,7 @@ checked by tests/unit/test_settings.py) all come from that one place, so they ca
 from __future__ import annotations
 
 import os
+import sys
 import tomllib
 from collections.abc import Mapping
 from dataclasses import MISSING, Field, dataclass, field, fields
@@ -98,10 +99,10 @@ class Settings:
         " without an API).",
     )  # fmt: skip
     delivery_process: bool = setting(
-        False, "EVENTSTREAMS_DELIVERY_PROCESS",
+        sys.platform.startswith("linux"), "EVENTSTREAMS_DELIVERY_PROCESS",
         "On SQLite, run `serve`'s dispatcher in a second process of its own (restarted if it dies), so publishing"
-        " and delivering each have a core; off: inside the serve process (docs/operations.md). PostgreSQL scales"
-        " with `eventstreams worker` instead.",
+        " and delivering each have a core; false: inside the serve process (docs/operations.md). On by default on"
+        " Linux only (elsewhere its wake-ups would be polls). PostgreSQL scales with `eventstreams worker`.",
     )  # fmt: skip
     dedupe_window_s: float = setting(
         86400.0, "EVENTSTREAMS_DEDUPE_WINDOW_SECONDS",
