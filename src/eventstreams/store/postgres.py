@@ -29,7 +29,7 @@ from .records import NewEvent
 NOTIFY_CHANNEL = "eventstreams_deliveries"
 MIGRATION_LOCK = 727274  # pg_advisory_xact_lock key: migrations and first-account seeding
 LOG_LOCK = 727275  # pg_advisory_xact_lock(LOG_LOCK, hashtext(account)): an account's event appends, in seq order
-RETRIES = 3  # a whole operation is re-run after a serialization failure or deadlock
+RETRIES = 3  # a whole operation is re-run after a serialization failure, a deadlock or a stale prepared plan
 
 T = TypeVar("T")
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
@@ -51,7 +51,7 @@ class _PgTx(Tx):
     def all(self, sql: str, **params: Any) -> list[dict[str, Any]]:
         # prepared after psycopg's 5th use of the same text, as run() is: planning was a third of PostgreSQL's
         # CPU at 1,000 events/s (docs/benchmarks.md). A migration that changes a table's columns under a
-        # running process's prepared SELECT * fails it until that process restarts (docs/operations.md).
+        # prepared SELECT * makes that transaction run again (_retryable).
         cur = self.conn.execute(to_pyformat(sql), params)
         return cur.fetchall() if cur.description else []
 
@@ -194,6 +194,10 @@ class PostgresDialect(Dialect):
 
 
 def _retryable(exc: Exception) -> bool:
+    if isinstance(exc, pg_errors.FeatureNotSupported):
+        # another process's migration changed what a prepared SELECT * returns; the rollback cleared
+        # psycopg's prepared statements, so the operation runs again on fresh ones
+        return "cached plan must not change result type" in str(exc)
     return isinstance(exc, pg_errors.SerializationFailure | pg_errors.DeadlockDetected)
 
 
