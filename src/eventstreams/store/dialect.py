@@ -57,6 +57,9 @@ class Dialect(abc.ABC):
     name: str
     skip_locked = ""  # appended to the lease's sub-select
     for_update = ""  # appended to a SELECT that must lock its row until commit
+    # a select-list item that makes the transaction's COMMIT not wait for the disk (see redoable)
+    redoable_item = "NULL"
+    json_pairs = "json_group_array(json_array({a}, {b}))"  # aggregate of [a, b] pairs as JSON text
 
     @abc.abstractmethod
     def in_(self, column: str, name: str) -> str:

@@ -78,6 +78,8 @@ class PostgresDialect(Dialect):
     name = "postgres"
     skip_locked = "FOR UPDATE SKIP LOCKED"
     for_update = " FOR UPDATE"
+    redoable_item = "set_config('synchronous_commit', 'off', true)"
+    json_pairs = "json_agg(json_build_array({a}, {b}))::text"
 
     def fanned_params(self, account_sid: str) -> dict[str, Any]:
         return {"lock": LOG_LOCK, "ch": NOTIFY_CHANNEL, "origin": self.origin}

@@ -2,10 +2,12 @@
 statements. ``<area>.sql`` holds what both dialects share; ``<dialect>/<area>.sql``
 holds only the statements that differ and overrides by name.
 
-Shared statements use three markers the dialect fills in: ``col IN LIST(:name)``
+Shared statements use markers the dialect fills in: ``col IN LIST(:name)``
 (a list parameter: ``= ANY(...)`` on PostgreSQL, ``json_each`` on SQLite),
 ``{skip_locked}`` and ``{for_update}`` (row locks; nothing on SQLite, whose single
-writer already serialises)."""
+writer already serialises), ``JSON_PAIRS(a, b)`` (an aggregate of ``[a, b]`` as JSON
+text) and ``{redoable}`` (a select-list item: the COMMIT need not wait for the disk,
+see ``Dialect.redoable``)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ if TYPE_CHECKING:
     from ..dialect import Dialect
 
 _LIST = re.compile(r"([\w.]+) IN LIST\(:(\w+)\)")
+_PAIRS = re.compile(r"JSON_PAIRS\(([\w.]+), ([\w.]+)\)")
 _HEADER = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
 
 
@@ -57,6 +60,8 @@ def _read(*parts: str) -> str | None:
 
 def expand(sql: str, dialect: Dialect) -> str:
     sql = _LIST.sub(lambda m: dialect.in_(m.group(1), m.group(2)), sql)
+    sql = _PAIRS.sub(lambda m: dialect.json_pairs.format(a=m.group(1), b=m.group(2)), sql)
+    sql = sql.replace("{redoable}", dialect.redoable_item)
     return sql.replace("{skip_locked}", dialect.skip_locked).replace("{for_update}", dialect.for_update)
 
 

@@ -17,17 +17,20 @@ JOIN subscriptions x ON x.sid = se.subscription_sid WHERE x.sink_sid = :s GROUP 
 
 -- name: lease_start
 -- What a lease needs to know, in one round trip: the sink's cursor and its account's head (see cursor below),
--- the oldest batch whose lease ran out, when the next retry and batch lease fall due, and the types the sink reads (sink_types) as
--- [[type, from_seq], ...]. Nothing is locked: the batch is taken and the cursor moved by compare-and-set.
+-- the oldest batch whose lease ran out, when the next retry and batch lease fall due, and the types the sink
+-- reads (sink_types) as
+-- [[type, from_seq], ...]; on PostgreSQL {redoable} makes the lease's COMMIT not wait for the disk. Nothing is
+-- locked: the batch is taken and the cursor moved by compare-and-set.
 SELECT c.account_sid, c.position,
     (SELECT MAX(e.seq) FROM events e WHERE e.account_sid = c.account_sid) AS head,
     (SELECT b.id FROM delivery_batches b WHERE b.sink_sid = k.sid AND b.lease_until <= :now
      ORDER BY b.id LIMIT 1) AS expired,
     (SELECT MIN(d.due_at) FROM deliveries d WHERE d.sink_sid = k.sid) AS retry_due,
     (SELECT MIN(b.lease_until) FROM delivery_batches b WHERE b.sink_sid = k.sid) AS batch_due,
-    (SELECT json_group_array(json_array(t.type, t.from_seq)) FROM (
+    (SELECT JSON_PAIRS(t.type, t.from_seq) FROM (
         SELECT se.type, MIN(se.from_seq) AS from_seq FROM subscribed_events se
-        JOIN subscriptions x ON x.sid = se.subscription_sid WHERE x.sink_sid = k.sid GROUP BY se.type) t) AS types
+        JOIN subscriptions x ON x.sid = se.subscription_sid WHERE x.sink_sid = k.sid GROUP BY se.type) t) AS types,
+    {redoable} AS redoable
 FROM (SELECT CAST(:s AS TEXT) AS sid) k LEFT JOIN sink_cursors c ON c.sink_sid = k.sid;
 
 -- name: move_cursor
