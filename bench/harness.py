@@ -5,8 +5,11 @@ RSS sampling and py-spy profiles."""
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
+import random
+import re
 import secrets
 import shutil
 import signal
@@ -64,28 +67,56 @@ def cpu_seconds(pid: int) -> float:
 # -- events ---------------------------------------------------------------------------------
 
 
+@functools.cache
+def prose() -> str:
+    """~400 kB of printable ASCII English (no quotes or backslashes: every character is one JSON byte)."""
+    from pydoc_data.topics import topics
+
+    text = re.sub(r'[^ -~]|["\\\\]', " ", " ".join(topics[k] for k in sorted(topics)))
+    return re.sub(r"\s+", " ", text)
+
+
 class EventFactory:
-    """Builds ~700-byte CloudEvents (Messaging.MessageStatus, latest version) as bytes,
-    with unique ids and the ``benchts`` extension (publish time, ns since the epoch)."""
+    """Builds ~700-byte CloudEvents (Messaging.MessageStatus, latest version) as bytes, with unique ids and
+    the ``benchts`` extension (publish time, ns since the epoch).
+
+    Each event carries one of ``VARIANTS`` data objects, each with its own SIDs and recipient and an SMS body
+    cut from English prose (the stdlib's pydoc topics), at least as long as the example's own and longer
+    when needed to make every event ``size`` bytes: what is stored then compresses like real traffic
+    (store/packing.py). Before issue 13's fourth session every event carried the same data, which compresses
+    far better than traffic does."""
+
+    VARIANTS = 512
 
     def __init__(self, run_id: str, size: int = EVENT_BYTES) -> None:
         examples = builtin_examples()["Messaging.MessageStatus"]
-        data = dict(examples[max(examples)])
+        base = dict(examples[max(examples)])
         self.run_id = run_id
         self._n = 0
         self._head = b'{"specversion":"1.0","type":"' + DELIVERED.encode() + b'","source":"/bench","id":"'
-        self._data = orjson.dumps(data)
-        # pad the message body so that the whole event is `size` bytes
-        data["body"] = data["body"] + " " + "x" * max(0, size - len(self.one()) - 1)
-        self._data = orjson.dumps(data)
-        self._n = 0
-        self.size = len(self.one())
-        self._n = 0
+        rng = random.Random(run_id)
+        text = prose()
+        self._variants: list[bytes] = []
+        for _ in range(self.VARIANTS):
+            data = dict(base)
+            data["messageSid"] = f"SM{rng.getrandbits(128):032x}"
+            data["messagingServiceSid"] = f"MG{rng.getrandbits(128):032x}"
+            data["to"] = f"+1415{rng.randrange(10**7):07d}"
+            data["body"] = ""
+            # as long as the example's own body ("Your code is 123456") when the event is already `size`
+            room = max(20, size - len(self._event(orjson.dumps(data))))
+            at = rng.randrange(len(text) - room - 1)
+            data["body"] = text[at : at + room]
+            self._variants.append(orjson.dumps(data))
+        self.size = len(self._event(self._variants[0]))
+
+    def _event(self, data: bytes) -> bytes:
+        eid = b"EZ%s%024x" % (self.run_id.encode(), self._n)
+        return self._head + eid + b'","benchts":%d,"data":' % time.time_ns() + data + b"}"
 
     def one(self) -> bytes:
         self._n += 1
-        eid = b"EZ%s%024x" % (self.run_id.encode(), self._n)
-        return self._head + eid + b'","benchts":%d,"data":' % time.time_ns() + self._data + b"}"
+        return self._event(self._variants[self._n % self.VARIANTS])
 
     def batch(self, n: int) -> bytes:
         return b"[" + b",".join([self.one() for _ in range(n)]) + b"]"

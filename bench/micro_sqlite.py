@@ -3,7 +3,7 @@ HTTP), to attribute the costs seen in the ``bench.run`` profiles and to compare 
 on a busy machine: each figure is given as wall time and as CPU time of this process (the store's thread
 included) per event, and CPU time moves little when other work shares the cores.
 
-    python -m bench.micro_sqlite [--batches 300] [--sinks 1]
+    python -m bench.micro_sqlite [--batches 300] [--sinks 1] [--plain]
 
 Prints µs per event for: ``Publisher._prepare`` (validation), the whole ``deliveries.publish``
 transaction (100 events each), ``deliveries.lease`` + ``deliveries.complete`` per delivery (chunks of 500,
@@ -25,6 +25,7 @@ from eventstreams import clock
 from eventstreams.config import Settings
 from eventstreams.delivery.publish import Publisher
 from eventstreams.runtime import build_runtime
+from eventstreams.store.packing import unpack, unpack_bytes
 from eventstreams.store.records import DeliveryResult, LogEntry, NewEvent
 
 from .harness import EventFactory
@@ -62,7 +63,10 @@ def raw_insert(path: Path, prepared: list[list[NewEvent]], account: str) -> Time
             conn.executemany(
                 "INSERT INTO events (seq, account_sid, id, type, schema_version, received_at, time, payload)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(seq + i, account, e.id, e.type, e.schema_version, now, e.time, e.payload) for i, e in enumerate(evs)],
+                [
+                    (seq + i, account, e.id, e.type, e.schema_version, now, e.time, unpack(e.payload, e.packed))
+                    for i, e in enumerate(evs)
+                ],
             )
             conn.execute("COMMIT")
             seq += len(evs)
@@ -70,10 +74,10 @@ def raw_insert(path: Path, prepared: list[list[NewEvent]], account: str) -> Time
     return t
 
 
-async def main_async(batches: int, n_sinks: int) -> None:
+async def main_async(batches: int, n_sinks: int, pack: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(database_url=f"sqlite:///{tmp}/m.db", data_dir=Path(tmp), delivery=False,
-                            allow_private_destinations=True)  # fmt: skip
+                            allow_private_destinations=True, pack_events=pack)  # fmt: skip
         svc = await build_runtime(settings)
         store = svc.store
         acct, _token = await svc.accounts.create("bench")
@@ -112,14 +116,17 @@ async def main_async(batches: int, n_sinks: int) -> None:
                     leased = await store.deliveries.lease(sink_sid, now, 500, f"l{n_done}", 60_000)
                     if not leased:
                         break
+                    for d in leased:  # what the dispatcher does to each before sending it
+                        _ = d.payload.encode() if d.packed is None else unpack_bytes(d.packed)
                     results = [DeliveryResult(d, "delivered") for d in leased]
                     logs = [LogEntry(sid, sink_sid, now, "delivered", [d.event_id for d in leased], 1)]
                     await store.deliveries.complete(results, logs, [], now, 1_200_000)
                     n_done += len(leased)
         await store.close()
+        db_bytes = sum(p.stat().st_size for p in Path(tmp).glob("m.db*"))
         rawt = raw_insert(Path(tmp) / "raw.db", prepared, sid)
     n = batches * 100
-    print(f"events: {n}, event size {f.size} B, sinks: {n_sinks}")
+    print(f"events: {n}, event size {f.size} B, sinks: {n_sinks}, packed: {pack}, database {db_bytes / n:,.0f} B/event")
     print(f"  Publisher._prepare (validate, build)   {prep.per(n)}")
     print(f"  publish_events tx (100/tx)             {tx.per(n)}  = {n / tx.wall:9,.0f} events/s")
     print(f"  raw insert, same rows (100/tx)         {rawt.per(n)}  = {n / rawt.wall:9,.0f} rows/s")
@@ -137,8 +144,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--batches", type=int, default=300)
     ap.add_argument("--sinks", type=int, default=1, help="subscribed sinks (fan-out)")
+    ap.add_argument("--plain", action="store_true", help="events stored as plain JSON (EVENTSTREAMS_PACK_EVENTS=false)")
     args = ap.parse_args()
-    asyncio.run(main_async(args.batches, args.sinks))
+    asyncio.run(main_async(args.batches, args.sinks, not args.plain))
 
 
 if __name__ == "__main__":

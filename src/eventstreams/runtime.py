@@ -30,6 +30,7 @@ from .profiles.service import Profiles
 from .sandbox.service import Sandbox
 from .store import open_store
 from .store.base import Store
+from .store.packing import Packer
 from .tracking.ingest import Ingest
 from .tracking.sources import Sources
 from .warehouse.events import EventsWarehouse
@@ -207,7 +208,8 @@ async def build_runtime(settings: Settings, store: Store | None = None) -> Runti
     box = Box.load(settings.secret_key, settings.data_dir)
     catalog = Catalog(store)
     control = ControlPlane(store, box, settings)
-    publisher = Publisher(store, catalog, settings.dedupe_window_s, base_url=settings.public_base_url())
+    publisher = Publisher(store, catalog, settings.dedupe_window_s, base_url=settings.public_base_url(),
+                          packer=Packer(settings.pack_events))  # fmt: skip
     profiles = Profiles(store, settings.profiles_default_region, parse_limits(settings.profiles_limits))
     rt = Runtime(
         settings=settings,

@@ -18,6 +18,7 @@ from twilio.request_validator import RequestValidator
 
 from eventstreams.runtime import build_runtime
 from eventstreams.sandbox.lifecycle import StatusClock
+from eventstreams.store.packing import unpack
 from tests.conftest import Receiver, Server, make_settings
 
 TO = "+14155550100"
@@ -27,10 +28,10 @@ FROM = "+15017122661"
 def _events(srv: Server, account_sid: str) -> list[dict[str, Any]]:
     rows = srv.call(
         srv.services.store.db.run(
-            lambda tx: tx.all("SELECT payload FROM events WHERE account_sid = :a ORDER BY seq", a=account_sid)
+            lambda tx: tx.all("SELECT payload, packed FROM events WHERE account_sid = :a ORDER BY seq", a=account_sid)
         )
     )
-    return [orjson.loads(r["payload"]) for r in rows]
+    return [orjson.loads(unpack(r["payload"], r["packed"])) for r in rows]
 
 
 def _wait(predicate: Any, timeout: float = 20.0) -> None:

@@ -23,6 +23,7 @@ from eventstreams.runtime import Runtime, build_runtime
 from eventstreams.sandbox import lifecycle
 from eventstreams.sandbox.behaviour import Behaviour, parse_rules
 from eventstreams.sandbox.lifecycle import StatusClock
+from eventstreams.store.packing import unpack
 from eventstreams.store.records import AccountRow
 from eventstreams.store.repos import sandbox as kinds
 from tests.fake_clock import FakeClock
@@ -110,9 +111,9 @@ class Rig:
 
     async def events(self) -> list[dict[str, Any]]:
         rows = await self.rt.store.db.run(
-            lambda tx: tx.all("SELECT payload FROM events WHERE account_sid = :a ORDER BY seq", a=self.account.sid)
+            lambda tx: tx.all("SELECT payload, packed FROM events WHERE account_sid = :a ORDER BY seq", a=self.account.sid)
         )
-        return [orjson.loads(r["payload"]) for r in rows]
+        return [orjson.loads(unpack(r["payload"], r["packed"])) for r in rows]
 
 
 def _rig(rt: Runtime, account: AccountRow, token: str, mp: pytest.MonkeyPatch, allow_private: bool = True) -> Rig:

@@ -12,14 +12,15 @@ import pytest
 from eventstreams.domain.accounts import Principal
 from eventstreams.runtime import Runtime
 from eventstreams.store.errors import NotFound
+from eventstreams.store.packing import unpack
 from eventstreams.tracking import rules
 from eventstreams.tracking.ingest import INTERNAL_SOURCE
 
 
 async def _events(rt: Runtime, account_sid: str) -> list[dict[str, Any]]:
-    rows = await rt.store.db.run(lambda tx: tx.all("SELECT payload FROM events WHERE account_sid = :a ORDER BY seq",
+    rows = await rt.store.db.run(lambda tx: tx.all("SELECT payload, packed FROM events WHERE account_sid = :a ORDER BY seq",
                                                    a=account_sid))  # fmt: skip
-    return [orjson.loads(r["payload"]) for r in rows]
+    return [orjson.loads(unpack(r["payload"], r["packed"])) for r in rows]
 
 
 async def test_accepted_messages_become_events_rejected_ones_do_not(runtime: Runtime, principal: Principal) -> None:

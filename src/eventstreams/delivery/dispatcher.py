@@ -32,6 +32,7 @@ from ..sinks import UnsupportedSink, create_sender
 from ..sinks import registry as sink_types
 from ..sinks.base import OutgoingEvent, SinkContext, SinkSender
 from ..store.base import Store
+from ..store.packing import unpack_bytes
 from ..store.records import DeliveryResult, LeasedDelivery, SinkRow
 from .hooks import Attempt, DeliveryHook, Hooks, Round, log_context
 from .policy import Action, Outcome, OutcomeKind, RetryPolicy, error_code, is_retryable, is_throttle_signal
@@ -234,13 +235,14 @@ class SinkWorker:
     def _outgoing(self, d: LeasedDelivery, projections: Projections) -> OutgoingEvent | str:
         """The event as this sink subscribed to it, or the reason it is skipped."""
         wanted = self.versions.get(d.type)
+        body = d.payload.encode() if d.packed is None else unpack_bytes(d.packed)
         if wanted is None or d.schema_version is None or wanted == d.schema_version:
-            return OutgoingEvent(d.event_id, d.type, d.payload.encode())
+            return OutgoingEvent(d.event_id, d.type, body)
         target = projections.get((d.type, wanted))
         if target is None:
             return f"schema version {wanted} of {d.type} is unavailable"
         compiled, builtin = target
-        event = orjson.loads(d.payload)
+        event = orjson.loads(body)
         data = compiled.project(event.get("data") or {})
         problem = compiled.first_error(data)
         if problem is not None:

@@ -125,10 +125,11 @@ class PostgresDialect(Dialect):
         # %(x)b: binary arrays. Text arrays make psycopg escape every quote of every JSON payload
         # in Python (measured: 43 ms vs 4.7 ms per 100-event insert; docs/benchmarks.md).
         rows = tx.conn.execute(
-            "INSERT INTO events (account_sid, id, type, schema_version, received_at, time, payload)"
-            " SELECT %(a)s, u.id, u.type, u.v, %(now)s, u.time, u.payload FROM unnest("
-            "%(ids)b::text[], %(types)b::text[], %(vs)s::int[], %(times)b::text[], %(payloads)b::text[])"
-            " WITH ORDINALITY AS u(id, type, v, time, payload, n) ORDER BY u.n RETURNING seq",
+            "INSERT INTO events (account_sid, id, type, schema_version, received_at, time, payload, packed)"
+            " SELECT %(a)s, u.id, u.type, u.v, %(now)s, u.time, u.payload, u.packed FROM unnest("
+            "%(ids)b::text[], %(types)b::text[], %(vs)s::int[], %(times)b::text[], %(payloads)b::text[],"
+            " %(packs)b::bytea[]) WITH ORDINALITY AS u(id, type, v, time, payload, packed, n)"
+            " ORDER BY u.n RETURNING seq",
             {
                 "a": account_sid,
                 "now": now_ms,
@@ -137,6 +138,7 @@ class PostgresDialect(Dialect):
                 "vs": [e.schema_version for e in events],
                 "times": [e.time for e in events],
                 "payloads": [e.payload for e in events],
+                "packs": [e.packed for e in events],
             },
             prepare=False,
         ).fetchall()
@@ -150,10 +152,10 @@ class PostgresDialect(Dialect):
         # COPY: no seqs to return, and PostgreSQL spends about a third less CPU per row than on the array
         # INSERT (bench/raw.py, docs/benchmarks.md, issue 13)
         with tx.conn.cursor().copy(
-            "COPY events (account_sid, id, type, schema_version, received_at, time, payload) FROM STDIN"
+            "COPY events (account_sid, id, type, schema_version, received_at, time, payload, packed) FROM STDIN"
         ) as cp:
             for e in events:
-                cp.write_row((account_sid, e.id, e.type, e.schema_version, now_ms, e.time, e.payload))
+                cp.write_row((account_sid, e.id, e.type, e.schema_version, now_ms, e.time, e.payload, e.packed))
 
     def _lock_log(self, tx: _PgTx, account_sid: str) -> None:
         if account_sid in tx.log_locked:

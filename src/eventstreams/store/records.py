@@ -103,13 +103,15 @@ class Page:
 
 @dataclass(slots=True)
 class NewEvent:
-    """A validated event ready to store; ``payload`` is the CloudEvent JSON."""
+    """A validated event ready to store; ``payload`` is the CloudEvent JSON, or '' when ``packed`` holds
+    it (store/packing.py)."""
 
     id: str
     type: str
     schema_version: int | None
     time: str
     payload: str
+    packed: bytes | None = None
 
 
 @dataclass(slots=True)
@@ -129,9 +131,10 @@ class LeasedDelivery:
     event_id: str
     type: str
     schema_version: int | None
-    payload: str
+    payload: str  # '' when packed: store/packing.unpack reads either
     lease: str
     batch: int = 0  # read from the log in this batch (id 0); 0: a row of the retry table (this id)
+    packed: bytes | None = None
 
 
 class Leased(list[LeasedDelivery]):

@@ -192,10 +192,10 @@ class SqliteDialect(Dialect):
         first = self.next_seqs(tx, "events", len(events))[0]
         assert isinstance(tx, _SqliteTx)
         tx.conn.executemany(  # positional: measurably cheaper than named parameters on the hot path
-            "INSERT INTO events (seq, account_sid, id, type, schema_version, received_at, time, payload)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO events (seq, account_sid, id, type, schema_version, received_at, time, payload, packed)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                (first + i, account_sid, e.id, e.type, e.schema_version, now_ms, e.time, e.payload)
+                (first + i, account_sid, e.id, e.type, e.schema_version, now_ms, e.time, e.payload, e.packed)
                 for i, e in enumerate(events)
             ],
         )

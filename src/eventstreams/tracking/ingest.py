@@ -25,6 +25,7 @@ from ..ids import new_sid
 from ..store.base import Store
 from ..store.db import Tx
 from ..store.errors import Conflict
+from ..store.packing import Packer
 from ..store.records import NewEvent, TrackingMessageRow, TrackingSourceRow
 from . import rules
 
@@ -47,6 +48,7 @@ class Ingest:
         self.catalog = catalog
         self.settings = settings
         self.resolver = resolver
+        self.packer = Packer(settings.pack_events)
         self._versions: dict[str, int] = {}
         self.on_accepted: Callable[[int], None] | None = None  # told how many messages each receive stored
 
@@ -136,8 +138,8 @@ class Ingest:
         }
         if subject is not None:
             event["subject"] = str(subject)
-        payload = orjson.dumps(event).decode().replace("\\u0000", "\\ufffd")
-        return NewEvent(event["id"], event["type"], version, message["timestamp"], payload)
+        payload = orjson.dumps(event).replace(b"\\u0000", b"\\ufffd")
+        return self.packer.event(event["id"], event["type"], version, message["timestamp"], payload)
 
 
 def _text(value: str) -> str:

@@ -58,7 +58,7 @@ SELECT c.account_sid, c.position,
 FROM sink_cursors c WHERE c.sink_sid = :s;
 
 -- name: log_after
-SELECT seq, id, type, schema_version, payload, received_at FROM events
+SELECT seq, id, type, schema_version, payload, packed, received_at FROM events
 WHERE account_sid = :a AND seq > :pos AND seq <= :head AND type IN LIST(:types) AND only_sink IS NULL
 ORDER BY seq LIMIT :n;
 
@@ -118,7 +118,7 @@ UPDATE deliveries SET due_at = :until, leased_by = :lease WHERE id IN (
 RETURNING id, sink_sid, account_sid, event_seq, attempts, window_start;
 
 -- name: leased_events
-SELECT seq, id, type, schema_version, payload FROM events WHERE seq IN LIST(:seqs);
+SELECT seq, id, type, schema_version, payload, packed FROM events WHERE seq IN LIST(:seqs);
 
 -- name: delete_leased
 DELETE FROM deliveries WHERE leased_by = :lease AND id IN LIST(:ids);

@@ -63,6 +63,6 @@ ORDER BY seq LIMIT :n;
 
 -- name: events_after
 -- The tracking API's own events (com.segment.tracking.*) are loaded from tracking_messages instead.
-SELECT seq, id, type, received_at, payload FROM events
+SELECT seq, id, type, received_at, payload, packed FROM events
 WHERE seq > :after AND account_sid = :a AND type NOT LIKE 'com.segment.tracking.%' AND received_at <= :before_ms
 ORDER BY seq LIMIT :n;

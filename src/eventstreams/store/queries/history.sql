@@ -8,7 +8,7 @@ SELECT * FROM delivery_log;
 
 -- The console's reads: the live debugger (newest first, after a cursor) and the charts.
 -- name: console_events
-SELECT seq, id, type, received_at, payload FROM events WHERE account_sid = :a AND seq > :after
+SELECT seq, id, type, received_at, payload, packed FROM events WHERE account_sid = :a AND seq > :after
 ORDER BY seq DESC LIMIT :n;
 
 -- name: console_log
@@ -40,4 +40,4 @@ SELECT sink_sid, SUM(n) AS n, MIN(oldest) AS oldest FROM (
 ) w GROUP BY sink_sid HAVING SUM(n) > 0;
 
 -- name: console_event
-SELECT seq, id, type, received_at, payload FROM events WHERE account_sid = :a AND id = :id ORDER BY seq DESC LIMIT 1;
+SELECT seq, id, type, received_at, payload, packed FROM events WHERE account_sid = :a AND id = :id ORDER BY seq DESC LIMIT 1;

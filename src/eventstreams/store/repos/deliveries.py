@@ -195,6 +195,7 @@ class Deliveries(Repository):
                     schema_version=e["schema_version"],
                     payload=e["payload"],
                     lease=lease,
+                    packed=e["packed"],  # unpacked by the dispatcher, outside the transaction
                 )
             )
         return out
@@ -464,6 +465,7 @@ def _from_log(
             r["payload"],
             lease,
             batch,
+            r["packed"],
         )
         for r in rows
         if int(r["seq"]) > types[r["type"]]

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..db import Row, Tx
 from ..errors import Conflict
+from ..packing import unpacked
 from . import Repository
 
 
@@ -138,6 +139,7 @@ class EventsWarehouses(Repository):
 
     async def events_after(self, account_sid: str, after: int, before_ms: int, limit: int) -> list[Row]:
         """Events other than com.segment.tracking.* after seq ``after``: (seq, id, type, received_at, payload)."""
-        return await self.db.run(
+        rows = await self.db.run(
             lambda tx: tx.all(self.q.events_after, a=account_sid, after=after, before_ms=before_ms, n=limit)
         )
+        return [unpacked(r) for r in rows]

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from ..db import Tx, conditions, keyset
+from ..packing import unpacked
 from ..records import DeadLetterRow, LogRow, Page, PageQuery
 from . import Repository
 
@@ -39,7 +40,7 @@ class DeliveryLog(_BySink):
     async def recent_events(self, account_sid: str, after_seq: int, n: int) -> list[dict[str, Any]]:
         """The account's newest events after ``after_seq``, oldest first."""
         rows = await self.db.run(lambda tx: tx.all(self.q["console_events"], a=account_sid, after=after_seq, n=n))
-        return [dict(r) for r in reversed(rows)]
+        return [unpacked(r) for r in reversed(rows)]
 
     async def recent(self, account_sid: str, after_id: int, n: int) -> list[LogRow]:
         """The account's newest log entries after ``after_id``, oldest first."""
@@ -73,4 +74,5 @@ class DeliveryLog(_BySink):
     async def event(self, account_sid: str, event_id: str) -> dict[str, Any] | None:
         """The account's newest stored event with this id (ids are unique within the dedupe window only)."""
         row = await self.db.run(lambda tx: tx.one(self.q["console_event"], a=account_sid, id=event_id))
-        return dict(row) if row is not None else None
+        return unpacked(row) if row is not None else None
+

@@ -1,0 +1,90 @@
+"""Event payloads at rest: zstd frames with a dictionary trained on the catalogue's events.
+
+A stored event keeps its JSON in ``events.packed`` (``payload`` then holds '') or, written with packing
+off or before it existed, in ``events.payload`` (``packed`` NULL); readers take either (:func:`unpack`).
+Per event, not per batch: a sink's cursor, a replay and the console read single events.
+
+Why a dictionary: a ~800-byte event compresses 1.6 times by itself, 4 times with the keys, URLs and envelope every
+event repeats already in the dictionary (docs/benchmarks.md, "Issue 13, fourth session"). The dictionary
+(``data/events-<n>.zdict``, scripts/train_event_dictionary.py) holds only the catalogue's examples; each
+frame names its dictionary's id, so a new dictionary is added here beside the old one, never instead.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import zstandard
+
+from .records import NewEvent
+
+LEVEL = 1  # with the dictionary: 188 bytes in 6.1 µs for a 923-byte event; level 3 184 in 7.4, -1 248 in 6.0
+CURRENT = 0x45530001
+DICTIONARIES = {CURRENT: "events-1.zdict"}  # every id ever written stays here: old rows name it
+
+
+@cache
+def dictionary(dict_id: int) -> zstandard.ZstdCompressionDict:
+    name = DICTIONARIES.get(dict_id)
+    if name is None:
+        raise ValueError(f"an event was packed with an unknown dictionary ({dict_id:#x})")
+    raw = resources.files("eventstreams.store").joinpath("data", name).read_bytes()
+    return zstandard.ZstdCompressionDict(raw, dict_type=zstandard.DICT_TYPE_FULLDICT)
+
+
+class _PerThread(threading.local):
+    """zstd contexts are not safe across threads, and readers run on the store's threads."""
+
+    def __init__(self) -> None:
+        self.decompressors: dict[int, zstandard.ZstdDecompressor] = {}
+
+
+_local = _PerThread()
+
+
+def unpack_bytes(packed: bytes) -> bytes:
+    dict_id = zstandard.get_frame_parameters(packed).dict_id
+    d = _local.decompressors.get(dict_id)
+    if d is None:
+        d = zstandard.ZstdDecompressor(dict_data=dictionary(dict_id) if dict_id else None)
+        _local.decompressors[dict_id] = d
+    return d.decompress(packed)
+
+
+def unpack(payload: str, packed: bytes | memoryview | None) -> str:
+    """The event's JSON from a row's ``payload`` and ``packed`` columns."""
+    if packed is None:
+        return payload
+    return unpack_bytes(bytes(packed)).decode()
+
+
+def unpacked(row: Mapping[str, Any]) -> dict[str, Any]:
+    """An ``events`` row with its JSON in ``payload`` however it was stored (and no ``packed``)."""
+    out = dict(row)
+    out["payload"] = unpack(out["payload"], out.pop("packed"))
+    return out
+
+
+class Packer:
+    """Builds :class:`NewEvent` rows, packed or not (``EVENTSTREAMS_PACK_EVENTS``). One per thread that
+    publishes (the event loop's): a compressor is not shared between threads."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self._c = (
+            zstandard.ZstdCompressor(level=LEVEL, dict_data=dictionary(CURRENT), write_checksum=False)
+            if enabled
+            else None
+        )
+
+    def event(self, id: str, type_: str, schema_version: int | None, time: str, payload: bytes) -> NewEvent:
+        if self._c is None:
+            return NewEvent(id, type_, schema_version, time, payload.decode())
+        return NewEvent(id, type_, schema_version, time, "", self._c.compress(payload))
+
+
+__all__ = ["CURRENT", "Packer", "dictionary", "unpack", "unpack_bytes", "unpacked"]
