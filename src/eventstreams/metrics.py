@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterator
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -63,6 +64,29 @@ class _BacklogCollector(Collector):
             "Age of the oldest waiting delivery (since it was created); 0 when none waits",
             b.oldest_age_s,
         )
+
+
+def observe_many(histogram: Histogram, amounts: Iterable[float]) -> None:
+    """``histogram.observe`` for each amount, with one write per bucket touched instead of two per amount:
+    in multiprocess mode each write is a locked update of a shared file, and observing every event of a
+    fan-out one by one cost ~8 % of the delivery process's CPU. Falls back to ``observe`` should
+    prometheus-client's internals change."""
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    total_value = getattr(histogram, "_sum", None)
+    if bounds is None or buckets is None or total_value is None:
+        for amount in amounts:
+            histogram.observe(amount)
+        return
+    counts = [0] * len(bounds)
+    total = 0.0
+    for amount in amounts:
+        total += amount
+        counts[bisect_left(bounds, amount)] += 1  # the first bound >= amount, as observe() finds it
+    total_value.inc(total)
+    for i, n in enumerate(counts):
+        if n:
+            buckets[i].inc(n)
 
 
 class Metrics:

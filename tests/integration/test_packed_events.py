@@ -15,7 +15,7 @@ import zstandard
 
 from eventstreams.catalog import builtin_examples
 from eventstreams.runtime import Runtime, build_runtime
-from eventstreams.store.packing import CURRENT, Packer, unpack, unpack_bytes
+from eventstreams.store.packing import CURRENT, Bodies, Packer, unpack, unpack_bytes
 from tests.conftest import make_settings
 from tests.unit.conftest import new_principal
 
@@ -123,3 +123,20 @@ def test_a_frame_names_its_dictionary_and_an_unknown_one_is_refused() -> None:
                                                                             dict_id=0x45539999)).compress(doc)  # fmt: skip
     with pytest.raises(ValueError, match="unknown dictionary"):
         unpack("", foreign)
+
+
+def test_bodies_unpack_an_event_once_and_hold_at_most_their_budget() -> None:
+    doc = orjson.dumps(_raw(1))
+    packed = Packer(True).event("EVpacked0001", TYPE, 1, "2026-12-03T10:00:00.000Z", doc).packed
+    assert packed is not None
+    bodies = Bodies(max_bytes=len(doc) * 16)
+    first = bodies.get(1, "", packed)
+    assert first == doc and bodies.get(1, "", packed) is first  # the second sink gets the same bytes
+    assert bodies.get(2, '{"plain":true}', None) == b'{"plain":true}'
+    for seq in range(3, 40):  # past the budget the oldest go first
+        bodies.get(seq, "", packed)
+    assert bodies.get(1, "", packed) is not first and bodies.get(1, "", packed) == doc
+    held = bodies._held
+    assert sum(map(len, held.values())) <= len(doc) * 16 and 39 in held and 3 not in held
+    huge = b'{"x":"' + b"y" * (len(doc) * 2) + b'"}'  # over a sixteenth of the budget: returned, not held
+    assert bodies.get(99, huge.decode(), None) == huge and 99 not in held

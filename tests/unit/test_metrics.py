@@ -9,6 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from eventstreams.metrics import Backlog, Metrics
@@ -108,3 +109,29 @@ def test_the_grafana_dashboard_uses_only_metrics_that_exist() -> None:
         elif family.type == "counter":
             exposed.add(f"{family.name}_total")
     assert used and used <= exposed, used - exposed
+
+
+def test_observe_many_counts_what_observing_one_by_one_counts() -> None:
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+    from eventstreams.metrics import observe_many
+
+    amounts = [0.0, 0.004, 0.005, 0.0051, 0.3, 2.5, 2.5, 9.99, 10.0, 1e6]
+    texts = []
+    for many in (False, True):
+        registry = CollectorRegistry()
+        h = Histogram("lat_seconds", "l", ["k"], registry=registry)
+        child = h.labels("webhook")
+        if many:
+            observe_many(child, amounts[:4])
+            observe_many(child, amounts[4:])
+            observe_many(child, [])
+        else:
+            for a in amounts:
+                child.observe(a)
+        texts.append(_samples(generate_latest(registry).decode()))
+    plain, batched = ({k: v for k, v in t.items() if not k[0].endswith("_created")} for t in texts)
+    total = ("lat_seconds_sum", (("k", "webhook"),))
+    assert batched.pop(total) == pytest.approx(plain.pop(total))  # summed in another order
+    assert batched == plain
+    assert plain[("lat_seconds_count", (("k", "webhook"),))] == len(amounts)

@@ -32,7 +32,7 @@ from ..sinks import UnsupportedSink, create_sender
 from ..sinks import registry as sink_types
 from ..sinks.base import OutgoingEvent, SinkContext, SinkSender
 from ..store.base import Store
-from ..store.packing import unpack_bytes
+from ..store.packing import Bodies
 from ..store.records import DeliveryResult, LeasedDelivery, SinkRow
 from .hooks import Attempt, DeliveryHook, Hooks, Round, log_context
 from .policy import Action, Outcome, OutcomeKind, RetryPolicy, error_code, is_retryable, is_throttle_signal
@@ -235,7 +235,7 @@ class SinkWorker:
     def _outgoing(self, d: LeasedDelivery, projections: Projections) -> OutgoingEvent | str:
         """The event as this sink subscribed to it, or the reason it is skipped."""
         wanted = self.versions.get(d.type)
-        body = d.payload.encode() if d.packed is None else unpack_bytes(d.packed)
+        body = self.d.bodies.get(d.event_seq, d.payload, d.packed)
         if wanted is None or d.schema_version is None or wanted == d.schema_version:
             return OutgoingEvent(d.event_id, d.type, body)
         target = projections.get((d.type, wanted))
@@ -378,6 +378,7 @@ class Dispatcher:
         self._refresh = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._fingerprints: dict[str, tuple[str, ...]] = {}
+        self.bodies = Bodies()  # the events' bytes, shared by the sinks: unpacked once however many read them
 
     async def start(self, release_leases: bool) -> None:
         if release_leases:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..metrics import Metrics
+from ..metrics import Metrics, observe_many
 from ..store.records import AlertRow, SinkRow
 from .hooks import DeliveryHook, Round
 from .policy import Action
@@ -22,10 +22,11 @@ class DeliveryMetrics(DeliveryHook):
             count.labels(kind, "skipped").inc(len(r.skips))
         if r.delivered:
             count.labels(kind, "delivered").inc(r.delivered)
-            latency = self.m.delivery_latency.labels(kind)
-            for a in r.attempts:
-                if a.decision.action is Action.DELIVERED:
-                    latency.observe(max(0.0, (r.now_ms - a.delivery.window_start) / 1000))
+            now_ms = r.now_ms
+            observe_many(self.m.delivery_latency.labels(kind), [
+                max(0.0, (now_ms - a.delivery.window_start) / 1000)
+                for a in r.attempts if a.decision.action is Action.DELIVERED
+            ])  # fmt: skip
         if r.dead:
             count.labels(kind, "dead_lettered").inc(len(r.dead))
         if len(r.failed) > len(r.dead):

@@ -205,6 +205,9 @@ class Decision:
         return self.action is Action.DEAD_LETTER
 
 
+_DELIVERED = Decision(Action.DELIVERED)
+
+
 def _duration_label(seconds: float) -> str:
     if seconds >= 3600 and seconds % 3600 == 0:
         return f"{int(seconds // 3600)}h"
@@ -295,7 +298,7 @@ class RetryPolicy:
         dead-lettered with reason ``"retry window (4h) exhausted"``.
         """
         if outcome.kind is OutcomeKind.SUCCESS:
-            return Decision(Action.DELIVERED)
+            return _DELIVERED  # frozen: one for every success (decided per event)
         code = error_code(outcome)
         if not is_retryable(outcome):
             return Decision(Action.DEAD_LETTER, reason=f"not retried: {outcome.describe()}", error_code=code)

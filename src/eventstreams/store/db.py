@@ -46,6 +46,11 @@ class Tx(abc.ABC):
         rows = self.all(sql, **params)
         return rows[0] if rows else None
 
+    def rows(self, sql: str, **params: Any) -> Sequence[Any]:
+        """Rows to read by column name only (``r["seq"]``), in the driver's cheapest form: the hot reads
+        of the event log, where building a dict per row was a tenth of a fan-out's delivery CPU."""
+        return self.all(sql, **params)
+
 
 class Database(abc.ABC):
     """One database: its connections, its dialect and its wake channel."""

@@ -69,6 +69,27 @@ def unpacked(row: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+class Bodies:
+    """Stored events' bytes by log seq, newest kept: when many sinks read one event (fan-out) it is
+    unpacked once per process, not once per sink (a seq is never reused and an event never changes)."""
+
+    def __init__(self, max_bytes: int = 16 << 20) -> None:
+        self.max_bytes = max_bytes
+        self._held: dict[int, bytes] = {}
+        self._bytes = 0
+
+    def get(self, seq: int, payload: str, packed: bytes | None) -> bytes:
+        body = self._held.get(seq)
+        if body is None:
+            body = payload.encode() if packed is None else unpack_bytes(packed)
+            if len(body) <= self.max_bytes // 16:
+                while self._bytes + len(body) > self.max_bytes:  # the oldest first (dicts keep their order)
+                    self._bytes -= len(self._held.pop(next(iter(self._held))))
+                self._held[seq] = body
+                self._bytes += len(body)
+        return body
+
+
 class Packer:
     """Builds :class:`NewEvent` rows, packed or not (``EVENTSTREAMS_PACK_EVENTS``). One per thread that
     publishes (the event loop's): a compressor is not shared between threads."""
@@ -87,4 +108,4 @@ class Packer:
         return NewEvent(id, type_, schema_version, time, "", self._c.compress(payload))
 
 
-__all__ = ["CURRENT", "Packer", "dictionary", "unpack", "unpack_bytes", "unpacked"]
+__all__ = ["CURRENT", "Bodies", "Packer", "dictionary", "unpack", "unpack_bytes", "unpacked"]

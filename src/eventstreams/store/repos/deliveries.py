@@ -120,20 +120,20 @@ class Deliveries(Repository):
 
     def _read_log(
         self, tx: Tx, account_sid: str, types: dict[str, int], after: int, upto: int, n: int | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[Any]:
+        """The log's rows, read by column name only (Tx.rows)."""
         if not types or upto <= after:
             return []
-        rows = tx.all(self.q.log_after, a=account_sid, pos=after, head=upto, types=self.d.list_(sorted(types)),
-                      n=n if n is not None else upto - after)  # fmt: skip
-        return [dict(r) for r in rows]
+        return list(tx.rows(self.q.log_after, a=account_sid, pos=after, head=upto, types=self.d.list_(sorted(types)),
+                            n=n if n is not None else upto - after))  # fmt: skip
 
     def _next_rows(
         self, tx: Tx, account: str, types: dict[str, int], pos: int, head: int, room: int
-    ) -> tuple[list[dict[str, Any]], int]:
+    ) -> tuple[list[Any], int]:
         """Up to ``room`` of the sink's events after ``pos`` and the position read to. Events of a type
         published before the sink subscribed to it are passed over (read on, not returned: a window of
         only those must not look like the end of the log)."""
-        kept: list[dict[str, Any]] = []
+        kept: list[Any] = []
         span = 0
         while True:
             want = room - len(kept)
@@ -448,7 +448,7 @@ MIN_SPAN = 2048  # seqs one read of the log covers at least (see _next_rows)
 
 
 def _from_log(
-    rows: list[dict[str, Any]], types: dict[str, int], sink_sid: str, account_sid: str, lease: str, batch: int
+    rows: list[Any], types: dict[str, int], sink_sid: str, account_sid: str, lease: str, batch: int
 ) -> list[LeasedDelivery]:
     """A batch's events as leased deliveries (not yet tried; their window started at their arrival)."""
     return [
