@@ -201,6 +201,11 @@ class Server:
         wait_http(f"{self.url}/healthz", 60, self.proc)
         return self
 
+    def children(self) -> list[int]:
+        """serve's child processes (its delivery process on SQLite)."""
+        out = subprocess.run(["pgrep", "-P", str(self.pid)], capture_output=True, text=True).stdout
+        return [int(p) for p in out.split()]
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)

@@ -223,6 +223,9 @@ async def with_server(
     await receiver_post(ctx.session, f"{ctx.receiver.url}/_status?code=200")
     api = Api(server, ctx.session)
     prof = Profiler(server.pid, PROFILE_DIR / f"{ctx.backend}-{name}.txt") if ctx.profile else None
+    # serve's delivery process (SQLite, EVENTSTREAMS_DELIVERY_PROCESS), profiled on its own
+    kid_profs = [Profiler(pid, PROFILE_DIR / f"{ctx.backend}-{name}-delivery.txt")
+                 for pid in server.children()[:1]] if ctx.profile else []  # fmt: skip
     try:
         result = await body(server, api)
         result["rss_mb_end"] = round(rss_mb(server.pid))
@@ -237,6 +240,8 @@ async def with_server(
     finally:
         if prof is not None:
             ctx.profiles[name] = prof.finish()
+        for kp in kid_profs:
+            ctx.profiles[f"{name}-delivery"] = kp.finish()
         server.stop()
 
 
@@ -795,7 +800,8 @@ def main(argv: list[str] | None = None) -> None:
     print(text_table(table))
     for b, per in profiles.items():
         for name, lines in per.items():
-            print(f"\n--- profile {b}/{name} (py-spy, serve process; {PROFILE_DIR}/{b}-{name}.txt) ---")
+            who = "serve's delivery process" if name.endswith("-delivery") else "serve process"
+            print(f"\n--- profile {b}/{name} (py-spy, {who}; {PROFILE_DIR}/{b}-{name}.txt) ---")
             print("\n".join(lines))
     print(f"\ntotal {time.monotonic() - t0:.0f}s")
     mach = machine()

@@ -153,10 +153,11 @@ def test_workers_share_postgresql_and_take_over_a_killed_one(tmp_path: Path) -> 
         wait_healthy(url, api)
         _setup_sink(url, receiver, batch=True)
         workers = [spawn(["worker"], _env(db, tmp_path), tmp_path / f"w{i}.log") for i in range(2)]
-        time.sleep(1.5)
+        # both delivering before the stream starts (a loaded machine takes seconds to start a process)
+        receiver.wait_for(lambda: all("delivering" in (tmp_path / f"w{i}.log").read_text() for i in range(2)), 60)
         pub = Publisher(url, "s")
         pub.start()
-        time.sleep(1.5)
+        receiver.wait_for(lambda: len(receiver.events("/hook")) >= 200, timeout=60)
         before = [e["id"] for e in receiver.events("/hook")]
         # in normal operation the two workers never send the same delivery twice
         assert before and len(before) == len(set(before)), len(before) - len(set(before))
