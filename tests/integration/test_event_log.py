@@ -8,30 +8,18 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from eventstreams.runtime import Runtime, build_runtime
+from eventstreams.runtime import Runtime
 from eventstreams.store.records import DeliveryResult, Leased, LeasedDelivery, NewEvent
-from tests.conftest import make_settings
 from tests.unit.conftest import new_principal
 
 TYPE = "com.twilio.messaging.message.delivered"
 OTHER = "com.twilio.messaging.message.failed"
 TEST_TYPE = "com.twilio.eventstreams.test-event"
 LEASE_MS = 60_000
-
-
-@pytest.fixture
-async def rt(database: str, tmp_path: Path) -> AsyncIterator[Runtime]:
-    runtime = await build_runtime(make_settings(database, tmp_path, delivery=False))
-    try:
-        yield runtime
-    finally:
-        await runtime.close()
 
 
 async def _sink(rt: Runtime, account: Any, *types: str) -> str:

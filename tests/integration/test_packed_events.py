@@ -5,7 +5,6 @@ warehouse; a log that holds plain rows (written before packing, or with it off) 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +27,6 @@ def _raw(i: int) -> dict[str, Any]:
     data["body"] = f"Your order {i} is on its way: track it at https://example.com/t/{i:08d}"
     return {"specversion": "1.0", "type": TYPE, "source": "/test", "id": f"EVpacked{i:04d}",
             "time": "2026-12-03T10:00:00.000Z", "data": data}  # fmt: skip
-
-
-@pytest.fixture
-async def rt(database: str, tmp_path: Path) -> AsyncIterator[Runtime]:
-    runtime = await build_runtime(make_settings(database, tmp_path, delivery=False))
-    try:
-        yield runtime
-    finally:
-        await runtime.close()
 
 
 async def _sink(rt: Runtime, account: Any) -> str:
