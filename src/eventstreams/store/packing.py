@@ -13,6 +13,7 @@ frame names its dictionary's id, so a new dictionary is added here beside the ol
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from functools import cache
 from importlib import resources
@@ -75,7 +76,7 @@ class Bodies:
 
     def __init__(self, max_bytes: int = 16 << 20) -> None:
         self.max_bytes = max_bytes
-        self._held: dict[int, bytes] = {}
+        self._held: OrderedDict[int, bytes] = OrderedDict()
         self._bytes = 0
 
     def get(self, seq: int, payload: str, packed: bytes | None) -> bytes:
@@ -83,8 +84,10 @@ class Bodies:
         if body is None:
             body = payload.encode() if packed is None else unpack_bytes(packed)
             if len(body) <= self.max_bytes // 16:
-                while self._bytes + len(body) > self.max_bytes:  # the oldest first (dicts keep their order)
-                    self._bytes -= len(self._held.pop(next(iter(self._held))))
+                while self._bytes + len(body) > self.max_bytes:  # the oldest first
+                    # OrderedDict: a plain dict's next(iter()) walks the holes its pops left at the front
+                    # (measured: a fifth of the delivery process's samples once the budget was full)
+                    self._bytes -= len(self._held.popitem(last=False)[1])
                 self._held[seq] = body
                 self._bytes += len(body)
         return body
@@ -96,11 +99,11 @@ class Packer:
 
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
-        self._c = (
-            zstandard.ZstdCompressor(level=LEVEL, dict_data=dictionary(CURRENT), write_checksum=False)
-            if enabled
-            else None
-        )
+        self._c: zstandard.ZstdCompressor | None = None
+        if enabled:
+            d = dictionary(CURRENT)
+            d.precompute_compress(level=LEVEL)  # the dictionary's tables built once, not per event
+            self._c = zstandard.ZstdCompressor(dict_data=d, write_checksum=False)
 
     def event(self, id: str, type_: str, schema_version: int | None, time: str, payload: bytes) -> NewEvent:
         if self._c is None:
