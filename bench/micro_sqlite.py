@@ -7,8 +7,9 @@ included) per event, and CPU time moves little when other work shares the cores.
 
 Prints µs per event for: ``Publisher._prepare`` (validation), the whole ``deliveries.publish``
 transaction (100 events each), ``deliveries.lease`` + ``deliveries.complete`` per delivery (chunks of 500,
-every subscribed sink), and the raw limit: the same rows inserted into a bare copy of the ``events`` table
-(same columns, indexes and pragmas) with ``executemany`` in 100-row transactions.
+every subscribed sink), and the raw limit: the same events inserted into a bare copy of the ``events`` table
+(same columns, indexes and pragmas) with ``executemany`` in 100-row transactions, as plain JSON whether or not
+the store packs them (the raw figure is the cost of storing the events as they are).
 """
 
 from __future__ import annotations

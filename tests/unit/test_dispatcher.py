@@ -232,3 +232,22 @@ async def test_metrics_hook_counts_results(rig: Rig) -> None:
 
 def calls(rig: Rig) -> list[list[str]]:
     return [[e.id for e in chunk] for chunk in rig.sender.sent]
+
+
+async def test_an_event_this_build_cannot_read_is_retried_not_sent_and_the_rest_go(rig: Rig) -> None:
+    """A frame naming a dictionary this build lacks (packed by a newer one) is neither sent nor lost: it
+    is retried like an internal error (91304) while the batch's other events are delivered."""
+    import zstandard
+
+    first, second = await rig.publish(2)
+    foreign = zstandard.ZstdCompressor(dict_data=zstandard.train_dictionary(
+        4096, [b'{"k":%d,"v":"%s"}' % (i, b"x" * (i % 50)) for i in range(300)], dict_id=0x45539999)).compress(b"{}")
+    await rig.rt.store.db.run(lambda tx: tx.run("UPDATE events SET packed = :p WHERE id = :id", p=foreign, id=first),
+                              write=True)  # fmt: skip
+    assert await rig.worker.round()
+    assert [e.id for e in rig.sender.events] == [second]
+    [row] = await rig._pending_rows()
+    assert row["due_at"] == int((rig.clock.now() + 1.0) * 1000)
+    failed = [g for g in await rig.log() if g.outcome == "failed"]
+    assert [json.loads(g.event_ids) for g in failed] == [[first]]
+    assert failed[0].code == 91304 and "unknown dictionary (0x45539999)" in (failed[0].detail or "")

@@ -32,7 +32,7 @@ from ..sinks import UnsupportedSink, create_sender
 from ..sinks import registry as sink_types
 from ..sinks.base import OutgoingEvent, SinkContext, SinkSender
 from ..store.base import Store
-from ..store.packing import Bodies
+from ..store.packing import Bodies, UnreadableEvent
 from ..store.records import DeliveryResult, LeasedDelivery, SinkRow
 from .hooks import Attempt, DeliveryHook, Hooks, Round, log_context
 from .policy import Action, Outcome, OutcomeKind, RetryPolicy, error_code, is_retryable, is_throttle_signal
@@ -282,9 +282,14 @@ class SinkWorker:
         latest retry time a Retry-After header asked for, or 0)."""
         projections = await self.d.projections(self.owner, self.versions, batch)
         sendable: list[tuple[LeasedDelivery, OutgoingEvent]] = []
+        unreadable: list[tuple[LeasedDelivery, str]] = []
         r = Round(self.row, self.destination, 0)
         for d in batch:
-            out = self._outgoing(d, projections)
+            try:
+                out = self._outgoing(d, projections)
+            except UnreadableEvent as exc:  # e.g. packed by a newer build: retried (another process may read
+                unreadable.append((d, str(exc)))  # it), dead-lettered when its window ends, never lost
+                continue
             if isinstance(out, str):
                 r.skip(d, out)
             else:
@@ -300,6 +305,11 @@ class SinkWorker:
                     log.exception("sink %s: sender raised", self.row.sid, extra=self.context)
                     outcomes = [Outcome.internal(f"{type(exc).__name__}: {exc}")] * len(sendable)
             r.send_seconds = time.perf_counter() - started
+        if unreadable:
+            log.error("sink %s: %d stored events cannot be read: %s", self.row.sid, len(unreadable),
+                      unreadable[0][1], extra=self.context)  # fmt: skip
+            sendable += [(d, OutgoingEvent(d.event_id, d.type, b"")) for d, _ in unreadable]
+            outcomes += [Outcome.internal(message) for _, message in unreadable]
         now = self.d.now()
         r.now_ms = int(now * 1000)
         failing = 0  # failures of a kind that is retried, whatever the window decided

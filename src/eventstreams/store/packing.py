@@ -28,32 +28,55 @@ CURRENT = 0x45530001
 DICTIONARIES = {CURRENT: "events-1.zdict"}  # every id ever written stays here: old rows name it
 
 
-@cache
-def dictionary(dict_id: int) -> zstandard.ZstdCompressionDict:
+class UnreadableEvent(ValueError):
+    """A stored frame this build cannot read (a dictionary it lacks, or damage)."""
+
+
+def _raw_dictionary(dict_id: int) -> bytes:
     name = DICTIONARIES.get(dict_id)
     if name is None:
-        raise ValueError(f"an event was packed with an unknown dictionary ({dict_id:#x})")
-    raw = resources.files("eventstreams.store").joinpath("data", name).read_bytes()
-    return zstandard.ZstdCompressionDict(raw, dict_type=zstandard.DICT_TYPE_FULLDICT)
+        raise UnreadableEvent(f"an event was packed with an unknown dictionary ({dict_id:#x})")
+    return resources.files("eventstreams.store").joinpath("data", name).read_bytes()
+
+
+@cache
+def dictionary(dict_id: int) -> zstandard.ZstdCompressionDict:
+    """The dictionary for reading (decompressors)."""
+    return zstandard.ZstdCompressionDict(_raw_dictionary(dict_id), dict_type=zstandard.DICT_TYPE_FULLDICT)
+
+
+@cache
+def _compression_dictionary() -> zstandard.ZstdCompressionDict:
+    """The current dictionary with its compression tables built once, here only: precomputing again frees
+    the tables that compressors made before still point at. Compressors share it read-only."""
+    d = zstandard.ZstdCompressionDict(_raw_dictionary(CURRENT), dict_type=zstandard.DICT_TYPE_FULLDICT)
+    d.precompute_compress(level=LEVEL)
+    return d
 
 
 class _PerThread(threading.local):
-    """zstd contexts are not safe across threads, and readers run on the store's threads."""
+    """zstd contexts are not safe across threads (compress and decompress release the GIL), and both
+    packing (the tracking API packs inside its transaction: PostgreSQL's pool threads) and reading run on
+    several threads."""
 
     def __init__(self) -> None:
         self.decompressors: dict[int, zstandard.ZstdDecompressor] = {}
+        self.compressor: zstandard.ZstdCompressor | None = None
 
 
 _local = _PerThread()
 
 
 def unpack_bytes(packed: bytes) -> bytes:
-    dict_id = zstandard.get_frame_parameters(packed).dict_id
-    d = _local.decompressors.get(dict_id)
-    if d is None:
-        d = zstandard.ZstdDecompressor(dict_data=dictionary(dict_id) if dict_id else None)
-        _local.decompressors[dict_id] = d
-    return d.decompress(packed)
+    try:
+        dict_id = zstandard.get_frame_parameters(packed).dict_id
+        d = _local.decompressors.get(dict_id)
+        if d is None:
+            d = zstandard.ZstdDecompressor(dict_data=dictionary(dict_id) if dict_id else None)
+            _local.decompressors[dict_id] = d
+        return d.decompress(packed)
+    except zstandard.ZstdError as exc:
+        raise UnreadableEvent(f"a stored event's frame cannot be read: {exc}") from None
 
 
 def unpack(payload: str, packed: bytes | memoryview | None) -> str:
@@ -94,21 +117,21 @@ class Bodies:
 
 
 class Packer:
-    """Builds :class:`NewEvent` rows, packed or not (``EVENTSTREAMS_PACK_EVENTS``). One per thread that
-    publishes (the event loop's): a compressor is not shared between threads."""
+    """Builds :class:`NewEvent` rows, packed or not (``EVENTSTREAMS_PACK_EVENTS``). Safe from any thread:
+    each thread compresses with a context of its own, all sharing the dictionary's tables."""
 
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
-        self._c: zstandard.ZstdCompressor | None = None
         if enabled:
-            d = dictionary(CURRENT)
-            d.precompute_compress(level=LEVEL)  # the dictionary's tables built once, not per event
-            self._c = zstandard.ZstdCompressor(dict_data=d, write_checksum=False)
+            _compression_dictionary()  # a missing dictionary file fails at start, not at the first publish
 
     def event(self, id: str, type_: str, schema_version: int | None, time: str, payload: bytes) -> NewEvent:
-        if self._c is None:
+        if not self.enabled:
             return NewEvent(id, type_, schema_version, time, payload.decode())
-        return NewEvent(id, type_, schema_version, time, "", self._c.compress(payload))
+        c = _local.compressor
+        if c is None:
+            c = _local.compressor = zstandard.ZstdCompressor(dict_data=_compression_dictionary(), write_checksum=False)
+        return NewEvent(id, type_, schema_version, time, "", c.compress(payload))
 
 
-__all__ = ["CURRENT", "Bodies", "Packer", "dictionary", "unpack", "unpack_bytes", "unpacked"]
+__all__ = ["CURRENT", "Bodies", "Packer", "UnreadableEvent", "dictionary", "unpack", "unpack_bytes", "unpacked"]

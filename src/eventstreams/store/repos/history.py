@@ -75,4 +75,3 @@ class DeliveryLog(_BySink):
         """The account's newest stored event with this id (ids are unique within the dedupe window only)."""
         row = await self.db.run(lambda tx: tx.one(self.q["console_event"], a=account_sid, id=event_id))
         return unpacked(row) if row is not None else None
-
