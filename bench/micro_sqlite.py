@@ -26,7 +26,7 @@ from eventstreams import clock
 from eventstreams.config import Settings
 from eventstreams.delivery.publish import Publisher
 from eventstreams.runtime import build_runtime
-from eventstreams.store.packing import unpack, unpack_bytes
+from eventstreams.store.packing import body, unpack
 from eventstreams.store.records import DeliveryResult, LogEntry, NewEvent
 
 from .harness import EventFactory
@@ -118,7 +118,7 @@ async def main_async(batches: int, n_sinks: int, pack: bool) -> None:
                     if not leased:
                         break
                     for d in leased:  # what the dispatcher does to each before sending it
-                        _ = d.payload.encode() if d.packed is None else unpack_bytes(d.packed)
+                        body(d.payload, d.packed)
                     results = [DeliveryResult(d, "delivered") for d in leased]
                     logs = [LogEntry(sid, sink_sid, now, "delivered", [d.event_id for d in leased], 1)]
                     await store.deliveries.complete(results, logs, [], now, 1_200_000)

@@ -15,7 +15,7 @@ import zstandard
 
 from eventstreams.catalog import builtin_examples
 from eventstreams.runtime import Runtime, build_runtime
-from eventstreams.store.packing import CURRENT, Bodies, Packer, unpack, unpack_bytes
+from eventstreams.store.packing import CURRENT, Bodies, Packer, body, unpack, unpack_bytes
 from tests.conftest import make_settings
 from tests.unit.conftest import new_principal
 
@@ -44,7 +44,7 @@ async def _rows(rt: Runtime, account_sid: str) -> list[dict[str, Any]]:
 
 
 def _body(d: Any) -> bytes:
-    return unpack_bytes(d.packed) if d.packed is not None else bytes(d.payload.encode())
+    return body(d.payload, d.packed)
 
 
 async def test_a_published_event_is_packed_and_read_back_byte_for_byte(rt: Runtime) -> None:

@@ -79,6 +79,11 @@ def unpack_bytes(packed: bytes) -> bytes:
         raise UnreadableEvent(f"a stored event's frame cannot be read: {exc}") from None
 
 
+def body(payload: str, packed: bytes | None) -> bytes:
+    """The event's JSON as bytes (what a sink sends) from a row's ``payload`` and ``packed`` columns."""
+    return payload.encode() if packed is None else unpack_bytes(packed)
+
+
 def unpack(payload: str, packed: bytes | memoryview | None) -> str:
     """The event's JSON from a row's ``payload`` and ``packed`` columns."""
     if packed is None:
@@ -103,17 +108,17 @@ class Bodies:
         self._bytes = 0
 
     def get(self, seq: int, payload: str, packed: bytes | None) -> bytes:
-        body = self._held.get(seq)
-        if body is None:
-            body = payload.encode() if packed is None else unpack_bytes(packed)
-            if len(body) <= self.max_bytes // 16:
-                while self._bytes + len(body) > self.max_bytes:  # the oldest first
+        held = self._held.get(seq)
+        if held is None:
+            held = body(payload, packed)
+            if len(held) <= self.max_bytes // 16:
+                while self._bytes + len(held) > self.max_bytes:  # the oldest first
                     # OrderedDict: a plain dict's next(iter()) walks the holes its pops left at the front
                     # (measured: a fifth of the delivery process's samples once the budget was full)
                     self._bytes -= len(self._held.popitem(last=False)[1])
-                self._held[seq] = body
-                self._bytes += len(body)
-        return body
+                self._held[seq] = held
+                self._bytes += len(held)
+        return held
 
 
 class Packer:
@@ -134,4 +139,4 @@ class Packer:
         return NewEvent(id, type_, schema_version, time, "", c.compress(payload))
 
 
-__all__ = ["CURRENT", "Bodies", "Packer", "UnreadableEvent", "dictionary", "unpack", "unpack_bytes", "unpacked"]
+__all__ = ["CURRENT", "Bodies", "Packer", "UnreadableEvent", "body", "dictionary", "unpack", "unpack_bytes", "unpacked"]
