@@ -12,9 +12,9 @@ pooled event before the window (``pre``), so the signing cost shows separately.
 
 Clients:
 
-* ``sink``     the project's ``WebhookSender.send`` itself (HttpClient: aiohttp with the SSRF
-               resolver, read_excerpt, classify_http), 32 tasks each sending one event at a time;
-               it signs itself, so ``live`` only
+* ``sink``     the project's ``WebhookSender.send`` itself (the lean client with the SSRF policy,
+               classify_http), called as the dispatcher calls it: two lanes, each sending chunks of
+               500 events with ``max_in_flight`` 32; it signs itself, so ``live`` only
 * ``aiohttp``  ClientSession, TCPConnector(limit=32) keep-alive, as sinks/http.py configures it
                (no cookie jar, trust_env off, total timeout, no redirects), without the resolver
 * ``httpx``    AsyncClient, HTTP/1.1, Limits(max_connections=32)
@@ -62,6 +62,8 @@ from .harness import ROOT, EventFactory, Receiver, cpu_seconds
 
 CONCURRENCY = 32
 POOL = 2048
+# the sink is driven as the dispatcher drives it: DispatchConfig's pipelines, each sending leased chunks
+SINK_LANES, SINK_CHUNK = 2, 500
 WARMUP_S = 1.0
 TOKEN = "f" * 32
 CLIENTS = ["sink", "aiohttp", "httpx", "httpx+sniffio", "httpx-split+sniffio", "urllib3", "lean"]
@@ -143,17 +145,18 @@ async def run_sink(url: str, mode: str, c: Counter) -> Callable[[], Awaitable[No
     events = [OutgoingEvent(eid, "com.twilio.messaging.message.delivered", b) for eid, b in bodies()]
     pacer = NoPacer()
 
-    async def worker(k: int) -> None:
-        i = k
+    async def lane(k: int) -> None:
+        i = k * SINK_CHUNK
         while not c.stop:
-            i += CONCURRENCY
-            (outcome,) = await sender.send([events[i % POOL]], pacer)
-            if outcome.kind is OutcomeKind.SUCCESS:
-                c.n += 1
-            else:
-                c.bad(f"{outcome.kind.value} {outcome.message[:80]}")
+            chunk = [events[(i + j) % POOL] for j in range(SINK_CHUNK)]
+            i += SINK_LANES * SINK_CHUNK
+            for outcome in await sender.send(chunk, pacer):
+                if outcome.kind is OutcomeKind.SUCCESS:
+                    c.n += 1
+                else:
+                    c.bad(f"{outcome.kind.value} {outcome.message[:80]}")
 
-    tasks = [asyncio.create_task(worker(k)) for k in range(CONCURRENCY)]
+    tasks = [asyncio.create_task(lane(k)) for k in range(SINK_LANES)]
 
     async def close() -> None:
         await asyncio.gather(*tasks)

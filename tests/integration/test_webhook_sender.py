@@ -82,6 +82,10 @@ async def receiver() -> AsyncIterator[Receiver]:
                 await asyncio.sleep(5)
             elif path == "/busy":
                 await asyncio.sleep(0.1)
+            elif path == "/busy-odd-refused":  # 404 for an odd event number (the token's last digit)
+                await asyncio.sleep(0.05)
+                if int(request.headers["I-Twilio-Idempotency-Token"][-1], 16) % 2:
+                    return web.Response(status=404, text="odd")
             if path == "/notfound":
                 return web.Response(status=404, text="no such hook")
             if path == "/throttle":
@@ -495,6 +499,20 @@ async def test_concurrency_bounded_by_max_in_flight(receiver: Receiver) -> None:
     assert [o.kind for o in outcomes] == [OutcomeKind.SUCCESS] * 10
     assert receiver.max_in_flight == 3
     assert pacer.waits == [1] * 10
+
+
+async def test_concurrent_sends_share_the_bound_and_each_gets_its_outcomes_in_order(receiver: Receiver) -> None:
+    # the dispatcher runs two pipelines per sink, each sending its own chunk through the one sender
+    sender = make_sender(receiver.url("/busy-odd-refused"), max_in_flight=4)
+    events = make_events(12)
+    try:
+        first, second = await asyncio.gather(sender.send(events[:7], NoPacer()), sender.send(events[7:], NoPacer()))
+    finally:
+        await sender.close()
+    assert receiver.max_in_flight == 4
+    assert [r.headers["I-Twilio-Idempotency-Token"] for r in receiver.requests[:4]] == [e.id for e in events[:4]]
+    expected = [OutcomeKind.HTTP_STATUS if int(e.id[-1], 16) % 2 else OutcomeKind.SUCCESS for e in events]
+    assert [o.kind for o in first + second] == expected
 
 
 async def test_sender_reopens_after_close(receiver: Receiver) -> None:

@@ -130,8 +130,31 @@ async def test_private_addresses_are_refused_at_connect_time(server: Scripted) -
 
 async def test_no_answer_within_the_timeout(server: Scripted) -> None:
     server.answer = lambda n: b""  # reads the request, never answers
+    loop = asyncio.get_running_loop()
+    started = loop.time()
     with pytest.raises(TimeoutError):
         await post(client(timeout=0.2), server)
+    assert 0.2 <= loop.time() - started < 1.0
+
+
+async def test_a_timed_out_request_is_not_sent_again_and_the_connection_is_not_reused(server: Scripted) -> None:
+    c = client(timeout=0.3)
+    assert await post(c, server) == (200, b"ok")
+    server.answer = lambda n: b"" if n == 2 else OK
+    with pytest.raises(TimeoutError):
+        await post(c, server)  # on the kept-alive connection: a timeout is not a stale connection to retry
+    assert len(server.requests) == 2
+    assert await post(c, server) == (200, b"ok")  # a fresh connection: the timed-out one was closed
+    assert server.connections == 2
+
+
+async def test_only_the_request_without_an_answer_times_out(server: Scripted) -> None:
+    server.answer = lambda n: b"" if n == 3 else OK
+    c = client(timeout=0.3)
+    results = await asyncio.gather(*(post(c, server) for _ in range(4)), return_exceptions=True)
+    assert sum(isinstance(r, TimeoutError) for r in results) == 1
+    assert results.count((200, b"ok")) == 3
+    assert await post(c, server) == (200, b"ok")  # the sweep left the client usable
 
 
 async def test_a_hang_up_without_an_answer_is_an_error_not_a_success(server: Scripted) -> None:

@@ -12,6 +12,7 @@ ends the connection instead of being read).
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ class _Connection(asyncio.Protocol):
         self.reusable = True
         self.closed = False
         self.answered = False  # a byte of the answer arrived (a reused connection that fails before may be retried)
+        self.deadline = 0.0  # loop time by which the request in flight must be answered (LeanClient._sweep)
 
     # -- asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -137,6 +139,7 @@ class _Connection(asyncio.Protocol):
 
 
 Key = tuple[str, str, int]  # scheme, host, port
+_LINE_BREAK = re.compile("[\r\n\0]")
 
 
 class ClientPolicy:
@@ -166,6 +169,11 @@ class LeanClient(ClientPolicy):
         self._max_idle = max_in_flight
         self._idle: dict[Key, list[_Connection]] = {}
         self._tls: ssl.SSLContext | None = None
+        # Requests in flight are timed out by one sweep every twentieth of the timeout while any is in flight,
+        # not by a timer each: asyncio.timeout per request was a tenth of the sender's CPU (docs/benchmarks.md).
+        self._in_flight: set[_Connection] = set()
+        self._sweeping: asyncio.TimerHandle | None = None
+        self._sweep_every = min(1.0, max(0.005, self.timeout / 20))
 
     async def request(
         self, method: str, scheme: str, host: str, port: int, target: str, headers: Mapping[str, str],
@@ -176,28 +184,56 @@ class LeanClient(ClientPolicy):
         ``DestinationRefused``, ``ssl.SSLError``, ``OSError`` or :class:`InvalidResponse`."""
         data = _request_bytes(method, host, port, scheme, target, headers, body)
         key = (scheme, host, port)
-        async with asyncio.timeout(self.timeout):
-            while True:
-                conn = self._take(key)
-                reused = conn is not None
-                if conn is None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        while True:
+            conn = self._take(key)
+            reused = conn is not None
+            if conn is None:
+                async with asyncio.timeout_at(deadline):  # connecting is rare: a timer of its own is cheap here
                     conn = await self._connect(scheme, host, port)
-                try:
-                    response = await conn.send(data)
-                except (ConnectionError, OSError):
-                    conn.close()
-                    if reused and not conn.answered:
-                        continue  # the endpoint closed an idle connection as it was reused: a fresh one
-                    raise
-                except BaseException:
-                    conn.close()
-                    raise
-                break
+            try:
+                response = await self._exchange(loop, conn, data, deadline)
+            except TimeoutError:
+                conn.close()
+                raise
+            except (ConnectionError, OSError):
+                conn.close()
+                if reused and not conn.answered:
+                    continue  # the endpoint closed an idle connection as it was reused: a fresh one
+                raise
+            except BaseException:
+                conn.close()
+                raise
+            break
         if conn.reusable and not conn.closed and len(self._idle.setdefault(key, [])) < self._max_idle:
             self._idle[key].append(conn)
         else:
             conn.close()
         return response
+
+    async def _exchange(
+        self, loop: asyncio.AbstractEventLoop, conn: _Connection, data: bytes, deadline: float
+    ) -> Response:
+        if loop.time() >= deadline:
+            raise TimeoutError(f"no answer within {self.timeout:g} s")
+        waiter = conn.send(data)
+        conn.deadline = deadline
+        self._in_flight.add(conn)
+        if self._sweeping is None:
+            self._sweeping = loop.call_at(loop.time() + self._sweep_every, self._sweep, loop)
+        try:
+            return await waiter
+        finally:
+            self._in_flight.discard(conn)
+
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Fail the requests whose deadline passed (their connection closes); look again while any is in flight."""
+        now = loop.time()
+        for conn in [c for c in self._in_flight if c.deadline <= now]:
+            self._in_flight.discard(conn)
+            conn._fail(TimeoutError(f"no answer within {self.timeout:g} s"))
+        self._sweeping = loop.call_at(now + self._sweep_every, self._sweep, loop) if self._in_flight else None
 
     def _take(self, key: Key) -> _Connection | None:
         idle = self._idle.get(key)
@@ -231,6 +267,9 @@ class LeanClient(ClientPolicy):
         return self._tls
 
     async def close(self) -> None:
+        if self._sweeping is not None:
+            self._sweeping.cancel()
+            self._sweeping = None
         for conns in self._idle.values():
             for conn in conns:
                 conn.close()
@@ -242,10 +281,10 @@ def _request_bytes(
 ) -> bytes:
     default = 443 if scheme == "https" else 80
     lines = [f"{method} {target} HTTP/1.1", f"Host: {host}" if port == default else f"Host: {host}:{port}"]
-    for name, value in headers.items():
-        if "\r" in value or "\n" in value or "\0" in value:  # an event id is the sender's text: no header injection
-            raise ValueError(f"header {name} holds a line break")
-        lines.append(f"{name}: {value}")
+    if _LINE_BREAK.search("".join(headers.values())):  # an event id is the sender's text: no header injection
+        name = next(n for n, v in headers.items() if _LINE_BREAK.search(v))
+        raise ValueError(f"header {name} holds a line break")
+    lines += [f"{name}: {value}" for name, value in headers.items()]
     if body is not None:
         lines.append(f"Content-Length: {len(body)}")
     head = ("\r\n".join(lines) + "\r\n\r\n").encode()  # UTF-8 values, as aiohttp sends them
