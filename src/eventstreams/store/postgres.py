@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, tuple_row
 from psycopg_pool import ConnectionPool
 
 from .db import Database, Tx
@@ -54,6 +54,10 @@ class _PgTx(Tx):
         # prepared SELECT * makes that transaction run again (_retryable).
         cur = self.conn.execute(to_pyformat(sql), params)
         return cur.fetchall() if cur.description else []
+
+    def rows(self, sql: str, **params: Any) -> Sequence[tuple[Any, ...]]:
+        with self.conn.cursor(row_factory=tuple_row) as cur:
+            return cur.execute(to_pyformat(sql), params).fetchall()
 
     def run(self, sql: str, **params: Any) -> int:
         return self.conn.execute(to_pyformat(sql), params).rowcount

@@ -123,10 +123,8 @@ class _SqliteTx(Tx):
         cols = [d[0] for d in cur.description] if cur.description else []
         return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
 
-    def rows(self, sql: str, **params: Any) -> Sequence[Any]:
-        cur = self.conn.cursor()
-        cur.row_factory = sqlite3.Row  # built in C, read by name
-        return cur.execute(sql, params).fetchall()
+    def rows(self, sql: str, **params: Any) -> Sequence[tuple[Any, ...]]:
+        return self.conn.execute(sql, params).fetchall()  # the connection has no row factory: tuples
 
     def run(self, sql: str, **params: Any) -> int:
         return self.conn.execute(sql, params).rowcount

@@ -58,6 +58,7 @@ SELECT c.account_sid, c.position,
 FROM sink_cursors c WHERE c.sink_sid = :s;
 
 -- name: log_after
+-- read by position (Tx.rows): keep this column order in step with SEQ ... RECEIVED_AT in repos/deliveries.py
 SELECT seq, id, type, schema_version, payload, packed, received_at FROM events
 WHERE account_sid = :a AND seq > :pos AND seq <= :head AND type IN LIST(:types) AND only_sink IS NULL
 ORDER BY seq LIMIT :n;

@@ -120,8 +120,8 @@ class Deliveries(Repository):
 
     def _read_log(
         self, tx: Tx, account_sid: str, types: dict[str, int], after: int, upto: int, n: int | None = None
-    ) -> list[Any]:
-        """The log's rows, read by column name only (Tx.rows)."""
+    ) -> list[tuple[Any, ...]]:
+        """The log's rows as tuples (Tx.rows), read by the positions below (``r[SEQ]``)."""
         if not types or upto <= after:
             return []
         return list(tx.rows(self.q.log_after, a=account_sid, pos=after, head=upto, types=self.d.list_(sorted(types)),
@@ -142,13 +142,13 @@ class Deliveries(Repository):
             span = max(span * 2, 4 * want, MIN_SPAN)
             upto = min(head, pos + span)
             rows = self._read_log(tx, account, types, pos, upto, want)
-            kept += [r for r in rows if int(r["seq"]) > types[r["type"]]]
+            kept += [r for r in rows if r[SEQ] > types[r[TYPE]]]
             if len(rows) < want:
                 if upto >= head:
                     return kept, head  # read to the head
                 pos = upto  # nothing more of the sink's in this window: the next, wider one
                 continue
-            pos = int(rows[-1]["seq"])
+            pos = rows[-1][SEQ]
             if len(kept) == room:
                 return kept, pos
 
@@ -307,15 +307,15 @@ class Deliveries(Repository):
         n = 0
         while True:
             rows, to = self._next_rows(tx, account, types, pos, head, EXPIRE_STEP)
-            young = next((i for i, r in enumerate(rows) if int(r["received_at"]) >= cut), None)
+            young = next((i for i, r in enumerate(rows) if r[RECEIVED_AT] >= cut), None)
             old = rows if young is None else rows[:young]  # the log is in arrival order
             if old:
-                tx.many(self.q.insert_dead, [{"a": account, "s": sink_sid, "q": r["seq"], "eid": r["id"],
-                                              "t": r["type"], "n": 0, "c": code, "e": reason, "now": now_ms}
+                tx.many(self.q.insert_dead, [{"a": account, "s": sink_sid, "q": r[SEQ], "eid": r[ID],
+                                              "t": r[TYPE], "n": 0, "c": code, "e": reason, "now": now_ms}
                                              for r in old])  # fmt: skip
                 n += len(old)
             # past what expired (and what was never the sink's); up to the first event still in its window
-            pos = to if young is None else int(old[-1]["seq"]) if old else pos
+            pos = to if young is None else old[-1][SEQ] if old else pos
             tx.run(self.q.advance_cursor, s=sink_sid, to=pos)
             if young is not None or pos >= head:
                 return n
@@ -346,7 +346,7 @@ class Deliveries(Repository):
                 types = self._types(tx, sink_sid)
                 upto = int(cur["head"] or 0)
                 first, _ = self._next_rows(tx, cur["account_sid"], types, int(cur["position"]), upto, 1)
-                due += [first[0]["received_at"]] if first else []
+                due += [first[0][RECEIVED_AT]] if first else []
             return min((int(d) for d in due if d is not None), default=None)
 
         return await self.db.run(go)
@@ -366,7 +366,7 @@ class Deliveries(Repository):
                     pos, head = int(c["position"]), int(c["head"])
                     rows, _ = self._next_rows(tx, c["account_sid"], types, pos, head, behind)
                     behind = len(rows)
-                    first = rows[0]["received_at"] if rows else None
+                    first = rows[0][RECEIVED_AT] if rows else None
                 else:  # a long backlog: the distance to the head stands for it (an upper bound), by index
                     first = c["oldest"]
                 depth += behind
@@ -445,30 +445,18 @@ class Deliveries(Repository):
 EXACT_BACKLOG = 10_000  # a cursor this close to its head has its backlog counted exactly (metrics)
 EXPIRE_STEP = 5000  # log events dead-lettered per statement batch when a down sink's window passes
 MIN_SPAN = 2048  # seqs one read of the log covers at least (see _next_rows)
+# a row of the log as deliveries.sql's log_after selects it (Tx.rows: a tuple in the SELECT's order)
+SEQ, ID, TYPE, SCHEMA_VERSION, PAYLOAD, PACKED, RECEIVED_AT = range(7)
 
 
 def _from_log(
-    rows: list[Any], types: dict[str, int], sink_sid: str, account_sid: str, lease: str, batch: int
+    rows: list[tuple[Any, ...]], types: dict[str, int], sink_sid: str, account_sid: str, lease: str, batch: int
 ) -> list[LeasedDelivery]:
     """A batch's events as leased deliveries (not yet tried; their window started at their arrival)."""
     return [
-        LeasedDelivery(
-            0,
-            sink_sid,
-            account_sid,
-            int(r["seq"]),
-            0,
-            int(r["received_at"]),
-            r["id"],
-            r["type"],
-            r["schema_version"],
-            r["payload"],
-            lease,
-            batch,
-            r["packed"],
-        )
-        for r in rows
-        if int(r["seq"]) > types[r["type"]]
+        LeasedDelivery(0, sink_sid, account_sid, seq, 0, at, eid, etype, version, payload, lease, batch, packed)
+        for seq, eid, etype, version, payload, packed, at in rows
+        if seq > types[etype]
     ]
 
 
