@@ -131,8 +131,8 @@ class Meter:
         self.pids = {"serve": server.pid, "client": os.getpid()}
         if receiver is not None and receiver.proc is not None:
             self.pids["receiver"] = receiver.proc.pid
-        for child in child_pids(server.pid):  # serve's delivery process (SQLite)
-            self.pids["delivery"] = child
+        for k, child in enumerate(child_pids(server.pid)):  # serve's delivery processes (SQLite)
+            self.pids["delivery" if k == 0 else f"delivery{k + 1}"] = child
         self.pg = server.backend == "postgres"
         self.pg0 = {p: cpu_seconds(p) for p in postgres_pids()} if self.pg else {}
         self.t0 = time.monotonic()

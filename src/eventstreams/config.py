@@ -20,6 +20,7 @@ PREFIX = "EVENTSTREAMS_"
 CONFIG_ENV = "EVENTSTREAMS_CONFIG"
 DEFAULT_CONFIG_FILE = Path("eventstreams.toml")
 _TRUE = {"1", "true", "yes", "on"}
+DELIVERY_INDEX_ENV = "EVENTSTREAMS_DELIVERY_INDEX"  # which of serve's delivery processes a child is (not a setting)
 
 
 class ConfigError(ValueError):
@@ -103,6 +104,12 @@ class Settings:
         "On SQLite, run `serve`'s dispatcher in a second process of its own (restarted if it dies), so publishing"
         " and delivering each have a core; false: inside the serve process (docs/operations.md). On by default on"
         " Linux only (elsewhere its wake-ups would be polls). PostgreSQL scales with `eventstreams worker`.",
+    )  # fmt: skip
+    delivery_processes: int = setting(
+        1, "EVENTSTREAMS_DELIVERY_PROCESSES",
+        "On SQLite with `EVENTSTREAMS_DELIVERY_PROCESS`, how many delivery processes `serve` runs; each delivers"
+        " its own share of the sinks (by a hash of the sink SID). More than one pays off with many sinks and"
+        " cores to spare (docs/operations.md).",
     )  # fmt: skip
     dedupe_window_s: float = setting(
         86400.0, "EVENTSTREAMS_DEDUPE_WINDOW_SECONDS",
@@ -226,6 +233,14 @@ class Settings:
         " (`duckdb:///relative` or `duckdb:////absolute`), PostgreSQL (`postgresql://…`), or any dlt destination"
         " (`dlt+snowflake://`, credentials from dlt's config; docs/warehouse.md).",
     )  # fmt: skip
+
+    def sqlite_deliverers(self) -> int:
+        """How many processes deliver from one SQLite file under ``serve`` (1 when it delivers in-process)."""
+        if not (self.delivery and self.delivery_process):
+            return 1
+        if self.delivery_processes < 1:
+            raise ConfigError(f"EVENTSTREAMS_DELIVERY_PROCESSES: {self.delivery_processes} is below 1")
+        return self.delivery_processes
 
     def to_env(self) -> dict[str, str]:
         """These settings as the environment that reads back as them (a child process of ``serve``);

@@ -9,15 +9,16 @@ services and dispatcher together. HTTP surfaces and the CLI only ever hold a
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import clock
 from .bridge.credentials import BridgeCredentials
 from .bridge.sms import SmsCallbacks
 from .catalog import builtin_schema_versions, builtin_types
 from .catalog.runtime import Catalog
-from .config import Settings
+from .config import DELIVERY_INDEX_ENV, Settings
 from .crypto import Box
 from .delivery.publish import Publisher
 from .domain.accounts import Accounts
@@ -82,14 +83,26 @@ class Runtime:
         if self.delivery is not None or self.delivery_process is not None:
             return
         if not here and self._delivers_in_a_child():
-            self.delivery_process = DeliveryProcess(self.settings)
+            self.delivery_process = DeliveryProcess(self.settings, self.store.deliveries.release_leases)
             await self.delivery_process.start()
             return
         # the SMS sink reads profiles through the profiles domain
         self.delivery = DeliveryService(
-            self.settings, self.store, self.box, self.catalog, DeliveryMetrics(self.metrics), profiles=self.profiles
-        )
+            self.settings, self.store, self.box, self.catalog, DeliveryMetrics(self.metrics), profiles=self.profiles,
+            **self._share_of_serve(),
+        )  # fmt: skip
         await self.delivery.start()
+
+    def _share_of_serve(self) -> dict[str, Any]:
+        """As one of serve's delivery processes on SQLite: its share of the sinks, no lease release (serve
+        does it) and, but for the first, no pruning."""
+        from .store.sqlite import sink_shard
+
+        index = os.environ.get(DELIVERY_INDEX_ENV)
+        if index is None or self.store.dialect != "sqlite":
+            return {}
+        k, n = int(index), self.settings.sqlite_deliverers()
+        return {"owns": lambda sid: sink_shard(sid, n) == k, "release_leases": False, "prunes": k == 0}
 
     def _delivers_in_a_child(self) -> bool:
         # only where the child's metrics reach this process's /metrics (the serve command sets that up)

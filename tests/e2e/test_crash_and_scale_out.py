@@ -37,14 +37,14 @@ def _env(db: str, tmp: Path, **extra: str) -> dict[str, str]:
     }
 
 
-def _setup_sink(url: str, receiver: Receiver, batch: bool) -> str:
+def _setup_sink(url: str, receiver: Receiver, batch: bool, path: str = "/hook") -> str:
     r = requests.post(
         f"{url}/v1/Sinks",
         data={
             "Description": "crash",
             "SinkType": "webhook",
             "SinkConfiguration": json.dumps(
-                {"destination": receiver.url + "/hook", "method": "POST", "batch_events": batch}
+                {"destination": receiver.url + path, "method": "POST", "batch_events": batch}
             ),
         },
         auth=(SID, TOKEN),
@@ -230,3 +230,43 @@ def test_sqlite_delivery_process_killed_mid_stream_is_restarted_and_loses_nothin
         receiver.close()
     missing = pub.acked - _received(receiver)
     assert not missing, f"{len(missing)} acknowledged events never arrived"
+
+
+def test_sqlite_delivery_processes_share_the_sinks_and_one_killed_loses_nothing(tmp_path: Path) -> None:
+    """Two delivery processes on one SQLite file, each with its share of the sinks: kill -9 one mid-delivery,
+    serve releases its leases and starts another in its place, every sink gets every acknowledged event,
+    and the other process went on untouched."""
+    from eventstreams.store.sqlite import sink_shard
+
+    receiver = Receiver()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = _env(f"sqlite:///{tmp_path}/es.db", tmp_path, EVENTSTREAMS_DELIVERY_PROCESS="true",
+               EVENTSTREAMS_DELIVERY_PROCESSES="2", EVENTSTREAMS_LEASE_SECONDS="60")  # fmt: skip
+    proc = spawn(["serve", "--port", str(port)], env, tmp_path / "serve.log")
+    try:
+        wait_healthy(url, proc)
+        first, second = _children(proc.pid)
+        shares: dict[int, list[str]] = {0: [], 1: []}
+        while not all(shares.values()):  # each process gets a sink to deliver
+            path = f"/hook{sum(len(v) for v in shares.values())}"
+            receiver.plan[path] = [(200, 0.002)] * 100_000
+            shares[sink_shard(_setup_sink(url, receiver, batch=False, path=path), 2)].append(path)
+        paths = shares[0] + shares[1]
+        pub = Publisher(url, "s")
+        pub.start()
+        receiver.wait_for(lambda: all(len(receiver.events(p)) > 100 for p in paths), timeout=60)
+        os.kill(first, signal.SIGKILL)  # mid-delivery; its leases last 60 s, so only their release brings them back
+        pub.halt.set()
+        pub.join(10)
+        receiver.wait_for(lambda: len(_children(proc.pid)) == 2 and first not in _children(proc.pid), timeout=30)
+        receiver.wait_for(lambda: all(pub.acked <= {e["id"] for e in receiver.events(p)} for p in paths), timeout=40)
+        assert second in _children(proc.pid)  # the other one was not restarted
+        assert requests.get(f"{url}/readyz", timeout=5).json()["checks"]["dispatcher"]["ok"]
+    finally:
+        stop(proc)
+        receiver.close()
+    for p in paths:
+        missing = pub.acked - {e["id"] for e in receiver.events(p)}
+        assert not missing, f"{p}: {len(missing)} acknowledged events never arrived"
+

@@ -119,6 +119,26 @@ async def test_a_batch_whose_worker_died_is_sent_again_and_its_stale_outcomes_ar
     assert await _count(rt, "delivery_batches") == 0 and await _lease(rt, sink, now_ms=10**9) == []
 
 
+async def test_releasing_a_dead_workers_leases_hands_on_its_batches_and_retries_and_no_one_elses(
+    rt: Runtime,
+) -> None:
+    a = await new_principal(rt)
+    dead_sink, live_sink = await _sink(rt, a, TYPE), await _sink(rt, a, TYPE)
+    await _publish(rt, a.account.sid, _events(4))
+    first = await _lease(rt, dead_sink, tag="host:41:dead")
+    await _done(rt, first[:1], "retry")  # one retry row, due at 3_000
+    await _done(rt, first[1:])
+    await _publish(rt, a.account.sid, _events(3))
+    lost = await _lease(rt, dead_sink, now_ms=3_000, tag="host:41:dead")  # the retry and the new events
+    kept = await _lease(rt, live_sink, now_ms=3_000, tag="host:412:live")  # another worker, a pid that starts alike
+    assert len(lost) == 4 and len(kept) == 7
+    assert await rt.store.deliveries.release_leases("host:41:") == 2  # its retry row and its batch
+    again = await _lease(rt, dead_sink, now_ms=3_000, tag="heir")  # the batch it left, taken over whole
+    again += await _lease(rt, dead_sink, now_ms=3_000, tag="heir")  # then its retry
+    assert sorted(d.event_id for d in again) == sorted(d.event_id for d in lost)
+    assert await _lease(rt, live_sink, now_ms=3_000, tag="heir") == []  # the live worker's batch stays its own
+
+
 async def test_failures_become_retry_rows_and_dead_letters(rt: Runtime) -> None:
     a = await new_principal(rt)
     sink = await _sink(rt, a, TYPE)

@@ -251,3 +251,27 @@ async def test_an_event_this_build_cannot_read_is_retried_not_sent_and_the_rest_
     failed = [g for g in await rig.log() if g.outcome == "failed"]
     assert [json.loads(g.event_ids) for g in failed] == [[first]]
     assert failed[0].code == 91304 and "unknown dictionary (0x45539999)" in (failed[0].detail or "")
+
+
+async def test_a_dispatcher_with_a_share_of_the_sinks_runs_and_hears_only_its_own(rig: Rig) -> None:
+    """One of several delivery processes on a SQLite file (delivery/process.py): the others' sinks are neither
+    delivered here nor a reason to look at the store again when their wake-ups are heard."""
+    config = dispatcher_config(memory_settings(Path("/nonexistent")))
+
+    def share(mine: bool) -> Dispatcher:
+        return Dispatcher(rig.rt.store, rig.rt.box, rig.rt.catalog, config, run_workers=False,
+                          owns=lambda sid: (sid == rig.sink_sid) == mine)  # fmt: skip
+
+    others, ours = share(False), share(True)
+    with registry.registered(stub.SINK_TYPE):
+        await others.sync()
+        await ours.sync()
+    try:
+        assert list(others.workers) == [] and list(ours.workers) == [rig.sink_sid]
+        others.wake([rig.sink_sid])
+        assert not others._refresh.is_set()  # not its sink: no refresh
+        others.wake(["DG" + "0" * 32])  # a sink it would own but does not know yet: refresh
+        assert others._refresh.is_set()
+    finally:
+        await others.stop()
+        await ours.stop()

@@ -48,3 +48,30 @@ async def test_a_second_listener_polls_until_the_first_is_gone_then_takes_over(t
         sqlite_store.BIND_RETRY_S = old
         for w in (first, second, publisher):
             await w.close()
+
+
+async def test_several_delivery_processes_each_hear_of_their_own_share_of_the_sinks(tmp_path: Path) -> None:
+    import pytest
+
+    from eventstreams.store.sqlite import sink_shard
+
+    path = str(tmp_path / "a.db")
+    listeners = [FileWake(path, 3, k) for k in range(3)]
+    publisher = FileWake(path, 3)
+    heard: list[asyncio.Queue[list[str]]] = [asyncio.Queue() for _ in listeners]
+    for w, q in zip(listeners, heard, strict=True):
+        await w.listen(q.put_nowait)
+    sinks = [f"DG{i:032x}" for i in range(30)]
+    try:
+        publisher.fire(sinks)
+        for k, q in enumerate(heard):
+            share = [s for s in sinks if sink_shard(s, 3) == k]
+            assert share, "30 sinks over 3 processes: each has some"
+            assert await asyncio.wait_for(q.get(), 5) == share
+        await asyncio.sleep(0.05)
+        assert all(q.empty() for q in heard)
+        with pytest.raises(ValueError, match="delivery process 3 of 3"):
+            FileWake(path, 3, 3)
+    finally:
+        for w in (*listeners, publisher):
+            await w.close()

@@ -26,7 +26,7 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 # Every variable the service has read since before the table was generated: none may be renamed.
 KNOWN = """DATABASE_URL ACCOUNT_SID AUTH_TOKEN BASE_URL HOST PORT DATA_DIR SECRET_KEY MAX_BODY_BYTES
 ONE_SUBSCRIPTION_PER_SINK ALLOW_PRIVATE_DESTINATIONS ALLOW_SINK_ENDPOINT_URL SQLITE_SYNCHRONOUS PG_POOL_SIZE DELIVERY
-DELIVERY_PROCESS DEDUPE_WINDOW_SECONDS PACK_EVENTS PUBLISH_MAX_EVENTS PUBLISH_MAX_BYTES RETRY_FIRST_DELAY RETRY_MAX_DELAY RETRY_MAX_AGE
+DELIVERY_PROCESS DELIVERY_PROCESSES DEDUPE_WINDOW_SECONDS PACK_EVENTS PUBLISH_MAX_EVENTS PUBLISH_MAX_BYTES RETRY_FIRST_DELAY RETRY_MAX_DELAY RETRY_MAX_AGE
 DELIVERY_TIMEOUT SINK_MAX_IN_FLIGHT LOG_RETENTION_SECONDS ERROR_RETENTION_SECONDS EVENT_RETENTION_SECONDS
 ALERT_WEBHOOK_URL POLL_INTERVAL LEASE_SECONDS AWS_ENDPOINT_URL SEGMENT_ENDPOINT METRICS_TOKEN SANDBOX
 SANDBOX_DATABASE_URL SANDBOX_PORT SANDBOX_STEP_SECONDS SANDBOX_FAILURE_RATIO SANDBOX_OUTCOMES SANDBOX_PUBLISH_EVENTS
@@ -150,3 +150,22 @@ def test_settings_survive_the_environment_of_a_delivery_process(tmp_path: Path) 
                        alert_webhook_url=None, auth_token="tok", allow_private_destinations=True)  # fmt: skip
     assert Settings.from_env(changed.to_env()) == changed
     assert "EVENTSTREAMS_ALERT_WEBHOOK_URL" not in changed.to_env()  # unset stays unset
+
+
+def test_how_many_processes_deliver_from_a_sqlite_file(tmp_path: Path) -> None:
+    base = Settings(database_url=f"sqlite:///{tmp_path}/x.db", data_dir=tmp_path, delivery_process=True)
+    assert base.sqlite_deliverers() == 1
+    three = Settings.from_env({**base.to_env(), "EVENTSTREAMS_DELIVERY_PROCESSES": "3"})
+    assert three.sqlite_deliverers() == 3
+    in_serve = Settings.from_env({**three.to_env(), "EVENTSTREAMS_DELIVERY_PROCESS": "false"})
+    assert in_serve.sqlite_deliverers() == 1  # serve delivers itself: one deliverer, whatever the count says
+    with pytest.raises(ConfigError, match="EVENTSTREAMS_DELIVERY_PROCESSES: 0 is below 1"):
+        Settings.from_env({**base.to_env(), "EVENTSTREAMS_DELIVERY_PROCESSES": "0"}).sqlite_deliverers()
+
+
+def test_a_setting_that_cannot_be_read_stops_a_command_with_its_name_not_a_traceback() -> None:
+    for env, message in (({"EVENTSTREAMS_DELIVERY_PROCESSES": "0"}, "EVENTSTREAMS_DELIVERY_PROCESSES: 0 is below 1"),
+                         ({"EVENTSTREAMS_PORT": "abc"}, "EVENTSTREAMS_PORT: 'abc' is not an integer")):  # fmt: skip
+        result = CliRunner().invoke(main, ["serve"], env=env)
+        assert result.exit_code == 1, result.output
+        assert f"Error: {message}" in result.output and "Traceback" not in result.output

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
-from ..config import Settings
+from ..config import ConfigError, Settings
 from . import commands, sources
 from .output import output_option as _output_option
 
@@ -57,6 +57,9 @@ class _Main(click.Group):
         except click.ClickException as exc:
             exc.show()
             sys.exit(exc.exit_code)
+        except ConfigError as exc:  # a setting that cannot be read: its name and the problem, no traceback
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(1)
         except click.Abort:
             click.echo("Aborted!", err=True)
             sys.exit(130)
@@ -93,6 +96,7 @@ def serve(host: str | None, port: int | None) -> None:
 
     settings = Settings.from_env()
     settings = dataclasses.replace(settings, host=host or settings.host, port=port or settings.port)
+    settings.sqlite_deliverers()  # checked here, not in the server's start-up, so a bad count is a plain error
     if settings.delivery and settings.delivery_process and settings.database_url.startswith("sqlite"):
         _shared_metrics_dir()  # the delivery process's numbers reach this process's /metrics
     app = create_app(settings)

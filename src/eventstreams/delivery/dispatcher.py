@@ -371,8 +371,11 @@ class Dispatcher:
         sender_factory: Callable[[SinkContext], SinkSender] = create_sender,
         run_workers: bool = True,
         profiles: ProfileLookup | None = None,
+        owns: Callable[[str], bool] | None = None,
     ) -> None:
         self.store = store
+        # the sinks this dispatcher delivers, when several processes share a SQLite file (None: all of them)
+        self.owns = owns
         self.profiles = profiles  # what senders read profiles through (the SMS sink); None: no profiles
         self.box = box
         self.catalog = catalog
@@ -415,7 +418,8 @@ class Dispatcher:
         for sid in sinks:
             w = self.workers.get(sid)
             if w is None:
-                unknown = True
+                if self.owns is None or self.owns(sid):  # another process's sink is not news
+                    unknown = True
             else:
                 w.wake()
         if unknown:
@@ -440,7 +444,7 @@ class Dispatcher:
         await self._sync()
 
     async def _sync(self) -> None:
-        rows = await self.store.deliveries.sinks()
+        rows = [r for r in await self.store.deliveries.sinks() if self.owns is None or self.owns(r.sid)]
         versions = await self.store.deliveries.subscribed_versions()  # one query, not one per sink every refresh
         seen = set()
         for row in rows:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 import aiohttp
 import orjson
@@ -53,21 +54,31 @@ class DeliveryService:
         catalog: Catalog,
         metrics: DeliveryMetrics,
         profiles: ProfileLookup | None = None,
+        *,
+        owns: Callable[[str], bool] | None = None,
+        release_leases: bool | None = None,
+        prunes: bool = True,
     ) -> None:
         self.settings = settings
+        # On SQLite a lone deliverer releases what a crash left leased; serve's delivery processes have it
+        # done for them by serve, which knows which of them died (delivery/process.py).
+        self.release_leases = store.dialect == "sqlite" if release_leases is None else release_leases
+        self.prunes = prunes  # one of several processes on a file prunes it
         self.store = store
         self.box = box
         self.metrics = metrics
         hooks = Hooks([DeliveryLog(), Alerting(self._post_alert), LogLines(), metrics])
         config = dispatcher_config(settings)
-        self.dispatcher = Dispatcher(store, box, catalog, config, settings.public_base_url(), hooks, profiles=profiles)
+        self.dispatcher = Dispatcher(
+            store, box, catalog, config, settings.public_base_url(), hooks, profiles=profiles, owns=owns
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self._wake = store.wake_channel()
 
     async def start(self) -> None:
-        # On SQLite this process is the only deliverer, so leases left by a crash are ours to release.
-        await self.dispatcher.start(release_leases=self.store.dialect == "sqlite")
-        self._tasks.append(asyncio.create_task(self._prune_loop(), name="prune"))
+        await self.dispatcher.start(release_leases=self.release_leases)
+        if self.prunes:
+            self._tasks.append(asyncio.create_task(self._prune_loop(), name="prune"))
         await self._wake.listen(self.dispatcher.wake)
 
     async def stop(self) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ..config import Settings
+import os
+
+from ..config import DELIVERY_INDEX_ENV, Settings
 from .base import Store
 from .db import Database
 
@@ -11,7 +13,11 @@ def open_database(url: str, settings: Settings | None = None) -> Database:
     if url.startswith("sqlite:"):
         from .sqlite import SqliteDatabase
 
-        return SqliteDatabase(url, settings.sqlite_synchronous if settings else "NORMAL")
+        if settings is None:
+            return SqliteDatabase(url)
+        # serve's delivery processes each listen on a wake-up address of their own (delivery/process.py)
+        index = int(os.environ.get(DELIVERY_INDEX_ENV) or 0)
+        return SqliteDatabase(url, settings.sqlite_synchronous, settings.sqlite_deliverers(), index)
     if url.startswith(("postgresql:", "postgres:")):
         from .postgres import PostgresDatabase
 

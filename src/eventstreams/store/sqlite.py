@@ -18,6 +18,7 @@ import sqlite3
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,31 +35,53 @@ log = logging.getLogger("eventstreams.store")
 BIND_RETRY_S = 2.0
 
 
+def sink_shard(sid: str, deliverers: int) -> int:
+    """Which of the delivery processes on one SQLite file delivers this sink (and is woken for it)."""
+    return zlib.crc32(sid.encode()) % deliverers if deliverers > 1 else 0
+
+
 class FileWake(LocalWake):
     """In-process wake-ups, and across the processes using one SQLite file: after each commit a datagram
     with the sinks goes to an abstract Unix socket named after the file, which the process that delivers
-    (``serve``'s delivery process) binds when it listens. Nothing is written to disk and a lost datagram
-    costs only latency (the dispatcher also polls). Linux only; elsewhere the in-process part alone."""
+    (``serve``'s delivery process) binds when it listens. With several delivery processes each binds a name
+    of its own (``index``) and hears of its share of the sinks (:func:`sink_shard`). Nothing is written to
+    disk and a lost datagram costs only latency (the dispatcher also polls). Linux only; elsewhere the
+    in-process part alone."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, deliverers: int = 1, index: int = 0) -> None:
         super().__init__()
-        self.address: str | None = None
+        if not 0 <= index < deliverers:
+            raise ValueError(f"delivery process {index} of {deliverers} does not exist")
+        self.deliverers = deliverers
+        self.addresses: list[str] = []
         if path != ":memory:" and sys.platform == "linux":
             digest = hashlib.sha256(os.path.realpath(path).encode()).hexdigest()[:32]
-            self.address = f"\0eventstreams-wake-{digest}"
+            base = f"\0eventstreams-wake-{digest}"
+            self.addresses = [base if k == 0 else f"{base}-{k}" for k in range(deliverers)]
+        self.address = self.addresses[index] if self.addresses else None  # what this process binds to listen
         self._out: socket.socket | None = None
         self._in: socket.socket | None = None
         self._retry: asyncio.TimerHandle | None = None
 
     def fire(self, sinks: list[str]) -> None:
         super().fire(sinks)
-        if self.address is None or self._in is not None or not sinks:
+        if not self.addresses or self._in is not None or not sinks:
             return  # this process delivers itself: already told
+        if self.deliverers == 1:
+            self._send(sinks, self.addresses[0])
+            return
+        shares: dict[int, list[str]] = {}
+        for sid in sinks:
+            shares.setdefault(sink_shard(sid, self.deliverers), []).append(sid)
+        for k, share in shares.items():
+            self._send(share, self.addresses[k])
+
+    def _send(self, sinks: list[str], address: str) -> None:
         try:
             if self._out is None:
                 self._out = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
                 self._out.setblocking(False)
-            self._out.sendto(",".join(sinks).encode()[:60_000], self.address)
+            self._out.sendto(",".join(sinks).encode()[:60_000], address)
         except OSError:  # no delivery process listening, or its queue is full: polling covers it
             pass
 
@@ -377,11 +400,11 @@ class SqliteDatabase(Database):
 
     GROUP = 64
 
-    def __init__(self, url: str, synchronous: str = "NORMAL") -> None:
+    def __init__(self, url: str, synchronous: str = "NORMAL", deliverers: int = 1, index: int = 0) -> None:
         self.path = sqlite_path(url)
         self.synchronous = synchronous
         self.dialect = SqliteDialect()
-        self.wake = FileWake(self.path)
+        self.wake = FileWake(self.path, deliverers, index)
         self._conn: sqlite3.Connection | None = None
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None

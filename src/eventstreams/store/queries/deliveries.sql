@@ -162,6 +162,13 @@ UPDATE deliveries SET due_at = :until WHERE leased_by = :lease AND id IN LIST(:i
 -- name: release_leases
 UPDATE deliveries SET due_at = 0, leased_by = NULL WHERE leased_by IS NOT NULL;
 
+-- name: release_worker_leases
+-- substr, not LIKE: a host name may hold LIKE's wildcards
+UPDATE deliveries SET due_at = 0, leased_by = NULL WHERE substr(leased_by, 1, length(:w)) = :w;
+
+-- name: release_worker_batches
+UPDATE delivery_batches SET lease_until = 0 WHERE substr(leased_by, 1, length(:w)) = :w;
+
 -- name: delivery_sinks
 SELECT s.sid, s.account_sid, s.description, s.sink_type, s.configuration_sealed, s.status,
     s.signing_secret_sealed, s.date_created, s.date_updated,

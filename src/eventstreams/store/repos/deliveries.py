@@ -330,9 +330,18 @@ class Deliveries(Repository):
 
         return await self.db.run(go, write=True)
 
-    async def release_leases(self) -> int:
-        """Make every leased delivery and batch due now (single-process SQLite start-up)."""
-        return await self.db.run(lambda tx: tx.run(self.q.release_leases) + tx.run(self.q.release_batches), write=True)
+    async def release_leases(self, worker: str | None = None) -> int:
+        """Make leased deliveries and batches due now: every one (SQLite start-up, before any deliverer runs),
+        or those of the worker whose leases start with ``worker`` (a delivery process that died)."""
+        if worker is None:
+            return await self.db.run(
+                lambda tx: tx.run(self.q.release_leases) + tx.run(self.q.release_batches), write=True
+            )
+        return await self.db.run(
+            lambda tx: tx.run(self.q.release_worker_leases, w=worker)
+            + tx.run(self.q.release_worker_batches, w=worker),
+            write=True,
+        )
 
     async def next_due(self, sink_sid: str) -> int | None:
         """When the sink's next delivery falls due (epoch ms): a retry row's due time, a batch's lease
