@@ -75,3 +75,33 @@ async def test_several_delivery_processes_each_hear_of_their_own_share_of_the_si
     finally:
         for w in (*listeners, publisher):
             await w.close()
+
+
+async def test_a_writer_that_counts_the_delivery_processes_otherwise_still_reaches_each_sinks_process(
+    tmp_path: Path,
+) -> None:
+    """A CLI or an embedded caller may run with other settings than serve: its wake-ups find their way."""
+    from eventstreams.store.sqlite import sink_shard
+
+    path = str(tmp_path / "a.db")
+    sinks = [f"DG{i:032x}" for i in range(12)]
+    children = [FileWake(path, 2, k) for k in range(2)]
+    lone_worker = FileWake(str(tmp_path / "b.db"))  # one deliverer on another file
+    counts_one, counts_three = FileWake(path), FileWake(str(tmp_path / "b.db"), 3)
+    heard: list[asyncio.Queue[list[str]]] = [asyncio.Queue() for _ in range(3)]
+    for w, q in zip((*children, lone_worker), heard, strict=True):
+        await w.listen(q.put_nowait)
+    try:
+        counts_one.fire(sinks)  # all to the first child, which passes on the second's share
+        for k in range(2):
+            assert await asyncio.wait_for(heard[k].get(), 5) == [s for s in sinks if sink_shard(s, 2) == k]
+        counts_three.fire(sinks)  # names nobody bound: to the first name, where the lone worker listens
+        got: list[str] = []
+        while len(got) < len(sinks):
+            got += await asyncio.wait_for(heard[2].get(), 5)
+        assert sorted(got) == sinks
+        await asyncio.sleep(0.05)
+        assert all(q.empty() for q in heard)
+    finally:
+        for w in (*children, lone_worker, counts_one, counts_three):
+            await w.close()

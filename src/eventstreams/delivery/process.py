@@ -101,6 +101,12 @@ class DeliveryProcess:
 
     async def stop(self) -> None:
         self._stopping = True
+        # the watchers first: one caught starting a successor would otherwise leave it running (asyncio kills
+        # a child whose start is cancelled)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
         live = [p for p in self._procs if p is not None and p.returncode is None]
         for proc in live:
             proc.terminate()
@@ -110,12 +116,6 @@ class DeliveryProcess:
             except TimeoutError:
                 proc.kill()
                 await proc.wait()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
 
 
 def follow_parent() -> None:

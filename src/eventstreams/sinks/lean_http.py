@@ -230,10 +230,12 @@ class LeanClient(ClientPolicy):
     def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
         """Fail the requests whose deadline passed (their connection closes); look again while any is in flight."""
         now = loop.time()
-        for conn in [c for c in self._in_flight if c.deadline <= now]:
-            self._in_flight.discard(conn)
-            conn._fail(TimeoutError(f"no answer within {self.timeout:g} s"))
-        self._sweeping = loop.call_at(now + self._sweep_every, self._sweep, loop) if self._in_flight else None
+        try:
+            for conn in [c for c in self._in_flight if c.deadline <= now]:
+                self._in_flight.discard(conn)
+                conn._fail(TimeoutError(f"no answer within {self.timeout:g} s"))
+        finally:  # whatever happened, the requests still in flight keep a sweep
+            self._sweeping = loop.call_at(now + self._sweep_every, self._sweep, loop) if self._in_flight else None
 
     def _take(self, key: Key) -> _Connection | None:
         idle = self._idle.get(key)

@@ -44,15 +44,17 @@ class FileWake(LocalWake):
     """In-process wake-ups, and across the processes using one SQLite file: after each commit a datagram
     with the sinks goes to an abstract Unix socket named after the file, which the process that delivers
     (``serve``'s delivery process) binds when it listens. With several delivery processes each binds a name
-    of its own (``index``) and hears of its share of the sinks (:func:`sink_shard`). Nothing is written to
-    disk and a lost datagram costs only latency (the dispatcher also polls). Linux only; elsewhere the
-    in-process part alone."""
+    of its own (``index``) and hears of its share of the sinks (:func:`sink_shard`). A writer that counts the
+    processes otherwise than serve does (a CLI or an embedded caller with other settings) still reaches them:
+    what finds no listener goes to the first name, and the first passes on what is not its own. Nothing is
+    written to disk and a lost datagram costs only latency (the dispatcher also polls). Linux only;
+    elsewhere the in-process part alone."""
 
     def __init__(self, path: str, deliverers: int = 1, index: int = 0) -> None:
         super().__init__()
         if not 0 <= index < deliverers:
             raise ValueError(f"delivery process {index} of {deliverers} does not exist")
-        self.deliverers = deliverers
+        self.deliverers, self.index = deliverers, index
         self.addresses: list[str] = []
         if path != ":memory:" and sys.platform == "linux":
             digest = hashlib.sha256(os.path.realpath(path).encode()).hexdigest()[:32]
@@ -67,22 +69,29 @@ class FileWake(LocalWake):
         super().fire(sinks)
         if not self.addresses or self._in is not None or not sinks:
             return  # this process delivers itself: already told
+        for k, share in self._shares(sinks).items():
+            self._send(share, k)
+
+    def _shares(self, sinks: list[str]) -> dict[int, list[str]]:
         if self.deliverers == 1:
-            self._send(sinks, self.addresses[0])
-            return
+            return {0: sinks}
         shares: dict[int, list[str]] = {}
         for sid in sinks:
             shares.setdefault(sink_shard(sid, self.deliverers), []).append(sid)
-        for k, share in shares.items():
-            self._send(share, self.addresses[k])
+        return shares
 
-    def _send(self, sinks: list[str], address: str) -> None:
+    def _send(self, sinks: list[str], k: int, fallback: bool = True) -> None:
         try:
             if self._out is None:
                 self._out = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
                 self._out.setblocking(False)
-            self._out.sendto(",".join(sinks).encode()[:60_000], address)
-        except OSError:  # no delivery process listening, or its queue is full: polling covers it
+            self._out.sendto(",".join(sinks).encode()[:60_000], self.addresses[k])
+        except ConnectionRefusedError:
+            # nobody on that name: fewer processes deliver than this one counts (a lone worker, or a serve
+            # run with another count); the first name's listener takes it or passes it on. Never twice.
+            if fallback and k:
+                self._send(sinks, 0, fallback=False)
+        except OSError:  # its queue is full, or nobody listens at all: polling covers it
             pass
 
     async def listen(self, callback: Callable[[list[str]], None]) -> None:
@@ -119,7 +128,14 @@ class FileWake(LocalWake):
                 return
             except OSError:
                 return
-            LocalWake.fire(self, [s for s in data.decode(errors="replace").split(",") if s])
+            sinks = [s for s in data.decode(errors="replace").split(",") if s]
+            if self.deliverers > 1:  # sent here by a writer that counts fewer processes: pass on the others'
+                shares = self._shares(sinks)
+                sinks = shares.pop(self.index, [])
+                for k, share in shares.items():
+                    self._send(share, k, fallback=False)
+            if sinks:
+                LocalWake.fire(self, sinks)
 
     async def close(self) -> None:
         if self._retry is not None:
