@@ -101,15 +101,15 @@ class Settings:
     )  # fmt: skip
     delivery_process: bool = setting(
         sys.platform.startswith("linux"), "EVENTSTREAMS_DELIVERY_PROCESS",
-        "On SQLite, run `serve`'s dispatcher in a second process of its own (restarted if it dies), so publishing"
-        " and delivering each have a core; false: inside the serve process (docs/operations.md). On by default on"
-        " Linux only (elsewhere its wake-ups would be polls). PostgreSQL scales with `eventstreams worker`.",
+        "Run `serve`'s dispatcher in a process of its own (restarted if it dies), so publishing and delivering"
+        " each have a core; false: inside the serve process (docs/operations.md). On by default on Linux only"
+        " (elsewhere SQLite's wake-ups would be polls). PostgreSQL also scales with `eventstreams worker`.",
     )  # fmt: skip
     delivery_processes: int = setting(
         1, "EVENTSTREAMS_DELIVERY_PROCESSES",
-        "On SQLite with `EVENTSTREAMS_DELIVERY_PROCESS`, how many delivery processes `serve` runs; each delivers"
-        " its own share of the sinks (by a hash of the sink SID). More than one pays off with many sinks and"
-        " cores to spare (docs/operations.md).",
+        "With `EVENTSTREAMS_DELIVERY_PROCESS`, how many delivery processes `serve` runs. On SQLite each delivers"
+        " its own share of the sinks (by a hash of the sink SID); on PostgreSQL they share all sinks like"
+        " workers. More than one pays off with many sinks and cores to spare (docs/operations.md).",
     )  # fmt: skip
     dedupe_window_s: float = setting(
         86400.0, "EVENTSTREAMS_DEDUPE_WINDOW_SECONDS",
@@ -234,8 +234,8 @@ class Settings:
         " (`dlt+snowflake://`, credentials from dlt's config; docs/warehouse.md).",
     )  # fmt: skip
 
-    def sqlite_deliverers(self) -> int:
-        """How many processes deliver from one SQLite file under ``serve`` (1 when it delivers in-process)."""
+    def serve_deliverers(self) -> int:
+        """How many processes deliver for ``serve``: its delivery processes, or 1 when it delivers itself."""
         if not (self.delivery and self.delivery_process):
             return 1
         if self.delivery_processes < 1:

@@ -74,8 +74,8 @@ class Runtime:
         return self.settings.public_base_url()
 
     async def start_delivery(self, *, here: bool = False) -> None:
-        """Run the dispatcher and route wake-ups to it: in this process, or (SQLite, `serve`) in a delivery
-        process of its own (delivery/process.py). ``here``: in this process whatever the settings say."""
+        """Run the dispatcher and route wake-ups to it: in this process, or (`serve`) in delivery processes of
+        its own (delivery/process.py). ``here``: in this process whatever the settings say."""
         from .delivery.metrics import DeliveryMetrics
         from .delivery.process import DeliveryProcess
         from .delivery.service import DeliveryService
@@ -83,7 +83,7 @@ class Runtime:
         if self.delivery is not None or self.delivery_process is not None:
             return
         if not here and self._delivers_in_a_child():
-            self.delivery_process = DeliveryProcess(self.settings, self.store.deliveries.release_leases)
+            self.delivery_process = DeliveryProcess(self.settings, self._release_for_children)
             await self.delivery_process.start()
             return
         # the SMS sink reads profiles through the profiles domain
@@ -101,15 +101,20 @@ class Runtime:
         index = os.environ.get(DELIVERY_INDEX_ENV)
         if index is None or self.store.dialect != "sqlite":
             return {}
-        k, n = int(index), self.settings.sqlite_deliverers()
+        k, n = int(index), self.settings.serve_deliverers()
         return {"owns": lambda sid: sink_shard(sid, n) == k, "release_leases": False, "prunes": k == 0}
+
+    async def _release_for_children(self, worker: str | None) -> int:
+        # On PostgreSQL other workers (other machines) may hold leases: none is released, they expire
+        if self.store.dialect != "sqlite":
+            return 0
+        return await self.store.deliveries.release_leases(worker)
 
     def _delivers_in_a_child(self) -> bool:
         # only where the child's metrics reach this process's /metrics (the serve command sets that up)
         s = self.settings
         return (
             s.delivery_process
-            and self.store.dialect == "sqlite"
             and ":memory:" not in s.database_url
             and self.metrics.multiproc_dir is not None
         )

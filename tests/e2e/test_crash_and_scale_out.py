@@ -196,14 +196,18 @@ def _children(pid: int) -> list[int]:
         return []
 
 
-def test_sqlite_delivery_process_killed_mid_stream_is_restarted_and_loses_nothing(tmp_path: Path) -> None:
-    """serve on SQLite delivers from a child process: kill -9 it mid-delivery, serve starts another, every
-    acknowledged event arrives; kill -9 serve, and its delivery process does not outlive it."""
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_delivery_process_killed_mid_stream_is_restarted_and_loses_nothing(backend: str, tmp_path: Path) -> None:
+    """serve delivers from a child process: kill -9 it mid-delivery, serve starts another, every acknowledged
+    event arrives (on SQLite serve releases the dead child's leases; on PostgreSQL they expire, as any dead
+    worker's do); kill -9 serve, and its delivery process does not outlive it."""
     receiver = Receiver()
     receiver.plan["/hook"] = [(200, 0.002)] * 100_000
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = _env(f"sqlite:///{tmp_path}/es.db", tmp_path, EVENTSTREAMS_DELIVERY_PROCESS="true")
+    name = f"es_child_{os.getpid()}"
+    db = f"sqlite:///{tmp_path}/es.db" if backend == "sqlite" else pg_database(name)
+    env = _env(db, tmp_path, EVENTSTREAMS_DELIVERY_PROCESS="true")
     proc = spawn(["serve", "--port", str(port)], env, tmp_path / "serve.log")
     try:
         wait_healthy(url, proc)
@@ -228,6 +232,8 @@ def test_sqlite_delivery_process_killed_mid_stream_is_restarted_and_loses_nothin
     finally:
         stop(proc)
         receiver.close()
+        if backend == "postgres":
+            drop_pg_database(name)
     missing = pub.acked - _received(receiver)
     assert not missing, f"{len(missing)} acknowledged events never arrived"
 

@@ -154,13 +154,13 @@ def test_settings_survive_the_environment_of_a_delivery_process(tmp_path: Path) 
 
 def test_how_many_processes_deliver_from_a_sqlite_file(tmp_path: Path) -> None:
     base = Settings(database_url=f"sqlite:///{tmp_path}/x.db", data_dir=tmp_path, delivery_process=True)
-    assert base.sqlite_deliverers() == 1
+    assert base.serve_deliverers() == 1
     three = Settings.from_env({**base.to_env(), "EVENTSTREAMS_DELIVERY_PROCESSES": "3"})
-    assert three.sqlite_deliverers() == 3
+    assert three.serve_deliverers() == 3
     in_serve = Settings.from_env({**three.to_env(), "EVENTSTREAMS_DELIVERY_PROCESS": "false"})
-    assert in_serve.sqlite_deliverers() == 1  # serve delivers itself: one deliverer, whatever the count says
+    assert in_serve.serve_deliverers() == 1  # serve delivers itself: one deliverer, whatever the count says
     with pytest.raises(ConfigError, match="EVENTSTREAMS_DELIVERY_PROCESSES: 0 is below 1"):
-        Settings.from_env({**base.to_env(), "EVENTSTREAMS_DELIVERY_PROCESSES": "0"}).sqlite_deliverers()
+        Settings.from_env({**base.to_env(), "EVENTSTREAMS_DELIVERY_PROCESSES": "0"}).serve_deliverers()
 
 
 def test_a_setting_that_cannot_be_read_stops_a_command_with_its_name_not_a_traceback() -> None:

@@ -87,7 +87,7 @@ def main(profile: str | None) -> None:
 @click.option("--host", default=None, help="Listen address (default 127.0.0.1 or EVENTSTREAMS_HOST).")
 @click.option("--port", default=None, type=int, help="Listen port (default 8080 or EVENTSTREAMS_PORT).")
 def serve(host: str | None, port: int | None) -> None:
-    """Run the HTTP API (and, on SQLite, the delivery workers)."""
+    """Run the HTTP API and the delivery (in processes of its own on Linux; EVENTSTREAMS_DELIVERY_PROCESS)."""
     import dataclasses
 
     import uvicorn
@@ -96,8 +96,8 @@ def serve(host: str | None, port: int | None) -> None:
 
     settings = Settings.from_env()
     settings = dataclasses.replace(settings, host=host or settings.host, port=port or settings.port)
-    settings.sqlite_deliverers()  # checked here, not in the server's start-up, so a bad count is a plain error
-    if settings.delivery and settings.delivery_process and settings.database_url.startswith("sqlite"):
+    settings.serve_deliverers()  # checked here, not in the server's start-up, so a bad count is a plain error
+    if settings.delivery and settings.delivery_process:
         _shared_metrics_dir()  # the delivery process's numbers reach this process's /metrics
     app = create_app(settings)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", access_log=False, log_config=None)

@@ -1,5 +1,5 @@
-"""``serve``'s delivery processes on SQLite: the dispatcher in child processes of its own, so that publishing
-(HTTP, validation, the SQLite writer) and delivering (leases, sending, signing) each have a core.
+"""``serve``'s delivery processes: the dispatcher in child processes of its own, so that publishing (HTTP,
+validation, the store's writes) and delivering (leases, sending, signing) each have a core.
 
 Each child is ``eventstreams worker`` with the parent's settings (passed as its environment, so settings
 given in code reach it too) and its index; it exits when the parent dies (PR_SET_PDEATHSIG, and a check of
@@ -7,10 +7,12 @@ its parent every second). The parent restarts a child that dies. The one-writer 
 process writes through SQLite's WAL lock, the children only in short transactions (a batch, a cursor move,
 a retry row), and wake-ups cross by the database's datagram sockets (store/sqlite.FileWake).
 
-With ``EVENTSTREAMS_DELIVERY_PROCESSES`` above 1 each child delivers its own share of the sinks
+On SQLite, with ``EVENTSTREAMS_DELIVERY_PROCESSES`` above 1, each child delivers its own share of the sinks
 (store/sqlite.sink_shard), listens on a wake-up address of its own, and only the first prunes. Leases a
 dead child left are released by the parent before it starts the child's successor (by the dead child's pid,
-which its leases name), and all of them at start: the children then never release each other's.
+which its leases name), and all of them at start: the children then never release each other's. On
+PostgreSQL the children are workers like any other (LISTEN/NOTIFY, leases taken over when they expire;
+other machines' workers may hold some, so none is released).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ class DeliveryProcess:
     def __init__(self, settings: Settings, release: Release) -> None:
         self.settings = settings
         self.release = release
-        self.count = settings.sqlite_deliverers()
+        self.count = settings.serve_deliverers()
         self._procs: list[asyncio.subprocess.Process | None] = [None] * self.count
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False

@@ -17,7 +17,7 @@ def open_database(url: str, settings: Settings | None = None) -> Database:
             return SqliteDatabase(url)
         # serve's delivery processes each listen on a wake-up address of their own (delivery/process.py)
         index = int(os.environ.get(DELIVERY_INDEX_ENV) or 0)
-        return SqliteDatabase(url, settings.sqlite_synchronous, settings.sqlite_deliverers(), index)
+        return SqliteDatabase(url, settings.sqlite_synchronous, settings.serve_deliverers(), index)
     if url.startswith(("postgresql:", "postgres:")):
         from .postgres import PostgresDatabase
 
